@@ -1,0 +1,65 @@
+/*
+ * util.h: small things every prefpipe tool and library file needs: memory
+ * that cannot fail, a growable byte buffer, strict number parsing for
+ * options, and the start-up that gives every tool the same SIGPIPE and
+ * exit-status behaviour.
+ */
+#ifndef PREFPIPE_UTIL_H
+#define PREFPIPE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit statuses shared by every tool. */
+enum { EXIT_DATA = 1, EXIT_USAGE = 2 };
+
+/* Memory allocation that ends the program with a message when it fails. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+void *xreallocarray(void *p, size_t n, size_t size);
+char *xstrdup(const char *s);
+
+/* A growable byte buffer; data is always NUL-terminated. */
+struct strbuf {
+	char *data;
+	size_t len, cap;
+};
+void sb_init(struct strbuf *b);
+void sb_free(struct strbuf *b);
+void sb_reserve(struct strbuf *b, size_t extra);
+void sb_add(struct strbuf *b, const void *p, size_t n);
+void sb_addc(struct strbuf *b, char c);
+void sb_adds(struct strbuf *b, const char *s);
+void sb_printf(struct strbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline void sb_clear(struct strbuf *b) { b->len = 0; if (b->data) b->data[0] = 0; }
+
+/*
+ * Tool start-up: restores the default SIGPIPE action, so a tool whose
+ * reader went away (`tool | head -1`) ends quietly like any Unix filter.
+ */
+void pp_init(int argc, char **argv);
+/* The tool's usage line(s), set by the tool; printed by pp_usage. */
+extern const char *pp_synopsis;
+/* Print "usage: ..." and exit 2, after an optional message. */
+void pp_usage(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
+/* Print the synopsis to stdout and exit 0 (for --help). */
+void pp_help(void) __attribute__((noreturn));
+
+/*
+ * Option values, parsed strictly: the whole string must be a number within
+ * [min, max]; anything else is a usage error naming the option.
+ */
+long long pp_parse_int(const char *opt, const char *s, long long min,
+    long long max);
+double pp_parse_num(const char *opt, const char *s, double min, double max);
+
+/* Close stdout, ending the program with a message if data was lost. */
+void pp_close_stdout(void);
+
+/* Monotonic wall-clock seconds. */
+double pp_now(void);
+
+#endif

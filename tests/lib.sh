@@ -1,0 +1,50 @@
+# tests/lib.sh: sourced by every shell test.  Run from `make check`, which
+# puts the built tools first on PATH and sets top_srcdir and top_builddir.
+set -u
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+: "${PYTHON3:=/usr/bin/python3}"
+fixtures="$top_srcdir/tests/fixtures"
+T=$(mktemp -d "${TMPDIR:-/tmp}/prefpipe-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+failures=0
+
+# fail MESSAGE: record a failed check and go on.
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# check NAME CMD...: CMD must succeed.
+check() {
+	name=$1; shift
+	if "$@"; then :; else fail "$name"; fi
+}
+
+# expect_fail STATUS PATTERN CMD...: CMD must exit with STATUS and print a
+# message matching the extended regex PATTERN on stderr.
+expect_fail() {
+	want=$1 pat=$2; shift 2
+	"$@" >"$T/out" 2>"$T/err"
+	got=$?
+	if [ "$got" != "$want" ]; then
+		fail "$* exited $got, want $want; stderr: $(cat "$T/err")"
+	elif ! grep -Eq -- "$pat" "$T/err"; then
+		fail "$*: stderr \"$(cat "$T/err")\" does not match /$pat/"
+	fi
+}
+
+# same NAME FILE1 FILE2: the files must be byte-identical.
+same() {
+	if ! cmp -s "$2" "$3"; then
+		fail "$1: $2 and $3 differ"; diff "$2" "$3" | head -5 >&2
+	fi
+}
+
+# skip REASON: the test cannot run here (automake's status 77).
+skip() { echo "SKIP: $*" >&2; exit 77; }
+
+# finish: exit with the test's status.
+finish() {
+	if [ "$failures" -ne 0 ]; then
+		echo "$failures check(s) failed" >&2; exit 1
+	fi
+	exit 0
+}
