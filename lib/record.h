@@ -139,11 +139,13 @@ void rec_writer_close(struct rec_writer *w);
 /* JSON text, as the record codec writes and reads it */
 
 /*
- * Append the JSON text of o to buf.  Returns 0, or -1 when a string is not
- * valid UTF-8 (nothing useful is appended then).
+ * Append the JSON text of o to buf.  Returns 0, or one of the negative codes
+ * below, after which buf holds a partial text to be thrown away.
  */
+enum { JSON_BAD_UTF8 = -1, JSON_BAD_KEY = -2, JSON_BAD_EXT = -3 };
 struct strbuf;
 int json_emit(struct strbuf *buf, const msgpack_object *o);
+const char *json_emit_error(int code);
 /*
  * Parse one JSON value from text[0..len) into *out, allocating in zone.
  * Returns 0; on error -1 with a message in err and the byte offset of the

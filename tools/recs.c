@@ -1,0 +1,404 @@
+/*
+ * recs: inspect and convert record streams.
+ *
+ * Every subcommand reads records in any form the library detects (msgpack,
+ * JSON Lines, either zstd-compressed) from its file operands or stdin.
+ */
+#include "config.h"
+
+#include <err.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "record.h"
+#include "strmap.h"
+#include "util.h"
+
+#define SYNOPSIS \
+	"recs cat [-Jz] [FILE ...]\n" \
+	"       recs to-json [-z] [FILE ...]\n" \
+	"       recs from-json [-z] [FILE ...]\n" \
+	"       recs head [-Jz] [-n N] [FILE ...]\n" \
+	"       recs count [FILE ...]\n" \
+	"       recs stats [-Jz] [--by FIELD] [FIELD ...]\n" \
+	"       recs to-tsv [-H] FIELD ..."
+
+/* Output options shared by the subcommands that write records. */
+static int out_flags = REC_AUTO;
+
+static const struct option out_opts[] = {
+	{ "json", no_argument, NULL, 'J' },
+	{ "zstd", no_argument, NULL, 'z' },
+	{ "lines", required_argument, NULL, 'n' },
+	{ "by", required_argument, NULL, 'b' },
+	{ "header", no_argument, NULL, 'H' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/*
+ * Parse the options of a subcommand; allowed lists its option letters.
+ * Returns the index of the first operand.
+ */
+static int
+parse_opts(int argc, char **argv, const char *allowed, long long *n,
+    const char **by, int *header)
+{
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "Jzn:b:Hh", out_opts, NULL)) != -1) {
+		if (c == 'h')
+			pp_help();
+		if (c == '?' || strchr(allowed, c) == NULL)
+			pp_usage(c == '?' ? NULL : "%s: option -%c not "
+			    "allowed here", argv[0], c);
+		switch (c) {
+		case 'J':
+			out_flags = (out_flags & ~REC_AUTO) | REC_JSON;
+			break;
+		case 'z':
+			out_flags |= REC_ZSTD;
+			break;
+		case 'n':
+			*n = pp_parse_int("-n", optarg, 0, (long long)1 << 62);
+			break;
+		case 'b':
+			*by = optarg;
+			break;
+		case 'H':
+			*header = 1;
+			break;
+		}
+	}
+	return optind;
+}
+
+/* cat, to-json, from-json, head: copy records, re-encoded. */
+static int
+cmd_copy(int argc, char **argv, int flags, const char *allowed)
+{
+	long long limit = strchr(allowed, 'n') ? 10 : -1;	/* head: 10 */
+	int first = parse_opts(argc, argv, allowed, &limit, NULL, NULL);
+	if (flags >= 0)
+		out_flags = (out_flags & REC_ZSTD) | flags;
+	struct rec_reader *rd = rec_reader_open(argv + first, argc - first);
+	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
+	struct rec r;
+	for (long long i = 0; limit < 0 || i < limit; i++) {
+		if (!rec_read(rd, &r))
+			break;
+		rec_write(w, &r);
+		rec_free(&r);
+	}
+	rec_writer_close(w);
+	rec_reader_close(rd);
+	return 0;
+}
+
+static int
+cmd_count(int argc, char **argv)
+{
+	int first = parse_opts(argc, argv, "", NULL, NULL, NULL);
+	struct rec_reader *rd = rec_reader_open(argv + first, argc - first);
+	struct rec r;
+	unsigned long long n = 0;
+	while (rec_read(rd, &r)) {
+		n++;
+		rec_free(&r);
+	}
+	rec_reader_close(rd);
+	printf("%llu\n", n);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* stats */
+
+/* Running moments of one field in one group (Welford's update). */
+struct moments {
+	uint64_t n;
+	double mean, m2, min, max;
+};
+
+struct group {
+	msgpack_object key;	/* the --by value (in keyzone) */
+	uint64_t records;
+	struct moments *m;	/* one per field */
+	size_t nm;
+};
+
+static void
+moments_add(struct moments *m, double x)
+{
+	if (m->n == 0 || x < m->min)
+		m->min = x;
+	if (m->n == 0 || x > m->max)
+		m->max = x;
+	m->n++;
+	double d = x - m->mean;
+	m->mean += d / (double)m->n;
+	m->m2 += d * (x - m->mean);
+}
+
+static int
+is_number(const msgpack_object *o, double *x)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		*x = (double)o->via.u64;
+		return 1;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		*x = (double)o->via.i64;
+		return 1;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		*x = o->via.f64;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int
+cmd_stats(int argc, char **argv)
+{
+	const char *by = NULL;
+	int first = parse_opts(argc, argv, "Jzb", NULL, &by, NULL);
+	char **fields = argv + first;
+	size_t nfields = (size_t)(argc - first);
+	int all = nfields == 0;		/* every numeric top-level field */
+	char **names = NULL;		/* the fields, in order seen */
+	struct strmap *fieldidx = strmap_new(), *groupidx = strmap_new();
+	struct group *groups = NULL;
+	size_t ngroups = 0;
+	msgpack_zone *keyzone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	msgpack_sbuffer kb;
+	msgpack_packer kp;
+	msgpack_sbuffer_init(&kb);
+	msgpack_packer_init(&kp, &kb, msgpack_sbuffer_write);
+
+	if (!all) {
+		names = fields;
+		for (size_t i = 0; i < nfields; i++)
+			strmap_put(fieldidx, fields[i], strlen(fields[i]),
+			    (long)i);
+	}
+	struct rec_reader *rd = rec_reader_open(NULL, 0);
+	struct rec r;
+	while (rec_read(rd, &r)) {
+		/* Find the record's group by the bytes of its key. */
+		msgpack_object nil = { .type = MSGPACK_OBJECT_NIL };
+		const msgpack_object *kv = by ? rec_get_path(&r, by) : NULL;
+		if (kv == NULL)
+			kv = &nil;
+		msgpack_sbuffer_clear(&kb);
+		msgpack_pack_object(&kp, *kv);
+		long g = strmap_get(groupidx, kb.data, kb.size);
+		if (g < 0) {
+			g = (long)ngroups++;
+			groups = xreallocarray(groups, ngroups, sizeof(*groups));
+			memset(&groups[g], 0, sizeof(groups[g]));
+			/* Keep the key: unpack a copy of its bytes. */
+			char *bytes = msgpack_zone_malloc(keyzone, kb.size);
+			memcpy(bytes, kb.data, kb.size);
+			size_t off = 0;
+			msgpack_unpack(bytes, kb.size, &off, keyzone,
+			    &groups[g].key);
+			strmap_put(groupidx, kb.data, kb.size, g);
+		}
+		struct group *gr = &groups[g];
+		gr->records++;
+		if (gr->nm < nfields) {
+			gr->m = xreallocarray(gr->m, nfields, sizeof(*gr->m));
+			memset(gr->m + gr->nm, 0, (nfields - gr->nm) *
+			    sizeof(*gr->m));
+			gr->nm = nfields;
+		}
+		if (all) {
+			for (uint32_t i = 0; i < r.n; i++) {
+				double x;
+				const msgpack_object *k = &r.kv[i].key;
+				if (!is_number(&r.kv[i].val, &x))
+					continue;
+				if (by && k->via.str.size == strlen(by) &&
+				    memcmp(k->via.str.ptr, by, strlen(by)) == 0)
+					continue;
+				long f = strmap_get(fieldidx, k->via.str.ptr,
+				    k->via.str.size);
+				if (f < 0) {
+					f = (long)nfields++;
+					names = xreallocarray(names, nfields,
+					    sizeof(*names));
+					names[f] = xmalloc(k->via.str.size + 1);
+					memcpy(names[f], k->via.str.ptr,
+					    k->via.str.size);
+					names[f][k->via.str.size] = 0;
+					strmap_put(fieldidx, names[f],
+					    k->via.str.size, f);
+					gr->m = xreallocarray(gr->m, nfields,
+					    sizeof(*gr->m));
+					memset(&gr->m[f], 0, sizeof(gr->m[f]));
+					gr->nm = nfields;
+				}
+				moments_add(&gr->m[f], x);
+			}
+		} else {
+			for (size_t f = 0; f < nfields; f++) {
+				const msgpack_object *v = rec_get_path(&r,
+				    fields[f]);
+				double x;
+				if (v == NULL || v->type == MSGPACK_OBJECT_NIL)
+					continue;
+				if (!is_number(v, &x))
+					rec_die(&r, fields[f], "expected number, "
+					    "got %s", rec_type_name(v));
+				moments_add(&gr->m[f], x);
+			}
+		}
+		rec_free(&r);
+	}
+	rec_reader_close(rd);
+
+	/* One record per group, in the order the groups first appeared. */
+	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
+	for (size_t g = 0; g < ngroups; g++) {
+		struct rec o, s;
+		rec_init(&o, "stats", g + 1);
+		if (by)
+			rec_set_obj(&o, by, &groups[g].key);
+		rec_set_uint(&o, "count", groups[g].records);
+		for (size_t f = 0; f < nfields; f++) {
+			struct moments m = { 0 };
+			if (f < groups[g].nm)
+				m = groups[g].m[f];
+			rec_init(&s, "stats", g + 1);
+			rec_set_uint(&s, "count", m.n);
+			if (m.n > 0) {
+				rec_set_num(&s, "mean", m.mean);
+				rec_set_num(&s, "std", sqrt(m.m2 /
+				    (double)m.n));
+				rec_set_num(&s, "min", m.min);
+				rec_set_num(&s, "max", m.max);
+			}
+			rec_set_sub(&o, names[f], &s);
+			rec_free(&s);
+		}
+		rec_write(w, &o);
+		rec_free(&o);
+		free(groups[g].m);
+	}
+	rec_writer_close(w);
+	if (all) {
+		for (size_t f = 0; f < nfields; f++)
+			free(names[f]);
+		free(names);
+	}
+	free(groups);
+	strmap_free(fieldidx);
+	strmap_free(groupidx);
+	msgpack_sbuffer_destroy(&kb);
+	msgpack_zone_free(keyzone);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* to-tsv */
+
+/* A value as one TSV cell: strings raw with \t \n \r \\ escaped. */
+static void
+tsv_cell(struct strbuf *b, const struct rec *r, const char *field,
+    const msgpack_object *v)
+{
+	if (v == NULL || v->type == MSGPACK_OBJECT_NIL)
+		return;
+	if (v->type == MSGPACK_OBJECT_STR) {
+		const char *s = v->via.str.ptr;
+		for (uint32_t i = 0; i < v->via.str.size; i++) {
+			switch (s[i]) {
+			case '\t': sb_add(b, "\\t", 2); break;
+			case '\n': sb_add(b, "\\n", 2); break;
+			case '\r': sb_add(b, "\\r", 2); break;
+			case '\\': sb_add(b, "\\\\", 2); break;
+			default: sb_addc(b, s[i]);
+			}
+		}
+		return;
+	}
+	int e = json_emit(b, v);
+	if (e != 0)
+		rec_die(r, field, "%s", json_emit_error(e));
+}
+
+static int
+cmd_to_tsv(int argc, char **argv)
+{
+	int header = 0;
+	int first = parse_opts(argc, argv, "H", NULL, NULL, &header);
+	if (first == argc)
+		pp_usage("to-tsv: no fields named");
+	struct strbuf line;
+	sb_init(&line);
+	if (header) {
+		for (int f = first; f < argc; f++) {
+			if (f > first)
+				sb_addc(&line, '\t');
+			sb_adds(&line, argv[f]);
+		}
+		puts(line.data);
+	}
+	struct rec_reader *rd = rec_reader_open(NULL, 0);
+	struct rec r;
+	while (rec_read(rd, &r)) {
+		sb_clear(&line);
+		for (int f = first; f < argc; f++) {
+			if (f > first)
+				sb_addc(&line, '\t');
+			tsv_cell(&line, &r, argv[f], rec_get_path(&r, argv[f]));
+		}
+		sb_addc(&line, '\n');
+		fwrite(line.data, 1, line.len, stdout);
+		rec_free(&r);
+	}
+	rec_reader_close(rd);
+	sb_free(&line);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+int
+main(int argc, char **argv)
+{
+	pp_init(argc, argv);
+	pp_synopsis = SYNOPSIS;
+	if (argc < 2)
+		pp_usage(NULL);
+	const char *cmd = argv[1];
+	argc--;
+	argv++;
+	int rc;
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)
+		pp_help();
+	else if (strcmp(cmd, "cat") == 0)
+		rc = cmd_copy(argc, argv, -1, "Jz");
+	else if (strcmp(cmd, "to-json") == 0)
+		rc = cmd_copy(argc, argv, REC_JSON, "z");
+	else if (strcmp(cmd, "from-json") == 0)
+		rc = cmd_copy(argc, argv, 0, "z");
+	else if (strcmp(cmd, "head") == 0) {
+		rc = cmd_copy(argc, argv, -1, "Jzn");
+	} else if (strcmp(cmd, "count") == 0)
+		rc = cmd_count(argc, argv);
+	else if (strcmp(cmd, "stats") == 0)
+		rc = cmd_stats(argc, argv);
+	else if (strcmp(cmd, "to-tsv") == 0)
+		rc = cmd_to_tsv(argc, argv);
+	else
+		pp_usage("unknown command: %s", cmd);
+	pp_close_stdout();
+	return rc;
+}
