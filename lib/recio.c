@@ -118,7 +118,7 @@ input_read(struct input *in, void *dst, size_t cap)
 		ZSTD_outBuffer ob = { dst, cap, 0 };
 		size_t r = ZSTD_decompressStream(in->zstd, &ob, &ib);
 		if (ZSTD_isError(r))
-			errx(EXIT_DATA, "%s: corrupt zstd frame: %s", in->name,
+			rec_fail("%s: corrupt zstd frame: %s", in->name,
 			    ZSTD_getErrorName(r));
 		/*
 		 * 0 means a frame just ended.  A call that made no progress
@@ -131,7 +131,7 @@ input_read(struct input *in, void *dst, size_t cap)
 			return ob.pos;
 		if (in->eof && in->rawpos == in->rawlen) {
 			if (in->zret != 0)
-				errx(EXIT_DATA, "%s: corrupt zstd frame: "
+				rec_fail("%s: corrupt zstd frame: "
 				    "truncated at end of input", in->name);
 			return 0;
 		}
@@ -249,7 +249,7 @@ next_input(struct rec_reader *rd)
 static void __attribute__((noreturn))
 bad_record(struct rec_reader *rd, const char *fmt, const char *what)
 {
-	errx(EXIT_DATA, "%s: record %llu: %s%s", rd->in.name,
+	rec_fail("%s: record %llu: %s%s", rd->in.name,
 	    (unsigned long long)rd->recno, fmt, what);
 }
 
@@ -262,7 +262,7 @@ check_map(struct rec_reader *rd, const msgpack_object *o)
 	for (uint32_t i = 0; i < o->via.map.size; i++) {
 		const msgpack_object *k = &o->via.map.ptr[i].key;
 		if (k->type != MSGPACK_OBJECT_STR) {
-			errx(EXIT_DATA, "%s: record %llu: key %u is not a "
+			rec_fail("%s: record %llu: key %u is not a "
 			    "string, got %s", rd->in.name,
 			    (unsigned long long)rd->recno, i, rec_type_name(k));
 		}
@@ -290,10 +290,10 @@ read_msgpack(struct rec_reader *rd, struct rec *r)
 		}
 		msgpack_unpacked_destroy(&res);
 		if (ret == MSGPACK_UNPACK_PARSE_ERROR)
-			errx(EXIT_DATA, "%s: record %llu: invalid msgpack",
+			rec_fail("%s: record %llu: invalid msgpack",
 			    rd->in.name, (unsigned long long)rd->recno + 1);
 		if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-			errx(EXIT_DATA, "%s: record %llu: out of memory",
+			rec_fail("%s: record %llu: out of memory",
 			    rd->in.name, (unsigned long long)rd->recno + 1);
 		/* MSGPACK_UNPACK_CONTINUE: the record goes on; read more. */
 		if (!msgpack_unpacker_reserve_buffer(&rd->unp, CHUNK))
@@ -302,7 +302,7 @@ read_msgpack(struct rec_reader *rd, struct rec *r)
 		    msgpack_unpacker_buffer_capacity(&rd->unp));
 		if (n == 0) {
 			if (msgpack_unpacker_message_size(&rd->unp) > 0)
-				errx(EXIT_DATA, "%s: record %llu: truncated "
+				rec_fail("%s: record %llu: truncated "
 				    "msgpack at end of input", rd->in.name,
 				    (unsigned long long)rd->recno + 1);
 			return 0;
@@ -372,7 +372,7 @@ read_json(struct rec_reader *rd, struct rec *r)
 		size_t pos;
 		if (json_parse(line, len, r->zone, &o, msg, sizeof(msg),
 		    &pos) < 0)
-			errx(EXIT_DATA, "%s: record %llu: invalid JSON at line "
+			rec_fail("%s: record %llu: invalid JSON at line "
 			    "%llu, column %zu: %s", rd->in.name,
 			    (unsigned long long)rd->recno,
 			    (unsigned long long)rd->lineno, pos + 1, msg);
@@ -535,10 +535,10 @@ encode_json(struct rec_writer *w, const msgpack_object_kv *kv, uint32_t n,
 			w->out.len = mark;
 			rec_writer_flush(w);
 			if (kv[i].key.type != MSGPACK_OBJECT_STR)
-				errx(EXIT_DATA, "%s: record %llu: key %u is "
+				rec_fail("%s: record %llu: key %u is "
 				    "not a string", src,
 				    (unsigned long long)recno, i);
-			errx(EXIT_DATA, "%s: record %llu: field \"%.*s\": %s",
+			rec_fail("%s: record %llu: field \"%.*s\": %s",
 			    src, (unsigned long long)recno,
 			    (int)kv[i].key.via.str.size, kv[i].key.via.str.ptr,
 			    json_emit_error(e));

@@ -194,6 +194,27 @@ rec_type_name(const msgpack_object *o)
 	return "unknown";
 }
 
+static void
+default_error(const char *msg)
+{
+	warnx("%s", msg);
+	exit(EXIT_DATA);
+}
+
+void (*rec_error_hook)(const char *msg) = default_error;
+
+void
+rec_fail(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rec_error_hook(msg);
+	exit(EXIT_DATA);	/* a hook must not return */
+}
+
 void
 rec_die(const struct rec *r, const char *key, const char *fmt, ...)
 {
@@ -208,11 +229,15 @@ rec_die(const struct rec *r, const char *key, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(b.data, (size_t)n + 1, fmt, ap);
 	va_end(ap);
+	char msg[1024];
 	if (key != NULL)
-		errx(EXIT_DATA, "%s: record %llu: field \"%s\": %s", r->src,
-		    (unsigned long long)r->recno, key, b.data);
-	errx(EXIT_DATA, "%s: record %llu: %s", r->src,
-	    (unsigned long long)r->recno, b.data);
+		snprintf(msg, sizeof(msg), "%s: record %llu: field \"%s\": %s",
+		    r->src, (unsigned long long)r->recno, key, b.data);
+	else
+		snprintf(msg, sizeof(msg), "%s: record %llu: %s", r->src,
+		    (unsigned long long)r->recno, b.data);
+	sb_free(&b);
+	rec_fail("%s", msg);
 }
 
 static const msgpack_object *

@@ -71,6 +71,15 @@ size_t rec_need_float_array(const struct rec *r, const char *key, float **out);
 /* A nested map as a record of its own (a copy; src/recno inherited). */
 void rec_need_sub(const struct rec *r, const char *key, struct rec *sub);
 
+/*
+ * Every error in the data ends in rec_fail: it formats the message and
+ * calls rec_error_hook, which by default prints it after the program's name
+ * and exits with status 1.  A fuzzer replaces the hook to longjmp back.
+ */
+extern void (*rec_error_hook)(const char *msg);
+void rec_fail(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
+
 /* End the program with the standard message about field key of r. */
 void rec_die(const struct rec *r, const char *key, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
