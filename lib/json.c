@@ -130,6 +130,10 @@ emit_string(struct strbuf *b, const char *s, size_t n)
 	static const char hex[] = "0123456789abcdef";
 	sb_reserve(b, n + 2);
 	b->data[b->len++] = '"';
+	if (n == 0) {
+		sb_addc(b, '"');
+		return;
+	}
 	size_t run = 0;	/* bytes copied as they are, pending */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -161,6 +165,8 @@ valid_utf8(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
+	if (n == 0)
+		return 1;	/* msgpack-c gives empty strings a NULL pointer */
 	while (i < n) {
 		/* Skip ASCII eight bytes at a time: most text is ASCII. */
 		while (i + 8 <= n) {
@@ -656,7 +662,8 @@ parse_array(struct parser *ps, msgpack_object *out)
 	}
 	size_t n = ps->nitems - base;
 	msgpack_object *a = pzalloc(ps, n * sizeof(*a));
-	memcpy(a, ps->items + base, n * sizeof(*a));
+	if (n)	/* items is NULL until the first value anywhere */
+		memcpy(a, ps->items + base, n * sizeof(*a));
 	ps->nitems = base;
 	out->type = MSGPACK_OBJECT_ARRAY;
 	out->via.array.ptr = a;

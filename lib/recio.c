@@ -246,26 +246,27 @@ next_input(struct rec_reader *rd)
 	}
 }
 
-static void __attribute__((noreturn))
-bad_record(struct rec_reader *rd, const char *fmt, const char *what)
-{
-	rec_fail("%s: record %llu: %s%s", rd->in.name,
-	    (unsigned long long)rd->recno, fmt, what);
-}
-
-/* The top-level value must be a map with string keys. */
+/*
+ * The top-level value must be a map with string keys.  On failure *zone is
+ * freed first, so an error hook that returns (a fuzzer) leaks nothing.
+ */
 static void
-check_map(struct rec_reader *rd, const msgpack_object *o)
+check_map(struct rec_reader *rd, const msgpack_object *o, msgpack_zone *zone)
 {
+	char msg[128] = "";
 	if (o->type != MSGPACK_OBJECT_MAP)
-		bad_record(rd, "not a map, got ", rec_type_name(o));
-	for (uint32_t i = 0; i < o->via.map.size; i++) {
+		snprintf(msg, sizeof(msg), "not a map, got %s",
+		    rec_type_name(o));
+	for (uint32_t i = 0; !*msg && i < o->via.map.size; i++) {
 		const msgpack_object *k = &o->via.map.ptr[i].key;
-		if (k->type != MSGPACK_OBJECT_STR) {
-			rec_fail("%s: record %llu: key %u is not a "
-			    "string, got %s", rd->in.name,
-			    (unsigned long long)rd->recno, i, rec_type_name(k));
-		}
+		if (k->type != MSGPACK_OBJECT_STR)
+			snprintf(msg, sizeof(msg), "key %u is not a string, "
+			    "got %s", i, rec_type_name(k));
+	}
+	if (*msg) {
+		msgpack_zone_free(zone);
+		rec_fail("%s: record %llu: %s", rd->in.name,
+		    (unsigned long long)rd->recno, msg);
 	}
 }
 
@@ -279,8 +280,8 @@ read_msgpack(struct rec_reader *rd, struct rec *r)
 		    &res);
 		if (ret == MSGPACK_UNPACK_SUCCESS) {
 			rd->recno++;
-			check_map(rd, &res.data);
 			r->zone = msgpack_unpacked_release_zone(&res);
+			check_map(rd, &res.data, r->zone);
 			r->kv = res.data.via.map.ptr;
 			r->n = res.data.via.map.size;
 			r->cap = 0;	/* borrowed from the unpacked data */
@@ -293,7 +294,8 @@ read_msgpack(struct rec_reader *rd, struct rec *r)
 			rec_fail("%s: record %llu: invalid msgpack",
 			    rd->in.name, (unsigned long long)rd->recno + 1);
 		if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-			rec_fail("%s: record %llu: out of memory",
+			rec_fail("%s: record %llu: out of memory (a corrupt "
+			    "msgpack length?)",
 			    rd->in.name, (unsigned long long)rd->recno + 1);
 		/* MSGPACK_UNPACK_CONTINUE: the record goes on; read more. */
 		if (!msgpack_unpacker_reserve_buffer(&rd->unp, CHUNK))
@@ -371,12 +373,14 @@ read_json(struct rec_reader *rd, struct rec *r)
 		char msg[128];
 		size_t pos;
 		if (json_parse(line, len, r->zone, &o, msg, sizeof(msg),
-		    &pos) < 0)
+		    &pos) < 0) {
+			rec_free(r);
 			rec_fail("%s: record %llu: invalid JSON at line "
 			    "%llu, column %zu: %s", rd->in.name,
 			    (unsigned long long)rd->recno,
 			    (unsigned long long)rd->lineno, pos + 1, msg);
-		check_map(rd, &o);
+		}
+		check_map(rd, &o, r->zone);
 		r->kv = o.via.map.ptr;
 		r->n = o.via.map.size;
 		r->cap = 0;

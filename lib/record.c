@@ -60,13 +60,15 @@ obj_copy(msgpack_zone *z, msgpack_object *dst, const msgpack_object *src)
 	case MSGPACK_OBJECT_STR:
 	case MSGPACK_OBJECT_BIN: {
 		char *p = zalloc(z, src->via.str.size);
-		memcpy(p, src->via.str.ptr, src->via.str.size);
+		if (src->via.str.size)	/* empty strings may have no pointer */
+			memcpy(p, src->via.str.ptr, src->via.str.size);
 		dst->via.str.ptr = p;
 		break;
 	}
 	case MSGPACK_OBJECT_EXT: {
 		char *p = zalloc(z, src->via.ext.size);
-		memcpy(p, src->via.ext.ptr, src->via.ext.size);
+		if (src->via.ext.size)
+			memcpy(p, src->via.ext.ptr, src->via.ext.size);
 		dst->via.ext.ptr = p;
 		break;
 	}
@@ -122,7 +124,7 @@ static int
 key_is(const msgpack_object *k, const char *key, size_t len)
 {
 	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-	    memcmp(k->via.str.ptr, key, len) == 0;
+	    (len == 0 || memcmp(k->via.str.ptr, key, len) == 0);
 }
 
 static int

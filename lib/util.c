@@ -87,6 +87,10 @@ sb_reserve(struct strbuf *b, size_t extra)
 void
 sb_add(struct strbuf *b, const void *p, size_t n)
 {
+	if (n == 0) {
+		sb_reserve(b, 0);
+		return;
+	}
 	sb_reserve(b, n);
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
