@@ -198,9 +198,73 @@ emit_uint(struct strbuf *b, uint64_t v)
 }
 
 /*
- * The shortest "%.*g" text of v that reads back to the same value, at
- * float32 precision when single.  The text always holds '.', 'e' or a
- * name, so it reads back as a float and not as an integer.
+ * Fast path for the shortest decimal of v: the fewest fraction digits k
+ * such that the integer r = round(v * 10^k) reads back as v.  With r below
+ * 2^53 and k <= 22, r and 10^k are exact doubles, so r / 10^k is the
+ * correctly rounded value of the decimal r * 10^-k, which is what strtod
+ * returns for it: the test is exact.  float32 is checked with strtof, which
+ * rounds the decimal once, as a reader would.  Returns 0 when v is outside
+ * the range this handles.
+ */
+static int
+emit_float_fixed(struct strbuf *b, double v, int single)
+{
+	static const double p10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+	    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17 };
+	double a = fabs(v);
+	if (!(a >= 1e-5 && a < 1e15))
+		return 0;
+	int maxdig = single ? 9 : 17;
+	for (int k = 0; k < 18; k++) {
+		double m = nearbyint(a * p10[k]);
+		if (m >= 9007199254740992.0)	/* 2^53 */
+			return 0;
+		if (m == 0)
+			continue;
+		uint64_t r = (uint64_t)m;
+		char digits[24], *d = digits + sizeof(digits);
+		do {
+			*--d = (char)('0' + r % 10);
+			r /= 10;
+		} while (r);
+		int nd = (int)(digits + sizeof(digits) - d);
+		/* Leading zeros of a fraction are not significant digits. */
+		if (nd > maxdig)
+			return 0;
+		char text[48], *t = text;
+		if (v < 0)
+			*t++ = '-';
+		if (nd <= k) {
+			*t++ = '0';
+			*t++ = '.';
+			for (int z = 0; z < k - nd; z++)
+				*t++ = '0';
+			memcpy(t, d, (size_t)nd);
+			t += nd;
+		} else {
+			memcpy(t, d, (size_t)(nd - k));
+			t += nd - k;
+			*t++ = '.';
+			if (k == 0)
+				*t++ = '0';
+			memcpy(t, d + nd - k, (size_t)k);
+			t += k;
+		}
+		*t = 0;
+		int same = single ? strtof(text, NULL) == (float)v :
+		    m / p10[k] == a;
+		if (same) {
+			sb_add(b, text, (size_t)(t - text));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The shortest decimal of v that reads back to the same value, at float32
+ * precision when single.  The text always holds '.', 'e' or a name, so it
+ * reads back as a float and not as an integer.
  */
 static void
 emit_float(struct strbuf *b, double v, int single)
@@ -214,6 +278,8 @@ emit_float(struct strbuf *b, double v, int single)
 		sb_adds(b, v < 0 ? "-Infinity" : "Infinity");
 		return;
 	}
+	if (emit_float_fixed(b, v, single))
+		return;
 	int p = single ? 6 : 15, pmax = single ? 9 : 17;
 	for (;; p++) {
 		snprintf(tmp, sizeof(tmp), "%.*g", p, v);

@@ -85,27 +85,6 @@ sb_reserve(struct strbuf *b, size_t extra)
 }
 
 void
-sb_add(struct strbuf *b, const void *p, size_t n)
-{
-	if (n == 0) {
-		sb_reserve(b, 0);
-		return;
-	}
-	sb_reserve(b, n);
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = 0;
-}
-
-void
-sb_addc(struct strbuf *b, char c)
-{
-	sb_reserve(b, 1);
-	b->data[b->len++] = c;
-	b->data[b->len] = 0;
-}
-
-void
 sb_adds(struct strbuf *b, const char *s)
 {
 	sb_add(b, s, strlen(s));

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Exit statuses shared by every tool. */
 enum { EXIT_DATA = 1, EXIT_USAGE = 2 };
@@ -28,11 +29,31 @@ struct strbuf {
 void sb_init(struct strbuf *b);
 void sb_free(struct strbuf *b);
 void sb_reserve(struct strbuf *b, size_t extra);
-void sb_add(struct strbuf *b, const void *p, size_t n);
-void sb_addc(struct strbuf *b, char c);
 void sb_adds(struct strbuf *b, const char *s);
 void sb_printf(struct strbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Appending is on every encoder's hot path: inline, grow out of line. */
+static inline void
+sb_add(struct strbuf *b, const void *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap)
+		sb_reserve(b, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = 0;
+}
+
+static inline void
+sb_addc(struct strbuf *b, char c)
+{
+	if (b->len + 2 > b->cap)
+		sb_reserve(b, 1);
+	b->data[b->len++] = c;
+	b->data[b->len] = 0;
+}
+
 static inline void sb_clear(struct strbuf *b) { b->len = 0; if (b->data) b->data[0] = 0; }
 
 /*
