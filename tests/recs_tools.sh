@@ -34,4 +34,20 @@ same "to-tsv" "$T/tsv.want" "$T/tsv"
 echo '{"m":{"x":1.5},"a":[1,2]}' | recs to-tsv m.x a >"$T/tsv2"
 printf '1.5\t[1,2]\n' >"$T/tsv2.want"
 same "to-tsv nested and arrays" "$T/tsv2.want" "$T/tsv2"
+
+# gen arith: deterministic, train and eval disjoint, noise as asked.
+recs gen arith -n 300 --seed 7 --sft --noise 0.3 >"$T/g1"
+recs gen arith -n 300 --seed 7 --sft --noise 0.3 >"$T/g2"
+same "gen arith is deterministic" "$T/g1" "$T/g2"
+recs gen arith -n 300 --seed 8 >"$T/g3"
+check "another seed, other problems" sh -c '! cmp -s "$1" "$2"' - "$T/g1" "$T/g3"
+recs gen arith -n 3000 --digits 2 --split train | recs to-tsv prompt | sort -u >"$T/train"
+recs gen arith -n 3000 --digits 2 --split eval | recs to-tsv prompt | sort -u >"$T/eval"
+check "train and eval share no problem" test -z "$(comm -12 "$T/train" "$T/eval")"
+check "eval problems exist" test "$(wc -l <"$T/eval")" -gt 100
+recs to-tsv prompt answer response <"$T/g1" | awk -F '\t' '
+	{ split($1, ab, /[+=]/); if (ab[1] + ab[2] != $2) bad++; if ($2 != $3) wrong++ }
+	END { exit !(bad == 0 && wrong > 60 && wrong < 120) }' ||
+	fail "gen arith: answers must be sums and about 30% of responses wrong"
+expect_fail 2 'the only task is arith' recs gen poetry
 finish

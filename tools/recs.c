@@ -8,6 +8,7 @@
 
 #include <err.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "record.h"
+#include "rng.h"
 #include "strmap.h"
 #include "util.h"
 
@@ -25,7 +27,10 @@
 	"       recs head [-Jz] [-n N] [FILE ...]\n" \
 	"       recs count [FILE ...]\n" \
 	"       recs stats [-Jz] [--by FIELD] [FIELD ...]\n" \
-	"       recs to-tsv [-H] FIELD ..."
+	"       recs to-tsv [-H] FIELD ...\n" \
+	"       recs gen arith [-Jz] [-n N] [--seed S] [--digits D] " \
+	"[--split train|eval]\n" \
+	"                      [--sft] [--noise P]"
 
 /* Output options shared by the subcommands that write records. */
 static int out_flags = REC_AUTO;
@@ -369,6 +374,128 @@ cmd_to_tsv(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------------ */
+/* gen arith: the embedded default task */
+
+/*
+ * Addition problems "a+b=" with a and b of up to D digits.  The problem
+ * space is split for good by a hash of (a, b): one in ten problems is held
+ * out for evaluation, so train and eval never share a problem whatever the
+ * seed or count.  With --sft a record carries a response (the answer, or
+ * with probability P a near miss), so the SFT model learns a noisy skill.
+ */
+static int
+is_eval(uint64_t a, uint64_t b)
+{
+	uint64_t st = a * 1000003u + b;
+	return splitmix64(&st) % 10 == 0;
+}
+
+static int
+cmd_gen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'J' },
+		{ "zstd", no_argument, NULL, 'z' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "digits", required_argument, NULL, 'd' },
+		{ "split", required_argument, NULL, 'p' },
+		{ "sft", no_argument, NULL, 'f' },
+		{ "noise", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	long long n = 1000, seed = 0, digits = 3;
+	double noise = 0;
+	int eval = 0, sft = 0, c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "Jzn:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'J':
+			out_flags = (out_flags & ~REC_AUTO) | REC_JSON;
+			break;
+		case 'z':
+			out_flags |= REC_ZSTD;
+			break;
+		case 'n':
+			n = pp_parse_int("-n", optarg, 0, (long long)1 << 40);
+			break;
+		case 's':
+			seed = pp_parse_int("--seed", optarg, 0, LLONG_MAX);
+			break;
+		case 'd':
+			digits = pp_parse_int("--digits", optarg, 1, 9);
+			break;
+		case 'p':
+			if (strcmp(optarg, "train") != 0 &&
+			    strcmp(optarg, "eval") != 0)
+				pp_usage("--split: train or eval, not %s",
+				    optarg);
+			eval = strcmp(optarg, "eval") == 0;
+			break;
+		case 'f':
+			sft = 1;
+			break;
+		case 'e':
+			noise = pp_parse_num("--noise", optarg, 0, 1);
+			break;
+		case 'h':
+			pp_help();
+		default:
+			pp_usage(NULL);
+		}
+	}
+	if (optind != argc - 1 || strcmp(argv[optind], "arith") != 0)
+		pp_usage("gen: the only task is arith");
+
+	uint64_t range = 1;
+	for (int i = 0; i < digits; i++)
+		range *= 10;
+	struct rng g;
+	rng_seed(&g, (uint64_t)seed);
+	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
+	char prompt[64], answer[32], id[64];
+	for (long long i = 0; i < n; i++) {
+		uint64_t a, b;
+		do {
+			a = rng_below(&g, range);
+			b = rng_below(&g, range);
+		} while (is_eval(a, b) != eval);
+		snprintf(prompt, sizeof(prompt), "%llu+%llu=",
+		    (unsigned long long)a, (unsigned long long)b);
+		snprintf(answer, sizeof(answer), "%llu",
+		    (unsigned long long)(a + b));
+		snprintf(id, sizeof(id), "%s-%llu-%lld", eval ? "eval" :
+		    "train", (unsigned long long)seed, i);
+		struct rec r;
+		rec_init(&r, "gen", (uint64_t)i + 1);
+		rec_set_str(&r, "id", id);
+		rec_set_str(&r, "prompt", prompt);
+		rec_set_str(&r, "answer", answer);
+		if (sft) {
+			/* A near miss: one digit of the sum off by one. */
+			char resp[32];
+			snprintf(resp, sizeof(resp), "%s", answer);
+			if (rng_uniform(&g) < noise) {
+				size_t len = strlen(resp);
+				size_t k = (size_t)rng_below(&g, len);
+				int d = resp[k] - '0';
+				d = rng_below(&g, 2) ? (d + 1) % 10 :
+				    (d + 9) % 10;
+				if (k == 0 && d == 0 && len > 1)
+					d = 1;
+				resp[k] = (char)('0' + d);
+			}
+			rec_set_str(&r, "response", resp);
+		}
+		rec_write(w, &r);
+		rec_free(&r);
+	}
+	rec_writer_close(w);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 
 int
 main(int argc, char **argv)
@@ -397,6 +524,8 @@ main(int argc, char **argv)
 		rc = cmd_stats(argc, argv);
 	else if (strcmp(cmd, "to-tsv") == 0)
 		rc = cmd_to_tsv(argc, argv);
+	else if (strcmp(cmd, "gen") == 0)
+		rc = cmd_gen(argc, argv);
 	else
 		pp_usage("unknown command: %s", cmd);
 	pp_close_stdout();
