@@ -81,11 +81,12 @@ struct st_set {
 
 struct ckpt {
 	char *path;
+	int archive;
 	struct cfile *files;	/* sorted by name */
 	size_t nfiles;
 	json_t *config;
 	struct st_set model;
-	struct st_set *extra;	/* optional safetensors files, loaded lazily */
+	struct st_set **extra;	/* optional safetensors files, loaded lazily */
 	size_t nextra;
 };
 
@@ -113,6 +114,7 @@ map_file(const char *dir, const char *name, struct cfile *cf)
 	char path[4096];
 	struct stat st;
 
+	memset(cf, 0, sizeof *cf);
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	int fd = open(path, O_RDONLY);
 	if (fd == -1 || fstat(fd, &st) == -1)
@@ -178,7 +180,9 @@ load_archive(struct ckpt *c)
 	archive_read_support_filter_all(a);
 	archive_read_support_format_tar(a);
 	if (archive_read_open_filename(a, c->path, 1 << 16) != ARCHIVE_OK)
-		errx(EXIT_DATA, "%s: %s", c->path, archive_error_string(a));
+		errx(EXIT_DATA, "%s: not a checkpoint (a directory, or a .tar, "
+		    ".tar.zst or .tar.gz of one): %s", c->path,
+		    archive_error_string(a));
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
 		if (archive_entry_filetype(e) != AE_IFREG)
 			continue;
@@ -188,6 +192,7 @@ load_archive(struct ckpt *c)
 			    sizeof *c->files);
 		}
 		struct cfile *cf = &c->files[c->nfiles++];
+		memset(cf, 0, sizeof *cf);
 		struct strbuf b;
 		sb_init(&b);
 		if (archive_entry_size_is_set(e))
@@ -208,6 +213,10 @@ load_archive(struct ckpt *c)
 		cf->buf = (unsigned char *)(b.data ? b.data : xmalloc(1));
 		cf->len = b.len;
 	}
+	if (r != ARCHIVE_EOF && c->nfiles == 0)
+		errx(EXIT_DATA, "%s: not a checkpoint (a directory, or a .tar, "
+		    ".tar.zst or .tar.gz of one): %s", c->path,
+		    archive_error_string(a));
 	if (r != ARCHIVE_EOF)
 		errx(EXIT_DATA, "%s: %s", c->path, archive_error_string(a));
 	archive_read_free(a);
@@ -262,12 +271,16 @@ set_add_file(struct ckpt *c, struct st_set *s, const char *fname)
 	struct cfile *cf = find_cfile(c, fname);
 	char err[512];
 
+	char w[4096];
+
 	if (cf == NULL)
-		errx(EXIT_DATA, "%s: %s: missing", c->path, fname);
+		errx(EXIT_DATA, "%s: missing", ckpt_where(c, fname, w,
+		    sizeof w));
 	s->f = xreallocarray(s->f, s->nf + 1, sizeof *s->f);
 	struct st_file *f = &s->f[s->nf++];
 	if (st_parse(f, fname, cf->buf, cf->len, err, sizeof err) != 0)
-		errx(EXIT_DATA, "%s: %s: %s", c->path, fname, err);
+		errx(EXIT_DATA, "%s: %s", ckpt_where(c, fname, w, sizeof w),
+		    err);
 	s->t = xreallocarray(s->t, s->nt + f->nt, sizeof *s->t);
 	for (size_t i = 0; i < f->nt; i++)
 		s->t[s->nt++] = &f->t[i];
@@ -321,6 +334,7 @@ load_model(struct ckpt *c)
 {
 	const char *ix = "model.safetensors.index.json";
 	json_t *index = ckpt_json(c, ix);
+	char w[4096];
 
 	c->model.name = xstrdup("model.safetensors");
 	if (index == NULL) {
@@ -330,8 +344,8 @@ load_model(struct ckpt *c)
 	}
 	json_t *map = json_object_get(index, "weight_map");
 	if (!json_is_object(map))
-		errx(EXIT_DATA, "%s: %s: no \"weight_map\" object", c->path,
-		    ix);
+		errx(EXIT_DATA, "%s: no \"weight_map\" object",
+		    ckpt_where(c, ix, w, sizeof w));
 	/* Shards in name order, each once. */
 	const char *key;
 	json_t *v;
@@ -340,8 +354,8 @@ load_model(struct ckpt *c)
 	    sizeof *shards);
 	json_object_foreach(map, key, v) {
 		if (!json_is_string(v) || strchr(json_string_value(v), '/'))
-			errx(EXIT_DATA, "%s: %s: tensor \"%s\": bad shard "
-			    "name", c->path, ix, key);
+			errx(EXIT_DATA, "%s: tensor \"%s\": bad shard "
+			    "name", ckpt_where(c, ix, w, sizeof w), key);
 		size_t j;
 		for (j = 0; j < nshard; j++)
 			if (strcmp(shards[j], json_string_value(v)) == 0)
@@ -356,9 +370,9 @@ load_model(struct ckpt *c)
 	json_object_foreach(map, key, v) {
 		struct tensor *t = set_lookup(&c->model, key);
 		if (t == NULL || strcmp(t->file, json_string_value(v)) != 0)
-			errx(EXIT_DATA, "%s: %s: tensor \"%s\": missing (the "
-			    "index puts it there)", c->path,
-			    json_string_value(v), key);
+			errx(EXIT_DATA, "%s: tensor \"%s\": missing (the "
+			    "index puts it there)", ckpt_where(c,
+			    json_string_value(v), w, sizeof w), key);
 	}
 	free(shards);
 	json_decref(index);
@@ -378,15 +392,20 @@ ckpt_load(const char *path)
 		err(EXIT_DATA, "%s", path);
 	if (S_ISDIR(st.st_mode))
 		load_dir(c);
-	else
+	else {
+		c->archive = 1;
 		load_archive(c);
+	}
 	qsort(c->files, c->nfiles, sizeof *c->files, cfile_cmp);
 
+	char w[4096];
 	c->config = ckpt_json(c, "config.json");
 	if (c->config == NULL)
-		errx(EXIT_DATA, "%s: config.json: missing", path);
+		errx(EXIT_DATA, "%s: missing", ckpt_where(c, "config.json", w,
+		    sizeof w));
 	if (!json_is_object(c->config))
-		errx(EXIT_DATA, "%s: config.json: not a JSON object", path);
+		errx(EXIT_DATA, "%s: not a JSON object", ckpt_where(c,
+		    "config.json", w, sizeof w));
 	load_model(c);
 	return c;
 }
@@ -397,8 +416,10 @@ ckpt_free(struct ckpt *c)
 	if (c == NULL)
 		return;
 	free_set(&c->model);
-	for (size_t i = 0; i < c->nextra; i++)
-		free_set(&c->extra[i]);
+	for (size_t i = 0; i < c->nextra; i++) {
+		free_set(c->extra[i]);
+		free(c->extra[i]);
+	}
 	free(c->extra);
 	for (size_t i = 0; i < c->nfiles; i++) {
 		struct cfile *cf = &c->files[i];
@@ -420,6 +441,13 @@ ckpt_path(const struct ckpt *c)
 	return c->path;
 }
 
+char *
+ckpt_where(const struct ckpt *c, const char *file, char *buf, size_t n)
+{
+	snprintf(buf, n, c->archive ? "%s: %s" : "%s/%s", c->path, file);
+	return buf;
+}
+
 json_t *
 ckpt_config(struct ckpt *c)
 {
@@ -439,6 +467,12 @@ ckpt_tensor(const struct ckpt *c, size_t i)
 }
 
 const struct tensor *
+ckpt_meta(const struct ckpt *c, const char *name)
+{
+	return set_lookup(&c->model, name);
+}
+
+const struct tensor *
 ckpt_find(struct ckpt *c, const char *name)
 {
 	struct tensor *t = set_lookup(&c->model, name);
@@ -451,18 +485,19 @@ const struct tensor *
 ckpt_need(struct ckpt *c, const char *name, int ndim, const int64_t *shape)
 {
 	struct tensor *t = set_lookup(&c->model, name);
-	char a[128], b[128];
+	char a[128], b[128], w[4096];
 
 	if (t == NULL)
-		errx(EXIT_DATA, "%s: %s: tensor \"%s\": missing", c->path,
+		errx(EXIT_DATA, "%s: tensor \"%s\": missing", ckpt_where(c,
 		    c->model.nf == 1 ? c->model.f[0].name : "model.safetensors",
-		    name);
+		    w, sizeof w), name);
 	int same = t->ndim == ndim;
 	for (int d = 0; same && d < ndim; d++)
 		same = t->shape[d] == shape[d];
 	if (!same)
-		errx(EXIT_DATA, "%s: %s: tensor \"%s\" has shape %s, "
-		    "config.json says %s", c->path, t->file, name,
+		errx(EXIT_DATA, "%s: tensor \"%s\" has shape %s, "
+		    "config.json says %s", ckpt_where(c, t->file, w, sizeof w),
+		    name,
 		    st_shape_str(a, sizeof a, t->ndim, t->shape),
 		    st_shape_str(b, sizeof b, ndim, shape));
 	ckpt_data(c, t);
@@ -471,6 +506,25 @@ ckpt_need(struct ckpt *c, const char *name, int ndim, const int64_t *shape)
 
 /* ------------------------------------------------------------------------ */
 /* Tensor data */
+
+/*
+ * Map a tensor's pages in one call rather than one page fault at a time:
+ * a large part of the cost of reading from the page cache.  Only a hint;
+ * older kernels refuse it, and faults do the same work.
+ */
+static void
+populate(const struct tensor *t)
+{
+#ifdef MADV_POPULATE_READ
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t b = (uintptr_t)t->raw & ~(uintptr_t)(pg - 1);
+	uintptr_t e = (uintptr_t)t->raw + t->n * dtype_size(t->dtype);
+	if (t->n > 0)
+		madvise((void *)b, e - b, MADV_POPULATE_READ);
+#else
+	(void)t;
+#endif
+}
 
 float *
 ckpt_data(struct ckpt *c, const struct tensor *ct)
@@ -483,6 +537,7 @@ ckpt_data(struct ckpt *c, const struct tensor *ct)
 	if (t->dtype == DT_F32 && ((uintptr_t)t->raw & 3) == 0) {
 		t->data = (float *)t->raw;	/* our private mapping */
 		t->owned = 0;
+		populate(t);
 	} else {
 		t->data = xreallocarray(NULL, t->n, sizeof *t->data);
 		st_to_f32(t->dtype, t->raw, t->data, t->n);
@@ -540,13 +595,14 @@ ckpt_json(struct ckpt *c, const char *name)
 	size_t len;
 	const void *p = ckpt_file(c, name, &len);
 	json_error_t je;
+	char w[4096];
 
 	if (p == NULL)
 		return NULL;
 	json_t *j = json_loadb(p, len, 0, &je);
 	if (j == NULL)
-		errx(EXIT_DATA, "%s: %s: not JSON: %s at line %d", c->path,
-		    name, je.text, je.line);
+		errx(EXIT_DATA, "%s: not JSON: %s at line %d", ckpt_where(c,
+		    name, w, sizeof w), je.text, je.line);
 	return j;
 }
 
@@ -566,17 +622,13 @@ struct st_set *
 ckpt_extra(struct ckpt *c, const char *file)
 {
 	for (size_t i = 0; i < c->nextra; i++)
-		if (strcmp(c->extra[i].name, file) == 0)
-			return &c->extra[i];
+		if (strcmp(c->extra[i]->name, file) == 0)
+			return c->extra[i];
 	if (find_cfile(c, file) == NULL)
 		return NULL;
-	/* Sets are handed out by pointer: grow by one without moving them. */
-	if (c->nextra % 8 == 0 && c->nextra > 0)
-		errx(EXIT_DATA, "%s: too many extra safetensors files",
-		    c->path);
-	if (c->extra == NULL)
-		c->extra = xcalloc(8, sizeof *c->extra);
-	struct st_set *s = &c->extra[c->nextra++];
+	struct st_set *s = xcalloc(1, sizeof *s);
+	c->extra = xreallocarray(c->extra, c->nextra + 1, sizeof *c->extra);
+	c->extra[c->nextra++] = s;
 	s->name = xstrdup(file);
 	set_add_file(c, s, file);
 	set_index(c, s);
@@ -617,6 +669,7 @@ struct wst {
 	struct st_entry *e;
 	size_t ne, cap;
 	uint64_t off;		/* data bytes so far */
+	uint64_t data0;		/* where the data starts in the spool */
 };
 
 struct wfile {
@@ -634,6 +687,7 @@ struct ckpt_writer {
 	size_t nst;
 	struct wfile *files;
 	size_t nfiles;
+	size_t plan;		/* header bytes reserved in model.safetensors */
 	long ntensors, crash_after;
 	struct ckpt_writer *next;	/* live writers, for cleanup at exit */
 };
@@ -804,9 +858,15 @@ find_wst(struct ckpt_writer *w, const char *file)
 	size_t n = strlen(w->tmpdir) + strlen(file) + 16;
 	s->spool = xmalloc(n);
 	snprintf(s->spool, n, "%s/.%s.spool", w->tmpdir, file);
-	s->fd = open(s->spool, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	s->fd = open(s->spool, O_RDWR | O_CREAT | O_TRUNC, 0666);
 	if (s->fd == -1)
 		err(EXIT_DATA, "%s", s->spool);
+	/* Room for the header planned, so the data need not move later. */
+	if (w->plan > 0 && strcmp(file, "model.safetensors") == 0) {
+		s->data0 = w->plan;
+		if (lseek(s->fd, (off_t)s->data0, SEEK_SET) == -1)
+			err(EXIT_DATA, "%s", s->spool);
+	}
 	return s;
 }
 
@@ -894,6 +954,27 @@ ckpt_writer_add_tensor(struct ckpt_writer *w, const char *name, int ndim,
 }
 
 void
+ckpt_writer_plan(struct ckpt_writer *w, const struct ckpt *like)
+{
+	size_t n = ckpt_ntensors(like), len;
+	struct st_entry *e = xcalloc(n ? n : 1, sizeof *e);
+	uint64_t off = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct tensor *t = ckpt_tensor(like, i);
+		e[i].name = t->name;
+		e[i].dtype = w->dt;
+		e[i].ndim = t->ndim;
+		memcpy(e[i].shape, t->shape, sizeof e[i].shape);
+		e[i].begin = off;
+		e[i].end = off += t->n * dtype_size(w->dt);
+	}
+	free(st_header(e, n, 0, &len));
+	free(e);
+	w->plan = len;
+}
+
+void
 ckpt_writer_add_file(struct ckpt_writer *w, const char *name,
     const void *data, size_t len)
 {
@@ -976,7 +1057,7 @@ write_file(const char *dir, const char *name, const void *p, size_t n)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
 	if (fd == -1)
 		err(EXIT_DATA, "%s", path);
 	write_all(fd, p, n, path);
@@ -984,29 +1065,46 @@ write_file(const char *dir, const char *name, const void *p, size_t n)
 		err(EXIT_DATA, "%s", path);
 }
 
-/* A safetensors file in the new directory: the header, then the spool. */
+/*
+ * A safetensors file in the new directory.  When the header fits the room
+ * planned before the data, it is written there and the spool becomes the
+ * file; else the header goes to a new file and the data is copied after
+ * it.
+ */
 static void
 finish_st_dir(struct ckpt_writer *w, struct wst *s)
 {
 	char path[4096];
 	size_t hl;
-	unsigned char *h = st_header(s->e, s->ne, &hl);
+	unsigned char *h = st_header(s->e, s->ne, s->data0, &hl);
 
 	snprintf(path, sizeof path, "%s/%s", w->tmpdir, s->name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (s->data0 > 0 && hl == s->data0) {
+		if (pwrite(s->fd, h, hl, 0) != (ssize_t)hl)
+			err(EXIT_DATA, "%s", s->spool);
+		free(h);
+		if (fsync(s->fd) == -1 || rename(s->spool, path) == -1)
+			err(EXIT_DATA, "%s", path);
+		return;
+	}
+	free(h);
+	h = st_header(s->e, s->ne, 0, &hl);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
 	if (fd == -1)
 		err(EXIT_DATA, "%s", path);
 	write_all(fd, h, hl, path);
 	free(h);
-	loff_t in = 0;
-	while ((uint64_t)in < s->off) {
+	loff_t in = (loff_t)s->data0, end = (loff_t)(s->data0 + s->off);
+	while (in < end) {
 		ssize_t k = copy_file_range(s->fd, &in, fd, NULL,
-		    s->off - (uint64_t)in, 0);
+		    (size_t)(end - in), 0);
 		if (k <= 0)
 			err(EXIT_DATA, "%s", path);
 	}
 	if (fsync(fd) == -1 || close(fd) == -1)
 		err(EXIT_DATA, "%s", path);
+	if (unlink(s->spool) == -1)
+		err(EXIT_DATA, "%s", s->spool);
 }
 
 static void
@@ -1125,11 +1223,11 @@ write_archive(struct ckpt_writer *w)
 	for (size_t k = 0; k < w->nst; k++) {
 		struct wst *s = &w->st[k];
 		size_t hl;
-		unsigned char *h = st_header(s->e, s->ne, &hl);
+		unsigned char *h = st_header(s->e, s->ne, 0, &hl);
 		archive_add(a, w, dir, s->name, hl + s->off, mtime);
 		archive_put(a, w, h, hl);
 		free(h);
-		for (uint64_t o = 0; o < s->off; ) {
+		for (uint64_t o = s->data0; o < s->data0 + s->off; ) {
 			ssize_t n = pread(s->fd, buf, CHUNK, (off_t)o);
 			if (n <= 0)
 				err(EXIT_DATA, "%s", s->spool);
@@ -1186,14 +1284,16 @@ ckpt_writer_commit(struct ckpt_writer *w)
 {
 	qsort(w->files, w->nfiles, sizeof *w->files, wfile_cmp);
 	if (w->form == FORM_DIR) {
-		for (size_t i = 0; i < w->nst; i++) {
+		for (size_t i = 0; i < w->nst; i++)
 			finish_st_dir(w, &w->st[i]);
-			if (unlink(w->st[i].spool) == -1)
-				err(EXIT_DATA, "%s", w->st[i].spool);
-		}
 		for (size_t i = 0; i < w->nfiles; i++)
 			write_file(w->tmpdir, w->files[i].name,
 			    w->files[i].data, w->files[i].len);
+		/* mkdtemp made it private; give it the usual mode. */
+		mode_t um = umask(0);
+		umask(um);
+		if (chmod(w->tmpdir, 0777 & ~um) == -1)
+			err(EXIT_DATA, "%s", w->tmpdir);
 		sync_dir(w->tmpdir);
 		install_dir(w);
 	} else {

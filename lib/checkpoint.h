@@ -52,8 +52,8 @@ struct tensor {
 	 * valid until ckpt_drop or ckpt_free.
 	 */
 	float *data;
+	const void *raw;	/* the stored bytes, dtype as on disk */
 	/* private */
-	const void *raw;	/* the stored bytes */
 	int owned;		/* data was malloc'd (not a view of raw) */
 };
 
@@ -64,6 +64,12 @@ struct ckpt *ckpt_load(const char *path);
 void ckpt_free(struct ckpt *c);
 /* The path it was loaded from. */
 const char *ckpt_path(const struct ckpt *c);
+/*
+ * A file of the checkpoint as messages name it: "DIR/FILE" for a directory,
+ * "ARCHIVE: FILE" for an archive.  Returns buf.
+ */
+char *ckpt_where(const struct ckpt *c, const char *file, char *buf,
+    size_t n);
 
 /* The parsed config.json (borrowed; valid until ckpt_free). */
 json_t *ckpt_config(struct ckpt *c);
@@ -74,12 +80,15 @@ json_t *ckpt_config(struct ckpt *c);
  */
 size_t ckpt_ntensors(const struct ckpt *c);
 const struct tensor *ckpt_tensor(const struct ckpt *c, size_t i);
+/* The tensor named name, metadata only (data may be NULL), or NULL. */
+const struct tensor *ckpt_meta(const struct ckpt *c, const char *name);
 /* The tensor named name with its fp32 data, or NULL when absent. */
 const struct tensor *ckpt_find(struct ckpt *c, const char *name);
 /*
  * The tensor named name, which must exist with exactly this shape: else the
- * program ends with "PATH: FILE: tensor NAME: missing" or "... has shape
- * [a, b], config.json says [c, d]".  Returns it with fp32 data.
+ * program ends with "DIR/model.safetensors: tensor \"NAME\": missing" or
+ * "... tensor \"NAME\" has shape [a, b], config.json says [c, d]".
+ * Returns it with fp32 data.
  */
 const struct tensor *ckpt_need(struct ckpt *c, const char *name, int ndim,
     const int64_t *shape);
@@ -144,6 +153,13 @@ void ckpt_writer_add_tensor_to(struct ckpt_writer *w, const char *file,
 void ckpt_writer_add_raw_to(struct ckpt_writer *w, const char *file,
     const char *name, int ndim, const int64_t *shape, const void *raw,
     enum dtype dt);
+/*
+ * A hint, before the first tensor: model.safetensors will hold the tensors
+ * of like, in its order, in the writer's dtype.  The header's room is then
+ * kept ahead of the data, which is written in place instead of copied at
+ * commit.  Any other tensors still work, just slower.
+ */
+void ckpt_writer_plan(struct ckpt_writer *w, const struct ckpt *like);
 /* Any other file, by name (no '/'); a later add replaces an earlier one. */
 void ckpt_writer_add_file(struct ckpt_writer *w, const char *name,
     const void *data, size_t len);

@@ -289,7 +289,7 @@ st_shape_str(char *buf, size_t sz, int ndim, const int64_t *shape)
 /* Writing */
 
 unsigned char *
-st_header(const struct st_entry *e, size_t n, size_t *len)
+st_header(const struct st_entry *e, size_t n, size_t minlen, size_t *len)
 {
 	json_t *h = json_object();
 	json_object_set_new(h, "__metadata__",
@@ -311,6 +311,8 @@ st_header(const struct st_entry *e, size_t n, size_t *len)
 
 	/* Pad with spaces so the data section starts 8-byte aligned. */
 	size_t tl = strlen(text), hl = (tl + 7) & ~(size_t)7;
+	if (minlen > 8 && hl < minlen - 8)
+		hl = (minlen - 8 + 7) & ~(size_t)7;
 	unsigned char *out = xmalloc(8 + hl);
 	for (int i = 0; i < 8; i++)
 		out[i] = (unsigned char)((uint64_t)hl >> (8 * i));

@@ -58,9 +58,11 @@ struct st_entry {
 /*
  * The header for entries (whose offsets are set), with "__metadata__":
  * {"format": "pt"}: the 8-byte length and the JSON, padded with spaces so
- * that the data starts on an 8-byte boundary.  Malloc'd; *len its size.
+ * that the data starts on an 8-byte boundary, and is at least minlen bytes
+ * long in all (a multiple of 8, or 0).  Malloc'd; *len its size.
  */
-unsigned char *st_header(const struct st_entry *e, size_t n, size_t *len);
+unsigned char *st_header(const struct st_entry *e, size_t n, size_t minlen,
+    size_t *len);
 
 /* "[2, 3]" into buf; returns buf. */
 char *st_shape_str(char *buf, size_t sz, int ndim, const int64_t *shape);

@@ -136,9 +136,13 @@ test_roundtrip(void)
 		  .begin = 24, .end = 30 },
 	};
 	size_t hl;
-	unsigned char *h = st_header(e, 2, &hl);
+	unsigned char *h = st_header(e, 2, 0, &hl);
 	CHECK(hl % 8 == 0);
 	CHECK(memcmp(h + 8, "{\"__metadata__\":{\"format\":\"pt\"}", 31) == 0);
+	size_t hl2;
+	unsigned char *h2 = st_header(e, 2, hl + 64, &hl2);
+	CHECK(hl2 == hl + 64 && h2[hl2 - 1] == ' ' && h2[0] == hl2 - 8);
+	free(h2);
 
 	unsigned char *p = xcalloc(1, hl + 30);
 	memcpy(p, h, hl);
