@@ -1,0 +1,372 @@
+/*
+ * pair: turn the ranked samples of each prompt into preference pairs.
+ *
+ * Each output record is one pair: the fields the group's samples share,
+ * then "chosen" and "rejected" maps holding each side's own fields, then
+ * the margin between them.  Pairs are assembled from pointers into the
+ * grouped records and written as they are made, so a pair costs no
+ * allocation.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "group.h"
+#include "record.h"
+#include "rng.h"
+#include "util.h"
+
+#define SYNOPSIS \
+	"pair [-Jz] [--strategy best-worst|best-random|all|adjacent] " \
+	"[--by FIELD]\n" \
+	"            [--group-by FIELD] [--min-margin M] [--seed S] " \
+	"[--sorted] [FILE ...]\n" \
+	"       pair [-Jz] --from-strings [FILE ...]"
+
+enum strategy { S_BEST_WORST, S_BEST_RANDOM, S_ALL, S_ADJACENT };
+
+/*
+ * Fields that belong to a sample even when every sample of a group has the
+ * same value: a consumer of pairs looks for them under chosen and rejected.
+ */
+static const char *const sample_fields[] = {
+	"sample", "response", "response_tokens", "logprobs", "ref_logprobs",
+	"reward", "correct", "finish", "policy", "greedy", "weight",
+	/* The pair's own fields can never be common. */
+	"chosen", "rejected", "margin",
+};
+
+/* A growable array of map entries. */
+struct kvbuf {
+	msgpack_object_kv *kv;
+	uint32_t n, cap;
+};
+
+struct pair {
+	enum strategy strategy;
+	double min_margin;
+	uint64_t seed;
+	const char *by_top;	/* the top-level field holding --by */
+	size_t by_toplen;
+	struct rec_writer *w;
+	struct kvbuf common, chosen, rejected, out;
+};
+
+static msgpack_object
+str_obj(const char *s)
+{
+	msgpack_object o;
+	o.type = MSGPACK_OBJECT_STR;
+	o.via.str.ptr = s;
+	o.via.str.size = (uint32_t)strlen(s);
+	return o;
+}
+
+static void
+kv_push(struct kvbuf *b, msgpack_object key, msgpack_object val)
+{
+	if (b->n == b->cap) {
+		b->cap = b->cap ? 2 * b->cap : 16;
+		b->kv = xreallocarray(b->kv, b->cap, sizeof(*b->kv));
+	}
+	b->kv[b->n].key = key;
+	b->kv[b->n].val = val;
+	b->n++;
+}
+
+static int
+key_eq(const msgpack_object *k, const char *s, size_t len)
+{
+	return k->via.str.size == len && memcmp(k->via.str.ptr, s, len) == 0;
+}
+
+static const msgpack_object *
+field(const struct rec *r, const msgpack_object *key)
+{
+	for (uint32_t i = 0; i < r->n; i++)
+		if (key_eq(&r->kv[i].key, key->via.str.ptr, key->via.str.size))
+			return &r->kv[i].val;
+	return NULL;
+}
+
+static int
+is_sample_field(const struct pair *p, const msgpack_object *key)
+{
+	if (key_eq(key, p->by_top, p->by_toplen))
+		return 1;
+	for (size_t i = 0; i < sizeof(sample_fields) / sizeof(*sample_fields);
+	    i++)
+		if (key_eq(key, sample_fields[i], strlen(sample_fields[i])))
+			return 1;
+	return 0;
+}
+
+static int
+is_common(const struct pair *p, const msgpack_object *key)
+{
+	for (uint32_t i = 0; i < p->common.n; i++)
+		if (msgpack_object_equal(p->common.kv[i].key, *key))
+			return 1;
+	return 0;
+}
+
+/* The group's common fields: in every ranked member, with equal values. */
+static void
+find_common(struct pair *p, const struct group *g)
+{
+	const struct rec *first = &g->ranked[0]->rec;
+	p->common.n = 0;
+	for (uint32_t f = 0; f < first->n; f++) {
+		const msgpack_object *key = &first->kv[f].key;
+		if (is_sample_field(p, key))
+			continue;
+		size_t j;
+		for (j = 1; j < g->nranked; j++) {
+			const msgpack_object *v = field(&g->ranked[j]->rec,
+			    key);
+			if (v == NULL || !msgpack_object_equal(*v,
+			    first->kv[f].val))
+				break;
+		}
+		if (j == g->nranked)
+			kv_push(&p->common, *key, first->kv[f].val);
+	}
+}
+
+static msgpack_object
+side(struct pair *p, struct kvbuf *b, const struct member *m)
+{
+	b->n = 0;
+	for (uint32_t f = 0; f < m->rec.n; f++)
+		if (!is_common(p, &m->rec.kv[f].key))
+			kv_push(b, m->rec.kv[f].key, m->rec.kv[f].val);
+	msgpack_object o;
+	o.type = MSGPACK_OBJECT_MAP;
+	o.via.map.ptr = b->kv;
+	o.via.map.size = b->n;
+	return o;
+}
+
+static void
+emit(struct pair *p, const struct member *c, const struct member *r)
+{
+	double margin = c->val - r->val;
+	if (!(margin > p->min_margin))
+		return;
+	p->out.n = 0;
+	for (uint32_t i = 0; i < p->common.n; i++)
+		kv_push(&p->out, p->common.kv[i].key, p->common.kv[i].val);
+	kv_push(&p->out, str_obj("chosen"), side(p, &p->chosen, c));
+	kv_push(&p->out, str_obj("rejected"), side(p, &p->rejected, r));
+	msgpack_object m;
+	m.type = MSGPACK_OBJECT_FLOAT64;
+	m.via.f64 = margin;
+	kv_push(&p->out, str_obj("margin"), m);
+	msgpack_object o;
+	o.type = MSGPACK_OBJECT_MAP;
+	o.via.map.ptr = p->out.kv;
+	o.via.map.size = p->out.n;
+	rec_write_object(p->w, &o);
+}
+
+static void
+on_group(struct group *g, void *arg)
+{
+	struct pair *p = arg;
+	struct member **rk = g->ranked;
+	size_t n = g->nranked;
+
+	if (n < 2 || rk[0]->val - rk[n - 1]->val <= p->min_margin)
+		return;		/* no pair can clear the margin */
+	find_common(p, g);
+	switch (p->strategy) {
+	case S_BEST_WORST:
+		emit(p, rk[0], rk[n - 1]);
+		break;
+	case S_BEST_RANDOM: {
+		/*
+		 * The rejected side is drawn from the members the best one
+		 * beats by more than the margin: a suffix of the ranking.
+		 */
+		size_t lo = 1;
+		while (rk[0]->val - rk[lo]->val <= p->min_margin)
+			lo++;
+		struct rng rng;
+		rng_stream(&rng, p->seed, &g->hash, 1);
+		emit(p, rk[0], rk[lo + rng_below(&rng, n - lo)]);
+		break;
+	}
+	case S_ALL:
+		for (size_t i = 0; i + 1 < n; i++)
+			for (size_t j = i + 1; j < n; j++)
+				emit(p, rk[i], rk[j]);
+		break;
+	case S_ADJACENT:
+		for (size_t i = 0; i + 1 < n; i++)
+			emit(p, rk[i], rk[i + 1]);
+		break;
+	}
+}
+
+/*
+ * --from-strings: {prompt, chosen: "...", rejected: "..."} as found in
+ * offline preference datasets, into pair records.
+ */
+static void
+from_strings(struct pair *p, struct rec_reader *rd)
+{
+	struct rec r;
+	uint64_t ordinal = 0;
+	char idbuf[32];
+	msgpack_object response = str_obj("response");
+	struct kvbuf *sides[2] = { &p->chosen, &p->rejected };
+	const char *names[2] = { "chosen", "rejected" };
+
+	while (rec_read(rd, &r)) {
+		ordinal++;
+		p->out.n = 0;
+		if (rec_get(&r, "id") == NULL) {
+			snprintf(idbuf, sizeof(idbuf), "%llu",
+			    (unsigned long long)ordinal);
+			kv_push(&p->out, str_obj("id"), str_obj(idbuf));
+		}
+		for (int s = 0; s < 2; s++)
+			(void)rec_need_str(&r, names[s], NULL);
+		for (uint32_t f = 0; f < r.n; f++) {
+			msgpack_object val = r.kv[f].val;
+			for (int s = 0; s < 2; s++) {
+				if (!key_eq(&r.kv[f].key, names[s],
+				    strlen(names[s])))
+					continue;
+				sides[s]->n = 0;
+				kv_push(sides[s], response, r.kv[f].val);
+				val.type = MSGPACK_OBJECT_MAP;
+				val.via.map.ptr = sides[s]->kv;
+				val.via.map.size = 1;
+			}
+			kv_push(&p->out, r.kv[f].key, val);
+		}
+		msgpack_object o;
+		o.type = MSGPACK_OBJECT_MAP;
+		o.via.map.ptr = p->out.kv;
+		o.via.map.size = p->out.n;
+		rec_write_object(p->w, &o);
+		rec_free(&r);
+	}
+}
+
+enum { O_STRATEGY = 256, O_BY, O_GROUP_BY, O_MIN_MARGIN, O_SEED, O_SORTED,
+	O_FROM_STRINGS };
+
+static const struct option opts[] = {
+	{ "strategy", required_argument, NULL, O_STRATEGY },
+	{ "by", required_argument, NULL, O_BY },
+	{ "group-by", required_argument, NULL, O_GROUP_BY },
+	{ "min-margin", required_argument, NULL, O_MIN_MARGIN },
+	{ "seed", required_argument, NULL, O_SEED },
+	{ "sorted", no_argument, NULL, O_SORTED },
+	{ "from-strings", no_argument, NULL, O_FROM_STRINGS },
+	{ "json", no_argument, NULL, 'J' },
+	{ "zstd", no_argument, NULL, 'z' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+int
+main(int argc, char **argv)
+{
+	static const char *const names[] = {
+		[S_BEST_WORST] = "best-worst", [S_BEST_RANDOM] = "best-random",
+		[S_ALL] = "all", [S_ADJACENT] = "adjacent",
+	};
+	struct pair p = { .strategy = S_BEST_WORST };
+	const char *by = "reward", *group_by = "id";
+	int sorted = 0, strings = 0, grouping_opt = 0, flags = REC_AUTO, c;
+
+	pp_init(argc, argv);
+	pp_synopsis = SYNOPSIS;
+	while ((c = getopt_long(argc, argv, "Jzh", opts, NULL)) != -1) {
+		switch (c) {
+		case O_STRATEGY: {
+			size_t i;
+			for (i = 0; i < sizeof(names) / sizeof(*names); i++)
+				if (strcmp(optarg, names[i]) == 0)
+					break;
+			if (i == sizeof(names) / sizeof(*names))
+				pp_usage("--strategy: unknown strategy \"%s\"",
+				    optarg);
+			p.strategy = (enum strategy)i;
+			grouping_opt = 1;
+			break;
+		}
+		case O_BY:
+			by = optarg;
+			grouping_opt = 1;
+			break;
+		case O_GROUP_BY:
+			group_by = optarg;
+			grouping_opt = 1;
+			break;
+		case O_MIN_MARGIN:
+			p.min_margin = pp_parse_num("--min-margin", optarg,
+			    -HUGE_VAL, HUGE_VAL);
+			grouping_opt = 1;
+			break;
+		case O_SEED:
+			p.seed = (uint64_t)pp_parse_int("--seed", optarg, 0,
+			    INT64_MAX);
+			grouping_opt = 1;
+			break;
+		case O_SORTED:
+			sorted = 1;
+			grouping_opt = 1;
+			break;
+		case O_FROM_STRINGS:
+			strings = 1;
+			break;
+		case 'J':
+			flags = (flags & ~REC_AUTO) | REC_JSON;
+			break;
+		case 'z':
+			flags |= REC_ZSTD;
+			break;
+		case 'h':
+			pp_help();
+		default:
+			pp_usage(NULL);
+		}
+	}
+	if (strings && grouping_opt)
+		pp_usage("--from-strings takes none of --strategy, --by, "
+		    "--group-by, --min-margin, --seed, --sorted");
+	const char *dot = strchr(by, '.');
+	p.by_top = by;
+	p.by_toplen = dot ? (size_t)(dot - by) : strlen(by);
+
+	struct rec_reader *rd = rec_reader_open(argv + optind, argc - optind);
+	p.w = rec_writer_open(1, "stdout", flags);
+	if (strings)
+		from_strings(&p, rd);
+	else {
+		struct grouper *gr = grouper_new(by, group_by, sorted,
+		    on_group, &p);
+		struct rec r;
+		while (rec_read(rd, &r)) {
+			grouper_add(gr, &r);
+			rec_free(&r);
+		}
+		grouper_end(gr);
+	}
+	rec_writer_close(p.w);
+	rec_reader_close(rd);
+	free(p.common.kv);
+	free(p.chosen.kv);
+	free(p.rejected.kv);
+	free(p.out.kv);
+	pp_close_stdout();
+	return 0;
+}
