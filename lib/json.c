@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 #include "record.h"
 #include "util.h"
 
@@ -462,31 +464,13 @@ parse_hex4(struct parser *ps)
 	return v;
 }
 
+/* Append code point c as UTF-8. */
 static void
 put_utf8(struct strbuf *b, unsigned long c)
 {
-	char u[4];
-	size_t n;
-	if (c < 0x80) {
-		u[0] = (char)c;
-		n = 1;
-	} else if (c < 0x800) {
-		u[0] = (char)(0xc0 | c >> 6);
-		u[1] = (char)(0x80 | (c & 63));
-		n = 2;
-	} else if (c < 0x10000) {
-		u[0] = (char)(0xe0 | c >> 12);
-		u[1] = (char)(0x80 | (c >> 6 & 63));
-		u[2] = (char)(0x80 | (c & 63));
-		n = 3;
-	} else {
-		u[0] = (char)(0xf0 | c >> 18);
-		u[1] = (char)(0x80 | (c >> 12 & 63));
-		u[2] = (char)(0x80 | (c >> 6 & 63));
-		u[3] = (char)(0x80 | (c & 63));
-		n = 4;
-	}
-	sb_add(b, u, n);
+	utf8proc_uint8_t u[4];
+	utf8proc_ssize_t n = utf8proc_encode_char((utf8proc_int32_t)c, u);
+	sb_add(b, u, (size_t)n);
 }
 
 /* A string at ps->p (after the opening quote) into a zone copy. */

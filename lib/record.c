@@ -287,8 +287,8 @@ obj_int(const msgpack_object *v, int64_t *out)
 	return 0;
 }
 
-static int
-obj_num(const msgpack_object *v, double *out)
+int
+rec_obj_num(const msgpack_object *v, double *out)
 {
 	switch (v->type) {
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
@@ -323,7 +323,7 @@ static double
 as_num(const struct rec *r, const char *key, const msgpack_object *v)
 {
 	double x;
-	if (!obj_num(v, &x))
+	if (!rec_obj_num(v, &x))
 		wrong_type(r, key, "number", v);
 	return x;
 }
@@ -437,7 +437,7 @@ rec_need_float_array(const struct rec *r, const char *key, float **out)
 	float *v = xmalloc(a->size * sizeof(*v));
 	for (uint32_t i = 0; i < a->size; i++) {
 		double x;
-		if (!obj_num(&a->ptr[i], &x)) {
+		if (!rec_obj_num(&a->ptr[i], &x)) {
 			free(v);
 			rec_die(r, key, "element %u: expected number, got %s",
 			    i, rec_type_name(&a->ptr[i]));

@@ -80,6 +80,9 @@ extern void (*rec_error_hook)(const char *msg);
 void rec_fail(const char *fmt, ...)
     __attribute__((noreturn, format(printf, 1, 2)));
 
+/* A number (integer or float) as a double: 1, or 0 for other types. */
+int rec_obj_num(const msgpack_object *o, double *out);
+
 /* End the program with the standard message about field key of r. */
 void rec_die(const struct rec *r, const char *key, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));

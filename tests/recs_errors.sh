@@ -7,11 +7,11 @@ printf '{"a":1}\n{"a":2}\n' | recs from-json >"$T/good.mpk"
 head -c $(( $(wc -c <"$T/good.mpk") - 1 )) "$T/good.mpk" >"$T/trunc.mpk"
 expect_fail 1 '^recs: .*trunc.mpk: record 2: truncated msgpack at end of input$' \
 	recs count "$T/trunc.mpk"
-printf '\x81\xa1a\xc1' >"$T/invalid.mpk"
+printf '\201\241a\301' >"$T/invalid.mpk"
 expect_fail 1 '^recs: .*invalid.mpk: record 1: invalid msgpack$' recs count "$T/invalid.mpk"
-printf '\x81\xa1a\x01\x92\x01\x02' >"$T/array.mpk"
+printf '\201\241a\001\222\001\002' >"$T/array.mpk"
 expect_fail 1 '^recs: .*array.mpk: record 2: not a map, got array$' recs count "$T/array.mpk"
-printf '\x81\x05\x01' >"$T/intkey.mpk"
+printf '\201\005\001' >"$T/intkey.mpk"
 expect_fail 1 '^recs: .*intkey.mpk: record 1: key 0 is not a string, got integer$' \
 	recs count "$T/intkey.mpk"
 printf '{"a":1}\n\n{"a":tru}\n' >"$T/bad.jsonl"
@@ -19,11 +19,11 @@ expect_fail 1 '^recs: .*bad.jsonl: record 2: invalid JSON at line 3, column 6: i
 	recs count "$T/bad.jsonl"
 printf '{"a":1}\n[1]\n' >"$T/notmap.jsonl"
 expect_fail 1 '^recs: .*notmap.jsonl: record 2: not a map, got array$' recs count "$T/notmap.jsonl"
-printf '{"s":"\xff"}\n' >"$T/utf8.jsonl"
+printf '{"s":"\377"}\n' >"$T/utf8.jsonl"
 expect_fail 1 'utf8.jsonl: record 1: invalid JSON at line 1, column 7: invalid UTF-8 in string$' \
 	recs count "$T/utf8.jsonl"
 # Invalid UTF-8 inside a msgpack str: an error naming record and field.
-printf '\x81\xa1a\x01\x82\xa1a\x02\xa1s\xa2\xc3\x28' >"$T/utf8.mpk"
+printf '\201\241a\001\202\241a\002\241s\242\303\050' >"$T/utf8.mpk"
 expect_fail 1 '^recs: .*utf8.mpk: record 2: field "s": string is not valid UTF-8$' \
 	recs to-json "$T/utf8.mpk"
 check "records before the bad one are written" sh -c \

@@ -150,25 +150,6 @@ moments_add(struct moments *m, double x)
 }
 
 static int
-is_number(const msgpack_object *o, double *x)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		*x = (double)o->via.u64;
-		return 1;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		*x = (double)o->via.i64;
-		return 1;
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64:
-		*x = o->via.f64;
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-static int
 cmd_stats(int argc, char **argv)
 {
 	const char *by = NULL;
@@ -227,7 +208,7 @@ cmd_stats(int argc, char **argv)
 			for (uint32_t i = 0; i < r.n; i++) {
 				double x;
 				const msgpack_object *k = &r.kv[i].key;
-				if (!is_number(&r.kv[i].val, &x))
+				if (!rec_obj_num(&r.kv[i].val, &x))
 					continue;
 				if (by && k->via.str.size == strlen(by) &&
 				    memcmp(k->via.str.ptr, by, strlen(by)) == 0)
@@ -258,7 +239,7 @@ cmd_stats(int argc, char **argv)
 				double x;
 				if (v == NULL || v->type == MSGPACK_OBJECT_NIL)
 					continue;
-				if (!is_number(v, &x))
+				if (!rec_obj_num(v, &x))
 					rec_die(&r, fields[f], "expected number, "
 					    "got %s", rec_type_name(v));
 				moments_add(&gr->m[f], x);
