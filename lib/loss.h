@@ -1,0 +1,131 @@
+/*
+ * loss.h: train-step's objectives as pure functions in double precision.
+ *
+ * Each function takes what the model produced for one record (per-token
+ * log-probabilities of the response, or their sums, or reward-head scores)
+ * and returns the record's loss together with d loss / d input, which the
+ * caller hands to model_backward.  No function sees a batch: the batch's
+ * normaliser (tokens or records of the optimizer step) comes in as a
+ * scale, so a loss is a plain sum over records and gradients accumulate
+ * over micro-batches, and over processes, exactly.
+ *
+ * Notation: lp[t] the policy's log-probability of response token t, ref[t]
+ * the reference model's, old[t] the rollout policy's; S_w, S_l sums over
+ * the chosen and rejected responses; sigma the logistic function.
+ */
+#ifndef PREFPIPE_LOSS_H
+#define PREFPIPE_LOSS_H
+
+#include <stddef.h>
+
+/* log sigma(x), without overflow for large |x|. */
+double log_sigmoid(double x);
+double sigmoid(double x);
+
+/* ------------------------------------------------------------------------ */
+/* SFT: negative log-likelihood of the target tokens. */
+
+/*
+ * loss = -scale * sum_t lp[t]; dlp[t] (may be NULL) = -scale.
+ * With scale = 1 / (loss tokens of the batch) the batch loss is the mean
+ * token NLL.
+ */
+double loss_sft(const double *lp, int n, double scale, double *dlp);
+
+/* ------------------------------------------------------------------------ */
+/* DPO and its variants, on one pair. */
+
+enum dpo_variant { DPO_SIGMOID, DPO_HINGE, DPO_IPO, DPO_ROBUST };
+
+/* "sigmoid", "hinge", "ipo", "robust": the enum, or -1. */
+int dpo_variant_parse(const char *s);
+
+struct dpo_in {
+	double pol_w, ref_w;	/* S_w of the policy and of the reference */
+	double pol_l, ref_l;	/* S_l likewise */
+	int n_w, n_l;		/* response tokens of each side */
+};
+
+struct dpo_out {
+	double loss;		/* the objective plus the NLL term */
+	double h;		/* (pol_w - ref_w) - (pol_l - ref_l) */
+	double chosen_reward;	/* beta (pol_w - ref_w) */
+	double rejected_reward;	/* beta (pol_l - ref_l) */
+	double d_w, d_l;	/* d loss / d lp[t] of every chosen / rejected
+				   token (the same for all tokens of a side) */
+};
+
+/*
+ * With z = beta h:
+ *   sigmoid  -(1 - eps) log sigma(z) - eps log sigma(-z)   (cDPO)
+ *   hinge    max(0, 1 - z)
+ *   ipo      (hbar - 1 / (2 beta))^2, hbar = (pol_w - ref_w) / n_w -
+ *            (pol_l - ref_l) / n_l (log-ratios averaged over tokens)
+ *   robust   [-(1 - eps) log sigma(z) + eps log sigma(-z)] / (1 - 2 eps)
+ * plus nll_coef * (-pol_w / n_w), the chosen response's mean token NLL
+ * (RPO).  Everything is multiplied by scale.
+ */
+void loss_dpo(enum dpo_variant v, double beta, double eps, double nll_coef,
+    double scale, const struct dpo_in *in, struct dpo_out *out);
+
+/* ------------------------------------------------------------------------ */
+/* Reward model: Bradley-Terry on one pair of scores. */
+
+/*
+ * loss = -scale * log sigma(r_w - r_l); *d_w, *d_l get d loss / d r.
+ */
+double loss_rm(double r_w, double r_l, double scale, double *d_w, double *d_l);
+
+/* ------------------------------------------------------------------------ */
+/* Policy gradient: advantages, then the PPO clipped objective. */
+
+enum pg_advantage { ADV_REINFORCE, ADV_REMAX, ADV_RLOO, ADV_GRPO };
+enum pg_scale { SCALE_GROUP, SCALE_BATCH, SCALE_NONE };
+enum kl_estimator { KL_K1, KL_K2, KL_K3 };
+
+int pg_advantage_parse(const char *s);
+int pg_scale_parse(const char *s);
+int kl_estimator_parse(const char *s);
+
+/*
+ * Advantages of n samples from their rewards.  group[i] numbers the group
+ * (prompt) of sample i, 0 .. ngroups-1; greedy[i] marks a greedy baseline
+ * (ReMax), which only serves as a baseline: its own advantage is 0.
+ *   reinforce  r - mean of every non-greedy sample
+ *   remax      r - r of the group's greedy sample
+ *   rloo       r - mean of the group's other samples
+ *   grpo       (r - group mean) / (s + 1e-4), s the group's sample standard
+ *              deviation (scale group), the batch's (scale batch), or
+ *              without the division (scale none: Dr. GRPO)
+ * Standard deviations are unbiased (n - 1), 0 for a single sample.
+ * Returns 0, or the number + 1 of a group that cannot be served (remax:
+ * no greedy sample; rloo: fewer than two samples).
+ */
+int pg_advantages(enum pg_advantage kind, enum pg_scale scale, int n,
+    const double *reward, const int *group, const int *greedy, int ngroups,
+    double *adv);
+
+/* Running sums for the metrics of the PPO objective. */
+struct pg_stats {
+	double tokens, kl_sum, clipped, ratio_sum;
+};
+
+/*
+ * The per-token PPO objective of one sample of n response tokens with
+ * advantage adv:
+ *
+ *   ratio_t = exp(lp[t] - old[t])
+ *   l_t = -min(ratio_t adv, clip(ratio_t, 1 - c, 1 + c) adv)
+ *         + kl_coef * k(ref[t] - lp[t])
+ *   k1(x) = -x,  k2(x) = x^2 / 2,  k3(x) = e^x - x - 1
+ *
+ * Returns scale * sum_t l_t and sets dlp[t] = d/d lp[t] of that.  ref may
+ * be NULL when kl_coef is 0.  For token aggregation scale is
+ * weight / (tokens of the batch); for sequence aggregation
+ * weight / (n * sequences of the batch).  Adds to *st.
+ */
+double loss_ppo(int n, const double *lp, const double *old, const double *ref,
+    double adv, double clip, double kl_coef, enum kl_estimator est,
+    double scale, double *dlp, struct pg_stats *st);
+
+#endif

@@ -1,0 +1,38 @@
+#!/bin/sh
+# train_fixtures: one step of each objective against PyTorch
+# (tests/gen_train_fixtures.py): loss, gradient norm and every updated
+# weight within 1e-4 relative.
+. "$top_srcdir/tests/lib.sh"
+F=$fixtures/train
+cmp_tool=$top_builddir/tests/unit_train_cmp
+
+# close NAME GOT WANT: |got - want| <= 1e-4 |want|
+close() {
+	awk -v g="$2" -v w="$3" 'BEGIN {
+		d = g - w; if (d < 0) d = -d; a = w < 0 ? -w : w
+		exit !(d <= 1e-4 * a)
+	}' || fail "$1: got $2, want $3"
+}
+
+for n in sft dpo rm pg; do
+	init=$F/init
+	[ "$n" = rm ] && init=$F/init_rm
+	# shellcheck disable=SC2046
+	if ! train-step -m "$init" -o "$T/$n" $(cat "$F/$n.args") \
+	    <"$F/$n.jsonl" >"$T/$n.metrics"; then
+		fail "$n: train-step failed"; continue
+	fi
+	recs to-tsv loss grad_norm <"$T/$n.metrics" >"$T/$n.tsv"
+	[ "$(wc -l <"$T/$n.tsv")" -eq 1 ] || fail "$n: want one metrics record"
+	read -r loss gn <"$T/$n.tsv"
+	want_loss=$(sed 's/.*"loss": *\([-0-9.eE+]*\).*/\1/' "$F/$n.expect.json")
+	want_gn=$(sed 's/.*"grad_norm": *\([-0-9.eE+]*\).*/\1/' \
+	    "$F/$n.expect.json")
+	close "$n loss" "$loss" "$want_loss"
+	close "$n grad_norm" "$gn" "$want_gn"
+	check "$n weights" "$cmp_tool" "$T/$n" "$F/$n.expect.safetensors" 1e-4
+	# The saved state continues where it stopped.
+	check "$n trainer_state" grep -q '"step": 1' "$T/$n/trainer_state.json"
+	check "$n optimizer" test -f "$T/$n/optimizer.safetensors"
+done
+finish

@@ -1,0 +1,291 @@
+/*
+ * unit_loss: every objective of lib/loss against central finite
+ * differences in double precision, and against values worked by hand.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "loss.h"
+
+static int failures;
+
+/* A fixed pseudo-random sequence in [0, 1) (an LCG is plenty here). */
+static double
+unit(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (double)(*s >> 11) * 0x1p-53;
+}
+
+static void
+near(const char *what, double got, double want, double tol)
+{
+	double err = fabs(got - want) / (fabs(want) > 1 ? fabs(want) : 1);
+	if (!(err <= tol)) {
+		printf("FAIL: %s: got %.12g, want %.12g\n", what, got, want);
+		failures++;
+	}
+}
+
+/* Central differences: error O(h^2) ~ 1e-10 at h = 1e-5. */
+#define FD_H 1e-5
+#define FD_TOL 1e-7
+
+/* ------------------------------------------------------------------------ */
+/* DPO: the loss as a function of every token's log-probability. */
+
+enum { NW = 5, NL = 3 };
+
+struct dpo_case {
+	enum dpo_variant v;
+	double beta, eps, nll;
+	double lw[NW], ll[NL];		/* policy token log-probs */
+	double ref_w, ref_l;		/* reference sums */
+};
+
+static double
+dpo_eval(const struct dpo_case *c, struct dpo_out *out)
+{
+	struct dpo_in in = { 0, c->ref_w, 0, c->ref_l, NW, NL };
+	for (int t = 0; t < NW; t++)
+		in.pol_w += c->lw[t];
+	for (int t = 0; t < NL; t++)
+		in.pol_l += c->ll[t];
+	loss_dpo(c->v, c->beta, c->eps, c->nll, 0.25, &in, out);
+	return out->loss;
+}
+
+static void
+check_dpo(const char *name, struct dpo_case c)
+{
+	struct dpo_out o, tmp;
+	dpo_eval(&c, &o);
+	for (int t = 0; t < NW + NL; t++) {
+		double *x = t < NW ? &c.lw[t] : &c.ll[t - NW];
+		double x0 = *x;
+		*x = x0 + FD_H;
+		double up = dpo_eval(&c, &tmp);
+		*x = x0 - FD_H;
+		double dn = dpo_eval(&c, &tmp);
+		*x = x0;
+		char what[96];
+		snprintf(what, sizeof(what), "%s d/dlp[%d]", name, t);
+		near(what, t < NW ? o.d_w : o.d_l, (up - dn) / (2 * FD_H),
+		    FD_TOL);
+	}
+}
+
+static void
+test_dpo(void)
+{
+	uint64_t g = 7;
+	static const char *vn[] = { "sigmoid", "hinge", "ipo", "robust" };
+	for (int v = 0; v < 4; v++) {
+		for (int k = 0; k < 6; k++) {
+			struct dpo_case c = { .v = v, .beta = 0.1 + 0.4 * k,
+			    .eps = 0.1 * (k % 3),
+			    .nll = k % 2 ? 0.3 : 0 };
+			for (int t = 0; t < NW; t++)
+				c.lw[t] = -3 * unit(&g);
+			for (int t = 0; t < NL; t++)
+				c.ll[t] = -3 * unit(&g);
+			c.ref_w = -6 * unit(&g) - 3;
+			c.ref_l = -6 * unit(&g) - 1;
+			char name[64];
+			snprintf(name, sizeof(name), "dpo %s case %d", vn[v], k);
+			check_dpo(name, c);
+		}
+	}
+
+	/* By hand: h = 0 gives log 2 for sigmoid, 1 for hinge. */
+	struct dpo_in in = { -4, -4, -7, -7, 2, 2 };
+	struct dpo_out o;
+	loss_dpo(DPO_SIGMOID, 0.1, 0, 0, 1, &in, &o);
+	near("sigmoid h=0", o.loss, log(2), 1e-12);
+	near("sigmoid h=0 grad", o.d_w, -0.05, 1e-12);
+	loss_dpo(DPO_HINGE, 0.1, 0, 0, 1, &in, &o);
+	near("hinge h=0", o.loss, 1, 1e-12);
+	/* IPO: hbar = (1/2) - (-1/4) = 0.75, 1/(2 beta) = 0.5: 0.0625. */
+	struct dpo_in ipo = { -3, -4, -5, -4, 2, 4 };
+	loss_dpo(DPO_IPO, 1, 0, 0, 1, &ipo, &o);
+	near("ipo", o.loss, 0.0625, 1e-12);
+	near("ipo d_w", o.d_w, 2 * 0.25 / 2, 1e-12);
+	near("ipo d_l", o.d_l, -2 * 0.25 / 4, 1e-12);
+	/* Rewards: beta times each side's log-ratio. */
+	struct dpo_in r = { -2, -3, -6, -5, 3, 3 };
+	loss_dpo(DPO_SIGMOID, 0.5, 0, 0, 1, &r, &o);
+	near("chosen_reward", o.chosen_reward, 0.5, 1e-12);
+	near("rejected_reward", o.rejected_reward, -0.5, 1e-12);
+	near("h", o.h, 2, 1e-12);
+	near("sigmoid value", o.loss, -log(1 / (1 + exp(-1.0))), 1e-12);
+	/* Robust with eps = 0 is plain DPO; cDPO at eps = 0.5 pulls z to 0. */
+	struct dpo_out o2;
+	loss_dpo(DPO_ROBUST, 0.5, 0, 0, 1, &r, &o2);
+	near("robust eps=0", o2.loss, o.loss, 1e-12);
+	loss_dpo(DPO_SIGMOID, 0.5, 0.5, 0, 1, &r, &o2);
+	near("cdpo eps=0.5 grad", o2.d_w,
+	    0.5 * 0.5 * (sigmoid(1) - sigmoid(-1)), 1e-12);
+	/* RPO: nll term -S_w/n_w = 2/3 times the coefficient. */
+	loss_dpo(DPO_SIGMOID, 0.5, 0, 2, 1, &r, &o2);
+	near("rpo", o2.loss, o.loss + 2 * 2.0 / 3, 1e-12);
+	/* Stability far out: no inf or nan. */
+	struct dpo_in far = { 0, 0, -2000, 0, 1, 1 };
+	loss_dpo(DPO_SIGMOID, 1, 0, 0, 1, &far, &o);
+	near("sigmoid far", o.loss, 0, 1e-12);
+	far.pol_l = 2000;
+	loss_dpo(DPO_SIGMOID, 1, 0, 0, 1, &far, &o);
+	near("sigmoid far wrong", o.loss, 2000, 1e-12);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void
+test_rm(void)
+{
+	double dw, dl, tw, tl;
+	double rw = 0.7, rl = -0.4;
+	loss_rm(rw, rl, 0.5, &dw, &dl);
+	double fw = (loss_rm(rw + FD_H, rl, 0.5, &tw, &tl) -
+	    loss_rm(rw - FD_H, rl, 0.5, &tw, &tl)) / (2 * FD_H);
+	double fl = (loss_rm(rw, rl + FD_H, 0.5, &tw, &tl) -
+	    loss_rm(rw, rl - FD_H, 0.5, &tw, &tl)) / (2 * FD_H);
+	near("rm d_w", dw, fw, FD_TOL);
+	near("rm d_l", dl, fl, FD_TOL);
+	near("rm equal", loss_rm(1, 1, 1, &dw, &dl), log(2), 1e-12);
+}
+
+static void
+test_sft(void)
+{
+	double lp[3] = { -1, -2, -0.5 }, d[3];
+	near("sft", loss_sft(lp, 3, 0.5, d), 1.75, 1e-12);
+	near("sft grad", d[1], -0.5, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* PPO per-token objective. */
+
+enum { NP = 6 };
+
+static void
+check_ppo(const char *name, double *lp, const double *old, const double *ref,
+    double adv, double kl, enum kl_estimator est)
+{
+	double d[NP];
+	loss_ppo(NP, lp, old, ref, adv, 0.2, kl, est, 0.3, d, NULL);
+	for (int t = 0; t < NP; t++) {
+		double x0 = lp[t];
+		lp[t] = x0 + FD_H;
+		double up = loss_ppo(NP, lp, old, ref, adv, 0.2, kl, est, 0.3,
+		    NULL, NULL);
+		lp[t] = x0 - FD_H;
+		double dn = loss_ppo(NP, lp, old, ref, adv, 0.2, kl, est, 0.3,
+		    NULL, NULL);
+		lp[t] = x0;
+		char what[96];
+		snprintf(what, sizeof(what), "%s d/dlp[%d]", name, t);
+		near(what, d[t], (up - dn) / (2 * FD_H), FD_TOL);
+	}
+}
+
+static void
+test_ppo(void)
+{
+	/* Ratios 0.5, 0.9, 1, 1.1, 1.5, 3: inside and outside the region. */
+	double old[NP] = { -1, -2, -0.3, -1.5, -0.7, -2.5 };
+	double lp[NP], ref[NP];
+	double ratio[NP] = { 0.5, 0.9, 1, 1.1, 1.5, 3 };
+	for (int t = 0; t < NP; t++) {
+		lp[t] = old[t] + log(ratio[t]);
+		ref[t] = old[t] + 0.3 * (t - 2.5);
+	}
+	static const char *en[] = { "k1", "k2", "k3" };
+	for (int e = 0; e < 3; e++) {
+		for (int s = -1; s <= 1; s += 2) {
+			char name[64];
+			snprintf(name, sizeof(name), "ppo %s adv %+d", en[e], s);
+			check_ppo(name, lp, old, ref, 0.8 * s, 0.05, e);
+		}
+	}
+	check_ppo("ppo no kl", lp, old, NULL, 1.3, 0, KL_K1);
+
+	/* Clipping by hand: adv 1 clips ratio 1.5 and 3 (2 of 6 tokens). */
+	struct pg_stats st = { 0 };
+	double d[NP];
+	double l = loss_ppo(NP, lp, old, NULL, 1, 0.2, 0, KL_K1, 1, d, &st);
+	near("ppo value", l, -(0.5 + 0.9 + 1 + 1.1 + 1.2 + 1.2), 1e-12);
+	near("ppo clipped", st.clipped, 2, 0);
+	near("ppo ratio sum", st.ratio_sum, 8, 1e-12);
+	near("ppo clipped grad", d[5], 0, 0);
+	/* adv -1 clips ratio 0.5 only. */
+	memset(&st, 0, sizeof(st));
+	loss_ppo(NP, lp, old, NULL, -1, 0.2, 0, KL_K1, 1, d, &st);
+	near("ppo clipped neg", st.clipped, 1, 0);
+	/* k3 at x = 0 is 0, k2 at x = 1 is 1/2. */
+	double z = 0, one = 1;
+	memset(&st, 0, sizeof(st));
+	loss_ppo(1, &z, &z, &z, 0, 0.2, 1, KL_K3, 1, d, &st);
+	near("k3 zero", st.kl_sum, 0, 0);
+	memset(&st, 0, sizeof(st));
+	loss_ppo(1, &z, &z, &one, 0, 0.2, 1, KL_K2, 1, d, &st);
+	near("k2 one", st.kl_sum, 0.5, 1e-12);
+}
+
+static void
+test_advantages(void)
+{
+	/* Two groups of three samples plus a greedy sample each. */
+	double r[8] = { 1, 0, 0, 0.5, 1, 1, 0, 0 };
+	int g[8] = { 0, 0, 0, 0, 1, 1, 1, 1 };
+	int gr[8] = { 0, 0, 0, 1, 0, 0, 0, 1 };
+	double a[8];
+	/* reinforce: mean of the six samples is 0.5 */
+	pg_advantages(ADV_REINFORCE, SCALE_NONE, 8, r, g, gr, 2, a);
+	near("reinforce", a[0], 0.5, 1e-12);
+	near("reinforce greedy", a[3], 0, 0);
+	pg_advantages(ADV_REMAX, SCALE_NONE, 8, r, g, gr, 2, a);
+	near("remax", a[0], 0.5, 1e-12);
+	near("remax 2", a[4], 1, 1e-12);
+	pg_advantages(ADV_RLOO, SCALE_NONE, 8, r, g, gr, 2, a);
+	near("rloo", a[0], 1, 1e-12);
+	near("rloo b", a[1], -0.5, 1e-12);
+	/* grpo: group 0 is {1,0,0}: mean 1/3, sample sd sqrt(1/3) */
+	pg_advantages(ADV_GRPO, SCALE_GROUP, 8, r, g, gr, 2, a);
+	near("grpo", a[0], (2.0 / 3) / (sqrt(1.0 / 3) + 1e-4), 1e-12);
+	pg_advantages(ADV_GRPO, SCALE_NONE, 8, r, g, gr, 2, a);
+	near("dr grpo", a[1], -1.0 / 3, 1e-12);
+	/* batch sd of {1,0,0,1,1,0}: sqrt(1.5/5) */
+	pg_advantages(ADV_GRPO, SCALE_BATCH, 8, r, g, gr, 2, a);
+	near("grpo batch", a[1], (-1.0 / 3) / (sqrt(0.3) + 1e-4), 1e-12);
+	/* A group without a greedy sample cannot do ReMax. */
+	int nogr[8] = { 0, 0, 0, 1, 0, 0, 0, 0 };
+	if (pg_advantages(ADV_REMAX, SCALE_NONE, 8, r, g, nogr, 2, a) != 2) {
+		printf("FAIL: remax without greedy\n");
+		failures++;
+	}
+	int single[2] = { 0, 1 }, nog[2] = { 0, 0 };
+	if (pg_advantages(ADV_RLOO, SCALE_NONE, 2, r, single, nog, 2, a) != 1) {
+		printf("FAIL: rloo single\n");
+		failures++;
+	}
+}
+
+int
+main(void)
+{
+	test_sft();
+	test_dpo();
+	test_rm();
+	test_ppo();
+	test_advantages();
+	near("log_sigmoid", log_sigmoid(-800), -800, 1e-12);
+	near("sigmoid", sigmoid(-800), 0, 0);
+	if (failures)
+		printf("%d failure(s)\n", failures);
+	return failures ? 1 : 0;
+}
