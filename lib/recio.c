@@ -276,8 +276,9 @@ read_msgpack(struct rec_reader *rd, struct rec *r)
 	for (;;) {
 		msgpack_unpacked res;
 		msgpack_unpacked_init(&res);
-		msgpack_unpack_return ret = msgpack_unpacker_next(&rd->unp,
-		    &res);
+		size_t size = 0;
+		msgpack_unpack_return ret = msgpack_unpacker_next_with_size(
+		    &rd->unp, &res, &size);
 		if (ret == MSGPACK_UNPACK_SUCCESS) {
 			rd->recno++;
 			r->zone = msgpack_unpacked_release_zone(&res);
@@ -287,6 +288,19 @@ read_msgpack(struct rec_reader *rd, struct rec *r)
 			r->cap = 0;	/* borrowed from the unpacked data */
 			r->src = rd->in.name;
 			r->recno = rd->recno;
+			rec_touch(r);
+			/*
+			 * Keep the record's bytes when they lie whole in the
+			 * unpacker's current buffer (a record split by a refill
+			 * is not contiguous).  The buffer starts with a counter
+			 * of at most 8 bytes, so a start past that is inside it.
+			 * Its string keys make the zone hold a reference to the
+			 * buffer, so the bytes live as long as the record.
+			 */
+			if (r->n > 0 && rd->unp.off >= size + 8) {
+				r->raw = rd->unp.buffer + rd->unp.off - size;
+				r->rawlen = size;
+			}
 			return 1;
 		}
 		msgpack_unpacked_destroy(&res);
@@ -553,10 +567,12 @@ encode_json(struct rec_writer *w, const msgpack_object_kv *kv, uint32_t n,
 
 static void
 encode(struct rec_writer *w, const msgpack_object_kv *kv, uint32_t n,
-    const char *src, uint64_t recno)
+    const char *raw, size_t rawlen, const char *src, uint64_t recno)
 {
 	if (w->json) {
 		encode_json(w, kv, n, src, recno);
+	} else if (raw != NULL) {
+		sb_add(&w->out, raw, rawlen);
 	} else {
 		msgpack_pack_map(&w->pk, n);
 		for (uint32_t i = 0; i < n; i++) {
@@ -571,7 +587,7 @@ encode(struct rec_writer *w, const msgpack_object_kv *kv, uint32_t n,
 void
 rec_write(struct rec_writer *w, const struct rec *r)
 {
-	encode(w, r->kv, r->n, r->src, r->recno);
+	encode(w, r->kv, r->n, r->raw, r->rawlen, r->src, r->recno);
 }
 
 void
@@ -580,7 +596,7 @@ rec_write_object(struct rec_writer *w, const msgpack_object *o)
 	if (o->type != MSGPACK_OBJECT_MAP)
 		errx(EXIT_DATA, "internal error: writing a %s as a record",
 		    rec_type_name(o));
-	encode(w, o->via.map.ptr, o->via.map.size, "output", 0);
+	encode(w, o->via.map.ptr, o->via.map.size, NULL, 0, "output", 0);
 }
 
 void

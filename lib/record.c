@@ -30,6 +30,7 @@ rec_init(struct rec *r, const char *src, uint64_t recno)
 		err(EXIT_DATA, "out of memory");
 	r->src = src;
 	r->recno = recno;
+	rec_touch(r);
 }
 
 void
@@ -473,6 +474,7 @@ slot(struct rec *r, const char *key)
 {
 	size_t len = strlen(key);
 	int i = find(r->kv, r->n, key, len);
+	rec_touch(r);
 	if (i >= 0)
 		return &r->kv[i].val;
 	if (r->n >= r->cap) {
@@ -610,6 +612,7 @@ rec_del(struct rec *r, const char *key)
 	int i = find(r->kv, r->n, key, strlen(key));
 	if (i < 0)
 		return 0;
+	rec_touch(r);
 	if (r->cap == 0) {
 		/* A borrowed array: take a copy before changing it. */
 		msgpack_object_kv *kv = zalloc(r->zone, r->n * sizeof(*kv));

@@ -30,7 +30,17 @@ struct rec {
 	msgpack_zone *zone;	/* owns every byte the record points to */
 	const char *src;	/* input name, for messages ("stdin" for -) */
 	uint64_t recno;		/* 1-based ordinal of the record in src */
+	/*
+	 * The msgpack bytes the record was read from, while it is unchanged
+	 * (NULL otherwise): a writer copies them instead of packing again.
+	 * Setters clear it; code that changes kv by hand calls rec_touch.
+	 */
+	const char *raw;
+	size_t rawlen;
 };
+
+/* The record's fields were changed by hand: forget its original bytes. */
+static inline void rec_touch(struct rec *r) { r->raw = NULL; r->rawlen = 0; }
 
 /* An empty record with its own zone; src/recno name it in messages. */
 void rec_init(struct rec *r, const char *src, uint64_t recno);
