@@ -200,13 +200,17 @@ emit_uint(struct strbuf *b, uint64_t v)
 }
 
 /*
- * Fast path for the shortest decimal of v: the fewest fraction digits k
- * such that the integer r = round(v * 10^k) reads back as v.  With r below
- * 2^53 and k <= 22, r and 10^k are exact doubles, so r / 10^k is the
- * correctly rounded value of the decimal r * 10^-k, which is what strtod
- * returns for it: the test is exact.  float32 is checked with strtof, which
- * rounds the decimal once, as a reader would.  Returns 0 when v is outside
- * the range this handles.
+ * Floats are written as the shortest decimal that reads back to the same
+ * value (at float32 precision for a float32), in one notation for both
+ * widths: fixed for magnitudes in [1e-4, 1e15), exponent otherwise.  So a
+ * float32 written, read back as float64 and written again keeps its text.
+ *
+ * Fixed notation: the fewest digits r * 10^-k (k may be negative) that
+ * read back as v.  With r below 2^53 and |k| <= 22, r and 10^|k| are exact
+ * doubles, so r / 10^k (or r * 10^-k, an exact integer here) is the
+ * correctly rounded value of the decimal: the same test strtod makes.
+ * float32 is checked with strtof, which rounds the decimal once, as a
+ * reader would.  Returns 0 when v is outside what this handles.
  */
 static int
 emit_float_fixed(struct strbuf *b, double v, int single)
@@ -214,11 +218,12 @@ emit_float_fixed(struct strbuf *b, double v, int single)
 	static const double p10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
 	    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17 };
 	double a = fabs(v);
-	if (!(a >= 1e-5 && a < 1e15))
+	if (!(a >= 1e-4 && a < 1e15))
 		return 0;
-	int maxdig = single ? 9 : 17;
-	for (int k = 0; k < 18; k++) {
-		double m = nearbyint(a * p10[k]);
+	/* Start at one significant digit. */
+	for (int k = -(int)floor(log10(a)); k < 18; k++) {
+		double m = k >= 0 ? nearbyint(a * p10[k]) :
+		    nearbyint(a / p10[-k]);
 		if (m >= 9007199254740992.0)	/* 2^53 */
 			return 0;
 		if (m == 0)
@@ -230,13 +235,17 @@ emit_float_fixed(struct strbuf *b, double v, int single)
 			r /= 10;
 		} while (r);
 		int nd = (int)(digits + sizeof(digits) - d);
-		/* Leading zeros of a fraction are not significant digits. */
-		if (nd > maxdig)
-			return 0;
-		char text[48], *t = text;
+		char text[64], *t = text;
 		if (v < 0)
 			*t++ = '-';
-		if (nd <= k) {
+		if (k < 0) {
+			memcpy(t, d, (size_t)nd);
+			t += nd;
+			for (int z = 0; z < -k; z++)
+				*t++ = '0';
+			*t++ = '.';
+			*t++ = '0';
+		} else if (nd <= k) {
 			*t++ = '0';
 			*t++ = '.';
 			for (int z = 0; z < k - nd; z++)
@@ -254,7 +263,7 @@ emit_float_fixed(struct strbuf *b, double v, int single)
 		}
 		*t = 0;
 		int same = single ? strtof(text, NULL) == (float)v :
-		    m / p10[k] == a;
+		    k >= 0 ? m / p10[k] == a : m * p10[-k] == a;
 		if (same) {
 			sb_add(b, text, (size_t)(t - text));
 			return 1;
@@ -263,11 +272,6 @@ emit_float_fixed(struct strbuf *b, double v, int single)
 	return 0;
 }
 
-/*
- * The shortest decimal of v that reads back to the same value, at float32
- * precision when single.  The text always holds '.', 'e' or a name, so it
- * reads back as a float and not as an integer.
- */
 static void
 emit_float(struct strbuf *b, double v, int single)
 {
@@ -280,20 +284,48 @@ emit_float(struct strbuf *b, double v, int single)
 		sb_adds(b, v < 0 ? "-Infinity" : "Infinity");
 		return;
 	}
+	if (v == 0) {
+		sb_adds(b, signbit(v) ? "-0.0" : "0.0");
+		return;
+	}
 	if (emit_float_fixed(b, v, single))
 		return;
-	int p = single ? 6 : 15, pmax = single ? 9 : 17;
-	for (;; p++) {
-		snprintf(tmp, sizeof(tmp), "%.*g", p, v);
-		if (p == pmax)
-			break;
-		if (single ? strtof(tmp, NULL) == (float)v :
-		    strtod(tmp, NULL) == v)
+	/* The fewest digits that read back, from printf's %e. */
+	int pmax = single ? 8 : 16;
+	for (int p = 0;; p++) {
+		snprintf(tmp, sizeof(tmp), "%.*e", p, v);
+		if (p == pmax || (single ? strtof(tmp, NULL) == (float)v :
+		    strtod(tmp, NULL) == v))
 			break;
 	}
-	sb_adds(b, tmp);
-	if (strpbrk(tmp, ".e") == NULL)
-		sb_add(b, ".0", 2);
+	char *e = strchr(tmp, 'e');
+	int exp = atoi(e + 1);
+	if (exp < -4 || exp >= 15) {
+		sb_adds(b, tmp);
+		return;
+	}
+	/* In the fixed range after all: lay the digits out around the point. */
+	char digits[24];
+	int nd = 0;
+	for (char *c = tmp; c < e; c++)
+		if (*c >= '0' && *c <= '9')
+			digits[nd++] = *c;
+	if (v < 0)
+		sb_addc(b, '-');
+	if (exp < 0) {
+		sb_add(b, "0.", 2);
+		for (int z = 0; z < -exp - 1; z++)
+			sb_addc(b, '0');
+		sb_add(b, digits, (size_t)nd);
+		return;
+	}
+	for (int i = 0; i <= exp; i++)
+		sb_addc(b, i < nd ? digits[i] : '0');
+	sb_addc(b, '.');
+	if (nd > exp + 1)
+		sb_add(b, digits + exp + 1, (size_t)(nd - exp - 1));
+	else
+		sb_addc(b, '0');
 }
 
 int

@@ -112,9 +112,10 @@ test_float32(void)
 {
 	/* float32 prints as the shortest decimal that reads back to it. */
 	float vals[] = { 0.1f, 1.0f / 3, -1e-8f, 3.4028235e38f, 16777216.0f,
-	    -0.5f };
+	    -0.5f, -2.5829806e10f, 1.5e7f, 0.00012345678f, 0.0f };
 	const char *want[] = { "0.1", "0.33333334", "-1e-08",
-	    "3.4028235e+38", "16777216.0", "-0.5" };
+	    "3.4028235e+38", "16777216.0", "-0.5", "-25829806000.0",
+	    "15000000.0", "0.00012345678", "0.0" };
 	for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++) {
 		msgpack_object o = { .type = MSGPACK_OBJECT_FLOAT32 };
 		o.via.f64 = vals[i];
@@ -122,6 +123,18 @@ test_float32(void)
 		sb_init(&b);
 		json_emit(&b, &o);
 		CHECK(strtof(b.data, NULL) == vals[i]);
+		/* Read back as float64 and written again: the same text. */
+		msgpack_zone *z = msgpack_zone_new(256);
+		msgpack_object back;
+		char err[64];
+		size_t pos;
+		struct strbuf b2;
+		sb_init(&b2);
+		CHECK(json_parse(b.data, b.len, z, &back, err, sizeof(err),
+		    &pos) == 0);
+		CHECK(json_emit(&b2, &back) == 0 && strcmp(b.data, b2.data) == 0);
+		sb_free(&b2);
+		msgpack_zone_free(z);
 		if (strcmp(b.data, want[i]) != 0) {
 			fprintf(stderr, "float32 %g: got %s want %s\n",
 			    (double)vals[i], b.data, want[i]);

@@ -8,6 +8,7 @@
  * Errors in the data are expected: the error hook jumps back here.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd < 0) {
 		fd = memfd_create("fuzz", 0);
 		rec_error_hook = jump_back;
-		sink = rec_writer_open(open("/dev/null", 1), "null", 0);
+		sink = rec_writer_open(open("/dev/null", O_WRONLY), "null", 0);
 	}
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) !=
 	    (ssize_t)size)
