@@ -482,7 +482,7 @@ slot(struct rec *r, const char *key)
 		 * Grow, or take a copy of an array borrowed from the reader
 		 * (cap 0).  The old array stays in the zone; records are small.
 		 */
-		uint32_t cap = r->cap ? 2 * r->cap : 8;
+		uint32_t cap = r->n < 4 ? 8 : 2 * r->n;
 		msgpack_object_kv *kv = zalloc(r->zone, cap * sizeof(*kv));
 		if (r->n)
 			memcpy(kv, r->kv, r->n * sizeof(*kv));

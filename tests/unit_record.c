@@ -205,9 +205,36 @@ test_fields(void)
 	rec_free(&copy);
 }
 
+/* Adding fields to a record read from a stream (its array borrowed). */
+static void
+test_borrowed(void)
+{
+	const char *text = "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,"
+	    "\"f\":6,\"g\":7,\"h\":8,\"i\":9}";
+	struct rec r;
+	rec_init(&r, "test", 1);
+	msgpack_object o;
+	char err[64];
+	size_t pos;
+	CHECK(json_parse(text, strlen(text), r.zone, &o, err, sizeof(err),
+	    &pos) == 0);
+	r.kv = o.via.map.ptr;
+	r.n = o.via.map.size;
+	r.cap = 0;
+	for (int i = 0; i < 20; i++) {
+		char key[8];
+		snprintf(key, sizeof(key), "x%d", i);
+		rec_set_int(&r, key, i);
+	}
+	CHECK(r.n == 29);
+	CHECK(rec_need_int(&r, "i") == 9 && rec_need_int(&r, "x19") == 19);
+	rec_free(&r);
+}
+
 int
 main(void)
 {
+	test_borrowed();
 	test_json();
 	test_float32();
 	test_fields();

@@ -1,0 +1,117 @@
+#!/bin/sh
+# score --cmd: a child that answers, in shell and in Python; one that
+# prints garbage; one that dies, early or late; one that says too much;
+# large records to a child that stops reading (EPIPE, not SIGPIPE).
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+# A child that misbehaves in a way nobody can detect (reads without
+# answering) would hang: no check may take more than a minute.
+SCORE=$(command -v score)
+score() { timeout 60 "$SCORE" "$@"; }
+
+cat >"$T/in" <<'E'
+{"id":1,"prompt":"a","response":"xy"}
+{"id":2,"prompt":"b","response":"xyz","meta":{"k":[1,2.5,null,true]}}
+{"id":3,"prompt":"c","response":""}
+E
+
+# A shell script: the answer is the length of the JSON line.
+score --cmd 'while IFS= read -r l; do echo "${#l}"; done' -J "$T/in" \
+    >"$T/got" || fail "shell child"
+"$PYTHON3" - "$T/in" "$T/got" <<'E' || fail "shell child answers"
+import json, sys
+ins = [json.loads(l) for l in open(sys.argv[1])]
+outs = [json.loads(l) for l in open(sys.argv[2])]
+assert len(outs) == 3
+for i, o in zip(ins, outs):
+    r = o.pop("reward")
+    assert o == i, (o, i)          # every field passes through, in order
+    assert r == len(json.dumps(i, separators=(",", ":"))), (r, i)
+E
+
+# The child reads exactly the record as JSON; --as names the field.
+score --cmd "tee '$T/seen' | sed -u 's/.*/-1.5e0/'" --as judge "$T/in" |
+    recs to-tsv judge >"$T/got" || fail "sed child"
+printf -- '-1.5\n-1.5\n-1.5\n' >"$T/want"
+same "--as" "$T/want" "$T/got"
+same "child input" "$T/in" "$T/seen"
+
+# Python, flushing per line, from msgpack input.
+cat >"$T/judge.py" <<'E'
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print(len(r["response"]) * 0.5, flush=True)
+E
+recs from-json "$T/in" | score --cmd "'$PYTHON3' '$T/judge.py'" |
+    recs to-tsv id reward >"$T/got" || fail "python child"
+printf '1\t1.0\n2\t1.5\n3\t0.0\n' >"$T/want"
+same "python child" "$T/want" "$T/got"
+
+# Blank space around the number and CRLF line ends are fine.
+printf '%s\n' '{"a":1}' | score --cmd "sed -u 's/.*/  7 \\r/'" |
+    recs to-tsv reward >"$T/got" || fail "blanks"
+printf '7.0\n' >"$T/want"
+same "blanks" "$T/want" "$T/got"
+
+# Garbage: status 1, naming the record and quoting the answer.
+expect_fail 1 '^score: .*/in: record 1: --cmd: the command answered "yes", not a number$' \
+    score --cmd 'while read -r l; do echo yes; done' "$T/in"
+expect_fail 1 'record 2: --cmd: the command answered "1 2", not a number' \
+    score --cmd 'read -r l; echo 1; read -r l; echo 1 2; cat >/dev/null' \
+    "$T/in"
+expect_fail 1 'record 1: --cmd: the command answered "", not a number' \
+    score --cmd 'while read -r l; do echo; done' "$T/in"
+expect_fail 1 'record 1: .*answered "nan", not a number' \
+    score --cmd 'while read -r l; do echo nan; done' "$T/in"
+expect_fail 1 'record 1: .*answered "inf", not a number' \
+    score --cmd 'while read -r l; do echo inf; done' "$T/in"
+
+# A child that dies: the record it left unanswered is named.
+expect_fail 1 'record 3: --cmd: the command exited with status 4 before answering' \
+    score --cmd 'read -r l; echo 1; read -r l; echo 2; exit 4' "$T/in"
+expect_fail 1 'record 1: --cmd: the command exited with status 0 before answering' \
+    score --cmd 'true' "$T/in"
+expect_fail 1 'record 1: --cmd: the command was killed by signal 9' \
+    score --cmd 'kill -9 $$' "$T/in"
+expect_fail 1 'record 1: --cmd: the command exited with status 127' \
+    score --cmd 'no-such-command-here' "$T/in"
+# A missing line: an answer without its newline, then the end.
+expect_fail 1 'record 1: --cmd: the command exited with status 0 before answering' \
+    score --cmd 'read -r l; printf 1' "$T/in"
+# The output so far holds the answered records, whole.
+score --cmd 'read -r l; echo 1; exit 0' -J "$T/in" >"$T/got" 2>/dev/null
+check "answered records before the error" test "$(wc -l <"$T/got")" -le 1
+
+# Large records to a child that stops reading: score reports it (EPIPE)
+# instead of dying of SIGPIPE, and an answer given before counts.
+"$PYTHON3" -c 'import json
+for i in range(4): print(json.dumps({"i": i, "response": "x" * 300000}))' \
+    >"$T/big"
+score --cmd 'exec 0<&-; echo 5; sleep 1' "$T/big" >"$T/out" 2>"$T/err"
+st=$?
+check "EPIPE: status 1, not a signal ($st)" test "$st" = 1
+check "EPIPE: names record 2" grep -q 'record 2: --cmd: the command' \
+    "$T/err"
+score --cmd 'head -c 10 >/dev/null; echo 1' "$T/big" >"$T/out" 2>"$T/err"
+st=$?
+check "partial read: status 1 ($st)" test "$st" = 1
+check "partial read: names record 2" grep -q 'record 2:' "$T/err"
+# A child that writes while score is still writing a large record.
+score --cmd "'$PYTHON3' -c 'import sys
+sys.stdout.write(\"1\\n\" * 4); sys.stdout.flush()
+for l in sys.stdin: pass'" "$T/big" | recs count >"$T/got" ||
+    fail "early answers"
+echo 4 >"$T/want"
+same "early answers" "$T/want" "$T/got"
+
+# After the last record: more output, or a failing exit, is an error.
+expect_fail 1 '--cmd: the command wrote more than one line per record' \
+    score --cmd 'while read -r l; do echo 1; echo 2; done' "$T/in"
+expect_fail 1 '--cmd: the command exited with status 3 after 3 records' \
+    score --cmd 'while read -r l; do echo 1; done; exit 3' "$T/in"
+# No records: the command starts and ends.
+score --cmd 'cat' </dev/null >"$T/got" || fail "no records"
+check "no records: no output" test ! -s "$T/got"
+
+finish

@@ -1,0 +1,270 @@
+/*
+ * score: add a score to every record of a stream.
+ *
+ * One scorer per invocation; scorers chain in a pipeline.  Records stream
+ * through in order and every field passes through; the scorer adds its
+ * field (reward, or what --as names) to the record, or inside the chosen
+ * and rejected maps of a pair record.
+ */
+#include "config.h"
+
+#include <err.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "record.h"
+#include "scorer.h"
+#include "util.h"
+
+#define SYNOPSIS \
+	"score --exact [--answer-field FIELD] [--extract REGEX] [--as FIELD]\n" \
+	"             [-Jz] [FILE ...]\n" \
+	"       score --cmd COMMAND [--as FIELD] [-Jz] [FILE ...]\n" \
+	"       score --logprob CKPT [--as PREFIX] [--retokenize] [-b TOKENS]\n" \
+	"             [--chat-template NAME] [-Jz] [FILE ...]\n" \
+	"       score --rm CKPT [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
+	"             [-Jz] [FILE ...]\n" \
+	"       score --flr CKPT [--positive FILE] [--negative FILE] [--details]\n" \
+	"             [--no-cache] [--as FIELD] [-b TOKENS]\n" \
+	"             [--chat-template NAME] [-Jz] [FILE ...]"
+
+enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR };
+
+enum {
+	O_EXACT = 256, O_ANSWER, O_EXTRACT, O_CMD, O_LOGPROB, O_RM, O_FLR,
+	O_POSITIVE, O_NEGATIVE, O_DETAILS, O_AS, O_RETOKENIZE, O_NOCACHE,
+	O_CHAT
+};
+
+static const struct option longopts[] = {
+	{ "exact", no_argument, NULL, O_EXACT },
+	{ "answer-field", required_argument, NULL, O_ANSWER },
+	{ "extract", required_argument, NULL, O_EXTRACT },
+	{ "cmd", required_argument, NULL, O_CMD },
+	{ "logprob", required_argument, NULL, O_LOGPROB },
+	{ "rm", required_argument, NULL, O_RM },
+	{ "flr", required_argument, NULL, O_FLR },
+	{ "positive", required_argument, NULL, O_POSITIVE },
+	{ "negative", required_argument, NULL, O_NEGATIVE },
+	{ "details", no_argument, NULL, O_DETAILS },
+	{ "as", required_argument, NULL, O_AS },
+	{ "retokenize", no_argument, NULL, O_RETOKENIZE },
+	{ "no-cache", no_argument, NULL, O_NOCACHE },
+	{ "chat-template", required_argument, NULL, O_CHAT },
+	{ "batch-tokens", required_argument, NULL, 'b' },
+	{ "json", no_argument, NULL, 'J' },
+	{ "zstd", no_argument, NULL, 'z' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char *scorer_opt[] = {
+	"", "--exact", "--cmd", "--logprob", "--rm", "--flr"
+};
+
+static void
+pick(enum scorer *s, enum scorer want)
+{
+	if (*s != S_NONE && *s != want)
+		pp_usage("%s and %s: one scorer per invocation", scorer_opt[*s],
+		    scorer_opt[want]);
+	*s = want;
+}
+
+/* An option that only one scorer takes, given to another. */
+static void
+only_for(int given, const char *opt, enum scorer s, enum scorer want)
+{
+	if (given && s != want)
+		pp_usage("%s does not apply to %s", opt, scorer_opt[s]);
+}
+
+/* --exact: every side's response against the record's answer. */
+static void
+run_exact(struct rec_reader *rd, struct rec_writer *w, const char *field,
+    const char *pattern, const char *as)
+{
+	struct exact *e = exact_new(pattern);
+	struct side s[2];
+	struct rec r;
+
+	while (rec_read(rd, &r)) {
+		int n = sides_open(&r, s);
+		for (int i = 0; i < n; i++) {
+			size_t alen, rlen;
+			const char *ans = side_need_str(&s[i], field, 1, &alen);
+			const char *resp = side_need_str(&s[i], "response", 0,
+			    &rlen);
+			side_set_num(&s[i], as, exact_match(e, resp, rlen, ans,
+			    alen) ? 1.0 : 0.0);
+		}
+		sides_close(s, n);
+		rec_write(w, &r);
+		rec_free(&r);
+	}
+	exact_free(e);
+}
+
+/* --cmd: one child for the whole stream, one record at a time. */
+static void
+run_cmd(struct rec_reader *rd, struct rec_writer *w, const char *command,
+    const char *as)
+{
+	struct cmd_child *c = cmd_start(command);
+	struct rec r;
+	uint64_t n = 0;
+
+	while (rec_read(rd, &r)) {
+		double v = cmd_ask(c, &r);
+		rec_set_num(&r, as, v);
+		rec_write(w, &r);
+		rec_free(&r);
+		n++;
+	}
+	cmd_finish(c, n);
+}
+
+/* --logprob, --rm, --flr: records in batches through the model. */
+static void
+run_model(struct rec_reader *rd, struct rec_writer *w, enum ms_kind kind,
+    const char *ckpt, const struct ms_opts *o)
+{
+	struct mscorer *ms = ms_new(kind, ckpt, o);
+	struct rec r;
+
+	while (rec_read(rd, &r))
+		ms_add(ms, &r, w);
+	ms_flush(ms, w);
+	if (getenv("PREFPIPE_SCORE_STATS") != NULL) {
+		const struct ms_stats *st = ms_stats(ms);
+		fprintf(stderr, "score: %llu records, %llu model positions, "
+		    "%llu sequence tokens, %.3f s in the model, %.3f s in "
+		    "all\n", (unsigned long long)st->records,
+		    (unsigned long long)st->tokens,
+		    (unsigned long long)st->seq_tokens, st->model_s,
+		    st->total_s);
+	}
+	ms_free(ms);
+}
+
+int
+main(int argc, char **argv)
+{
+	enum scorer s = S_NONE;
+	const char *answer = NULL, *extract = NULL, *command = NULL;
+	const char *ckpt = NULL, *positive = NULL, *negative = NULL;
+	const char *as = NULL, *chat = NULL;
+	int details = 0, retokenize = 0, nocache = 0, flags = REC_AUTO;
+	long long batch = 0;
+	int c;
+
+	pp_init(argc, argv);
+	pp_synopsis = SYNOPSIS;
+	while ((c = getopt_long(argc, argv, "b:Jzh", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_EXACT:
+			pick(&s, S_EXACT);
+			break;
+		case O_ANSWER:
+			answer = optarg;
+			break;
+		case O_EXTRACT:
+			extract = optarg;
+			break;
+		case O_CMD:
+			pick(&s, S_CMD);
+			command = optarg;
+			break;
+		case O_LOGPROB:
+			pick(&s, S_LOGPROB);
+			ckpt = optarg;
+			break;
+		case O_RM:
+			pick(&s, S_RM);
+			ckpt = optarg;
+			break;
+		case O_FLR:
+			pick(&s, S_FLR);
+			ckpt = optarg;
+			break;
+		case O_POSITIVE:
+			positive = optarg;
+			break;
+		case O_NEGATIVE:
+			negative = optarg;
+			break;
+		case O_DETAILS:
+			details = 1;
+			break;
+		case O_AS:
+			if (*optarg == 0)
+				pp_usage("--as: empty field name");
+			as = optarg;
+			break;
+		case O_RETOKENIZE:
+			retokenize = 1;
+			break;
+		case O_NOCACHE:
+			nocache = 1;
+			break;
+		case O_CHAT:
+			chat = optarg;
+			break;
+		case 'b':
+			batch = pp_parse_int("--batch-tokens", optarg, 1,
+			    1 << 30);
+			break;
+		case 'J':
+			flags = (flags & ~REC_AUTO) | REC_JSON;
+			break;
+		case 'z':
+			flags |= REC_ZSTD;
+			break;
+		case 'h':
+			pp_help();
+		default:
+			pp_usage(NULL);
+		}
+	}
+	if (s == S_NONE)
+		pp_usage("no scorer: give --exact, --cmd, --logprob, --rm or "
+		    "--flr");
+	only_for(answer != NULL, "--answer-field", s, S_EXACT);
+	only_for(extract != NULL, "--extract", s, S_EXACT);
+	only_for(positive != NULL, "--positive", s, S_FLR);
+	only_for(negative != NULL, "--negative", s, S_FLR);
+	only_for(details, "--details", s, S_FLR);
+	only_for(nocache, "--no-cache", s, S_FLR);
+	only_for(retokenize, "--retokenize", s, S_LOGPROB);
+	if ((batch != 0 || chat != NULL) && (s == S_EXACT || s == S_CMD))
+		pp_usage("%s does not apply to %s", batch ? "--batch-tokens" :
+		    "--chat-template", scorer_opt[s]);
+	if (answer != NULL && *answer == 0)
+		pp_usage("--answer-field: empty field name");
+	if (as == NULL)
+		as = s == S_LOGPROB ? "ref" : "reward";
+
+	struct rec_reader *rd = rec_reader_open(argv + optind, argc - optind);
+	struct rec_writer *w = rec_writer_open(1, "stdout", flags);
+	switch (s) {
+	case S_EXACT:
+		run_exact(rd, w, answer ? answer : "answer", extract, as);
+		break;
+	case S_CMD:
+		run_cmd(rd, w, command, as);
+		break;
+	default:
+		run_model(rd, w, s == S_LOGPROB ? MS_LOGPROB : s == S_RM ?
+		    MS_RM : MS_FLR, ckpt, &(struct ms_opts){ .as = as,
+		    .chat = chat, .positive = positive, .negative = negative,
+		    .batch_tokens = batch, .retokenize = retokenize,
+		    .details = details, .nocache = nocache });
+	}
+	rec_writer_close(w);
+	rec_reader_close(rd);
+	pp_close_stdout();
+	return 0;
+}
