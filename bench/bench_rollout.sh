@@ -1,0 +1,103 @@
+#!/bin/sh
+# bench_rollout: rollout's decoding speed in tokens/s, at n = 1 (one
+# stream) and n = 8 (eight samples of one prompt decoding together), on a
+# dim-288, 6-layer, 32000-token model (the shape of llama2.c's stories15M)
+# and on ckpt init's default dim-64 model; against bench_rollout_ref, a
+# plain single-stream decoder of the same weights (llama2.c's way).
+#
+# Decoding time is a run's time less that of the same run with
+# --max-tokens 1 (loading the checkpoint, prefilling the prompt).  Two
+# figures each: tokens per second of wall time, and tokens per second of
+# CPU time (user + system), which a shared machine disturbs much less at
+# one thread; at several threads, idle OpenMP threads spin, so use wall.
+# Each figure is the best of REPS runs (default 3).
+#
+#   sh bench/bench_rollout.sh [TOKENS]	(default 256 a sample)
+set -u
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+: "${PYTHON3:=/usr/bin/python3}"
+PATH="$top_builddir/tools:$PATH"
+ref="$top_builddir/bench/bench_rollout_ref"
+M=${1:-256}
+REPS=${REPS:-3}
+T=$(mktemp -d "${TMPDIR:-/tmp}/bench_rollout.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+[ -x "$ref" ] || make -C "$top_builddir" bench/bench_rollout_ref >/dev/null ||
+    exit 1
+echo "threads: ${OMP_NUM_THREADS:-all}; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo '{"id":"p","prompt":"Once upon a time"}' >"$T/one.jsonl"
+i=0
+while [ $i -lt 8 ]; do
+	printf '{"id":"p%d","prompt":"Once upon a time, number %d"}\n' $i $i
+	i=$((i + 1))
+done >"$T/eight.jsonl"
+
+ckpt init -o "$T/m288" --dim 288 --layers 6 --heads 6 --ffn 768 \
+    --vocab-size 32000 --ctx 512 --tie --seed 1 >/dev/null || exit 1
+ckpt init -o "$T/m64" --seed 1 >/dev/null || exit 1
+# No EOS: every sample runs the full TOKENS, so batches stay full (the
+# byte model would otherwise stop one sample in 259 at each step).
+for m in m288 m64; do
+	for f in config.json generation_config.json; do
+		"$PYTHON3" -c 'import json, sys
+c = json.load(open(sys.argv[1])); c["eos_token_id"] = []
+json.dump(c, open(sys.argv[1], "w"))' "$T/$m/$f" || exit 1
+	done
+done
+
+"$PYTHON3" - "$T" "$M" "$REPS" "$ref" <<'X'
+import json, os, resource, subprocess, sys, time
+
+T, M, REPS, ref = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+def timed(cmd, stdin=None):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    out = subprocess.run(cmd, stdin=stdin, stdout=subprocess.PIPE,
+                         check=True).stdout
+    t = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return out, t, cpu
+
+def rollout(ck, n, prompts, m):
+    with open(prompts) as f:
+        return timed(["rollout", "-q", "-J", "-m", ck, "-n", str(n),
+                      "--max-tokens", str(m)], f)
+
+def tps(ck, n, prompts):
+    best_w = best_c = 0
+    for _ in range(REPS):
+        _, w1, c1 = rollout(ck, n, prompts, 1)
+        out, w, c = rollout(ck, n, prompts, M)
+        recs = [json.loads(l) for l in out.splitlines()]
+        toks = sum(len(r["response_tokens"]) - 1 for r in recs)
+        best_w = max(best_w, toks / max(w - w1, 1e-9))
+        best_c = max(best_c, toks / max(c - c1, 1e-9))
+    return best_w, best_c
+
+def reftps(ck):
+    best_w = best_c = 0
+    for _ in range(REPS):
+        out = subprocess.run([ref, ck, str(M)], stdout=subprocess.PIPE,
+                             check=True, text=True).stdout
+        # "ref: N tokens in S s, R tokens/s (C ms CPU a token)"
+        w = float(out.split(", ")[1].split()[0])
+        c = 1000 / float(out.split("(")[1].split()[0])
+        best_w, best_c = max(best_w, w), max(best_c, c)
+    return best_w, best_c
+
+for m in ("m288", "m64"):
+    ck = os.path.join(T, m)
+    r = reftps(ck)
+    n1 = tps(ck, 1, os.path.join(T, "one.jsonl"))
+    n8 = tps(ck, 8, os.path.join(T, "one.jsonl"))
+    n64 = tps(ck, 8, os.path.join(T, "eight.jsonl"))
+    for i, what in ((0, "wall"), (1, "cpu")):
+        print("%s %-4s: ref %6.0f tok/s | rollout n=1 %6.0f (%.2fx ref)"
+              " | n=8 %6.0f (%.2fx n=1) | 8 prompts x n=8 %6.0f (%.2fx n=1)"
+              % (m, what, r[i], n1[i], n1[i] / r[i], n8[i], n8[i] / n1[i],
+                 n64[i], n64[i] / n1[i]))
+X

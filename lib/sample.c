@@ -1,0 +1,298 @@
+/*
+ * sample.c: temperature, top-k, top-p and min-p over a row of logits.
+ *
+ * Sorting a 150000-token vocabulary at every step would cost more than a
+ * small model's forward pass, so each filter first narrows the tokens it
+ * can possibly keep, and only those are sorted:
+ *
+ *   top-k  a selection (quickselect) of the k best, then a sort of k;
+ *   top-p  the tokens with weight at least (1 - p) Z / (V - 1), plus the
+ *          best one: all the others together weigh less than (1 - p) Z,
+ *          so the nucleus (weight >= p Z) lies within what is kept;
+ *   min-p  the tokens with weight at least min_p times the largest.
+ *
+ * Weights are exp((logit - max) / T), so the largest is exactly 1.  Order
+ * is by logit, then by id, a strict total order: ties are broken the same
+ * way in every filter and on every machine.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sample.h"
+#include "util.h"
+
+void
+sample_ws_init(struct sample_ws *w, int V)
+{
+	w->V = V;
+	w->p = xreallocarray(NULL, V > 0 ? V : 1, sizeof(*w->p));
+	w->idx = xreallocarray(NULL, V > 0 ? V : 1, sizeof(*w->idx));
+	w->tmp = xreallocarray(NULL, V > 0 ? V : 1, sizeof(*w->tmp));
+}
+
+void
+sample_ws_free(struct sample_ws *w)
+{
+	free(w->p);
+	free(w->idx);
+	free(w->tmp);
+	w->p = w->tmp = NULL;
+	w->idx = NULL;
+}
+
+int
+sample_argmax(const float *logits, int V)
+{
+	int best = 0;
+	for (int i = 1; i < V; i++)
+		if (logits[i] > logits[best])	/* strict: lowest id wins */
+			best = i;
+	return best;
+}
+
+double
+sample_logsumexp(const float *logits, int V)
+{
+	float m = logits[sample_argmax(logits, V)];
+	double s = 0;
+
+	if (isinf(m))
+		return m;
+	/* expf on each term, the sum in double: exact enough, and the
+	 * vocabulary-long loop at a few nanoseconds a term. */
+	for (int i = 0; i < V; i++)
+		s += expf(logits[i] - m);
+	return m + log(s);
+}
+
+float
+sample_logprob(const float *logits, int V, int tok)
+{
+	return (float)((double)logits[tok] - sample_logsumexp(logits, V));
+}
+
+/* Whether token a comes before token b: higher logit, then lower id. */
+static inline int
+before(const float *logits, int a, int b)
+{
+	return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+}
+
+/* Sort ids[0..n) into candidate order (insertion below 16, else quick). */
+static void
+sort_ids(const float *logits, int *ids, int n)
+{
+	while (n > 16) {
+		int mid = ids[n / 2], i = 0, j = n - 1;
+		while (i <= j) {
+			while (before(logits, ids[i], mid))
+				i++;
+			while (before(logits, mid, ids[j]))
+				j--;
+			if (i <= j) {
+				int t = ids[i];
+				ids[i++] = ids[j];
+				ids[j--] = t;
+			}
+		}
+		/* Recurse into the smaller side, loop on the larger. */
+		if (j + 1 < n - i) {
+			sort_ids(logits, ids, j + 1);
+			ids += i;
+			n -= i;
+		} else {
+			sort_ids(logits, ids + i, n - i);
+			n = j + 1;
+		}
+	}
+	for (int i = 1; i < n; i++) {
+		int x = ids[i], j = i;
+		for (; j > 0 && before(logits, x, ids[j - 1]); j--)
+			ids[j] = ids[j - 1];
+		ids[j] = x;
+	}
+}
+
+/* Move the k first ids in candidate order to ids[0..k), in any order. */
+static void
+select_ids(const float *logits, int *ids, int n, int k)
+{
+	int lo = 0, hi = n - 1;
+
+	while (hi - lo > 16) {
+		int mid = ids[lo + (hi - lo) / 2], i = lo, j = hi;
+		while (i <= j) {
+			while (before(logits, ids[i], mid))
+				i++;
+			while (before(logits, mid, ids[j]))
+				j--;
+			if (i <= j) {
+				int t = ids[i];
+				ids[i++] = ids[j];
+				ids[j--] = t;
+			}
+		}
+		/* ids[lo..j] come before ids[j+1..i-1] come before ids[i..hi] */
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			return;
+	}
+	sort_ids(logits, ids + lo, hi - lo + 1);
+}
+
+int
+sample_candidates(const struct sample_opts *o, const float *logits, int V,
+    struct sample_ws *w)
+{
+	int topk = o->top_k > 0 && o->top_k < V;
+	int topp = o->top_p < 1;
+	int minp = o->min_p > 0;
+	double invT, Z = 0;
+	float m;
+	int n = 0;
+
+	if (o->temperature <= 0) {
+		w->idx[0] = sample_argmax(logits, V);
+		w->p[0] = 1;
+		return 1;
+	}
+	invT = 1 / o->temperature;
+	m = logits[sample_argmax(logits, V)];
+	for (int i = 0; i < V; i++) {
+		w->p[i] = expf((float)((logits[i] - m) * invT));
+		Z += w->p[i];
+	}
+	if (!topk && !topp && !minp) {
+		for (int i = 0; i < V; i++) {
+			w->idx[i] = i;
+			w->p[i] = (float)(w->p[i] / Z);
+		}
+		return V;
+	}
+
+	/* Narrow down, then sort what is left (see the comment on top). */
+	if (topk) {
+		for (int i = 0; i < V; i++)
+			w->idx[i] = i;
+		select_ids(logits, w->idx, V, o->top_k);
+		n = o->top_k;
+	} else {
+		double cut = 0;
+		if (topp)
+			cut = (1 - o->top_p) * Z / (V - 1 > 0 ? V - 1 : 1);
+		if (minp && o->min_p > cut)
+			cut = o->min_p;		/* the largest weight is 1 */
+		int best = sample_argmax(logits, V);
+		w->idx[n++] = best;
+		for (int i = 0; i < V; i++)
+			if (i != best && w->p[i] >= cut)
+				w->idx[n++] = i;
+	}
+	sort_ids(logits, w->idx, n);
+
+	/* The weights in candidate order, gathered through tmp because
+	 * p is indexed by token until then. */
+	float *e = w->p;
+	for (int j = 0; j < n; j++)
+		w->tmp[j] = e[w->idx[j]];
+	memcpy(e, w->tmp, n * sizeof(*e));
+
+	int L = n;
+	if (topp) {
+		/* top-p renormalises over what top-k left. */
+		double mass = 0, cum = 0;
+		if (topk)
+			for (int j = 0; j < n; j++)
+				mass += e[j];
+		else
+			mass = Z;
+		for (int j = 0; j < L; j++) {
+			cum += e[j];
+			if (cum >= o->top_p * mass) {
+				L = j + 1;
+				break;
+			}
+		}
+	}
+	if (minp) {
+		for (int j = 1; j < L; j++)
+			if (e[j] < o->min_p * e[0]) {
+				L = j;
+				break;
+			}
+	}
+	double s = 0;
+	for (int j = 0; j < L; j++)
+		s += e[j];
+	for (int j = 0; j < L; j++)
+		e[j] = (float)(e[j] / s);
+	return L;
+}
+
+int
+sample_token(const struct sample_opts *o, const float *logits, int V,
+    struct sample_ws *w, double u)
+{
+	if (o->temperature <= 0)
+		return sample_argmax(logits, V);
+	int n = sample_candidates(o, logits, V, w);
+	double cum = 0;
+	for (int j = 0; j < n; j++) {
+		cum += w->p[j];
+		if (u < cum)
+			return w->idx[j];
+	}
+	/* Rounding left the sum a little under 1: the last candidate with
+	 * any weight. */
+	for (int j = n - 1; j > 0; j--)
+		if (w->p[j] > 0)
+			return w->idx[j];
+	return w->idx[0];
+}
+
+/*
+ * The common case of a decoding step in one pass over the vocabulary:
+ * at temperature 1 with nothing filtered, the weights that are sampled
+ * from are the ones the log-probability needs, and they are never
+ * normalised, u being scaled by their sum instead.
+ */
+int
+sample_next(const struct sample_opts *o, const float *logits, int V,
+    struct sample_ws *w, double u, float *logprob)
+{
+	int plain = o->temperature == 1 && !(o->top_k > 0 && o->top_k < V) &&
+	    o->top_p >= 1 && o->min_p <= 0;
+	int t;
+
+	if (!plain) {
+		t = sample_token(o, logits, V, w, u);
+		*logprob = sample_logprob(logits, V, t);
+		return t;
+	}
+	float m = logits[sample_argmax(logits, V)];
+	double Z = 0, cum = 0, target;
+	for (int i = 0; i < V; i++) {
+		w->p[i] = expf(logits[i] - m);
+		Z += w->p[i];
+	}
+	target = u * Z;
+	t = -1;
+	for (int i = 0; i < V; i++) {
+		cum += w->p[i];
+		if (target < cum) {
+			t = i;
+			break;
+		}
+	}
+	if (t < 0)		/* rounding: the last token with any weight */
+		for (t = V - 1; t > 0 && w->p[t] == 0; t--)
+			;
+	*logprob = (float)((double)logits[t] - m - log(Z));
+	return t;
+}

@@ -1,0 +1,588 @@
+/*
+ * sample_step.c: one decoding step over B sequences, each one new token,
+ * on the KV caches of lib/model.h.
+ *
+ * model_extend does the same through sgemm, and is what prefills prompts.
+ * For decoding it has two problems this file exists to avoid:
+ *
+ *   - sgemm packs the weight matrix into its own layout at every call; with
+ *     a handful of rows that copy costs several times the product itself.
+ *     Here each weight row is read in place, once per step, and used for
+ *     every sequence of the batch while it is in cache.
+ *   - OpenBLAS sums a row differently depending on how many rows there are
+ *     and where the row falls in its tiles, so a sample's log-probabilities
+ *     (and, at a near tie, its tokens) would depend on which other samples
+ *     happened to share its batch.  Here every output element is the same
+ *     sequence of operations whatever B, the row's place, or the threads:
+ *     eight partial sums over the input in order, added in a fixed tree.
+ *
+ * The arithmetic is the model's (lib/model_impl.h): RMSNorm, rotary
+ * embeddings in the rotate-half convention with the same frequencies,
+ * grouped-query attention, SwiGLU; it is checked against model_forward by
+ * tests/rollout_basic.sh.
+ */
+#include "config.h"
+
+#include <err.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "model.h"
+#include "sample.h"
+#include "util.h"
+
+struct layer_p {
+	const float *ln1, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *ln2, *wg, *wu,
+	    *wd;
+};
+
+struct sample_step {
+	struct model *m;
+	struct layer_p *L;
+	const float *embed, *norm, *out;
+	float *freq;		/* (hd/2) */
+	int maxB, nth;
+	float *x, *xb, *q, *k, *v, *att, *g, *u;	/* (maxB, ...) */
+	float *scores;		/* (nth, scap) */
+	int scap;
+	int avx2;
+};
+
+static const float *
+param(struct model *m, const char *fmt, int l, int need)
+{
+	char name[96];
+	snprintf(name, sizeof name, fmt, l);
+	const struct model_tensor *t = model_tensor(m, name);
+	if (t == NULL) {
+		if (need)
+			errx(EXIT_DATA, "sample_step: no tensor %s", name);
+		return NULL;
+	}
+	return m->params + t->offset;
+}
+
+struct sample_step *
+sample_step_new(struct model *m, int maxB)
+{
+	const struct model_config *c = &m->cfg;
+	struct sample_step *s = xcalloc(1, sizeof(*s));
+	int C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
+	int F = c->hidden_dim, hd = c->head_dim;
+
+	s->m = m;
+	s->maxB = maxB;
+	s->L = xcalloc(c->n_layers > 0 ? c->n_layers : 1, sizeof(*s->L));
+	for (int l = 0; l < c->n_layers; l++) {
+		struct layer_p *p = &s->L[l];
+		p->ln1 = param(m, "model.layers.%d.input_layernorm.weight", l, 1);
+		p->wq = param(m, "model.layers.%d.self_attn.q_proj.weight", l, 1);
+		p->bq = param(m, "model.layers.%d.self_attn.q_proj.bias", l, 0);
+		p->wk = param(m, "model.layers.%d.self_attn.k_proj.weight", l, 1);
+		p->bk = param(m, "model.layers.%d.self_attn.k_proj.bias", l, 0);
+		p->wv = param(m, "model.layers.%d.self_attn.v_proj.weight", l, 1);
+		p->bv = param(m, "model.layers.%d.self_attn.v_proj.bias", l, 0);
+		p->wo = param(m, "model.layers.%d.self_attn.o_proj.weight", l, 1);
+		p->ln2 = param(m,
+		    "model.layers.%d.post_attention_layernorm.weight", l, 1);
+		p->wg = param(m, "model.layers.%d.mlp.gate_proj.weight", l, 1);
+		p->wu = param(m, "model.layers.%d.mlp.up_proj.weight", l, 1);
+		p->wd = param(m, "model.layers.%d.mlp.down_proj.weight", l, 1);
+	}
+	s->embed = param(m, "model.embed_tokens.weight", 0, 1);
+	s->norm = param(m, "model.norm.weight", 0, 1);
+	s->out = c->tie_embeddings ? s->embed :
+	    param(m, "lm_head.weight", 0, 1);
+
+	/* The model's frequencies, llama3 scaling included, rounded to
+	 * float as it rounds them. */
+	s->freq = xcalloc(hd / 2 + 1, sizeof(float));
+	for (int j = 0; j < hd / 2; j++) {
+		double f = 1.0 / pow(c->rope_theta, 2.0 * j / hd);
+		if (c->rope_scaling == ROPE_LLAMA3) {
+			double lo = c->rope_orig_max_pos / c->rope_low_freq_factor;
+			double hi = c->rope_orig_max_pos /
+			    c->rope_high_freq_factor;
+			double wl = 2 * M_PI / f;
+			if (wl > lo)
+				f = f / c->rope_factor;
+			else if (wl >= hi) {
+				double sm = (c->rope_orig_max_pos / wl -
+				    c->rope_low_freq_factor) /
+				    (c->rope_high_freq_factor -
+				    c->rope_low_freq_factor);
+				f = (1 - sm) * f / c->rope_factor + sm * f;
+			}
+		}
+		s->freq[j] = (float)f;
+	}
+
+	s->nth = 1;
+#ifdef _OPENMP
+	s->nth = omp_get_max_threads();
+#endif
+	s->x = xmalloc((size_t)maxB * C * sizeof(float));
+	s->xb = xmalloc((size_t)maxB * (C > Q ? C : Q) * sizeof(float));
+	s->q = xmalloc((size_t)maxB * Q * sizeof(float));
+	s->k = xmalloc((size_t)maxB * KV * sizeof(float));
+	s->v = xmalloc((size_t)maxB * KV * sizeof(float));
+	s->att = xmalloc((size_t)maxB * Q * sizeof(float));
+	s->g = xmalloc((size_t)maxB * F * sizeof(float));
+	s->u = xmalloc((size_t)maxB * F * sizeof(float));
+	s->avx2 = __builtin_cpu_supports("avx2") &&
+	    __builtin_cpu_supports("fma");
+	return s;
+}
+
+void
+sample_step_free(struct sample_step *s)
+{
+	if (s == NULL)
+		return;
+	free(s->L);
+	free(s->freq);
+	free(s->x);
+	free(s->xb);
+	free(s->q);
+	free(s->k);
+	free(s->v);
+	free(s->att);
+	free(s->g);
+	free(s->u);
+	free(s->scores);
+	free(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * out (B,O) = x (B,I) @ w^T (w is (O,I)), plus bias, or added to out.
+ *
+ * Every element: eight running sums s[l] += x[i] w[i] over i = l mod 8 in
+ * increasing order, added as ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)), then
+ * the last I mod 8 products in order.  Tiles of rows and outputs only
+ * share loads, never sums.
+ */
+typedef float v8 __attribute__((vector_size(32)));
+/* The helpers below are always inlined: no v8 crosses a call. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+static inline __attribute__((always_inline)) v8
+load8(const float *p)
+{
+	v8 v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline __attribute__((always_inline)) float
+hsum(const v8 *ap, const float *x, const float *w, int i8, int I)
+{
+	v8 a = *ap;
+	float s = ((a[0] + a[1]) + (a[2] + a[3])) +
+	    ((a[4] + a[5]) + (a[6] + a[7]));
+	for (int i = i8; i < I; i++)
+		s += x[i] * w[i];
+	return s;
+}
+
+#define AI static inline __attribute__((always_inline))
+
+/* Four rows by two outputs: r[2 * row + output]. */
+AI void
+k4x2(const float *x, int I, const float *w, float *r)
+{
+	v8 a00 = { 0 }, a01 = { 0 }, a10 = { 0 }, a11 = { 0 };
+	v8 a20 = { 0 }, a21 = { 0 }, a30 = { 0 }, a31 = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8) {
+		v8 w0 = load8(w + i), w1 = load8(w + I + i), xv;
+		/* The next two weight rows, while these are multiplied:
+		 * they come from memory, the batch's rows from cache. */
+		__builtin_prefetch(w + 2 * I + i);
+		__builtin_prefetch(w + 3 * I + i);
+		xv = load8(x + i);
+		a00 += xv * w0;
+		a01 += xv * w1;
+		xv = load8(x + I + i);
+		a10 += xv * w0;
+		a11 += xv * w1;
+		xv = load8(x + 2 * I + i);
+		a20 += xv * w0;
+		a21 += xv * w1;
+		xv = load8(x + 3 * I + i);
+		a30 += xv * w0;
+		a31 += xv * w1;
+	}
+	r[0] = hsum(&a00, x, w, i8, I);
+	r[1] = hsum(&a01, x, w + I, i8, I);
+	r[2] = hsum(&a10, x + I, w, i8, I);
+	r[3] = hsum(&a11, x + I, w + I, i8, I);
+	r[4] = hsum(&a20, x + 2 * I, w, i8, I);
+	r[5] = hsum(&a21, x + 2 * I, w + I, i8, I);
+	r[6] = hsum(&a30, x + 3 * I, w, i8, I);
+	r[7] = hsum(&a31, x + 3 * I, w + I, i8, I);
+}
+
+/* One row by four outputs. */
+AI void
+k1x4(const float *x, int I, const float *w, float *r)
+{
+	v8 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8) {
+		v8 xv = load8(x + i);
+		a0 += xv * load8(w + i);
+		a1 += xv * load8(w + I + i);
+		a2 += xv * load8(w + 2 * I + i);
+		a3 += xv * load8(w + 3 * I + i);
+	}
+	r[0] = hsum(&a0, x, w, i8, I);
+	r[1] = hsum(&a1, x, w + I, i8, I);
+	r[2] = hsum(&a2, x, w + 2 * I, i8, I);
+	r[3] = hsum(&a3, x, w + 3 * I, i8, I);
+}
+
+/* One row by eight outputs. */
+AI void
+k1x8(const float *x, int I, const float *w, float *r)
+{
+	v8 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+	v8 a4 = { 0 }, a5 = { 0 }, a6 = { 0 }, a7 = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8) {
+		v8 xv = load8(x + i);
+		/* The next eight rows, one cache line in two iterations. */
+		if ((i & 15) == 0)
+			for (int k = 8; k < 16; k++)
+				__builtin_prefetch(w + k * I + i);
+		a0 += xv * load8(w + i);
+		a1 += xv * load8(w + I + i);
+		a2 += xv * load8(w + 2 * I + i);
+		a3 += xv * load8(w + 3 * I + i);
+		a4 += xv * load8(w + 4 * I + i);
+		a5 += xv * load8(w + 5 * I + i);
+		a6 += xv * load8(w + 6 * I + i);
+		a7 += xv * load8(w + 7 * I + i);
+	}
+	r[0] = hsum(&a0, x, w, i8, I);
+	r[1] = hsum(&a1, x, w + I, i8, I);
+	r[2] = hsum(&a2, x, w + 2 * I, i8, I);
+	r[3] = hsum(&a3, x, w + 3 * I, i8, I);
+	r[4] = hsum(&a4, x, w + 4 * I, i8, I);
+	r[5] = hsum(&a5, x, w + 5 * I, i8, I);
+	r[6] = hsum(&a6, x, w + 6 * I, i8, I);
+	r[7] = hsum(&a7, x, w + 7 * I, i8, I);
+}
+
+/* One row by one output. */
+AI float
+k1x1(const float *x, int I, const float *w)
+{
+	v8 a = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8)
+		a += load8(x + i) * load8(w + i);
+	return hsum(&a, x, w, i8, I);
+}
+
+AI void
+put(float *o, float v, const float *bias, int acc)
+{
+	if (bias)
+		v += *bias;
+	*o = acc ? *o + v : v;
+}
+
+/* Outputs o0..o1 for every row of the batch: each weight row comes from
+ * memory once and serves all the rows while it is in cache. */
+AI void
+chunk_body(float *out, const float *x, const float *w, const float *bias,
+    int B, int I, int O, int acc, int o0, int o1)
+{
+	float r[8];
+	int b;
+
+	int B4 = B & ~3, o = o0;
+
+	/* Two weight rows stay in L1 while every block of four rows of the
+	 * batch goes past them. */
+	for (; o + 2 <= o1; o += 2)
+		for (b = 0; b < B4; b += 4) {
+			float *ob = out + (size_t)b * O;
+			k4x2(x + (size_t)b * I, I, w + (size_t)o * I, r);
+			for (int k = 0; k < 8; k++)
+				put(ob + (size_t)(k / 2) * O + o + k % 2, r[k],
+				    bias ? bias + o + k % 2 : NULL, acc);
+		}
+	for (; o < o1; o++)
+		for (b = 0; b < B4; b++)
+			put(out + (size_t)b * O + o, k1x1(x + (size_t)b * I, I,
+			    w + (size_t)o * I), bias ? bias + o : NULL, acc);
+	b = B4;
+	for (; b < B; b++) {
+		const float *xb = x + (size_t)b * I;
+		float *ob = out + (size_t)b * O;
+		o = o0;
+		for (; o + 8 <= o1; o += 8) {
+			k1x8(xb, I, w + (size_t)o * I, r);
+			for (int k = 0; k < 8; k++)
+				put(ob + o + k, r[k], bias ? bias + o + k :
+				    NULL, acc);
+		}
+		for (; o + 4 <= o1; o += 4) {
+			k1x4(xb, I, w + (size_t)o * I, r);
+			for (int k = 0; k < 4; k++)
+				put(ob + o + k, r[k], bias ? bias + o + k :
+				    NULL, acc);
+		}
+		for (; o < o1; o++)
+			put(ob + o, k1x1(xb, I, w + (size_t)o * I),
+			    bias ? bias + o : NULL, acc);
+	}
+}
+
+/*
+ * Attention of one query head over the L keys of its sequence, in
+ * position order: dot products summed as in the matrix products, then a
+ * softmax and the weighted sum of the values.
+ */
+AI void
+attend_body(const float *qh, const float *kb, const float *vb, int KV,
+    int L, int hd, float scale, float *sc, float *oh)
+{
+	typedef float v4 __attribute__((vector_size(16)));
+	int i8 = hd & ~7;
+	float mx = -INFINITY, sum = 0, inv;
+
+	/* Scores.  A head is short (16 to 128), so the eight partial sums
+	 * are folded with vector adds, not the matrix products' tree: this
+	 * is per key, and no other code must agree with it bit for bit. */
+	for (int j = 0; j < L; j++) {
+		const float *kj = kb + (size_t)j * KV;
+		v8 a = { 0 };
+		for (int i = 0; i < i8; i += 8)
+			a += load8(qh + i) * load8(kj + i);
+		v4 lo = { a[0], a[1], a[2], a[3] }, hi = { a[4], a[5], a[6],
+		    a[7] };
+		lo += hi;
+		float d = (lo[0] + lo[2]) + (lo[1] + lo[3]);
+		for (int i = i8; i < hd; i++)
+			d += qh[i] * kj[i];
+		sc[j] = d * scale;
+		if (sc[j] > mx)
+			mx = sc[j];
+	}
+	for (int j = 0; j < L; j++) {
+		sc[j] = expf(sc[j] - mx);
+		sum += sc[j];
+	}
+	inv = 1 / sum;
+
+	/* The weighted sum of the values, eight channels at a time in
+	 * registers or, for a long head, in a local array. */
+	for (int i0 = 0; i0 < i8; i0 += 32) {
+		int n = i8 - i0 < 32 ? (i8 - i0) / 8 : 4;
+		v8 o0 = { 0 }, o1 = { 0 }, o2 = { 0 }, o3 = { 0 };
+		for (int j = 0; j < L; j++) {
+			const float *vj = vb + (size_t)j * KV + i0;
+			v8 w = { 0 };
+			w += sc[j] * inv;
+			o0 += w * load8(vj);
+			if (n > 1)
+				o1 += w * load8(vj + 8);
+			if (n > 2)
+				o2 += w * load8(vj + 16);
+			if (n > 3)
+				o3 += w * load8(vj + 24);
+		}
+		memcpy(oh + i0, &o0, sizeof o0);
+		if (n > 1)
+			memcpy(oh + i0 + 8, &o1, sizeof o1);
+		if (n > 2)
+			memcpy(oh + i0 + 16, &o2, sizeof o2);
+		if (n > 3)
+			memcpy(oh + i0 + 24, &o3, sizeof o3);
+	}
+	for (int i = i8; i < hd; i++) {
+		float o = 0;
+		for (int j = 0; j < L; j++)
+			o += sc[j] * inv * vb[(size_t)j * KV + i];
+		oh[i] = o;
+	}
+}
+
+typedef void attend_fn(const float *, const float *, const float *, int,
+    int, int, float, float *, float *);
+
+__attribute__((target("avx2,fma"))) static void
+attend_avx2(const float *qh, const float *kb, const float *vb, int KV,
+    int L, int hd, float scale, float *sc, float *oh)
+{
+	attend_body(qh, kb, vb, KV, L, hd, scale, sc, oh);
+}
+
+static void
+attend_generic(const float *qh, const float *kb, const float *vb, int KV,
+    int L, int hd, float scale, float *sc, float *oh)
+{
+	attend_body(qh, kb, vb, KV, L, hd, scale, sc, oh);
+}
+
+typedef void chunk_fn(float *, const float *, const float *, const float *,
+    int, int, int, int, int, int);
+
+/* The same code twice: once for any x86-64, once with AVX2 and FMA. */
+__attribute__((target("avx2,fma"))) static void
+chunk_avx2(float *out, const float *x, const float *w, const float *bias,
+    int B, int I, int O, int acc, int o0, int o1)
+{
+	chunk_body(out, x, w, bias, B, I, O, acc, o0, o1);
+}
+
+static void
+chunk_generic(float *out, const float *x, const float *w, const float *bias,
+    int B, int I, int O, int acc, int o0, int o1)
+{
+	chunk_body(out, x, w, bias, B, I, O, acc, o0, o1);
+}
+
+/* Chunks of 32 outputs across the threads: which thread computes an
+ * output changes nothing in how it is computed. */
+static void
+matvec(const struct sample_step *s, float *out, const float *x,
+    const float *w, const float *bias, int B, int I, int O, int acc)
+{
+	chunk_fn *f = s->avx2 ? chunk_avx2 : chunk_generic;
+	int nchunk = (O + 31) / 32;
+
+#pragma omp parallel for schedule(static) if (nchunk > 1 && \
+    (size_t)O * I * B > 131072)
+	for (int k = 0; k < nchunk; k++) {
+		int o0 = k * 32, o1 = o0 + 32 < O ? o0 + 32 : O;
+		f(out, x, w, bias, B, I, O, acc, o0, o1);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void
+rmsnorm(float *out, const float *x, const float *w, int B, int C, float eps)
+{
+	for (int b = 0; b < B; b++) {
+		const float *xb = x + (size_t)b * C;
+		float *ob = out + (size_t)b * C, ss = 0, r;
+		for (int c = 0; c < C; c++)
+			ss += xb[c] * xb[c];
+		r = (float)(1 / sqrt(ss / C + eps));
+		for (int c = 0; c < C; c++)
+			ob[c] = w[c] * (xb[c] * r);
+	}
+}
+
+/* Rotate the nh heads of x in place for position pos. */
+static void
+rope(const struct sample_step *s, float *x, int nh, int hd, int pos)
+{
+	int half = hd / 2;
+	for (int j = 0; j < half; j++) {
+		float a = (float)pos * s->freq[j];
+		float co = (float)cos(a), si = (float)sin(a);
+		for (int h = 0; h < nh; h++) {
+			float *xh = x + (size_t)h * hd;
+			float p = xh[j], q = xh[j + half];
+			xh[j] = p * co - q * si;
+			xh[j + half] = q * co + p * si;
+		}
+	}
+}
+
+void
+sample_step(struct sample_step *s, struct kv_cache **kv, int B,
+    const int *tokens, float *logits)
+{
+	struct model *m = s->m;
+	const struct model_config *c = &m->cfg;
+	int C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
+	int F = c->hidden_dim, hd = c->head_dim, H = c->n_heads;
+	int grp = H / c->n_kv_heads, V = c->vocab_size, maxlen = 0;
+	float scale = (float)(1 / sqrt((float)hd));
+
+	if (B > s->maxB)
+		errx(1, "sample_step: %d sequences, room for %d", B, s->maxB);
+	for (int b = 0; b < B; b++) {
+		if (tokens[b] < 0 || tokens[b] >= V)
+			errx(EXIT_DATA, "token %d is outside the vocabulary "
+			    "(0..%d)", tokens[b], V - 1);
+		if (kv[b]->len + 1 > kv[b]->cap)
+			errx(EXIT_DATA, "sample_step: KV cache full (%d "
+			    "positions)", kv[b]->cap);
+		if (kv[b]->len + 1 > maxlen)
+			maxlen = kv[b]->len + 1;
+		memcpy(s->x + (size_t)b * C, s->embed + (size_t)tokens[b] * C,
+		    C * sizeof(float));
+	}
+	if (maxlen > s->scap) {
+		s->scap = maxlen;
+		s->scores = xreallocarray(s->scores, (size_t)s->nth * s->scap,
+		    sizeof(float));
+	}
+
+	for (int l = 0; l < c->n_layers; l++) {
+		const struct layer_p *p = &s->L[l];
+
+		rmsnorm(s->xb, s->x, p->ln1, B, C, c->norm_eps);
+		matvec(s, s->q, s->xb, p->wq, p->bq, B, C, Q, 0);
+		matvec(s, s->k, s->xb, p->wk, p->bk, B, C, KV, 0);
+		matvec(s, s->v, s->xb, p->wv, p->bv, B, C, KV, 0);
+		for (int b = 0; b < B; b++) {
+			struct kv_cache *cb = kv[b];
+			size_t at = ((size_t)l * cb->cap + cb->len) * KV;
+			rope(s, s->q + (size_t)b * Q, H, hd, cb->len);
+			rope(s, s->k + (size_t)b * KV, c->n_kv_heads, hd,
+			    cb->len);
+			memcpy(cb->k + at, s->k + (size_t)b * KV,
+			    KV * sizeof(float));
+			memcpy(cb->v + at, s->v + (size_t)b * KV,
+			    KV * sizeof(float));
+		}
+
+		/* Attention: one (sequence, head) per iteration. */
+		attend_fn *af = s->avx2 ? attend_avx2 : attend_generic;
+#pragma omp parallel for schedule(dynamic, 1) if (B * H > 1 && \
+    (size_t)B * maxlen * Q > 65536)
+		for (int bh = 0; bh < B * H; bh++) {
+			int b = bh / H, h = bh % H, g = h / grp, t = 0;
+#ifdef _OPENMP
+			t = omp_get_thread_num();
+#endif
+			const struct kv_cache *cb = kv[b];
+			size_t base = (size_t)l * cb->cap * KV + (size_t)g * hd;
+			af(s->q + (size_t)b * Q + (size_t)h * hd, cb->k + base,
+			    cb->v + base, KV, cb->len + 1, hd, scale,
+			    s->scores + (size_t)t * s->scap,
+			    s->att + (size_t)b * Q + (size_t)h * hd);
+		}
+		matvec(s, s->x, s->att, p->wo, NULL, B, Q, C, 1);
+
+		rmsnorm(s->xb, s->x, p->ln2, B, C, c->norm_eps);
+		matvec(s, s->g, s->xb, p->wg, NULL, B, C, F, 0);
+		matvec(s, s->u, s->xb, p->wu, NULL, B, C, F, 0);
+		for (size_t i = 0; i < (size_t)B * F; i++)
+			s->g[i] = s->g[i] / (1 + (float)exp(-s->g[i])) *
+			    s->u[i];
+		matvec(s, s->x, s->g, p->wd, NULL, B, F, C, 1);
+	}
+	for (int b = 0; b < B; b++)
+		kv[b]->len++;
+	rmsnorm(s->xb, s->x, s->norm, B, C, c->norm_eps);
+	matvec(s, logits, s->xb, s->out, NULL, B, C, V, 0);
+}

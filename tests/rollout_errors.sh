@@ -1,0 +1,49 @@
+#!/bin/sh
+# rollout: bad input and bad usage get the standard messages and statuses.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+# Threads that wait by spinning starve the busy ones on a loaded machine
+# (make -j, other tests): these tests are about results, not speed.
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}; export OMP_WAIT_POLICY
+
+ckpt init -o "$T/m" || fail "ckpt init"
+ckpt init -o "$T/rm" --head score || fail "ckpt init --head score"
+r() { rollout -m "$T/m" --max-tokens 2 "$@"; }
+
+printf '{"id":"a","prompt":"ok"}\n{"id":"b"}\n' >"$T/noprompt"
+expect_fail 1 '^rollout: .*noprompt: record 2: field "prompt": missing' \
+    r "$T/noprompt"
+printf '{"prompt":7}\n' >"$T/int"
+expect_fail 1 'record 1: field "prompt": expected string, got integer' \
+    r "$T/int"
+printf '{"prompt":"x","id":[1]}\n' >"$T/id"
+expect_fail 1 'record 1: field "id": expected string or integer, got array' \
+    r "$T/id"
+printf '{"messages":"hi"}\n' >"$T/msg"
+expect_fail 1 'record 1: field "messages": expected array, got string' \
+    r "$T/msg"
+printf '{"messages":[{"role":"user"}]}\n' >"$T/msg2"
+expect_fail 1 'record 1: field "messages": element 0: "content": missing' \
+    r "$T/msg2"
+printf '{"messages":[{"role":"user","content":5}]}\n' >"$T/msg3"
+expect_fail 1 'field "messages": element 0: "content": expected string' \
+    r "$T/msg3"
+printf '{"prompt":""}\n' >"$T/empty"
+# The byte tokenizer adds BOS, so an empty prompt still has a token.
+check "empty prompt" r "$T/empty" >/dev/null
+printf 'not a record\n' >"$T/junk"
+expect_fail 1 '^rollout: ' r "$T/junk"
+
+expect_fail 2 'usage: rollout' rollout
+expect_fail 2 '^rollout: .*--top-p' r --top-p 1.5 </dev/null
+expect_fail 2 '^rollout: .*--top-p' r --top-p 0 </dev/null
+expect_fail 2 '^rollout: .*--temperature' r --temperature -1 </dev/null
+expect_fail 2 '^rollout: .*--shard' r --shard 2/2 </dev/null
+expect_fail 2 '^rollout: .*--shard' r --shard 1 </dev/null
+expect_fail 2 '^rollout: .*--truncate' r --truncate right </dev/null
+expect_fail 2 '^rollout: .*--stop' r --stop '' </dev/null
+expect_fail 2 '^rollout: .*--chat-template' r --chat-template nope </dev/null
+expect_fail 2 '^rollout: .*-n' r -n x </dev/null
+expect_fail 1 '^rollout: .*no language-model head' \
+    rollout -m "$T/rm" </dev/null
+expect_fail 1 '^rollout: ' rollout -m "$T/nonexistent" </dev/null
+finish

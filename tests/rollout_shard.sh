@@ -1,0 +1,65 @@
+#!/bin/sh
+# rollout: a sample depends only on (seed, id, sample index).  Not on
+# --batch, the thread count, the order of the prompts or how the input is
+# split; and --shard I/K over K processes writes exactly what one would.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+# Threads that wait by spinning starve the busy ones on a loaded machine
+# (make -j, other tests): these tests are about results, not speed.
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}; export OMP_WAIT_POLICY
+
+ckpt init -o "$T/m" --seed 8 || fail "ckpt init"
+i=0
+while [ $i -lt 12 ]; do
+	printf '{"id":"q%d","prompt":"prompt number %d"}\n' $i $i
+	i=$((i + 1))
+done >"$T/p.jsonl"
+printf '{"prompt":"no id here"}\n' >>"$T/p.jsonl"
+
+run() { rollout -m "$T/m" -n 3 --max-tokens 24 --greedy-baseline \
+    --top-p 0.95 "$@"; }
+run <"$T/p.jsonl" >"$T/all" || fail "rollout"
+# sorted JSON lines: the records as a set
+sorted() { recs to-json "$@" | sort; }
+sorted "$T/all" >"$T/all.s"
+
+for b in 1 2 5 64; do
+	run --batch $b <"$T/p.jsonl" >"$T/b$b" || fail "--batch $b"
+	same "--batch $b" "$T/all" "$T/b$b"
+done
+OMP_NUM_THREADS=1 run <"$T/p.jsonl" >"$T/t1" || fail "1 thread"
+same "1 thread" "$T/all" "$T/t1"
+OMP_NUM_THREADS=3 run --batch 4 <"$T/p.jsonl" >"$T/t3" || fail "3 threads"
+same "3 threads" "$T/all" "$T/t3"
+
+# Prompts in reverse order: the same records, in reverse prompt order.
+# (The prompt without an id is left out: its id is its ordinal.)
+grep '"id"' "$T/p.jsonl" >"$T/ids.jsonl"
+tac "$T/ids.jsonl" >"$T/rev.jsonl"
+run <"$T/ids.jsonl" >"$T/fwd" && run <"$T/rev.jsonl" >"$T/rev" ||
+    fail "rollout"
+sorted "$T/fwd" >"$T/fwd.s"
+sorted "$T/rev" >"$T/rev.s"
+same "prompt order" "$T/fwd.s" "$T/rev.s"
+
+# Split input files: the same records as one stream.
+head -5 "$T/p.jsonl" >"$T/p1.jsonl"
+tail -n +6 "$T/p.jsonl" >"$T/p2.jsonl"
+run "$T/p1.jsonl" "$T/p2.jsonl" >"$T/split" || fail "two files"
+same "split files" "$T/all" "$T/split"
+
+# Shards: their union is the unsharded output, and they do not overlap.
+for k in 2 3; do
+	: >"$T/union"
+	i=0
+	while [ $i -lt $k ]; do
+		run --shard $i/$k <"$T/p.jsonl" >"$T/shard$i" ||
+		    fail "--shard $i/$k"
+		recs to-json "$T/shard$i" >>"$T/union"
+		i=$((i + 1))
+	done
+	sort "$T/union" >"$T/union.s"
+	same "union of $k shards" "$T/all.s" "$T/union.s"
+done
+[ -s "$T/shard0" ] && [ -s "$T/shard1" ] && [ -s "$T/shard2" ] ||
+    fail "a shard of 3 is empty"
+finish

@@ -1,0 +1,749 @@
+/*
+ * rollout: sample responses to prompts from a checkpoint.
+ *
+ * Reads prompt records, writes one record per sample: the input's fields,
+ * plus sample, response, prompt_tokens, response_tokens, logprobs, finish
+ * and policy (see prefpipe-records(5)).
+ *
+ * How the work is laid out, and why:
+ *
+ *   - Each prompt is run through the model once (prefill, model_extend);
+ *     its KV cache is then copied into each of its samples, which continue
+ *     from there.
+ *   - A decoding step feeds one token to each of up to --batch sequences,
+ *     from any number of prompts, in a single sample_step call, so the
+ *     weights are read once per step for all of them and every product
+ *     is matrix-matrix.
+ *   - Each sample draws from its own random stream, named by (seed, id,
+ *     sample), and uses one uniform per token; and sample_step computes a
+ *     sequence's logits the same way whoever shares its batch.  What a
+ *     sample becomes thus depends on nothing else: not on --batch, the
+ *     threads, the order of the prompts or how they were split.
+ *   - Records leave in input order (samples, then the greedy baseline),
+ *     whatever order the sequences finish in.
+ */
+#include "config.h"
+
+#include <err.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <jansson.h>
+
+#include "chat.h"
+#include "checkpoint.h"
+#include "model.h"
+#include "record.h"
+#include "rng.h"
+#include "sample.h"
+#include "strmap.h"
+#include "tokenizer.h"
+#include "util.h"
+
+#define SYNOPSIS \
+	"rollout -m CKPT [-n N] [--temperature T] [--top-p P] [--top-k K]\n" \
+	"               [--min-p P] [--max-tokens M] [--stop STR]... " \
+	"[--seed S]\n" \
+	"               [--greedy-baseline] [--chat-template NAME] " \
+	"[--batch B]\n" \
+	"               [--shard I/K] [--truncate left] [-qJz] [FILE ...]"
+
+/* Options, as parsed. */
+static struct sample_opts sopts = SAMPLE_OPTS_DEFAULT;
+static int nsamples = 1, max_tokens = 256, batch = 64, baseline, truncate_left;
+static int quiet;
+static uint64_t seed;
+static uint64_t shard_i, shard_k = 1;
+static char **stops;
+static int nstops;
+static const char *template_name;
+
+/* The model and what comes with it. */
+static struct model *model;
+static struct sample_step *stepper;
+static struct tokenizer *tok;
+static const struct chat_template *chat;
+static char chat_err[512];	/* why chat is NULL */
+static int V, ctx;
+static int eos[2 * MODEL_MAX_EOS], neos;
+static char policy[17];
+
+/* One sample being generated. */
+struct seq {
+	struct job *job;
+	int sample;		/* 0..n-1, or -1 for the greedy baseline */
+	struct rng rng;
+	struct kv_cache *kv;
+	int32_t *toks;		/* (limit) the response so far */
+	float *lps;		/* (limit) their log-probabilities */
+	int n, limit;		/* tokens so far; most it may have */
+	const char *finish;	/* NULL while running */
+	char *text;		/* the response, once finished */
+	size_t textlen;
+};
+
+/* One prompt and its samples. */
+struct job {
+	struct rec rec;		/* the input record, id filled in */
+	uint64_t idhash;
+	int32_t *prompt;
+	int plen;
+	struct kv_cache *kv;	/* the prefilled prompt, until all started */
+	float *logits;		/* (V) after the prompt */
+	struct seq *seqs;
+	int nseq, started, finished;
+	struct job *next;	/* in input order */
+};
+
+/* ------------------------------------------------------------------------ */
+/* The checkpoint */
+
+/* Add an EOS id unless already known. */
+static void
+add_eos(long long id)
+{
+	for (int i = 0; i < neos; i++)
+		if (eos[i] == id)
+			return;
+	if (neos < (int)(sizeof(eos) / sizeof(eos[0])) && id >= 0 && id < V)
+		eos[neos++] = (int)id;
+}
+
+static int
+is_eos(int t)
+{
+	for (int i = 0; i < neos; i++)
+		if (eos[i] == t)
+			return 1;
+	return 0;
+}
+
+/*
+ * The policy's fingerprint: FNV-1a over the fp32 parameters the model
+ * runs with, in 1 MiB pieces hashed in parallel and then hashed together,
+ * so a checkpoint converted between directory and archive keeps it.
+ */
+static void
+fingerprint(const struct model *m)
+{
+	size_t bytes = m->nparams * sizeof(float), piece = 1 << 20;
+	size_t np = (bytes + piece - 1) / piece;
+	uint64_t *h = xcalloc(np ? np : 1, sizeof(*h));
+	const char *p = (const char *)m->params;
+
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < np; i++) {
+		size_t len = i + 1 < np ? piece : bytes - i * piece;
+		h[i] = hash_bytes(p + i * piece, len);
+	}
+	snprintf(policy, sizeof policy, "%016" PRIx64,
+	    hash_bytes(h, np * sizeof(*h)));
+	free(h);
+}
+
+static void
+load(const char *path)
+{
+	struct ckpt *c = ckpt_load(path);
+	char e[512];
+	json_t *gen;
+
+	model = model_from_ckpt(c);
+	if (!model->cfg.lm_head)
+		errx(EXIT_DATA, "%s: a reward model has no language-model "
+		    "head to sample from", path);
+	V = model->cfg.vocab_size;
+	ctx = model->cfg.max_seq_len;
+	tok = tokenizer_from_ckpt(c, e, sizeof e);
+	if (tok == NULL)
+		errx(EXIT_DATA, "%s: %s", path, e);
+	for (int i = 0; i < model->cfg.n_eos; i++)
+		add_eos(model->cfg.eos_ids[i]);
+	if ((gen = ckpt_json(c, "generation_config.json")) != NULL) {
+		json_t *x = json_object_get(gen, "eos_token_id");
+		size_t i;
+		json_t *y;
+		if (json_is_integer(x))
+			add_eos(json_integer_value(x));
+		else if (json_is_array(x))
+			json_array_foreach(x, i, y)
+				if (json_is_integer(y))
+					add_eos(json_integer_value(y));
+		json_decref(gen);
+	}
+	/* Chosen now, so a bad --chat-template fails before any work; a
+	 * template of the checkpoint's that is none of the known ones only
+	 * matters once a record has messages. */
+	chat = chat_template_select(template_name,
+	    tokenizer_chat_template(tok), chat_err, sizeof chat_err);
+	if (chat == NULL && template_name != NULL)
+		pp_usage("--chat-template: %s", chat_err);
+	fingerprint(model);
+	ckpt_free(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Prompts */
+
+/*
+ * The bytes that name a record for hashing: a string id as it is, an
+ * integer one as its decimal text, so "7" and 7 are the same prompt.
+ */
+static uint64_t
+id_hash(const struct rec *r, const msgpack_object *id)
+{
+	char num[32];
+	switch (id->type) {
+	case MSGPACK_OBJECT_STR:
+		return hash_bytes(id->via.str.ptr, id->via.str.size);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		snprintf(num, sizeof num, "%" PRIu64, id->via.u64);
+		return hash_bytes(num, strlen(num));
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		snprintf(num, sizeof num, "%" PRId64, id->via.i64);
+		return hash_bytes(num, strlen(num));
+	default:
+		rec_die(r, "id", "expected string or integer, got %s",
+		    rec_type_name(id));
+	}
+}
+
+/* The text of r's messages through the chat template, generation
+ * prompt added. */
+static char *
+render_messages(const struct rec *r)
+{
+	const msgpack_object *o = rec_get(r, "messages");
+	struct chat_msg *msg;
+	char e[512], *text;
+
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		rec_die(r, "messages", "expected array, got %s",
+		    rec_type_name(o));
+	if (chat == NULL)
+		rec_die(r, "messages", "%s (choose one with --chat-template)",
+		    chat_err);
+	msg = xcalloc(o->via.array.size + 1, sizeof(*msg));
+	for (uint32_t i = 0; i < o->via.array.size; i++) {
+		const msgpack_object *x = &o->via.array.ptr[i];
+		const char *want[2] = { "role", "content" };
+		char *got[2] = { NULL, NULL };
+		if (x->type != MSGPACK_OBJECT_MAP)
+			rec_die(r, "messages", "element %u: expected map, got "
+			    "%s", i, rec_type_name(x));
+		for (uint32_t k = 0; k < x->via.map.size; k++) {
+			const msgpack_object *key = &x->via.map.ptr[k].key;
+			const msgpack_object *val = &x->via.map.ptr[k].val;
+			for (int f = 0; f < 2; f++) {
+				if (key->type != MSGPACK_OBJECT_STR ||
+				    key->via.str.size != strlen(want[f]) ||
+				    memcmp(key->via.str.ptr, want[f],
+				    key->via.str.size) != 0)
+					continue;
+				if (val->type != MSGPACK_OBJECT_STR)
+					rec_die(r, "messages", "element %u: "
+					    "\"%s\": expected string, got %s",
+					    i, want[f], rec_type_name(val));
+				got[f] = xmalloc(val->via.str.size + 1);
+				memcpy(got[f], val->via.str.ptr,
+				    val->via.str.size);
+				got[f][val->via.str.size] = 0;
+			}
+		}
+		for (int f = 0; f < 2; f++)
+			if (got[f] == NULL)
+				rec_die(r, "messages", "element %u: \"%s\": "
+				    "missing", i, want[f]);
+		msg[i].role = got[0];
+		msg[i].content = got[1];
+	}
+	text = chat_render(chat, msg, o->via.array.size, 1,
+	    tokenizer_bos_token(tok), tokenizer_eos_token(tok),
+	    tokenizer_chat_template(tok), e, sizeof e);
+	if (text == NULL)
+		rec_die(r, "messages", "%s", e);
+	for (uint32_t i = 0; i < o->via.array.size; i++) {
+		free((char *)msg[i].role);
+		free((char *)msg[i].content);
+	}
+	free(msg);
+	return text;
+}
+
+/* The prompt's tokens: prompt as is with the tokenizer's specials, or
+ * messages through the chat template with the generation prompt. */
+static int32_t *
+prompt_tokens(const struct rec *r, int *plen)
+{
+	const msgpack_object *p = rec_get(r, "prompt");
+	int32_t *ids = NULL;
+	size_t n;
+
+	if (p != NULL) {
+		size_t len;
+		const char *s = rec_need_str(r, "prompt", &len);
+		n = tokenizer_encode(tok, s, len, 1, &ids);
+	} else if (rec_get(r, "messages") != NULL) {
+		char *text = render_messages(r);
+		/* The template writes the special tokens itself, as
+		 * apply_chat_template(tokenize=True) does. */
+		n = tokenizer_encode(tok, text, strlen(text), 0, &ids);
+		free(text);
+	} else
+		rec_die(r, "prompt", "missing (a prompt record needs "
+		    "\"prompt\" or \"messages\")");
+	if (n == 0)
+		rec_die(r, p ? "prompt" : "messages", "no tokens to start "
+		    "from");
+	/* One position must stay free for the response. */
+	if (n >= (size_t)ctx) {
+		if (!truncate_left)
+			rec_die(r, p ? "prompt" : "messages", "%zu tokens, "
+			    "the context holds %d with at least one for the "
+			    "response (--truncate left keeps the end)", n,
+			    ctx);
+		memmove(ids, ids + (n - (ctx - 1)), (ctx - 1) * sizeof(*ids));
+		n = ctx - 1;
+	}
+	*plen = (int)n;
+	return ids;
+}
+
+/* The next prompt of this shard, prefilled, or NULL at the end. */
+static struct job *
+next_job(struct rec_reader *rd, uint64_t *ordinal)
+{
+	struct rec r;
+
+	while (rec_read(rd, &r)) {
+		const msgpack_object *id;
+		char num[32];
+		uint64_t h;
+
+		++*ordinal;
+		if ((id = rec_get(&r, "id")) == NULL) {
+			snprintf(num, sizeof num, "%" PRIu64, *ordinal);
+			rec_set_str(&r, "id", num);
+			id = rec_get(&r, "id");
+		}
+		h = id_hash(&r, id);
+		if (h % shard_k != shard_i) {
+			rec_free(&r);
+			continue;
+		}
+		struct job *j = xcalloc(1, sizeof(*j));
+		j->rec = r;
+		j->idhash = h;
+		j->prompt = prompt_tokens(&j->rec, &j->plen);
+		j->nseq = nsamples + baseline;
+		j->seqs = xcalloc(j->nseq, sizeof(*j->seqs));
+
+		/* Prefill: one pass over the prompt, kept for the forks. */
+		j->kv = kv_cache_new(&model->cfg, j->plen);
+		j->logits = xmalloc((size_t)V * sizeof(float));
+		model_extend(model, &j->kv, 1, &j->plen, j->prompt,
+		    j->logits);
+		return j;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Generation */
+
+static struct sample_ws *ws;	/* one per thread */
+static int nws;
+
+/* The earliest stop string in text, or -1. */
+static long
+find_stop(const char *text, size_t len)
+{
+	long best = -1;
+	for (int i = 0; i < nstops; i++) {
+		const char *p = memmem(text, len, stops[i], strlen(stops[i]));
+		if (p != NULL && (best < 0 || p - text < best))
+			best = p - text;
+	}
+	return best;
+}
+
+/*
+ * Choose the next token of s from logits and append it with its
+ * log-probability at temperature 1.  Thread-safe: it touches only s.
+ */
+static void
+choose(struct seq *s, const float *logits, struct sample_ws *w)
+{
+	int t;
+	if (s->sample < 0 || sopts.temperature <= 0) {
+		t = sample_argmax(logits, V);
+		s->lps[s->n] = sample_logprob(logits, V, t);
+	} else
+		t = sample_next(&sopts, logits, V, w, rng_uniform(&s->rng),
+		    &s->lps[s->n]);
+	s->toks[s->n++] = t;
+}
+
+/*
+ * Whether s ends with the token just appended, and how.  Not
+ * thread-safe: decoding uses the tokenizer's scratch space.
+ */
+static int
+check_end(struct seq *s)
+{
+	if (is_eos(s->toks[s->n - 1]))
+		s->finish = "stop";
+	else if (nstops > 0) {
+		size_t len;
+		char *text = tokenizer_decode(tok, s->toks, s->n, 1, &len);
+		long at = find_stop(text, len);
+		if (at >= 0) {
+			s->finish = "stop";
+			s->text = text;
+			s->textlen = (size_t)at;
+			text[at] = 0;
+			return 1;
+		}
+		free(text);
+	}
+	if (s->finish == NULL && s->n >= s->limit)
+		s->finish = "length";
+	if (s->finish == NULL)
+		return 0;
+	s->text = tokenizer_decode(tok, s->toks, s->n, 1, &s->textlen);
+	return 1;
+}
+
+/* Start the next sample of j: fork the prompt's cache, first token. */
+static struct seq *
+start_seq(struct job *j)
+{
+	int i = j->started++;
+	struct seq *s = &j->seqs[i];
+	int room = ctx - j->plen;	/* >= 1, see prompt_tokens */
+
+	s->job = j;
+	s->sample = i < nsamples ? i : -1;
+	if (s->sample >= 0) {
+		/* The stream of (seed, id, sample): see the top. */
+		uint64_t key[2] = { j->idhash, (uint64_t)s->sample };
+		rng_stream(&s->rng, seed, key, 2);
+	}
+	s->limit = max_tokens < room ? max_tokens : room;
+	s->toks = xmalloc((size_t)(s->limit > 0 ? s->limit : 1) *
+	    sizeof(*s->toks));
+	s->lps = xmalloc((size_t)(s->limit > 0 ? s->limit : 1) *
+	    sizeof(*s->lps));
+	if (s->limit == 0) {
+		s->finish = "length";
+		s->text = xstrdup("");
+	} else {
+		choose(s, j->logits, &ws[0]);
+		if (!check_end(s)) {
+			/* Room for the prompt and every token but the
+			 * last, which is never fed back. */
+			s->kv = kv_cache_new(&model->cfg, j->plen + s->limit - 1);
+			kv_cache_copy(s->kv, j->kv);
+		}
+	}
+	if (j->started == j->nseq) {
+		kv_cache_free(j->kv);
+		j->kv = NULL;
+		free(j->logits);
+		j->logits = NULL;
+	}
+	return s;
+}
+
+static void
+write_job(struct rec_writer *w, struct job *j)
+{
+	for (int i = 0; i < j->nseq; i++) {
+		struct seq *s = &j->seqs[i];
+		struct rec o;
+		rec_copy(&o, &j->rec);
+		rec_set_int(&o, "sample", s->sample);
+		rec_set_strn(&o, "response", s->text, s->textlen);
+		rec_set_int_array(&o, "prompt_tokens", j->prompt, j->plen);
+		rec_set_int_array(&o, "response_tokens", s->toks, s->n);
+		rec_set_float_array(&o, "logprobs", s->lps, s->n);
+		rec_set_str(&o, "finish", s->finish);
+		rec_set_str(&o, "policy", policy);
+		if (s->sample < 0)
+			rec_set_bool(&o, "greedy", 1);
+		rec_write(w, &o);
+		rec_free(&o);
+		free(s->toks);
+		free(s->lps);
+		free(s->text);
+	}
+	rec_free(&j->rec);
+	free(j->prompt);
+	free(j->seqs);
+	free(j);
+}
+
+/* Progress on a terminal: prompts done, samples, tokens per second. */
+static int progress;
+static double t0, tlast;
+static uint64_t ndone, nsamp, ntoks;
+
+static void
+show_progress(int last)
+{
+	double now = pp_now();
+	if (!progress || (!last && now - tlast < 0.5))
+		return;
+	tlast = now;
+	fprintf(stderr, "\rrollout: %" PRIu64 " prompts, %" PRIu64
+	    " samples, %.0f tokens/s ", ndone, nsamp,
+	    ntoks / (now - t0 > 1e-9 ? now - t0 : 1e-9));
+	if (last)
+		fputc('\n', stderr);
+}
+
+static void
+run(char **inputs, int ninputs, struct rec_writer *w)
+{
+	struct rec_reader *rd = rec_reader_open(inputs, ninputs);
+	struct job *head = NULL, *tail = NULL, *fill = NULL;
+	struct seq **act = xcalloc(batch, sizeof(*act));
+	struct kv_cache **kvs = xcalloc(batch, sizeof(*kvs));
+	int *feed = xcalloc(batch, sizeof(int));
+	float *logits = xmalloc((size_t)batch * V * sizeof(float));
+	uint64_t ordinal = 0;
+	int nact = 0, eof = 0;
+
+	t0 = tlast = pp_now();
+	for (;;) {
+		/* Fill the batch: the oldest prompt with samples not yet
+		 * started first, then new prompts. */
+		while (nact < batch) {
+			while (fill != NULL && fill->started == fill->nseq)
+				fill = fill->next;
+			if (fill == NULL) {
+				struct job *j = eof ? NULL :
+				    next_job(rd, &ordinal);
+				if (j == NULL) {
+					eof = 1;
+					break;
+				}
+				if (tail)
+					tail->next = j;
+				else
+					head = j;
+				tail = fill = j;
+			}
+			struct seq *s = start_seq(fill);
+			ntoks += s->n;
+			if (s->finish == NULL)
+				act[nact++] = s;
+			else
+				s->job->finished++;
+		}
+
+		/* Write what is complete, in input order. */
+		while (head != NULL && head->finished == head->nseq) {
+			struct job *j = head;
+			head = j->next;
+			if (head == NULL)
+				tail = NULL;
+			if (fill == j)
+				fill = head;
+			ndone++;
+			nsamp += j->nseq;
+			write_job(w, j);
+		}
+		show_progress(0);
+		if (nact == 0)
+			break;
+
+		/* One step for every active sequence at once. */
+		for (int i = 0; i < nact; i++) {
+			kvs[i] = act[i]->kv;
+			feed[i] = act[i]->toks[act[i]->n - 1];
+		}
+		sample_step(stepper, kvs, nact, feed, logits);
+#pragma omp parallel for schedule(dynamic, 1)
+		for (int i = 0; i < nact; i++) {
+			int t = 0;
+#ifdef _OPENMP
+			t = omp_get_thread_num();
+#endif
+			choose(act[i], logits + (size_t)i * V, &ws[t % nws]);
+		}
+		ntoks += nact;
+
+		/* Retire the finished ones, keeping the others in order. */
+		int k = 0;
+		for (int i = 0; i < nact; i++) {
+			struct seq *s = act[i];
+			if (check_end(s)) {
+				kv_cache_free(s->kv);
+				s->kv = NULL;
+				s->job->finished++;
+			} else
+				act[k++] = s;
+		}
+		nact = k;
+	}
+	show_progress(1);
+	rec_reader_close(rd);
+	free(act);
+	free(kvs);
+	free(feed);
+	free(logits);
+}
+
+/* ------------------------------------------------------------------------ */
+
+int
+main(int argc, char **argv)
+{
+	enum { O_TEMP = 256, O_TOPP, O_TOPK, O_MINP, O_MAXTOK, O_STOP, O_SEED,
+	    O_BASE, O_TMPL, O_BATCH, O_SHARD, O_TRUNC };
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "samples", required_argument, NULL, 'n' },
+		{ "temperature", required_argument, NULL, O_TEMP },
+		{ "top-p", required_argument, NULL, O_TOPP },
+		{ "top-k", required_argument, NULL, O_TOPK },
+		{ "min-p", required_argument, NULL, O_MINP },
+		{ "max-tokens", required_argument, NULL, O_MAXTOK },
+		{ "stop", required_argument, NULL, O_STOP },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "greedy-baseline", no_argument, NULL, O_BASE },
+		{ "chat-template", required_argument, NULL, O_TMPL },
+		{ "batch", required_argument, NULL, O_BATCH },
+		{ "shard", required_argument, NULL, O_SHARD },
+		{ "truncate", required_argument, NULL, O_TRUNC },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "zstd", no_argument, NULL, 'z' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *ckpt = NULL;
+	int out_flags = REC_AUTO, c;
+
+	pp_init(argc, argv);
+	pp_synopsis = SYNOPSIS;
+	while ((c = getopt_long(argc, argv, "m:n:qJzh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			ckpt = optarg;
+			break;
+		case 'n':
+			nsamples = (int)pp_parse_int("-n", optarg, 0, 1 << 20);
+			break;
+		case O_TEMP:
+			sopts.temperature = pp_parse_num("--temperature",
+			    optarg, 0, 1e6);
+			break;
+		case O_TOPP:
+			sopts.top_p = pp_parse_num("--top-p", optarg, 0, 1);
+			if (sopts.top_p == 0)
+				pp_usage("--top-p: must be above 0");
+			break;
+		case O_TOPK:
+			sopts.top_k = (int)pp_parse_int("--top-k", optarg, 0,
+			    1 << 30);
+			break;
+		case O_MINP:
+			sopts.min_p = pp_parse_num("--min-p", optarg, 0, 1);
+			break;
+		case O_MAXTOK:
+			max_tokens = (int)pp_parse_int("--max-tokens", optarg,
+			    0, 1 << 30);
+			break;
+		case O_STOP:
+			if (*optarg == 0)
+				pp_usage("--stop: empty string");
+			stops = xreallocarray(stops, nstops + 1,
+			    sizeof(*stops));
+			stops[nstops++] = optarg;
+			break;
+		case O_SEED:
+			seed = (uint64_t)pp_parse_int("--seed", optarg, 0,
+			    INT64_MAX);
+			break;
+		case O_BASE:
+			baseline = 1;
+			break;
+		case O_TMPL:
+			template_name = optarg;
+			break;
+		case O_BATCH:
+			batch = (int)pp_parse_int("--batch", optarg, 1,
+			    1 << 16);
+			break;
+		case O_SHARD: {
+			char *slash = strchr(optarg, '/');
+			if (slash == NULL)
+				pp_usage("--shard: I/K, not \"%s\"", optarg);
+			*slash = 0;
+			shard_k = (uint64_t)pp_parse_int("--shard K",
+			    slash + 1, 1, INT64_MAX);
+			shard_i = (uint64_t)pp_parse_int("--shard I", optarg,
+			    0, (long long)shard_k - 1);
+			*slash = '/';
+			break;
+		}
+		case O_TRUNC:
+			if (strcmp(optarg, "left") != 0)
+				pp_usage("--truncate: only \"left\", not "
+				    "\"%s\"", optarg);
+			truncate_left = 1;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'J':
+			out_flags = (out_flags & ~REC_AUTO) | REC_JSON;
+			break;
+		case 'z':
+			out_flags |= REC_ZSTD;
+			break;
+		case 'h':
+			pp_help();
+		default:
+			pp_usage(NULL);
+		}
+	}
+	if (ckpt == NULL)
+		pp_usage("-m CKPT is required");
+	if (nsamples + baseline == 0)
+		pp_usage("-n 0 without --greedy-baseline writes nothing");
+
+	load(ckpt);
+	nws = 1;
+#ifdef _OPENMP
+	nws = omp_get_max_threads();
+#endif
+	ws = xcalloc(nws, sizeof(*ws));
+	for (int i = 0; i < nws; i++)
+		sample_ws_init(&ws[i], V);
+	progress = !quiet && isatty(2);
+	stepper = sample_step_new(model, batch);
+
+	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
+	run(argv + optind, argc - optind, w);
+	rec_writer_close(w);
+	pp_close_stdout();
+
+	for (int i = 0; i < nws; i++)
+		sample_ws_free(&ws[i]);
+	free(ws);
+	sample_step_free(stepper);
+	tokenizer_free(tok);
+	model_free(model);
+	free(stops);
+	return 0;
+}
