@@ -1,0 +1,19 @@
+#!/bin/sh
+# pipelines/grpo.sh: on-policy policy gradient with the grpo advantage
+# estimator, end to end, on the verifier's reward.
+#
+# usage: pipelines/grpo.sh
+#        MODEL=path/to/hf-dir PROMPTS=prompts.jsonl EVAL=heldout.jsonl \
+#            pipelines/grpo.sh
+#
+# ROUNDS rounds (default 4) on PG_PROMPTS training prompts of
+#   rollout -n 8 | score --exact | filter --drop-uniform |
+#       train-step --loss pg --advantage grpo --clip 0.2 --ppo-epochs 2
+# from the SFT model (cached in SFT_DIR, default out/sft), each evaluated
+# on held-out prompts.  Writes OUT (default out/grpo): results.tsv (with the
+# mean training reward of each round), results.md, accuracy.png.
+# Overrides: PG_LR (3e-5), PG_BATCH (64), PG_PROMPTS (512 a round),
+# SAMPLES, ROUNDS, and those of
+# pipelines/lib.sh.
+. "$(dirname "$0")/lib.sh"
+pp_pg_pipeline grpo grpo

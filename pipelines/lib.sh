@@ -1,0 +1,267 @@
+# pipelines/lib.sh: shell functions shared by the pipelines; source it.
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# It puts the built tools on PATH (when they are not there already), sets
+# the defaults of the embedded arithmetic task and model, and defines:
+#
+#   pp_log MSG...                  progress line on stderr
+#   pp_run NAME CMD...             run CMD with a progress line and timing
+#   pp_gen_data DIR                SFT set, held-out set, round prompts
+#   pp_init_sft SEED OUT DATA      ckpt init + train-step --loss sft
+#   pp_sft_more IN OUT SEED DATA   more SFT steps, shuffle seed SEED
+#   pp_eval CKPT TEMP [EVAL]       print held-out accuracy (0..1)
+#   pp_mine POLICY SEED PROMPTS    rollout -n N | score --exact (samples)
+#   pp_dpo_round POLICY REF OUT SEED PROMPTS
+#                                  one round of on-policy preference mining
+#   pp_table TSV                   print a results table as Markdown
+#
+# Environment overrides (all optional):
+#   MODEL      a Hugging Face checkpoint to start from instead of the SFT
+#              model the pipeline trains (skips SFT)
+#   PROMPTS    prompt records with an answer field (mining), EVAL held-out
+#              prompt records with an answer (evaluation)
+#   DIGITS NOISE N_SFT N_SFT2 N_EVAL N_PROMPTS   the embedded task
+#   SAMPLES LR BETA NLL ROUNDS SEED MAXTOK  hyper-parameters
+#   OMP_NUM_THREADS   threads per tool (default 1: the pipelines run
+#              independent runs side by side instead)
+
+set -eu
+
+pp_here=$(cd "${PP_DIR:-$(dirname "$0")}" && pwd)
+pp_root=$(cd "$pp_here/.." && pwd)
+if ! command -v rollout >/dev/null 2>&1 || [ -n "${PP_FORCE_TOOLS:-}" ]; then
+	PATH="${top_builddir:-$pp_root}/tools:$PATH"
+fi
+export PATH
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
+# The embedded task: 2-digit sums, SFT answers corrupted with probability
+# NOISE (one digit off by one), so the SFT model is far from perfect when
+# sampled.
+: "${DIGITS:=2}"
+: "${NOISE:=0.3}"
+: "${N_SFT:=15000}"          # common SFT phase
+: "${N_SFT2:=15000}"         # per-seed SFT phase
+: "${N_EVAL:=500}"
+: "${N_PROMPTS:=2048}"
+# The model: ~340k parameters, byte tokenizer.
+: "${INIT_ARGS:=--tokenizer byte --dim 96 --layers 3 --heads 4 --ffn 256 --ctx 16}"
+: "${SFT_LR:=1e-3}"
+: "${SFT_BATCH:=16}"
+# Preference rounds.
+: "${SAMPLES:=8}"
+: "${LR:=3e-4}"
+: "${BETA:=0.1}"
+: "${NLL:=1}"
+: "${DPO_BATCH:=32}"
+: "${DPO_EPOCHS:=1}"
+: "${ROUNDS:=4}"
+: "${SEED:=1}"
+: "${MAXTOK:=8}"
+
+pp_t0=$(date +%s)
+
+pp_log() {
+	printf '[%4ds] %s\n' "$(($(date +%s) - pp_t0))" "$*" >&2
+}
+
+# pp_run NAME CMD...: run CMD (a shell command string) with timing.
+pp_run() {
+	pp_name=$1; shift
+	pp_log "$pp_name ..."
+	pp_s=$(date +%s)
+	sh -c "$*"
+	pp_log "$pp_name done ($(($(date +%s) - pp_s)) s)"
+}
+
+# pp_gen_data DIR: DIR/sft.mpk (noisy SFT set), DIR/eval.mpk (held out),
+# DIR/prompts.mpk (training prompts for mining; or $PROMPTS).
+pp_gen_data() {
+	mkdir -p "$1"
+	if [ ! -s "$1/sft.mpk" ]; then
+		recs gen arith -n "$N_SFT" --seed "$SEED" --digits "$DIGITS" \
+		    --sft --noise "$NOISE" >"$1/sft.mpk.tmp"
+		mv "$1/sft.mpk.tmp" "$1/sft.mpk"
+		recs gen arith -n "$N_SFT2" --seed $((SEED + 50)) \
+		    --digits "$DIGITS" --sft --noise "$NOISE" >"$1/sft2.mpk"
+	fi
+	if [ -n "${EVAL:-}" ]; then
+		recs cat "$EVAL" >"$1/eval.mpk"
+	elif [ ! -s "$1/eval.mpk" ]; then
+		recs gen arith -n "$N_EVAL" --seed 1000 --digits "$DIGITS" \
+		    --split eval >"$1/eval.mpk"
+	fi
+	if [ -n "${PROMPTS:-}" ]; then
+		recs cat "$PROMPTS" >"$1/prompts.mpk"
+	elif [ ! -s "$1/prompts.mpk" ]; then
+		recs gen arith -n "$N_PROMPTS" --seed $((SEED + 100)) \
+		    --digits "$DIGITS" >"$1/prompts.mpk"
+	fi
+}
+
+# pp_init_sft SEED OUT DATA [STEPS]: a fresh model (ckpt init --seed SEED)
+# trained on the SFT set DATA, metrics in OUT.metrics.  With STEPS, the
+# cosine schedule spans STEPS optimizer steps, so that pp_sft_more can go on
+# with it.  With MODEL set, OUT is a link to MODEL.
+pp_init_sft() {
+	if [ -n "${MODEL:-}" ]; then
+		mkdir -p "$(dirname "$2")"
+		rm -rf "$2"; ln -s "$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")" "$2"
+		return
+	fi
+	[ -d "$2" ] && return 0
+	mkdir -p "$(dirname "$2")"
+	ckpt init -o "$2.init" $INIT_ARGS --seed "$1" >/dev/null
+	train-step -m "$2.init" -o "$2.tmp" --loss sft --lr "$SFT_LR" \
+	    --batch-size "$SFT_BATCH" --schedule cosine --warmup 20 \
+	    ${4:+--schedule-steps "$4"} --seed "$1" <"$3" >"$2.metrics"
+	rm -rf "$2.init"
+	mv "$2.tmp" "$2"
+}
+
+# pp_sft_more IN OUT SEED DATA: go on training IN (its optimizer state and
+# schedule) on DATA, shuffled with SEED.
+pp_sft_more() {
+	if [ -n "${MODEL:-}" ]; then
+		mkdir -p "$(dirname "$2")"
+		rm -rf "$2"; ln -s "$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")" "$2"
+		return
+	fi
+	[ -d "$2" ] && return 0
+	mkdir -p "$(dirname "$2")"
+	# The learning rate, batch size and schedule are options, not state:
+	# give them again (the horizon, --schedule-steps, is kept).
+	train-step -m "$1" -o "$2.tmp" --loss sft --lr "$SFT_LR" \
+	    --batch-size "$SFT_BATCH" --schedule cosine --warmup 20 \
+	    --seed "$3" <"$4" >"$2.metrics"
+	mv "$2.tmp" "$2"
+}
+
+# pp_eval CKPT TEMP [EVAL]: mean exact-match accuracy on the held-out set,
+# one sample per prompt at temperature TEMP (0: greedy).
+pp_eval() {
+	pp_try=1
+	while :; do
+		pp_acc=$(rollout -m "$1" --temperature "$2" --max-tokens "$MAXTOK" \
+		    --seed "$SEED" "${3:-$PP_EVAL}" |
+		    score --exact | recs stats reward | recs to-tsv reward.mean)
+		# A pipeline's failure shows as an empty result: try again (the
+		# tools may be being rebuilt), then give up loudly.
+		[ -n "$pp_acc" ] && break
+		[ "$pp_try" -ge 3 ] && { pp_log "evaluation of $1 failed"; return 1; }
+		pp_try=$((pp_try + 1)); sleep 2
+	done
+	printf '%s\n' "$pp_acc"
+}
+
+# pp_mine POLICY SEED PROMPTS: SAMPLES samples per prompt, scored.
+pp_mine() {
+	rollout -m "$1" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$2" "$3" |
+	    score --exact
+}
+
+# pp_dpo_round POLICY REF OUT SEED PROMPTS: on-policy preference mining and
+# one DPO update; OUT.pairs the pairs, OUT.metrics the training metrics.
+pp_dpo_round() {
+	[ -d "$3" ] && return 0
+	pp_mine "$1" "$4" "$5" |
+	    filter --sorted --keep best-worst |
+	    pair --sorted |
+	    score --logprob "$2" >"$3.pairs"
+	pp_n=$(recs count "$3.pairs")
+	[ "${pp_n:-0}" -gt 0 ] || { pp_log "no pairs mined from $1"; return 1; }
+	train-step -m "$1" -o "$3" --loss dpo --reset-optimizer \
+	    --lr "$LR" --beta "$BETA" --nll-coef "$NLL" \
+	    --batch-size "$DPO_BATCH" --epochs "$DPO_EPOCHS" --seed "$4" \
+	    <"$3.pairs" >"$3.metrics"
+}
+
+# pp_acc_row NAME ROUND CKPT: one line of the results table (TSV).
+pp_acc_row() {
+	pp_g=$(pp_eval "$3" 0)
+	pp_t=$(pp_eval "$3" 1)
+	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$pp_g" "$pp_t"
+}
+
+# pp_table TSV: the results (model, round, greedy, t1) as a Markdown table,
+# accuracies in percent.
+pp_table() {
+	awk -F'\t' 'BEGIN {
+		print "| model | round | greedy acc. | T=1 acc. |"
+		print "| --- | ---: | ---: | ---: |"
+	}
+	NR > 1 { printf "| %s | %s | %.1f %% | %.1f %% |\n", $1, $2, 100 * $3, 100 * $4 }' "$1"
+}
+
+# pp_default_sft DIR: print the path of the starting policy: MODEL when
+# set, else the SFT model of seed SEED of the embedded task (the demo's
+# run SEED), trained once into DIR (data in DIR/data) and reused after.
+pp_default_sft() {
+	pp_gen_data "$1/data"
+	if [ -n "${MODEL:-}" ]; then
+		printf '%s\n' "$MODEL"; return
+	fi
+	if [ ! -d "$1/sft" ]; then
+		pp_log "SFT model of seed $SEED into $1/sft"
+		pp_steps=$(( (N_SFT + SFT_BATCH - 1) / SFT_BATCH + (N_SFT2 + SFT_BATCH - 1) / SFT_BATCH ))
+		pp_init_sft "$SEED" "$1/sft-common" "$1/data/sft.mpk" "$pp_steps"
+		pp_sft_more "$1/sft-common" "$1/sft" "$SEED" "$1/data/sft2.mpk"
+	fi
+	printf '%s\n' "$1/sft"
+}
+
+# pp_pg_round POLICY OUT SEED PROMPTS ADVANTAGE [TRAIN-STEP OPTIONS...]:
+# one round of on-policy policy gradient with the verifier's reward:
+#   rollout -n SAMPLES [--greedy-baseline] | score --exact |
+#       [filter --drop-uniform] | train-step --loss pg --advantage ADV
+# remax gets the greedy baselines it needs; grpo and rloo drop the prompts
+# whose samples all agree (no signal).  OUT.metrics the training metrics.
+: "${PG_LR:=3e-5}"
+: "${PG_BATCH:=64}"
+: "${PG_PROMPTS:=512}"
+pp_pg_round() {
+	[ -d "$2" ] && return 0
+	pp_p=$1 pp_o=$2 pp_s=$3 pp_pr=$4 pp_adv=$5; shift 5
+	if [ "$pp_adv" = remax ]; then
+		rollout -m "$pp_p" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$pp_s" \
+		    --greedy-baseline "$pp_pr" | score --exact >"$pp_o.samples"
+	else
+		rollout -m "$pp_p" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$pp_s" \
+		    "$pp_pr" | score --exact | filter --sorted --drop-uniform >"$pp_o.samples"
+	fi
+	train-step -m "$pp_p" -o "$pp_o" --loss pg --advantage "$pp_adv" \
+	    --reset-optimizer --lr "$PG_LR" --batch-size "$PG_BATCH" \
+	    --clip 0.2 "$@" <"$pp_o.samples" >"$pp_o.metrics"
+	rm -f "$pp_o.samples"
+}
+
+# pp_pg_pipeline NAME ADVANTAGE: the body of grpo.sh and remax.sh: ROUNDS
+# rounds from the SFT model (or MODEL), evaluated each round.
+pp_pg_pipeline() {
+	OUT=${OUT:-out/$1}
+	SFT_DIR=${SFT_DIR:-out/sft}
+	mkdir -p "$OUT"
+	pp_sft=$(pp_default_sft "$SFT_DIR")
+	PP_EVAL=$SFT_DIR/data/eval.mpk
+	printf 'model\tround\tgreedy\tt1\treward\n' >"$OUT/results.tsv"
+	printf '%s\t\n' "$(pp_acc_row sft 0 "$pp_sft")" >>"$OUT/results.tsv"
+	pp_m=$pp_sft pp_i=1
+	while [ "$pp_i" -le "$ROUNDS" ]; do
+		pp_log "$1: round $pp_i: rollout -n $SAMPLES | score --exact | train-step --loss pg --advantage $2"
+		recs head -n "$PG_PROMPTS" "$SFT_DIR/data/prompts.mpk" >"$OUT/prompts.mpk"
+		pp_pg_round "$pp_m" "$OUT/round$pp_i" $((700 + pp_i)) \
+		    "$OUT/prompts.mpk" "$2" --ppo-epochs 2
+		pp_r=$(recs stats reward_mean <"$OUT/round$pp_i.metrics" | recs to-tsv reward_mean.mean)
+		printf '%s\t%s\n' "$(pp_acc_row "$1" "$pp_i" "$OUT/round$pp_i")" "$pp_r" >>"$OUT/results.tsv"
+		pp_log "$1: round $pp_i: $(tail -n 1 "$OUT/results.tsv" | cut -f3-)"
+		pp_m=$OUT/round$pp_i pp_i=$((pp_i + 1))
+	done
+	pp_table "$OUT/results.tsv" >"$OUT/results.md"
+	# One curve: the SFT row is round 0 of the run.
+	awk -F'\t' -v OFS='\t' -v n="$1" 'NR > 1 { $1 = "x-" n } { print }' \
+	    "$OUT/results.tsv" >"$OUT/plot.tsv"
+	XLABEL='round (0 = SFT)' "$pp_here/plot" accuracy "$OUT/plot.tsv" "$OUT/accuracy.png" "$1: held-out accuracy"
+	pp_log "done: $OUT/results.md"
+	cat "$OUT/results.md"
+}
