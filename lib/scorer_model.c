@@ -390,9 +390,13 @@ check_len(struct mscorer *s, const struct side *sd, const char *field,
 		    "of %s", n, s->m->cfg.max_seq_len, s->path);
 }
 
-/* --logprob: prompt and response ids, from token fields or from text. */
+/*
+ * --logprob and --rm: prompt and response ids, from token fields or from
+ * text, as train-step builds them, so a reward model is read at the token
+ * it was trained at.
+ */
 static void
-logprob_job(struct mscorer *s, struct job *j)
+seq_job(struct mscorer *s, struct job *j)
 {
 	const struct side *sd = j->side;
 	int32_t *p, *r;
@@ -450,11 +454,11 @@ logprob_job(struct mscorer *s, struct job *j)
 }
 
 /*
- * --rm and --flr: the conversation (prompt, response, and for flr the
- * opening of a user turn) as the judge's template renders it.
+ * --flr: the conversation (prompt, response, and the opening of a user
+ * turn) as the judge's template renders it.
  */
 static void
-conv_job(struct mscorer *s, struct job *j)
+flr_job(struct mscorer *s, struct job *j)
 {
 	const struct side *sd = j->side;
 	struct chat_msg *m;
@@ -484,14 +488,8 @@ conv_job(struct mscorer *s, struct job *j)
 			sb_adds(&b, t);
 			free(t);
 		}
-		if (s->kind == MS_FLR)
-			sb_addc(&b, '\n');
+		sb_addc(&b, '\n');
 		special = 1;
-	} else if (s->kind == MS_RM) {
-		char *t = render(s, sd, field, m, n, 0);
-		sb_adds(&b, t);
-		free(t);
-		special = 0;
 	} else {
 		/*
 		 * The follow-up is a user turn after the response; what the
@@ -516,8 +514,7 @@ conv_job(struct mscorer *s, struct job *j)
 	sb_free(&b);
 	if (len == 0)
 		side_die(sd, "response", 0, "the conversation has no tokens");
-	check_len(s, sd, "response", len + (s->kind == MS_FLR ?
-	    (size_t)s->maxfol : 0));
+	check_len(s, sd, "response", len + (size_t)s->maxfol);
 	j->len = (int)len;
 }
 
@@ -887,10 +884,10 @@ ms_add(struct mscorer *s, struct rec *r, struct rec_writer *w)
 		struct job *j = &s->jobs[s->njobs + i];
 		memset(j, 0, sizeof(*j));
 		j->side = &it->side[i];
-		if (s->kind == MS_LOGPROB)
-			logprob_job(s, j);
+		if (s->kind == MS_FLR)
+			flr_job(s, j);
 		else
-			conv_job(s, j);
+			seq_job(s, j);
 		add += (size_t)j->len;
 		s->st.seq_tokens += (size_t)j->len;
 		if (s->kind == MS_FLR) {

@@ -122,10 +122,31 @@ print(r["chosen"]["reward"]); print(r["rejected"]["reward"])' "$T/out.rm" \
 a=[float(x) for x in open(sys.argv[1])]; b=[float(x) for x in open(sys.argv[2])]
 assert len(a) == 2 and all(abs(x-y) < 1e-4 for x, y in zip(a, b)), (a, b)' \
     "$T/want" "$T/got" || fail "rm: pair sides equal single records"
-score --rm "$T/rm" --chat-template chatml --as judge "$T/text" |
+# score --rm reads the reward where train-step --loss rm trained it: the
+# margins train-step reports (lr 0: the model as it is) equal score's.
+if command -v train-step >/dev/null 2>&1; then
+	printf '%s\n' '{"prompt":"1+2=","chosen":"3","rejected":"4"}' \
+	    '{"prompt":"5+5=","chosen":"10","rejected":"11!"}' |
+	    pair --from-strings >"$T/two.pairs"
+	train-step -m "$T/rm" -o "$T/rm.same" --loss rm --lr 0 --batch-size 1 \
+	    --no-shuffle <"$T/two.pairs" | recs to-tsv margin >"$T/m.train" ||
+	    fail "train-step --loss rm"
+	score --rm "$T/rm" <"$T/two.pairs" |
+	    recs to-tsv chosen.reward rejected.reward |
+	    awk -F '\t' '{ print $1 - $2 }' >"$T/m.score"
+	"$PYTHON3" -c 'import sys
+a=[float(x) for x in open(sys.argv[1])]; b=[float(x) for x in open(sys.argv[2])]
+assert len(a) == 2 and all(abs(x-y) < 1e-4 for x, y in zip(a, b)), (a, b)' \
+	    "$T/m.train" "$T/m.score" || fail "rm: score --rm agrees with train-step"
+fi
+
+# Conversations go through the template; plain prompts are read as they are.
+printf '%s\n' '{"messages":[{"role":"user","content":"2+2="}],"response":"4"}' >"$T/conv"
+score --rm "$T/rm" --chat-template chatml --as judge "$T/conv" |
     recs to-tsv judge >"$T/got" || fail "rm chatml"
+score --rm "$T/rm" --chat-template plain "$T/conv" | recs to-tsv reward >"$T/got2"
 check "rm: a template changes the text scored" \
-    test "$(head -1 "$T/got")" != "$(recs to-tsv reward <"$T/out.rm" | head -1)"
+    test "$(cat "$T/got")" != "$(cat "$T/got2")"
 
 # --- --flr ----------------------------------------------------------------
 score --flr "$T/m" --details -J "$T/text" >"$T/flr" || fail "flr"
@@ -201,12 +222,12 @@ expect_fail 1 'record 1: field "rejected.response_tokens": expected array, got m
 printf '%s\n' '{"prompt":"x","chosen":{"response":"a"},"rejected":{}}' >"$T/bad"
 expect_fail 1 'record 1: field "rejected.response_tokens": missing' \
     score --logprob "$T/m" "$T/bad"
-expect_fail 1 'record 1: field "rejected.response": missing' \
+expect_fail 1 'record 1: field "rejected.response_tokens": missing' \
     score --rm "$T/rm" "$T/bad"
 expect_fail 1 'record 1: field "rejected.response": missing' \
     score --flr "$T/m" "$T/bad"
 printf '%s\n' '{"response":"a"}' >"$T/bad"
-expect_fail 1 'record 1: field "prompt": missing' score --rm "$T/rm" "$T/bad"
+expect_fail 1 'record 1: field "prompt_tokens": missing' score --rm "$T/rm" "$T/bad"
 expect_fail 1 'record 1: field "prompt": missing' score --flr "$T/m" "$T/bad"
 printf '%s\n' '{"prompt":1,"response":"a"}' >"$T/bad"
 expect_fail 1 'record 1: field "prompt": expected string, got integer' \
