@@ -131,6 +131,17 @@ void model_free(struct model *m);
  * weights 1, biases 0.  The same seed gives the same weights everywhere.
  */
 void model_init_random(struct model *m, uint64_t seed);
+/*
+ * The same with other spreads: each parameter, in layout order, gets
+ * base + std * z with one standard normal z drawn per element (splitmix64
+ * and Box-Muller: z = sqrt(-2 ln u1) cos(2 pi u2)); base is 1 for norm
+ * weights, else 0; std is mat_std for matrices and aux_std for norm
+ * weights and biases.  Tests use large spreads to exercise every path.
+ */
+void model_init_normal(struct model *m, uint64_t seed, double mat_std,
+    double aux_std);
+/* The generator behind it: a standard normal from *state. */
+double model_rng_normal(uint64_t *state);
 
 /* The parameter tensor called name (HF naming), or NULL. */
 const struct model_tensor *model_tensor(const struct model *m,
@@ -155,7 +166,8 @@ void model_zero_grad(struct model *m);
  * A batch: nseq sequences packed one after another, N = sum of len[]
  * tokens in all.  Each sequence attends only to itself, causally, and its
  * positions start at 0.  targets[t] is the token whose log-probability
- * position t predicts (usually tokens[t+1]), or -1 for none.
+ * position t predicts (usually tokens[t+1]), or -1 (any negative,
+ * such as HF's -100) for none.
  */
 struct model_batch {
 	int nseq;
@@ -176,9 +188,14 @@ model_batch_tokens(const struct model_batch *b)
 /*
  * Forward pass.  logprobs (N), if not NULL, gets log p(targets[t]) at every
  * position (0 where targets[t] is -1), computed with a stable
- * log-sum-exp.  The activations are kept for model_backward, and the
- * logits (N, vocab) and classification scores (N, num_labels) can be read
- * until the next call.
+ * log-sum-exp.  The activations are kept for model_backward; the logits
+ * (N, vocab) can be read until model_backward (which turns them into
+ * their gradient in place) or the next forward, the classification
+ * scores (N, num_labels) until the next forward.
+ *
+ * Threads: OpenMP's (OMP_NUM_THREADS).  The model sets OpenBLAS to one
+ * thread and cuts large products between OpenMP threads itself, so
+ * results are bit-identical whatever the thread count.
  */
 void model_forward(struct model *m, const struct model_batch *b,
     float *logprobs);
@@ -202,6 +219,17 @@ void model_backward(struct model *m, const float *dlogprobs,
 double model_flops_forward(const struct model_config *cfg, int nseq,
     const int *len);
 
+static inline double
+model_flops_backward(const struct model_config *cfg, int nseq, const int *len)
+{ return 2 * model_flops_forward(cfg, nseq, len); }
+
+/*
+ * Bytes a decoding step must read: every weight once, plus the keys and
+ * values of each of the B sequences up to its position pos[i].
+ */
+double model_bytes_decode(const struct model_config *cfg, int B,
+    const int *pos);
+
 /* Bytes of the activations model_forward keeps for a batch. */
 size_t model_act_bytes(const struct model_config *cfg, int nseq,
     const int *len);
@@ -220,8 +248,12 @@ struct kv_cache {
 
 struct kv_cache *kv_cache_new(const struct model_config *cfg, int cap);
 void kv_cache_free(struct kv_cache *kv);
-/* Make dst a copy of src's filled prefix (dst->cap >= src->len): a prompt
- * read once, then continued in several samples. */
+/*
+ * Make dst a copy of src's filled prefix (dst->cap >= src->len): a prompt
+ * read once, then continued in several samples.  A copy, not shared
+ * blocks: it costs 2 * n_layers * len * kvdim floats per fork, small next
+ * to decoding the samples.
+ */
 void kv_cache_copy(struct kv_cache *dst, const struct kv_cache *src);
 static inline void kv_cache_reset(struct kv_cache *kv) { kv->len = 0; }
 

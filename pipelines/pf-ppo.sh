@@ -36,23 +36,12 @@ prompts=$SFT_DIR/data/prompts.mpk
 # 1. The reward model, from few pairs.
 if [ ! -d "$OUT/rm" ]; then
 	pp_log "reward model: $RM_PAIRS verifier pairs"
-	# train-step --loss rm reads the reward at the end-of-sequence token it
-	# appends (or that response_tokens carries), score --rm at the last
-	# token of prompt + response, without it: drop the EOS from the
-	# token ids so that the two agree (a known bug, see the report).
-	eos=$(sed -n 's/.*"eos_token_id": *\([0-9]*\).*/\1/p' "$sft/config.json" | head -n 1)
 	recs gen arith -n $((RM_PAIRS * 4)) --seed 777 --digits "$DIGITS" |
 	    rollout -m "$sft" -n 4 --max-tokens "$MAXTOK" --seed 7 |
-	    score --exact | pair --sorted | recs head -n "$RM_PAIRS" |
-	    recs to-json |
-	    sed -E "s/(\"response_tokens\":\[[0-9,]*),$eos\]/\1]/g" >"$OUT/rm.pairs"
+	    score --exact | pair --sorted | recs head -n "$RM_PAIRS" \
+	    >"$OUT/rm.pairs"
 	train-step -m "$sft" -o "$OUT/rm" --loss rm --add-head --lr 3e-4 \
 	    --batch-size 16 --epochs 2 <"$OUT/rm.pairs" >"$OUT/rm.metrics"
-	# score --rm re-tokenizes the response text, which can be longer than
-	# the tokens (a byte that is not UTF-8 decodes to U+FFFD, 3 bytes):
-	# give the reward model (RoPE, no learned positions) room for it.
-	sed -i 's/"max_position_embeddings": *[0-9]*/"max_position_embeddings": 64/' \
-	    "$OUT/rm/config.json"
 fi
 
 # 2. The R^2 table on N samples per prompt.

@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""gen_model_fixtures.py: reference outputs for tests/unit_model.c.
+
+An independent implementation of the Llama/Qwen2 decoder in PyTorch (by
+hand: transformers is not needed), run in float64 on the weights lib/model.c
+draws with model_init_normal, which this script reproduces bit for bit
+(splitmix64 and Box-Muller).  For each configuration it writes
+
+    tests/fixtures/model/NAME.config.json        the HF config.json
+    tests/fixtures/model/NAME.expect.safetensors  tokens, targets, dlogprobs,
+        logits, logprobs and grad.<tensor> for every parameter, of a batch of
+        two sequences of different lengths, for the loss
+        sum_t dlogprobs[t] * logprob[t].
+
+Run it with Debian's interpreter, from the top of the tree:
+    /usr/bin/python3 tests/gen_model_fixtures.py
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures",
+                   "model")
+SEED = 1234
+MAT_STD, AUX_STD = 0.3, 0.2
+
+CONFIGS = {
+    # grouped-query attention (2 query heads per kv head), tied embeddings
+    "llama_gqa_tied": dict(
+        architectures=["LlamaForCausalLM"], model_type="llama",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=64, rms_norm_eps=1e-5, rope_theta=10000.0,
+        tie_word_embeddings=True, hidden_act="silu", bos_token_id=1,
+        eos_token_id=2),
+    # llama3 rope scaling with every band in use, an explicit head_dim
+    # (8, not 16/4), one kv head for four query heads, separate lm_head
+    "llama3_untied": dict(
+        architectures=["LlamaForCausalLM"], model_type="llama",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
+        head_dim=8, max_position_embeddings=128, rms_norm_eps=1e-5,
+        rope_theta=500.0,
+        rope_scaling=dict(rope_type="llama3", factor=8.0,
+                          low_freq_factor=1.0, high_freq_factor=4.0,
+                          original_max_position_embeddings=32),
+        tie_word_embeddings=False, hidden_act="silu", bos_token_id=1,
+        eos_token_id=[2, 3]),
+    # Qwen2: q/k/v biases, no o bias
+    "qwen2_bias": dict(
+        architectures=["Qwen2ForCausalLM"], model_type="qwen2",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=1e6,
+        tie_word_embeddings=False, hidden_act="silu", use_sliding_window=False,
+        bos_token_id=1, eos_token_id=2),
+}
+
+LENS = [7, 5]
+
+M64 = (1 << 64) - 1
+
+
+def splitmix64(state):
+    state = (state + 0x9E3779B97F4A7C15) & M64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return state, z ^ (z >> 31)
+
+
+class Rng:
+    def __init__(self, seed):
+        self.s = seed
+
+    def normal(self):
+        self.s, a = splitmix64(self.s)
+        self.s, b = splitmix64(self.s)
+        u1 = ((a >> 11) + 1) * 2.0 ** -53
+        u2 = (b >> 11) * 2.0 ** -53
+        return math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
+
+
+def tensor_list(c):
+    """(name, shape, kind) in lib/model_config.c's layout order."""
+    C, V = c["hidden_size"], c["vocab_size"]
+    hd = c.get("head_dim") or C // c["num_attention_heads"]
+    Q = c["num_attention_heads"] * hd
+    KV = c["num_key_value_heads"] * hd
+    F = c["intermediate_size"]
+    bias = c["model_type"] == "qwen2"
+    t = [("model.embed_tokens.weight", (V, C), "mat")]
+    for i in range(c["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+        t.append((p + "input_layernorm.weight", (C,), "norm"))
+        for nm, o in (("q", Q), ("k", KV), ("v", KV)):
+            t.append((p + "self_attn.%s_proj.weight" % nm, (o, C), "mat"))
+            if bias:
+                t.append((p + "self_attn.%s_proj.bias" % nm, (o,), "bias"))
+        t.append((p + "self_attn.o_proj.weight", (C, Q), "mat"))
+        t.append((p + "post_attention_layernorm.weight", (C,), "norm"))
+        t.append((p + "mlp.gate_proj.weight", (F, C), "mat"))
+        t.append((p + "mlp.up_proj.weight", (F, C), "mat"))
+        t.append((p + "mlp.down_proj.weight", (C, F), "mat"))
+    t.append(("model.norm.weight", (C,), "norm"))
+    if not c.get("tie_word_embeddings"):
+        t.append(("lm_head.weight", (V, C), "mat"))
+    return t
+
+
+def init_weights(c):
+    rng = Rng(SEED)
+    w = {}
+    for name, shape, kind in tensor_list(c):
+        base = 1.0 if kind == "norm" else 0.0
+        sd = MAT_STD if kind == "mat" else AUX_STD
+        n = int(np.prod(shape))
+        vals = np.array([np.float32(base + sd * rng.normal())
+                         for _ in range(n)], dtype=np.float32)
+        w[name] = torch.tensor(vals.reshape(shape), dtype=torch.float64,
+                               requires_grad=True)
+    return w
+
+
+def inv_freq(c, hd):
+    """HF's rope frequencies, llama3 scaling written with masks."""
+    theta = c.get("rope_theta", 10000.0)
+    f = 1.0 / theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+    rs = c.get("rope_scaling")
+    if rs and rs.get("rope_type", rs.get("type")) == "llama3":
+        factor = rs["factor"]
+        lo, hi = rs["low_freq_factor"], rs["high_freq_factor"]
+        old = rs["original_max_position_embeddings"]
+        wl = 2 * math.pi / f
+        scaled = torch.where(wl > old / lo, f / factor, f)
+        smooth = (old / wl - lo) / (hi - lo)
+        mid = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wl < old / hi) & ~(wl > old / lo)
+        f = torch.where(medium, mid, scaled)
+    return f
+
+
+def rmsnorm(x, w, eps):
+    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def forward(c, w, tokens):
+    """Logits (T, V) of one sequence."""
+    C = c["hidden_size"]
+    H, KVH = c["num_attention_heads"], c["num_key_value_heads"]
+    hd = c.get("head_dim") or C // H
+    eps = c["rms_norm_eps"]
+    T = len(tokens)
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq(c, hd)
+    emb = torch.cat((ang, ang), dim=-1)
+    cos, sin = emb.cos()[:, None, :], emb.sin()[:, None, :]
+    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+    x = w["model.embed_tokens.weight"][torch.tensor(tokens)]
+    for i in range(c["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+
+        def lin(inp, nm):
+            y = inp @ w[p + nm + ".weight"].T
+            b = w.get(p + nm + ".bias")
+            return y + b if b is not None else y
+        h = rmsnorm(x, w[p + "input_layernorm.weight"], eps)
+        q = lin(h, "self_attn.q_proj").view(T, H, hd)
+        k = lin(h, "self_attn.k_proj").view(T, KVH, hd)
+        v = lin(h, "self_attn.v_proj").view(T, KVH, hd)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(H // KVH, dim=1)
+        v = v.repeat_interleave(H // KVH, dim=1)
+        s = torch.einsum("ihd,jhd->hij", q, k) / math.sqrt(hd)
+        s = s.masked_fill(mask, float("-inf"))
+        a = torch.einsum("hij,jhd->ihd", s.softmax(-1), v).reshape(T, H * hd)
+        x = x + lin(a, "self_attn.o_proj")
+        h = rmsnorm(x, w[p + "post_attention_layernorm.weight"], eps)
+        g, u = lin(h, "mlp.gate_proj"), lin(h, "mlp.up_proj")
+        x = x + lin(torch.nn.functional.silu(g) * u, "mlp.down_proj")
+    x = rmsnorm(x, w["model.norm.weight"], eps)
+    out = w.get("lm_head.weight", w["model.embed_tokens.weight"])
+    return x @ out.T
+
+
+def save_safetensors(path, tensors):
+    header, blobs, off = {}, [], 0
+    for name, arr in tensors:
+        dt = {np.float32: "F32", np.int32: "I32"}[arr.dtype.type]
+        b = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": dt, "shape": list(arr.shape),
+                        "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def main():
+    torch.manual_seed(0)
+    os.makedirs(OUT, exist_ok=True)
+    for name, c in CONFIGS.items():
+        V = c["vocab_size"]
+        w = init_weights(c)
+        # tokens: a fixed pseudo-random walk; targets: the next token,
+        # none (-1) after the last of each sequence and at one other place
+        toks, tgts = [], []
+        t = 5
+        for L in LENS:
+            seq = []
+            for _ in range(L):
+                t = (t * 7 + 3) % V
+                seq.append(t)
+            toks.append(seq)
+            tg = seq[1:] + [-1]
+            tg[1] = -1
+            tgts.append(tg)
+        N = sum(LENS)
+        dlp = np.array([-(1.0 + 0.25 * (i % 4)) for i in range(N)],
+                       dtype=np.float32)
+        logits, lps = [], []
+        for seq, tg in zip(toks, tgts):
+            lg = forward(c, w, seq)
+            lsm = lg.log_softmax(-1)
+            lp = torch.stack([lsm[i, y] if y >= 0
+                              else torch.zeros((), dtype=torch.float64)
+                              for i, y in enumerate(tg)])
+            logits.append(lg)
+            lps.append(lp)
+        logits = torch.cat(logits)
+        lps = torch.cat(lps)
+        loss = (lps * torch.tensor(dlp, dtype=torch.float64)).sum()
+        loss.backward()
+        flat_t = np.array(sum(toks, []), dtype=np.int32)
+        flat_y = np.array(sum(tgts, []), dtype=np.int32)
+        out = [("lens", np.array(LENS, dtype=np.int32)),
+               ("tokens", flat_t), ("targets", flat_y),
+               ("dlogprobs", dlp),
+               ("logits", logits.detach().numpy().astype(np.float32)),
+               ("logprobs", lps.detach().numpy().astype(np.float32))]
+        for tn, _, _ in tensor_list(c):
+            out.append(("grad." + tn,
+                        w[tn].grad.numpy().astype(np.float32)))
+        with open(os.path.join(OUT, name + ".config.json"), "w") as f:
+            json.dump(c, f, indent=2)
+            f.write("\n")
+        save_safetensors(os.path.join(OUT, name + ".expect.safetensors"), out)
+        print("%s: loss %.6f" % (name, loss.item()), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,613 @@
+/*
+ * unit_model.c: the fp32 model against an independent PyTorch
+ * implementation (tests/gen_model_fixtures.py, whose outputs are committed
+ * under tests/fixtures/model), plus config.json handling, the tensor
+ * layout, initialisation, KV-cache decoding and thread-count independence.
+ * Run by `make check`; the fixtures are found through $top_srcdir.
+ */
+#include <err.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "model.h"
+#include "util.h"
+
+static int failures;
+
+#define CHECK(cond, ...) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);	\
+		fprintf(stderr, __VA_ARGS__);				\
+		fputc('\n', stderr);					\
+		failures++;						\
+	}								\
+} while (0)
+
+/* max |a - b| / max |b|: a tensor's error relative to its scale. */
+static double
+rel_err(const float *a, const float *b, size_t n)
+{
+	double d = 0, s = 1e-30;
+
+	for (size_t i = 0; i < n; i++) {
+		if (fabs(a[i] - b[i]) > d || isnan(a[i]))
+			d = isnan(a[i]) ? INFINITY : fabs(a[i] - b[i]);
+		if (fabs(b[i]) > s)
+			s = fabs(b[i]);
+	}
+	return d / s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A minimal safetensors reader for the fixtures (F32 and I32 only). */
+
+struct stfile {
+	char *buf;
+	size_t len, hlen;
+	json_t *hdr;
+};
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct strbuf b;
+	char tmp[65536];
+	size_t n;
+
+	if (f == NULL)
+		err(1, "%s", path);
+	sb_init(&b);
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		sb_add(&b, tmp, n);
+	fclose(f);
+	*len = b.len;
+	return b.data;
+}
+
+static void
+st_open(struct stfile *st, const char *path)
+{
+	json_error_t je;
+	uint64_t h;
+
+	st->buf = slurp(path, &st->len);
+	memcpy(&h, st->buf, 8);
+	st->hlen = h;
+	st->hdr = json_loadb(st->buf + 8, h, 0, &je);
+	if (st->hdr == NULL)
+		errx(1, "%s: bad header: %s", path, je.text);
+}
+
+static const void *
+st_get(struct stfile *st, const char *name, size_t *n)
+{
+	json_t *t = json_object_get(st->hdr, name);
+	size_t a, b;
+
+	if (t == NULL)
+		errx(1, "fixture tensor %s missing", name);
+	a = json_integer_value(json_array_get(json_object_get(t,
+	    "data_offsets"), 0));
+	b = json_integer_value(json_array_get(json_object_get(t,
+	    "data_offsets"), 1));
+	*n = (b - a) / 4;
+	return st->buf + 8 + st->hlen + a;
+}
+
+static void
+st_close(struct stfile *st)
+{
+	json_decref(st->hdr);
+	free(st->buf);
+}
+
+static const char *
+srcdir(void)
+{
+	const char *s = getenv("top_srcdir");
+	return s != NULL ? s : ".";
+}
+
+static struct model_config
+load_config(const char *name)
+{
+	struct model_config cfg;
+	char path[4096], e[256];
+	json_error_t je;
+	json_t *j;
+
+	snprintf(path, sizeof(path), "%s/tests/fixtures/model/%s.config.json",
+	    srcdir(), name);
+	if ((j = json_load_file(path, 0, &je)) == NULL)
+		errx(1, "%s: %s", path, je.text);
+	if (model_config_from_json(&cfg, j, e, sizeof(e)) != 0)
+		errx(1, "%s: %s", path, e);
+	json_decref(j);
+	return cfg;
+}
+
+/* ------------------------------------------------------------------------ */
+/* config.json */
+
+static int
+parse(const char *text, struct model_config *cfg, char *e, size_t esz)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, 0, &je);
+	int r;
+
+	if (j == NULL)
+		errx(1, "test JSON: %s", je.text);
+	r = model_config_from_json(cfg, j, e, esz);
+	json_decref(j);
+	return r;
+}
+
+#define BASE "\"vocab_size\":100,\"hidden_size\":64,\"intermediate_size\":96," \
+    "\"num_hidden_layers\":2,\"num_attention_heads\":8"
+
+static void
+expect_error(const char *text, const char *want)
+{
+	struct model_config cfg;
+	char e[256] = "";
+
+	CHECK(parse(text, &cfg, e, sizeof(e)) != 0 && strstr(e, want) != NULL,
+	    "config %s: error \"%s\", want one mentioning \"%s\"", text, e,
+	    want);
+}
+
+static void
+test_config(void)
+{
+	struct model_config cfg, back;
+	char e[256];
+	json_t *j;
+
+	CHECK(parse("{\"architectures\":[\"LlamaForCausalLM\"]," BASE
+	    ",\"num_key_value_heads\":2,\"rope_theta\":500000,"
+	    "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":32.0,"
+	    "\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
+	    "\"original_max_position_embeddings\":8192},"
+	    "\"eos_token_id\":[5,6,7],\"tie_word_embeddings\":true}",
+	    &cfg, e, sizeof(e)) == 0, "llama3 config: %s", e);
+	CHECK(cfg.arch == MODEL_LLAMA && cfg.head_dim == 8 &&
+	    cfg.n_kv_heads == 2 && cfg.rope_scaling == ROPE_LLAMA3 &&
+	    cfg.rope_factor == 32 && cfg.rope_orig_max_pos == 8192 &&
+	    cfg.rope_theta == 500000 && cfg.n_eos == 3 && cfg.eos_ids[2] == 7 &&
+	    cfg.tie_embeddings && !cfg.qkv_bias && cfg.norm_eps == 1e-6f &&
+	    cfg.max_seq_len == 2048, "llama3 config fields");
+
+	/* the newer rope_parameters form */
+	CHECK(parse("{\"model_type\":\"qwen2\"," BASE ",\"rope_parameters\":"
+	    "{\"rope_type\":\"default\",\"rope_theta\":1000000.0}}",
+	    &cfg, e, sizeof(e)) == 0, "rope_parameters: %s", e);
+	CHECK(cfg.arch == MODEL_QWEN2 && cfg.qkv_bias &&
+	    cfg.rope_theta == 1e6 && cfg.rope_scaling == ROPE_NONE &&
+	    cfg.n_kv_heads == 8, "rope_parameters fields");
+	CHECK(parse("{\"model_type\":\"llama\"," BASE ",\"rope_parameters\":"
+	    "{\"rope_type\":\"llama3\",\"rope_theta\":500000.0,\"factor\":8,"
+	    "\"low_freq_factor\":1,\"high_freq_factor\":4,"
+	    "\"original_max_position_embeddings\":8192}}",
+	    &cfg, e, sizeof(e)) == 0 && cfg.rope_scaling == ROPE_LLAMA3 &&
+	    cfg.rope_theta == 500000, "rope_parameters llama3: %s", e);
+
+	/* a reward model */
+	CHECK(parse("{\"architectures\":[\"LlamaForSequenceClassification\"],"
+	    BASE ",\"id2label\":{\"0\":\"LABEL_0\"}}", &cfg, e, sizeof(e))
+	    == 0 && !cfg.lm_head && cfg.num_labels == 1, "classifier: %s", e);
+
+	/* what must be refused, by name */
+	expect_error("{\"architectures\":[\"GPT2LMHeadModel\"]," BASE "}",
+	    "GPT2LMHeadModel");
+	expect_error("{\"model_type\":\"gemma\"," BASE "}", "gemma");
+	expect_error("{\"model_type\":\"mistral\"," BASE
+	    ",\"sliding_window\":4096}", "sliding_window");
+	expect_error("{\"model_type\":\"qwen2\"," BASE
+	    ",\"use_sliding_window\":true}", "use_sliding_window");
+	expect_error("{\"model_type\":\"llama\"," BASE
+	    ",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4}}", "yarn");
+	expect_error("{\"model_type\":\"llama\"," BASE
+	    ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":4}}", "linear");
+	expect_error("{\"model_type\":\"llama\"," BASE
+	    ",\"hidden_act\":\"gelu\"}", "gelu");
+	expect_error("{\"model_type\":\"llama\"," BASE
+	    ",\"num_key_value_heads\":3}", "num_key_value_heads");
+	expect_error("{\"model_type\":\"llama\"," BASE
+	    ",\"attention_bias\":true}", "attention_bias");
+	expect_error("{\"model_type\":\"llama\"," BASE
+	    ",\"mlp_bias\":true}", "mlp_bias");
+	expect_error("{\"model_type\":\"llama\",\"hidden_size\":64}",
+	    "vocab_size");
+	expect_error("{\"model_type\":\"llama\"," BASE
+	    ",\"quantization_config\":{\"bits\":4}}", "quantiz");
+
+	/* to_json then from_json gives the same config */
+	cfg = load_config("llama3_untied");
+	j = model_config_to_json(&cfg);
+	CHECK(model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+	    memcmp(&cfg, &back, sizeof(cfg)) == 0, "config round trip: %s", e);
+	CHECK(strcmp(json_string_value(json_object_get(j, "torch_dtype")),
+	    "float32") == 0, "torch_dtype");
+	json_decref(j);
+	cfg = load_config("qwen2_bias");
+	j = model_config_to_json(&cfg);
+	CHECK(model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+	    memcmp(&cfg, &back, sizeof(cfg)) == 0, "qwen2 round trip: %s", e);
+	json_decref(j);
+	cfg.lm_head = 0;
+	cfg.num_labels = 3;
+	j = model_config_to_json(&cfg);
+	CHECK(model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+	    memcmp(&cfg, &back, sizeof(cfg)) == 0,
+	    "classifier round trip: %s", e);
+	CHECK(strcmp(json_string_value(json_array_get(json_object_get(j,
+	    "architectures"), 0)), "Qwen2ForSequenceClassification") == 0,
+	    "classifier architecture");
+	json_decref(j);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tensor layout and initialisation */
+
+static void
+test_layout(void)
+{
+	struct model_config cfg = load_config("qwen2_bias");
+	struct model *m, *m2;
+	const struct model_tensor *t;
+	double s = 0, ss = 0;
+	int n;
+
+	struct model_tensor *ts = model_tensors(&cfg, &n);
+	/* embed, 2 x (2 norms, 4 weights + 3 biases, 3 mlp), norm, lm_head */
+	CHECK(n == 1 + 2 * 12 + 2, "qwen2 has %d tensors", n);
+	free(ts);
+	m = model_new(&cfg);
+	t = model_tensor(m, "model.layers.1.self_attn.k_proj.bias");
+	CHECK(t != NULL && t->ndim == 1 && t->shape[0] == 8 && t->is_bias,
+	    "k_proj.bias");
+	CHECK(model_tensor(m, "model.layers.0.self_attn.o_proj.bias") == NULL,
+	    "no o_proj bias");
+	t = model_tensor(m, "model.layers.0.self_attn.q_proj.weight");
+	CHECK(t != NULL && t->shape[0] == 16 && t->shape[1] == 16, "q_proj");
+	CHECK(model_tensor(m, "lm_head.weight") != NULL, "lm_head");
+	model_init_random(m, 7);
+	m2 = model_new(&cfg);
+	model_init_random(m2, 7);
+	CHECK(memcmp(m->params, m2->params, m->nparams * 4) == 0,
+	    "same seed, same weights");
+	t = model_tensor(m, "model.embed_tokens.weight");
+	for (size_t i = 0; i < t->n; i++) {
+		s += m->params[t->offset + i];
+		ss += m->params[t->offset + i] * m->params[t->offset + i];
+	}
+	s /= t->n;
+	CHECK(fabs(s) < 0.005 && fabs(sqrt(ss / t->n) - 0.02) < 0.003,
+	    "embedding mean %g std %g", s, sqrt(ss / t->n));
+	t = model_tensor(m, "model.norm.weight");
+	CHECK(m->params[t->offset] == 1, "norm weights 1");
+	t = model_tensor(m, "model.layers.0.self_attn.q_proj.bias");
+	CHECK(m->params[t->offset] == 0, "biases 0");
+	model_free(m);
+	model_free(m2);
+
+	cfg = load_config("llama_gqa_tied");
+	CHECK(model_num_params(&cfg) == 32 * 16 + 2 * (2 * 16 + 16 * 16 +
+	    2 * 8 * 16 + 16 * 16 + 3 * 24 * 16) + 16, "tied parameter count");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Against PyTorch */
+
+#define SEED 1234
+
+struct fixture {
+	struct stfile st;
+	struct model_batch b;
+	int N;
+	const float *dlp, *logits, *logprobs;
+};
+
+static void
+fixture_open(struct fixture *f, const char *name)
+{
+	char path[4096];
+	size_t n;
+
+	snprintf(path, sizeof(path),
+	    "%s/tests/fixtures/model/%s.expect.safetensors", srcdir(), name);
+	st_open(&f->st, path);
+	f->b.len = st_get(&f->st, "lens", &n);
+	f->b.nseq = n;
+	f->b.tokens = st_get(&f->st, "tokens", &n);
+	f->N = n;
+	f->b.targets = st_get(&f->st, "targets", &n);
+	f->dlp = st_get(&f->st, "dlogprobs", &n);
+	f->logits = st_get(&f->st, "logits", &n);
+	f->logprobs = st_get(&f->st, "logprobs", &n);
+}
+
+static void
+test_fixture(const char *name)
+{
+	struct model_config cfg = load_config(name);
+	struct model *m = model_new(&cfg);
+	struct fixture f;
+	float *lp;
+	double e, worst = 0;
+
+	fixture_open(&f, name);
+	model_init_normal(m, SEED, 0.3, 0.2);
+	lp = xmalloc(f.N * sizeof(float));
+	model_forward(m, &f.b, lp);
+	e = rel_err(model_logits(m), f.logits, (size_t)f.N * cfg.vocab_size);
+	CHECK(e <= 1e-4, "%s: logits relative error %g", name, e);
+	e = rel_err(lp, f.logprobs, f.N);
+	CHECK(e <= 1e-4, "%s: logprobs relative error %g", name, e);
+	model_zero_grad(m);
+	model_backward(m, f.dlp, NULL);
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *t = &m->tensors[i];
+		char gname[80];
+		size_t n;
+		const float *want;
+
+		snprintf(gname, sizeof(gname), "grad.%s", t->name);
+		want = st_get(&f.st, gname, &n);
+		CHECK(n == t->n, "%s: %s has %zu elements, want %zu", name,
+		    gname, t->n, n);
+		e = rel_err(m->grads + t->offset, want, t->n);
+		CHECK(e <= 1e-4, "%s: %s relative error %g", name, gname, e);
+		if (e > worst)
+			worst = e;
+	}
+	printf("%s: logits and %d gradients match PyTorch (worst %.2g)\n",
+	    name, m->ntensors, worst);
+	free(lp);
+	st_close(&f.st);
+	model_free(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * Thread-count independence: the same bits with 1 and 2 threads, on a
+ * model large enough that the matmuls are cut between threads and
+ * attention works in several query blocks.  Then a long prompt through the
+ * KV cache (blocked attention without stored probabilities) against the
+ * full forward.
+ */
+
+static void
+test_threads(void)
+{
+	struct model_config cfg = load_config("qwen2_bias");
+	struct model *m;
+	int len[2] = { 150, 45 }, N = 195, tok[195], tgt[195], nt;
+	struct model_batch b = { 2, len, tok, tgt };
+	float *g1, *lp1, *lp2, *dlp, *lg;
+	struct kv_cache *kv;
+	double e;
+
+	cfg.dim = 64;
+	cfg.n_heads = 4;
+	cfg.n_kv_heads = 2;
+	cfg.head_dim = 16;
+	cfg.hidden_dim = 160;
+	cfg.vocab_size = 300;
+	m = model_new(&cfg);
+	model_init_normal(m, SEED, 0.15, 0.1);
+	for (int i = 0; i < N; i++) {
+		tok[i] = (i * 37 + 11) % cfg.vocab_size;
+		tgt[i] = (i * 53 + 7) % cfg.vocab_size;
+	}
+	g1 = xmalloc(m->nparams * sizeof(float));
+	lp1 = xmalloc(N * sizeof(float));
+	lp2 = xmalloc(N * sizeof(float));
+	dlp = xmalloc(N * sizeof(float));
+	for (int i = 0; i < N; i++)
+		dlp[i] = -1.0f / (1 + i % 5);
+	nt = omp_get_max_threads();
+	omp_set_num_threads(1);
+	model_forward(m, &b, lp1);
+	model_zero_grad(m);
+	model_backward(m, dlp, NULL);
+	memcpy(g1, m->grads, m->nparams * sizeof(float));
+	omp_set_num_threads(nt > 1 ? nt : 2);
+	model_forward(m, &b, lp2);
+	model_zero_grad(m);
+	model_backward(m, dlp, NULL);
+	CHECK(memcmp(lp1, lp2, N * sizeof(float)) == 0,
+	    "logprobs differ between 1 and %d threads", nt > 1 ? nt : 2);
+	CHECK(memcmp(g1, m->grads, m->nparams * sizeof(float)) == 0,
+	    "gradients differ between 1 and %d threads", nt > 1 ? nt : 2);
+	omp_set_num_threads(nt);
+
+	/* the first sequence's 150 tokens as one prompt, then one more */
+	model_forward(m, &b, NULL);
+	lg = xmalloc((size_t)N * cfg.vocab_size * sizeof(float));
+	memcpy(lg, model_logits(m), (size_t)N * cfg.vocab_size * sizeof(float));
+	kv = kv_cache_new(&cfg, 160);
+	{
+		int n = 149, one = 1;
+		float *out = xmalloc(cfg.vocab_size * sizeof(float));
+		model_extend(m, &kv, 1, &n, tok, out);
+		e = rel_err(out, lg + (size_t)148 * cfg.vocab_size,
+		    cfg.vocab_size);
+		CHECK(e < 1e-4, "long prefill error %g", e);
+		model_extend(m, &kv, 1, &one, tok + 149, out);
+		e = rel_err(out, lg + (size_t)149 * cfg.vocab_size,
+		    cfg.vocab_size);
+		CHECK(e < 1e-4, "decode after long prefill error %g", e);
+		free(out);
+	}
+	kv_cache_free(kv);
+	free(lg);
+	free(g1);
+	free(lp1);
+	free(lp2);
+	free(dlp);
+	model_free(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* KV cache: prompt, token-by-token decoding, forks, batched steps. */
+
+static void
+test_decode(void)
+{
+	struct model_config cfg = load_config("llama3_untied");
+	struct model *m = model_new(&cfg);
+	int V = cfg.vocab_size, len[3] = { 9, 12, 12 }, tok[33], one = 1;
+	int prompt = 6;
+	struct kv_cache *kv[3], *p;
+	float *full, *lg;
+	double e, worst = 0;
+	struct model_batch b = { 3, len, tok, NULL };
+
+	model_init_normal(m, SEED, 0.3, 0.2);
+	/* three sequences: A (9), then B and C (12) which share A's first
+	 * six tokens as a prompt */
+	for (int i = 0; i < 33; i++)
+		tok[i] = (i * 11 + 5) % V;
+	for (int i = 0; i < prompt; i++)
+		tok[9 + i] = tok[21 + i] = tok[i];
+	model_forward(m, &b, NULL);
+	full = xmalloc((size_t)33 * V * sizeof(float));
+	memcpy(full, model_logits(m), (size_t)33 * V * sizeof(float));
+	lg = xmalloc((size_t)3 * V * sizeof(float));
+
+	/* A alone: the prompt in one call, then one token at a time */
+	kv[0] = kv_cache_new(&cfg, 16);
+	model_extend(m, kv, 1, &prompt, tok, lg);
+	e = rel_err(lg, full + (size_t)(prompt - 1) * V, V);
+	CHECK(e < 1e-4, "prefill logits error %g", e);
+	for (int i = prompt; i < 9; i++) {
+		model_extend(m, kv, 1, &one, tok + i, lg);
+		e = rel_err(lg, full + (size_t)i * V, V);
+		worst = e > worst ? e : worst;
+	}
+	CHECK(worst < 1e-4, "single-stream decode error %g", worst);
+	CHECK(kv[0]->len == 9, "cache length %d", kv[0]->len);
+
+	/* B and C: fork the shared prompt, then decode B, C and a fresh
+	 * continuation of A in one batch at different positions */
+	p = kv_cache_new(&cfg, 16);
+	model_extend(m, &p, 1, &prompt, tok + 9, lg);
+	kv[1] = kv_cache_new(&cfg, 16);
+	kv[2] = kv_cache_new(&cfg, 16);
+	kv_cache_copy(kv[1], p);
+	kv_cache_copy(kv[2], p);
+	kv_cache_reset(kv[0]);
+	{
+		int n5 = 5, ones[3] = { 1, 1, 1 }, t3[3];
+		model_extend(m, kv, 1, &n5, tok, lg);	/* A at position 5 */
+		worst = 0;
+		for (int step = 0; step < 4; step++) {
+			t3[0] = tok[5 + step];
+			t3[1] = tok[9 + prompt + step];
+			t3[2] = tok[21 + prompt + step];
+			model_extend(m, kv, 3, ones, t3, lg);
+			e = rel_err(lg, full + (size_t)(5 + step) * V, V);
+			worst = e > worst ? e : worst;
+			e = rel_err(lg + V, full + (size_t)(9 + prompt + step) *
+			    V, V);
+			worst = e > worst ? e : worst;
+			e = rel_err(lg + 2 * V, full +
+			    (size_t)(21 + prompt + step) * V, V);
+			worst = e > worst ? e : worst;
+		}
+		CHECK(worst < 1e-4, "batched forked decode error %g", worst);
+		/* mixed: two new tokens for B, one for C */
+		int n21[2] = { 2, 1 }, t21[3];
+		t21[0] = tok[9 + prompt + 4];
+		t21[1] = tok[9 + prompt + 5];
+		t21[2] = tok[21 + prompt + 4];
+		model_extend(m, kv + 1, 2, n21, t21, lg);
+		e = rel_err(lg, full + (size_t)(9 + prompt + 5) * V, V);
+		CHECK(e < 1e-4, "mixed extend (2 tokens) error %g", e);
+		e = rel_err(lg + V, full + (size_t)(21 + prompt + 4) * V, V);
+		CHECK(e < 1e-4, "mixed extend (1 token) error %g", e);
+	}
+	printf("decode: prefill, single, forked and batched steps match the "
+	    "full forward\n");
+	for (int i = 0; i < 3; i++)
+		kv_cache_free(kv[i]);
+	kv_cache_free(p);
+	free(full);
+	free(lg);
+	model_free(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints: save, load, same bits; a missing tensor is an error. */
+
+static void
+test_ckpt(void)
+{
+	struct model_config cfg = load_config("qwen2_bias");
+	struct model *m = model_new(&cfg), *m2;
+	struct ckpt_writer *w;
+	struct ckpt *c;
+	char dir[] = "/tmp/prefpipe-model.XXXXXX", path[4096];
+
+	if (mkdtemp(dir) == NULL)
+		err(1, "mkdtemp");
+	snprintf(path, sizeof(path), "%s/ck", dir);
+	model_init_normal(m, 99, 0.3, 0.2);
+	w = ckpt_writer_open(path, "f32");
+	model_save(m, w);
+	ckpt_writer_commit(w);
+	c = ckpt_load(path);
+	m2 = model_from_ckpt(c);
+	CHECK(m2->nparams == m->nparams && memcmp(&m->cfg, &m2->cfg,
+	    sizeof(m->cfg)) == 0 && memcmp(m->params, m2->params,
+	    m->nparams * sizeof(float)) == 0, "checkpoint round trip");
+	ckpt_free(c);
+	model_free(m2);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	if (system(path) != 0)
+		warnx("could not remove %s", dir);
+	model_free(m);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void
+test_flops(void)
+{
+	struct model_config cfg = load_config("llama_gqa_tied");
+	int len[2] = { 3, 1 };
+	/* per token per layer: q 16x16, k,v 8x16, o 16x16, mlp 3x24x16 */
+	double per = 2.0 * (256 + 2 * 128 + 256 + 3 * 384);
+	double att = 4.0 * 4 * 4 * (6 + 1);	/* 4 H hd T(T+1)/2 */
+	double want = 2 * (4 * per + att) + 4 * 2.0 * 16 * 32;
+
+	CHECK(model_flops_forward(&cfg, 2, len) == want, "flops %g, want %g",
+	    model_flops_forward(&cfg, 2, len), want);
+	CHECK(model_act_bytes(&cfg, 2, len) > 0, "act bytes");
+}
+
+int
+main(void)
+{
+	test_config();
+	test_layout();
+	test_fixture("llama_gqa_tied");
+	test_fixture("llama3_untied");
+	test_fixture("qwen2_bias");
+	test_threads();
+	test_decode();
+	test_ckpt();
+	test_flops();
+	if (failures) {
+		fprintf(stderr, "%d check(s) failed\n", failures);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,414 @@
+/*
+ * unit_model_grad.c: finite-difference gradient checks in double
+ * precision.  The network's arithmetic (lib/model_impl.h) is compiled here
+ * with REAL double, so central differences with step 1e-5 are accurate to
+ * about 1e-10 and any backward formula that is wrong shows up plainly.
+ *
+ * Each operation is checked alone (matmul with bias, rmsnorm, rope,
+ * grouped-query attention over two packed sequences, swiglu, log-softmax
+ * of target tokens, embedding), then the loss of whole tiny models with
+ * respect to every parameter: GQA, tied and untied lm_head, Qwen2 biases,
+ * llama3 rope scaling, and a classification (reward) head.
+ *
+ * The loss of an operation with output y is sum(y * R) for a fixed random
+ * R, whose gradient with respect to y is R: the backward pass must turn R
+ * into the gradients the differences measure.
+ */
+#include <stdio.h>
+
+#define REAL double
+/* Query blocks of 2 rows, so the blocked attention paths are exercised. */
+#define ATT_ROWS 2
+#include "model_impl.h"
+
+static int failures;
+static uint64_t rng = 42;
+
+static double
+randn(void)
+{
+	return model_rng_normal(&rng);
+}
+
+static double *
+randv(size_t n, double sd)
+{
+	double *p = xmalloc(n * sizeof(double));
+	for (size_t i = 0; i < n; i++)
+		p[i] = sd * randn();
+	return p;
+}
+
+static double
+dot(const double *a, const double *b, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+/*
+ * Compare the analytic gradient g (n) of loss() with respect to x (n)
+ * against central differences; the error is measured against the size of
+ * the gradient, so tiny components are not over-weighted.
+ */
+static void
+fdcheck(const char *what, double *x, const double *g, size_t n,
+    double (*loss)(void *), void *ctx)
+{
+	double h = 1e-5, worst = 0, scale = 1e-12;
+
+	for (size_t i = 0; i < n; i++)
+		if (fabs(g[i]) > scale)
+			scale = fabs(g[i]);
+	for (size_t i = 0; i < n; i++) {
+		double x0 = x[i], lp, lm, num, e;
+
+		x[i] = x0 + h;
+		lp = loss(ctx);
+		x[i] = x0 - h;
+		lm = loss(ctx);
+		x[i] = x0;
+		num = (lp - lm) / (2 * h);
+		e = fabs(num - g[i]) / scale;
+		if (e > worst)
+			worst = e;
+	}
+	if (worst > 1e-7) {
+		fprintf(stderr, "FAIL %s: gradient error %.3g (of max |g| "
+		    "%.3g)\n", what, worst, scale);
+		failures++;
+	} else
+		printf("ok %-40s %zu values, error %.2g\n", what, n, worst);
+}
+
+/* ------------------------------------------------------------------------ */
+/* matmul with bias */
+
+enum { MN = 5, MI = 7, MO = 6 };
+static struct { double *x, *w, *b, *y, *R; } mm;
+
+static double
+mm_loss(void *ctx)
+{
+	matmul_forward(mm.y, mm.x, mm.w, mm.b, MN, MI, MO, 0);
+	return dot(mm.y, mm.R, MN * MO);
+}
+
+static void
+test_matmul(void)
+{
+	double *dx = xcalloc(MN * MI, 8), *dw = xcalloc(MO * MI, 8);
+	double *db = xcalloc(MO, 8);
+
+	mm.x = randv(MN * MI, 1);
+	mm.w = randv(MO * MI, 1);
+	mm.b = randv(MO, 1);
+	mm.y = xmalloc(MN * MO * 8);
+	mm.R = randv(MN * MO, 1);
+	matmul_backward(dx, dw, db, mm.R, mm.x, mm.w, MN, MI, MO, 0);
+	fdcheck("matmul d/dx", mm.x, dx, MN * MI, mm_loss, NULL);
+	fdcheck("matmul d/dw", mm.w, dw, MO * MI, mm_loss, NULL);
+	fdcheck("matmul d/dbias", mm.b, db, MO, mm_loss, NULL);
+	free(dx); free(dw); free(db);
+	free(mm.x); free(mm.w); free(mm.b); free(mm.y); free(mm.R);
+}
+
+/* ------------------------------------------------------------------------ */
+/* rmsnorm */
+
+enum { RN = 4, RC = 9 };
+static struct { double *x, *w, *y, *rstd, *R; } rn;
+
+static double
+rn_loss(void *ctx)
+{
+	rmsnorm_forward(rn.y, rn.rstd, rn.x, rn.w, RN, RC, 1e-5);
+	return dot(rn.y, rn.R, RN * RC);
+}
+
+static void
+test_rmsnorm(void)
+{
+	double *dx = xcalloc(RN * RC, 8), *dw = xcalloc(RC, 8);
+
+	rn.x = randv(RN * RC, 1);
+	rn.w = randv(RC, 1);
+	rn.y = xmalloc(RN * RC * 8);
+	rn.rstd = xmalloc(RN * 8);
+	rn.R = randv(RN * RC, 1);
+	rn_loss(NULL);
+	rmsnorm_backward(dx, dw, rn.R, rn.x, rn.w, rn.rstd, RN, RC);
+	fdcheck("rmsnorm d/dx", rn.x, dx, RN * RC, rn_loss, NULL);
+	fdcheck("rmsnorm d/dw", rn.w, dw, RC, rn_loss, NULL);
+	free(dx); free(dw);
+	free(rn.x); free(rn.w); free(rn.y); free(rn.rstd); free(rn.R);
+}
+
+/* ------------------------------------------------------------------------ */
+/* rope: linear in x; the backward is the inverse rotation */
+
+enum { PN = 5, PH = 3, PD = 8 };
+static struct { double *x, *y, *cs, *R; } rp;
+
+static double
+rp_loss(void *ctx)
+{
+	memcpy(rp.y, rp.x, PN * PH * PD * 8);
+	rope_apply(rp.y, rp.cs, PN, PH, PD, 1);
+	return dot(rp.y, rp.R, PN * PH * PD);
+}
+
+static void
+test_rope(void)
+{
+	struct model_config c = { .head_dim = PD, .rope_theta = 100,
+	    .rope_scaling = ROPE_LLAMA3, .rope_factor = 4,
+	    .rope_low_freq_factor = 1, .rope_high_freq_factor = 4,
+	    .rope_orig_max_pos = 16 };
+	int pos[PN] = { 0, 1, 2, 7, 30 };
+	double freq[PD / 2], *d = xmalloc(PN * PH * PD * 8);
+
+	rope_freqs(freq, &c);
+	rp.x = randv(PN * PH * PD, 1);
+	rp.y = xmalloc(PN * PH * PD * 8);
+	rp.cs = xmalloc(PN * PD * 8);
+	rp.R = randv(PN * PH * PD, 1);
+	rope_table(rp.cs, pos, freq, PN, PD);
+	memcpy(d, rp.R, PN * PH * PD * 8);
+	rope_apply(d, rp.cs, PN, PH, PD, -1);
+	fdcheck("rope d/dx", rp.x, d, PN * PH * PD, rp_loss, NULL);
+	free(d); free(rp.x); free(rp.y); free(rp.cs); free(rp.R);
+}
+
+/* ------------------------------------------------------------------------ */
+/* attention: two packed sequences (5 and 3 tokens), 4 query heads, 2 kv */
+
+enum { AH = 4, AKV = 2, AD = 3, AN = 8 };
+static struct {
+	double *q, *k, *v, *y, *att, *row, *R;
+	struct attn_seqs as;
+	int qoff[2], nq[2], p0[2];
+	size_t aoff[2];
+	const double *kb[2], *vb[2];
+} at;
+
+static double
+at_loss(void *ctx)
+{
+	for (int s = 0; s < 2; s++) {
+		at.kb[s] = at.k + (size_t)at.qoff[s] * AKV * AD;
+		at.vb[s] = at.v + (size_t)at.qoff[s] * AKV * AD;
+	}
+	attention_forward(at.y, at.att, at.row, 8, at.q, &at.as, AH, AKV, AD);
+	return dot(at.y, at.R, AN * AH * AD);
+}
+
+static void
+test_attention(void)
+{
+	size_t Q = AN * AH * AD, KV = AN * AKV * AD;
+	double *dq = xmalloc(Q * 8), *dk = xmalloc(KV * 8);
+	double *dv = xmalloc(KV * 8);
+
+	at.qoff[0] = 0; at.nq[0] = 5;
+	at.qoff[1] = 5; at.nq[1] = 3;
+	at.p0[0] = at.p0[1] = 0;
+	at.aoff[0] = 0;
+	at.aoff[1] = attn_probs_size(AH, 5, 0);
+	at.as = (struct attn_seqs){ 2, at.qoff, at.nq, at.p0, at.aoff, at.kb,
+	    at.vb };
+	at.q = randv(Q, 1);
+	at.k = randv(KV, 1);
+	at.v = randv(KV, 1);
+	at.y = xmalloc(Q * 8);
+	at.att = xmalloc((at.aoff[1] + attn_probs_size(AH, 3, 0)) * 8);
+	at.row = xmalloc((size_t)omp_get_max_threads() * ATT_ROWS * 8 * 8);
+	at.R = randv(Q, 1);
+	at_loss(NULL);
+	attention_backward(dq, dk, dv, at.R, at.q, at.k, at.v, at.att, at.row,
+	    8, &at.as, AH, AKV, AD);
+	fdcheck("attention (GQA, 2 sequences) d/dq", at.q, dq, Q, at_loss,
+	    NULL);
+	fdcheck("attention (GQA, 2 sequences) d/dk", at.k, dk, KV, at_loss,
+	    NULL);
+	fdcheck("attention (GQA, 2 sequences) d/dv", at.v, dv, KV, at_loss,
+	    NULL);
+	free(dq); free(dk); free(dv);
+	free(at.q); free(at.k); free(at.v); free(at.y); free(at.att);
+	free(at.row); free(at.R);
+}
+
+/* ------------------------------------------------------------------------ */
+/* swiglu */
+
+enum { SN = 12 };
+static struct { double *g, *u, *h, *R; } sw;
+
+static double
+sw_loss(void *ctx)
+{
+	swiglu_forward(sw.h, sw.g, sw.u, SN);
+	return dot(sw.h, sw.R, SN);
+}
+
+static void
+test_swiglu(void)
+{
+	double *dg = xmalloc(SN * 8), *du = xmalloc(SN * 8);
+
+	sw.g = randv(SN, 2);
+	sw.u = randv(SN, 1);
+	sw.h = xmalloc(SN * 8);
+	sw.R = randv(SN, 1);
+	swiglu_backward(dg, du, sw.R, sw.g, sw.u, SN);
+	fdcheck("swiglu d/dgate", sw.g, dg, SN, sw_loss, NULL);
+	fdcheck("swiglu d/dup", sw.u, du, SN, sw_loss, NULL);
+	free(dg); free(du); free(sw.g); free(sw.u); free(sw.h); free(sw.R);
+}
+
+/* ------------------------------------------------------------------------ */
+/* log-softmax of target tokens, including a skipped position and logits
+ * large enough that a naive exp would overflow in float */
+
+enum { LN = 4, LV = 6 };
+static struct { double *l, *lse, *lp, *R; int tg[LN]; } ls;
+
+static double
+ls_loss(void *ctx)
+{
+	logprob_forward(ls.lp, ls.lse, ls.l, ls.tg, LN, LV);
+	return dot(ls.lp, ls.R, LN);
+}
+
+static void
+test_logprob(void)
+{
+	double *d = xmalloc(LN * LV * 8);
+
+	ls.l = randv(LN * LV, 3);
+	ls.l[2] += 200;
+	ls.lse = xmalloc(LN * 8);
+	ls.lp = xmalloc(LN * 8);
+	ls.R = randv(LN, 1);
+	ls.tg[0] = 3; ls.tg[1] = -1; ls.tg[2] = 0; ls.tg[3] = 5;
+	ls_loss(NULL);
+	memcpy(d, ls.l, LN * LV * 8);
+	logprob_backward(d, ls.lse, ls.R, ls.tg, LN, LV);
+	fdcheck("logprob d/dlogits", ls.l, d, LN * LV, ls_loss, NULL);
+	free(d); free(ls.l); free(ls.lse); free(ls.lp); free(ls.R);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The whole model */
+
+static struct {
+	struct net net;
+	struct model_batch b;
+	double *lp, *dlp, *dsc;
+	int N;
+} wm;
+
+static double
+model_loss(void *ctx)
+{
+	const struct model_config *c = &wm.net.cfg;
+	double s = 0;
+
+	net_forward(&wm.net, &wm.b, wm.lp);
+	if (c->lm_head)
+		s += dot(wm.lp, wm.dlp, wm.N);
+	if (c->num_labels > 0)
+		s += dot(wm.net.a.scores, wm.dsc, (size_t)wm.N * c->num_labels);
+	return s;
+}
+
+static void
+test_model(const char *what, struct model_config c)
+{
+	int nt, len[2] = { 5, 3 }, tok[8], tg[8];
+	struct model_tensor *t;
+	size_t np;
+	double *p, *g;
+	char name[160];
+
+	t = model_tensors(&c, &nt);
+	np = t[nt - 1].offset + t[nt - 1].n;
+	p = xmalloc(np * 8);
+	g = xcalloc(np, 8);
+	for (int i = 0; i < nt; i++)
+		for (size_t j = 0; j < t[i].n; j++)
+			p[t[i].offset + j] = (t[i].is_norm ? 1 : 0) +
+			    (t[i].is_norm || t[i].is_bias ? 0.2 : 0.4) *
+			    randn();
+	net_init(&wm.net, &c, t, nt, p, g);
+	for (int i = 0; i < 8; i++) {
+		tok[i] = (i * 5 + 1) % c.vocab_size;
+		tg[i] = (i * 3 + 2) % c.vocab_size;
+	}
+	tg[4] = -1;
+	wm.b = (struct model_batch){ 2, len, tok, tg };
+	wm.N = 8;
+	wm.lp = xmalloc(8 * 8);
+	wm.dlp = randv(8, 1);
+	wm.dsc = c.num_labels > 0 ? randv(8 * (size_t)c.num_labels, 1) : NULL;
+	model_loss(NULL);
+	net_backward(&wm.net, wm.dlp, wm.dsc);
+	for (int i = 0; i < nt; i++) {
+		snprintf(name, sizeof(name), "%s %s", what, t[i].name);
+		fdcheck(name, p + t[i].offset, g + t[i].offset, t[i].n,
+		    model_loss, NULL);
+	}
+	net_free(&wm.net);
+	free(wm.lp); free(wm.dlp); free(wm.dsc);
+	free(p); free(g); free(t);
+}
+
+int
+main(void)
+{
+	struct model_config c = {
+		.arch = MODEL_LLAMA, .vocab_size = 11, .dim = 8,
+		.n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 2,
+		.hidden_dim = 12, .max_seq_len = 64, .norm_eps = 1e-5,
+		.rope_theta = 10000, .lm_head = 1, .bos_id = -1, .pad_id = -1,
+	};
+
+	test_matmul();
+	test_rmsnorm();
+	test_rope();
+	test_attention();
+	test_swiglu();
+	test_logprob();
+
+	c.tie_embeddings = 1;
+	test_model("llama GQA tied:", c);
+	c.tie_embeddings = 0;
+	c.head_dim = 4;		/* not dim / n_heads */
+	c.n_kv_heads = 1;
+	c.rope_theta = 50;
+	c.rope_scaling = ROPE_LLAMA3;
+	c.rope_factor = 8;
+	c.rope_low_freq_factor = 1;
+	c.rope_high_freq_factor = 4;
+	c.rope_orig_max_pos = 16;
+	test_model("llama untied llama3-rope:", c);
+	c.arch = MODEL_QWEN2;
+	c.qkv_bias = 1;
+	c.rope_scaling = ROPE_NONE;
+	c.n_kv_heads = 2;
+	test_model("qwen2 bias untied:", c);
+	c.tie_embeddings = 1;
+	c.num_labels = 0;
+	test_model("qwen2 bias tied:", c);
+	c.lm_head = 0;
+	c.tie_embeddings = 0;
+	c.num_labels = 2;
+	test_model("qwen2 classifier:", c);
+	if (failures) {
+		fprintf(stderr, "%d check(s) failed\n", failures);
+		return 1;
+	}
+	return 0;
+}
