@@ -492,9 +492,14 @@ test_rm(void)
 	    ",\"id2label\":{\"0\":\"LABEL_0\"}", 5);
 	const float *w;
 	double h[64], want[2] = { 0, 0 };
-	int last[2] = { 'o', '!' };
+	/*
+	 * The reward is read at the last token train-step trains at: the EOS
+	 * a text response gets, or the last of the response_tokens given.
+	 */
+	int last[2] = { m->cfg.n_eos > 0 ? m->cfg.eos_ids[0] : 'o', '!' };
 
 	CHECK(m->cfg.num_labels == 1 && !m->cfg.lm_head, "a reward model");
+	CHECK(m->cfg.n_eos > 0, "the judge has an EOS token");
 	snprintf(dir, sizeof(dir), "%s/rm", tmpdir);
 	save(m, dir, 1);
 	w = model_param(m, model_tensor(m, "score.weight"));
@@ -507,8 +512,9 @@ test_rm(void)
 	struct mscorer *s = ms_new(MS_RM, dir, &o);
 	struct rec out[2];
 	if (run(s, "{\"prompt\":\"Hi\",\"response\":\"Hello\"}\n"
-	    "{\"prompt\":\"Q\",\"chosen\":{\"response\":\"Yes!\"},"
-	    "\"rejected\":{\"response\":\"no\"}}\n", out, 2) == 2) {
+	    "{\"prompt_tokens\":[81],\"chosen\":{\"response_tokens\":"
+	    "[89,101,115,33]},\"rejected\":{\"response_tokens\":[110,111]}}"
+	    "\n", out, 2) == 2) {
 		double got = rec_need_num(&out[0], "rm");
 		CHECK(fabs(got - want[0]) < 1e-4, "rm %g, want %g", got,
 		    want[0]);
