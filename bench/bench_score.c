@@ -38,24 +38,6 @@
 
 static char dir[] = "/tmp/bench_score.XXXXXX";
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct strbuf b;
-	char tmp[65536];
-	size_t n;
-
-	if (f == NULL)
-		err(1, "%s", path);
-	sb_init(&b);
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		sb_add(&b, tmp, n);
-	fclose(f);
-	*len = b.len;
-	return b.data;
-}
-
 static void
 make_ckpt(const char *path, int rm)
 {
@@ -88,7 +70,7 @@ make_ckpt(const char *path, int rm)
 	model_save(m, w);
 	snprintf(file, sizeof(file), "%s/tests/tokenizer/byte.json",
 	    src ? src : ".");
-	data = slurp(file, &len);
+	data = pp_read_file(file, &len);
 	ckpt_writer_add_file(w, "tokenizer.json", data, len);
 	free(data);
 	ckpt_writer_commit(w);

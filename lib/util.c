@@ -160,6 +160,27 @@ pp_parse_num(const char *opt, const char *s, double min, double max)
 	return v;
 }
 
+char *
+pp_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct strbuf b;
+	char tmp[65536];
+	size_t n;
+
+	if (f == NULL)
+		err(EXIT_DATA, "%s", path);
+	sb_init(&b);
+	sb_reserve(&b, 0);
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		sb_add(&b, tmp, n);
+	if (ferror(f))
+		err(EXIT_DATA, "%s", path);
+	fclose(f);
+	*len = b.len;
+	return b.data;
+}
+
 void
 pp_close_stdout(void)
 {

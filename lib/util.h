@@ -77,6 +77,12 @@ long long pp_parse_int(const char *opt, const char *s, long long min,
     long long max);
 double pp_parse_num(const char *opt, const char *s, double min, double max);
 
+/*
+ * The whole file at path, NUL-terminated, in a malloc'd buffer; *len gets
+ * its size.  An unreadable file ends the program with a message.
+ */
+char *pp_read_file(const char *path, size_t *len);
+
 /* Close stdout, ending the program with a message if data was lost. */
 void pp_close_stdout(void);
 

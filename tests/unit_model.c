@@ -51,31 +51,13 @@ struct stfile {
 	json_t *hdr;
 };
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct strbuf b;
-	char tmp[65536];
-	size_t n;
-
-	if (f == NULL)
-		err(1, "%s", path);
-	sb_init(&b);
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		sb_add(&b, tmp, n);
-	fclose(f);
-	*len = b.len;
-	return b.data;
-}
-
 static void
 st_open(struct stfile *st, const char *path)
 {
 	json_error_t je;
 	uint64_t h;
 
-	st->buf = slurp(path, &st->len);
+	st->buf = pp_read_file(path, &st->len);
 	memcpy(&h, st->buf, 8);
 	st->hlen = h;
 	st->hdr = json_loadb(st->buf + 8, h, 0, &je);

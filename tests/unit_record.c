@@ -11,15 +11,7 @@
 #include "record.h"
 #include "util.h"
 
-static int failures;
-
-#define CHECK(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-		    __LINE__, #cond); \
-		failures++; \
-	} \
-} while (0)
+#include "check.h"
 
 /* Parse text, emit it again, and compare with want. */
 static void
@@ -238,9 +230,5 @@ main(void)
 	test_json();
 	test_float32();
 	test_fields();
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	return 0;
+	return check_status();
 }

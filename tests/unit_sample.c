@@ -13,15 +13,7 @@
 #include "sample.h"
 #include "util.h"
 
-static int failures;
-
-#define CHECK(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-		    __LINE__, #cond); \
-		failures++; \
-	} \
-} while (0)
+#include "check.h"
 
 static struct sample_opts
 opts(double T, double p, int k, double minp)
@@ -347,9 +339,5 @@ main(void)
 	o = opts(1, 0.9, 0, 0);
 	random_case(152000, 3, 0, &o);
 
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	return 0;
+	return check_status();
 }

@@ -45,24 +45,6 @@ srcdir(void)
 	return s != NULL ? s : ".";
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct strbuf b;
-	char tmp[65536];
-	size_t n;
-
-	if (f == NULL)
-		err(1, "%s", path);
-	sb_init(&b);
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		sb_add(&b, tmp, n);
-	fclose(f);
-	*len = b.len;
-	return b.data;
-}
-
 /* A fixture tensor's data (F32 or I32, both 4 bytes an element). */
 static const void *
 fixture_get(const char *buf, json_t *hdr, const char *name, size_t *n)
@@ -92,12 +74,12 @@ save(const struct model *m, const char *dir, int with_tokenizer)
 	if (with_tokenizer) {
 		snprintf(path, sizeof(path), "%s/tests/tokenizer/byte.json",
 		    srcdir());
-		data = slurp(path, &len);
+		data = pp_read_file(path, &len);
 		ckpt_writer_add_file(w, "tokenizer.json", data, len);
 		free(data);
 		snprintf(path, sizeof(path),
 		    "%s/tests/tokenizer/byte_config.json", srcdir());
-		data = slurp(path, &len);
+		data = pp_read_file(path, &len);
 		ckpt_writer_add_file(w, "tokenizer_config.json", data, len);
 		free(data);
 	}
@@ -218,7 +200,7 @@ test_fixture(const char *name)
 
 	snprintf(path, sizeof(path),
 	    "%s/tests/fixtures/model/%s.expect.safetensors", srcdir(), name);
-	char *buf = slurp(path, &len);
+	char *buf = pp_read_file(path, &len);
 	uint64_t h;
 	memcpy(&h, buf, 8);
 	if ((hdr = json_loadb(buf + 8, h, 0, &je)) == NULL)
