@@ -31,17 +31,19 @@ void tok_fail(struct tok_err *e, const char *field, const char *fmt, ...)
 /* UTF-8 */
 
 /* Length of the UTF-8 character starting at s (1 for an invalid byte). */
-size_t utf8_len(const unsigned char *s, size_t n);
+size_t tu8_len(const unsigned char *s, size_t n);
 /* Decode one character; invalid bytes decode to themselves (< 256). */
-int32_t utf8_get(const unsigned char *s, size_t n, size_t *len);
+int32_t tu8_get(const unsigned char *s, size_t n, size_t *len);
 /* Append code point c. */
-void utf8_put(struct strbuf *b, int32_t c);
+void tu8_put(struct strbuf *b, int32_t c);
 /* Append s[0..n) with invalid sequences replaced by U+FFFD, one for each
  * maximal invalid subpart (as String::from_utf8_lossy and TextDecoder). */
-void utf8_lossy(struct strbuf *b, const unsigned char *s, size_t n);
-int utf8_valid(const unsigned char *s, size_t n);
+void tu8_lossy(struct strbuf *b, const unsigned char *s, size_t n);
+int tu8_valid(const unsigned char *s, size_t n);
 /* Unicode White_Space, as Rust's char::is_whitespace. */
-int uc_is_space(int32_t c);
+int tu_is_space(int32_t c);
+/* A word character next to a single_word added token: alnum or '_'. */
+int tok_is_word_char(int32_t c);
 
 /* ------------------------------------------------------------------------ */
 /* Pieces: the pre-tokenized string, as slices of one byte arena. */
@@ -51,15 +53,25 @@ struct piece {
 	uint8_t first;		/* starts at offset 0 of the original text */
 };
 
+/* A stretch of a piece being split: a match of a pattern, or not. */
+struct seg {
+	size_t s, e;
+	int match;
+};
+
 struct pieces {
 	struct strbuf buf;
 	struct piece *v;
 	size_t n, cap;
+	struct seg *seg;	/* scratch of the splitting code */
+	size_t nseg, segcap;
 };
 void pieces_clear(struct pieces *p);
 void pieces_free(struct pieces *p);
 /* Append a piece with the bytes s[0..n) (empty pieces are dropped). */
 void pieces_add(struct pieces *p, const char *s, size_t n, int first);
+/* Make the bytes appended to p->buf since offset start a piece. */
+void pieces_commit(struct pieces *p, size_t start, int first);
 
 /* ------------------------------------------------------------------------ */
 /* A compiled regular expression or literal, as "pattern" fields hold. */
@@ -70,14 +82,14 @@ struct tok_pattern {
 	pcre2_code *re;		/* {"Regex": ...} */
 	pcre2_match_data *md;
 };
-int pattern_build(struct tok_pattern *p, json_t *j, struct tok_err *e,
+int tpat_build(struct tok_pattern *p, json_t *j, struct tok_err *e,
     const char *field);
 /* Compile a regex with UTF and UCP (and JIT when available). */
-pcre2_code *regex_build(const char *src, struct tok_err *e,
+pcre2_code *tok_regex(const char *src, struct tok_err *e,
     const char *field);
-void pattern_free(struct tok_pattern *p);
+void tpat_free(struct tok_pattern *p);
 /* Find the next match at or after *pos in s; 1 with [*ms, *me), or 0. */
-int pattern_next(struct tok_pattern *p, const char *s, size_t n, size_t pos,
+int tpat_next(struct tok_pattern *p, const char *s, size_t n, size_t pos,
     size_t *ms, size_t *me);
 
 /* ------------------------------------------------------------------------ */
@@ -100,7 +112,7 @@ struct normalizer *build_normalizer(json_t *j, struct tok_err *e,
     const char *field);
 void free_normalizer(struct normalizer *n);
 /* Normalize b in place; tmp is scratch. */
-void normalize(const struct normalizer *n, struct strbuf *b,
+void tok_normalize(const struct normalizer *n, struct strbuf *b,
     struct strbuf *tmp);
 
 /* ------------------------------------------------------------------------ */
@@ -131,14 +143,14 @@ struct pretok {
 };
 struct pretok *build_pretok(json_t *j, struct tok_err *e, const char *field);
 void free_pretok(struct pretok *p);
-/* Pre-tokenize in into out (cleared first); tmp is scratch. */
-void pretokenize(const struct pretok *p, struct pieces *in,
+/* Pre-tokenize in into out (cleared first); tmp is scratch.  in may be
+ * changed too (a Sequence swaps buffers); the result is always in out. */
+void tok_pretokenize(const struct pretok *p, struct pieces *in,
     struct pieces *out, struct pieces *tmp);
 
 /* The byte-level alphabet: byte -> UTF-8 of its printable stand-in. */
 extern char bytelevel_enc[256][3];
 extern uint8_t bytelevel_enclen[256];
-void bytelevel_init(void);
 /* The byte a stand-in code point maps back to, or -1. */
 int bytelevel_dec(int32_t c);
 
@@ -177,26 +189,29 @@ struct toklist {
 void toklist_clear(struct toklist *l);
 void toklist_free(struct toklist *l);
 void toklist_add(struct toklist *l, const char *s, size_t n, int added);
-void decode_tokens(const struct decoder *d, struct toklist *in,
+/* Make the bytes appended to l->buf since offset start a token. */
+void toklist_commit(struct toklist *l, size_t start, int added);
+void tok_decode_tokens(const struct decoder *d, struct toklist *in,
     struct toklist *out);
 
 /* ------------------------------------------------------------------------ */
 /* The BPE model */
 
 /* A string -> id hash table. */
-struct strmap {
+struct tmap {
 	uint32_t *slot;		/* entry index + 1, 0 empty */
+	uint32_t *tag;		/* high bits of the key's hash, per slot */
 	size_t nslot;
 	char **key;
 	uint32_t *klen;
 	int32_t *val;
 	size_t n, cap;
 };
-void strmap_init(struct strmap *m);
-void strmap_free(struct strmap *m);
-int32_t strmap_get(const struct strmap *m, const char *k, size_t n);
+void tmap_init(struct tmap *m);
+void tmap_free(struct tmap *m);
+int32_t tmap_get(const struct tmap *m, const char *k, size_t n);
 /* Insert or replace. */
-void strmap_put(struct strmap *m, const char *k, size_t n, int32_t v);
+void tmap_put(struct tmap *m, const char *k, size_t n, int32_t v);
 
 struct bpe_sym {
 	int32_t id;
@@ -210,8 +225,9 @@ struct bpe_merge {
 };
 
 struct bpe {
-	struct strmap vocab;
+	struct tmap vocab;
 	char **id2tok;		/* indexed by id, NULL for holes */
+	uint32_t *id2len;	/* their lengths */
 	size_t nid;
 	/* merges: (left id, right id) -> (rank, merged id), open addressing */
 	uint64_t *mkey;
@@ -229,7 +245,7 @@ struct bpe {
 	size_t nheap, heapcap;
 	struct strbuf tmp;
 	/* cache: pre-token -> ids */
-	struct strmap cache;	/* value: offset into cacheids */
+	struct tmap cache;	/* value: offset into cacheids */
 	int32_t *cacheids;
 	size_t ncacheids, cacheidscap;
 };

@@ -19,6 +19,22 @@
  * A tokenizer keeps scratch buffers and a cache of pre-token results, so
  * one tokenizer must not be used by two threads at once; load one per
  * thread (loading is cheap next to a model).
+ *
+ * The semantics are those of the Rust tokenizers library.  The tests
+ * compare with tokenizers.js (npm @huggingface/tokenizers), which agrees
+ * on real tokenizers but differs in corners, where prefpipe follows Rust:
+ * Digits splits on every Unicode number (Rust's char::is_numeric), not
+ * ASCII only; Prepend leaves an empty string empty; Metaspace honours
+ * split; ByteFallback turns an invalid byte run into one U+FFFD per byte;
+ * the Metaspace decoder drops every replacement character of the first
+ * token; Lowercase maps character by character (no final sigma);
+ * single_word and the Split behaviours MergedWithPrevious, MergedWithNext
+ * and Contiguous are honoured.  Regexes run in PCRE2 (UTF, UCP), whose \s
+ * is Unicode White_Space as Oniguruma's (U+0085 yes, U+FEFF no; the
+ * other way round in JavaScript).
+ *
+ * Decoding is the tokenizer's decode: transformers' optional clean-up of
+ * spaces before punctuation (clean_up_tokenization_spaces) is not done.
  */
 #ifndef PREFPIPE_TOKENIZER_H
 #define PREFPIPE_TOKENIZER_H

@@ -21,6 +21,7 @@
 #include "model.h"
 #include "record.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 #include "util.h"
 
 #define SYNOPSIS \
@@ -30,7 +31,9 @@
 	"            [--tie] [--head score] [--seed S] [--dtype DTYPE]\n" \
 	"       ckpt info [-Jz] CKPT\n" \
 	"       ckpt convert [--dtype f32|bf16|f16] IN OUT\n" \
-	"       ckpt diff [-Jz] A B"
+	"       ckpt diff [-Jz] A B\n" \
+	"       ckpt tokenize [-Jz] [--field F] [--no-special] CKPT [FILE ...]\n" \
+	"       ckpt detokenize [-Jz] [--skip-special] CKPT [FILE ...]"
 
 /* ------------------------------------------------------------------------ */
 /* init: a new model with random weights */
@@ -695,6 +698,121 @@ cmd_diff(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------------ */
+/* tokenize, detokenize: text to token ids and back, with the checkpoint's
+ * tokenizer (lib/tokenizer.h), as Hugging Face's encode and decode. */
+
+/* The checkpoint's tokenizer; a checkpoint without one is an error. */
+static struct tokenizer *
+load_tokenizer(struct ckpt *c)
+{
+	char e[1024];
+	struct tokenizer *t = tokenizer_from_ckpt(c, e, sizeof e);
+
+	if (t == NULL)
+		errx(EXIT_DATA, "%s", e);
+	return t;
+}
+
+static int
+cmd_tokenize(int argc, char **argv)
+{
+	enum { O_FIELD = 256, O_NOSPECIAL };
+	static const struct option opts[] = {
+		{ "field", required_argument, NULL, O_FIELD },
+		{ "no-special", no_argument, NULL, O_NOSPECIAL },
+		{ "json", no_argument, NULL, 'J' },
+		{ "zstd", no_argument, NULL, 'z' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *field = "text";
+	int c, special = 1;
+
+	while ((c = getopt_long(argc, argv, "Jzh", opts, NULL)) != -1) {
+		switch (c) {
+		case O_FIELD: field = optarg; break;
+		case O_NOSPECIAL: special = 0; break;
+		case 'J': out_flags = REC_JSON; break;
+		case 'z': out_flags |= REC_ZSTD; break;
+		case 'h': pp_help();
+		default: pp_usage(NULL);
+		}
+	}
+	if (argc - optind < 1)
+		pp_usage("tokenize: a checkpoint");
+	struct ckpt *ck = ckpt_load(argv[optind]);
+	struct tokenizer *tok = load_tokenizer(ck);
+	struct rec_reader *rd = rec_reader_open(argv + optind + 1,
+	    argc - optind - 1);
+	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
+	struct rec r;
+	while (rec_read(rd, &r)) {
+		size_t len, n;
+		int32_t *ids;
+		const char *s = rec_need_str(&r, field, &len);
+		n = tokenizer_encode(tok, s, len, special, &ids);
+		rec_set_int_array(&r, "tokens", ids, n);
+		free(ids);
+		rec_write(w, &r);
+		rec_free(&r);
+	}
+	rec_writer_close(w);
+	rec_reader_close(rd);
+	tokenizer_free(tok);
+	ckpt_free(ck);
+	pp_close_stdout();
+	return 0;
+}
+
+static int
+cmd_detokenize(int argc, char **argv)
+{
+	enum { O_SKIP = 256 };
+	static const struct option opts[] = {
+		{ "skip-special", no_argument, NULL, O_SKIP },
+		{ "json", no_argument, NULL, 'J' },
+		{ "zstd", no_argument, NULL, 'z' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c, skip = 0;
+
+	while ((c = getopt_long(argc, argv, "Jzh", opts, NULL)) != -1) {
+		switch (c) {
+		case O_SKIP: skip = 1; break;
+		case 'J': out_flags = REC_JSON; break;
+		case 'z': out_flags |= REC_ZSTD; break;
+		case 'h': pp_help();
+		default: pp_usage(NULL);
+		}
+	}
+	if (argc - optind < 1)
+		pp_usage("detokenize: a checkpoint");
+	struct ckpt *ck = ckpt_load(argv[optind]);
+	struct tokenizer *tok = load_tokenizer(ck);
+	struct rec_reader *rd = rec_reader_open(argv + optind + 1,
+	    argc - optind - 1);
+	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
+	struct rec r;
+	while (rec_read(rd, &r)) {
+		int32_t *ids;
+		size_t len, n = rec_need_int_array(&r, "tokens", &ids);
+		char *text = tokenizer_decode(tok, ids, n, skip, &len);
+		rec_set_strn(&r, "text", text, len);
+		free(text);
+		free(ids);
+		rec_write(w, &r);
+		rec_free(&r);
+	}
+	rec_writer_close(w);
+	rec_reader_close(rd);
+	tokenizer_free(tok);
+	ckpt_free(ck);
+	pp_close_stdout();
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Dispatch: one line per subcommand. */
 
 static const struct {
@@ -705,6 +823,8 @@ static const struct {
 	{ "info", cmd_info },
 	{ "convert", cmd_convert },
 	{ "diff", cmd_diff },
+	{ "tokenize", cmd_tokenize },
+	{ "detokenize", cmd_detokenize },
 };
 
 int
