@@ -56,62 +56,6 @@ struct grouper {
 	size_t capscratch;
 };
 
-static void *
-zalloc(msgpack_zone *z, size_t n)
-{
-	void *p = msgpack_zone_malloc(z, n ? n : 1);
-	if (p == NULL)
-		errx(EXIT_DATA, "out of memory");
-	return p;
-}
-
-/* Bytes need no alignment. */
-static void *
-bytes_copy(msgpack_zone *z, const void *p, size_t n)
-{
-	void *q = msgpack_zone_malloc_no_align(z, n ? n : 1);
-	if (q == NULL)
-		errx(EXIT_DATA, "out of memory");
-	return memcpy(q, p, n);
-}
-
-static void
-obj_deep_copy(msgpack_zone *z, msgpack_object *dst, const msgpack_object *src)
-{
-	*dst = *src;
-	switch (src->type) {
-	case MSGPACK_OBJECT_STR:
-	case MSGPACK_OBJECT_BIN:
-		dst->via.str.ptr = bytes_copy(z, src->via.str.ptr,
-		    src->via.str.size);
-		break;
-	case MSGPACK_OBJECT_EXT:
-		dst->via.ext.ptr = bytes_copy(z, src->via.ext.ptr,
-		    src->via.ext.size);
-		break;
-	case MSGPACK_OBJECT_ARRAY: {
-		msgpack_object *a = zalloc(z, src->via.array.size *
-		    sizeof(*a));
-		for (uint32_t i = 0; i < src->via.array.size; i++)
-			obj_deep_copy(z, &a[i], &src->via.array.ptr[i]);
-		dst->via.array.ptr = a;
-		break;
-	}
-	case MSGPACK_OBJECT_MAP: {
-		msgpack_object_kv *kv = zalloc(z, src->via.map.size *
-		    sizeof(*kv));
-		for (uint32_t i = 0; i < src->via.map.size; i++) {
-			obj_deep_copy(z, &kv[i].key, &src->via.map.ptr[i].key);
-			obj_deep_copy(z, &kv[i].val, &src->via.map.ptr[i].val);
-		}
-		dst->via.map.ptr = kv;
-		break;
-	}
-	default:
-		break;
-	}
-}
-
 struct grouper *
 grouper_new(const char *by, const char *group_by, int sorted, group_fn *fn,
     void *arg)
@@ -277,7 +221,7 @@ grouper_add(struct grouper *gr, const struct rec *r)
 	}
 	size_t i = gr->nmem++;
 	struct member *m = &gr->mem[i];
-	m->rec.kv = zalloc(gr->arena, r->n * sizeof(*m->rec.kv));
+	m->rec.kv = rec_zalloc(gr->arena, r->n * sizeof(*m->rec.kv));
 	if (r->n > gr->caplastkeys) {
 		gr->caplastkeys = r->n;
 		gr->lastkeys = xreallocarray(gr->lastkeys, r->n,
@@ -291,10 +235,10 @@ grouper_add(struct grouper *gr, const struct rec *r)
 		    last->via.str.ptr, key->via.str.size) == 0)
 			m->rec.kv[f].key = *last;
 		else {
-			obj_deep_copy(gr->arena, &m->rec.kv[f].key, key);
+			rec_obj_copy(gr->arena, &m->rec.kv[f].key, key);
 			*last = m->rec.kv[f].key;
 		}
-		obj_deep_copy(gr->arena, &m->rec.kv[f].val, &r->kv[f].val);
+		rec_obj_copy(gr->arena, &m->rec.kv[f].val, &r->kv[f].val);
 	}
 	if (r->n > gr->nlastkeys)
 		gr->nlastkeys = r->n;
@@ -303,6 +247,7 @@ grouper_add(struct grouper *gr, const struct rec *r)
 	m->rec.zone = gr->arena;
 	m->rec.src = r->src;
 	m->rec.recno = r->recno;
+	rec_touch(&m->rec);	/* its bytes are not r's */
 	m->val = val;
 	m->ord = gr->ord++;
 	m->greedy = greedy;

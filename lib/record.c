@@ -43,8 +43,8 @@ rec_free(struct rec *r)
 	r->n = r->cap = 0;
 }
 
-static void *
-zalloc(msgpack_zone *z, size_t n)
+void *
+rec_zalloc(msgpack_zone *z, size_t n)
 {
 	void *p = msgpack_zone_malloc(z, n ? n : 1);
 	if (p == NULL)
@@ -52,41 +52,46 @@ zalloc(msgpack_zone *z, size_t n)
 	return p;
 }
 
-/* Deep-copy src into dst, every byte allocated in z. */
-static void
-obj_copy(msgpack_zone *z, msgpack_object *dst, const msgpack_object *src)
+/* Bytes need no alignment; empty strings may come with no pointer. */
+static const char *
+bytes_copy(msgpack_zone *z, const char *p, size_t n)
+{
+	char *q = msgpack_zone_malloc_no_align(z, n ? n : 1);
+	if (q == NULL)
+		err(EXIT_DATA, "out of memory");
+	if (n)
+		memcpy(q, p, n);
+	return q;
+}
+
+void
+rec_obj_copy(msgpack_zone *z, msgpack_object *dst, const msgpack_object *src)
 {
 	*dst = *src;
 	switch (src->type) {
 	case MSGPACK_OBJECT_STR:
-	case MSGPACK_OBJECT_BIN: {
-		char *p = zalloc(z, src->via.str.size);
-		if (src->via.str.size)	/* empty strings may have no pointer */
-			memcpy(p, src->via.str.ptr, src->via.str.size);
-		dst->via.str.ptr = p;
+	case MSGPACK_OBJECT_BIN:
+		dst->via.str.ptr = bytes_copy(z, src->via.str.ptr,
+		    src->via.str.size);
 		break;
-	}
-	case MSGPACK_OBJECT_EXT: {
-		char *p = zalloc(z, src->via.ext.size);
-		if (src->via.ext.size)
-			memcpy(p, src->via.ext.ptr, src->via.ext.size);
-		dst->via.ext.ptr = p;
+	case MSGPACK_OBJECT_EXT:
+		dst->via.ext.ptr = bytes_copy(z, src->via.ext.ptr,
+		    src->via.ext.size);
 		break;
-	}
 	case MSGPACK_OBJECT_ARRAY: {
 		uint32_t n = src->via.array.size;
-		msgpack_object *a = zalloc(z, n * sizeof(*a));
+		msgpack_object *a = rec_zalloc(z, n * sizeof(*a));
 		for (uint32_t i = 0; i < n; i++)
-			obj_copy(z, &a[i], &src->via.array.ptr[i]);
+			rec_obj_copy(z, &a[i], &src->via.array.ptr[i]);
 		dst->via.array.ptr = a;
 		break;
 	}
 	case MSGPACK_OBJECT_MAP: {
 		uint32_t n = src->via.map.size;
-		msgpack_object_kv *kv = zalloc(z, n * sizeof(*kv));
+		msgpack_object_kv *kv = rec_zalloc(z, n * sizeof(*kv));
 		for (uint32_t i = 0; i < n; i++) {
-			obj_copy(z, &kv[i].key, &src->via.map.ptr[i].key);
-			obj_copy(z, &kv[i].val, &src->via.map.ptr[i].val);
+			rec_obj_copy(z, &kv[i].key, &src->via.map.ptr[i].key);
+			rec_obj_copy(z, &kv[i].val, &src->via.map.ptr[i].val);
 		}
 		dst->via.map.ptr = kv;
 		break;
@@ -100,11 +105,11 @@ void
 rec_copy(struct rec *dst, const struct rec *src)
 {
 	rec_init(dst, src->src, src->recno);
-	dst->kv = zalloc(dst->zone, src->n * sizeof(*dst->kv));
+	dst->kv = rec_zalloc(dst->zone, src->n * sizeof(*dst->kv));
 	dst->n = dst->cap = src->n;
 	for (uint32_t i = 0; i < src->n; i++) {
-		obj_copy(dst->zone, &dst->kv[i].key, &src->kv[i].key);
-		obj_copy(dst->zone, &dst->kv[i].val, &src->kv[i].val);
+		rec_obj_copy(dst->zone, &dst->kv[i].key, &src->kv[i].key);
+		rec_obj_copy(dst->zone, &dst->kv[i].val, &src->kv[i].val);
 	}
 }
 
@@ -454,14 +459,14 @@ rec_need_sub(const struct rec *r, const char *key, struct rec *sub)
 {
 	const msgpack_object_map *m = rec_need_map(r, key);
 	rec_init(sub, r->src, r->recno);
-	sub->kv = zalloc(sub->zone, m->size * sizeof(*sub->kv));
+	sub->kv = rec_zalloc(sub->zone, m->size * sizeof(*sub->kv));
 	sub->n = sub->cap = m->size;
 	for (uint32_t i = 0; i < m->size; i++) {
 		if (m->ptr[i].key.type != MSGPACK_OBJECT_STR)
 			rec_die(r, key, "key %u is not a string (got %s)", i,
 			    rec_type_name(&m->ptr[i].key));
-		obj_copy(sub->zone, &sub->kv[i].key, &m->ptr[i].key);
-		obj_copy(sub->zone, &sub->kv[i].val, &m->ptr[i].val);
+		rec_obj_copy(sub->zone, &sub->kv[i].key, &m->ptr[i].key);
+		rec_obj_copy(sub->zone, &sub->kv[i].val, &m->ptr[i].val);
 	}
 }
 
@@ -483,14 +488,14 @@ slot(struct rec *r, const char *key)
 		 * (cap 0).  The old array stays in the zone; records are small.
 		 */
 		uint32_t cap = r->n < 4 ? 8 : 2 * r->n;
-		msgpack_object_kv *kv = zalloc(r->zone, cap * sizeof(*kv));
+		msgpack_object_kv *kv = rec_zalloc(r->zone, cap * sizeof(*kv));
 		if (r->n)
 			memcpy(kv, r->kv, r->n * sizeof(*kv));
 		r->kv = kv;
 		r->cap = cap;
 	}
 	msgpack_object_kv *f = &r->kv[r->n++];
-	char *k = zalloc(r->zone, len);
+	char *k = rec_zalloc(r->zone, len);
 	memcpy(k, key, len);
 	f->key.type = MSGPACK_OBJECT_STR;
 	f->key.via.str.ptr = k;
@@ -544,7 +549,7 @@ rec_set_num(struct rec *r, const char *key, double v)
 void
 rec_set_strn(struct rec *r, const char *key, const char *s, size_t len)
 {
-	char *p = zalloc(r->zone, len);
+	char *p = rec_zalloc(r->zone, len);
 	memcpy(p, s, len);
 	msgpack_object *o = slot(r, key);
 	o->type = MSGPACK_OBJECT_STR;
@@ -561,7 +566,7 @@ rec_set_str(struct rec *r, const char *key, const char *s)
 void
 rec_set_int_array(struct rec *r, const char *key, const int32_t *v, size_t n)
 {
-	msgpack_object *a = zalloc(r->zone, n * sizeof(*a));
+	msgpack_object *a = rec_zalloc(r->zone, n * sizeof(*a));
 	for (size_t i = 0; i < n; i++) {
 		if (v[i] >= 0) {
 			a[i].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
@@ -580,7 +585,7 @@ rec_set_int_array(struct rec *r, const char *key, const int32_t *v, size_t n)
 void
 rec_set_float_array(struct rec *r, const char *key, const float *v, size_t n)
 {
-	msgpack_object *a = zalloc(r->zone, n * sizeof(*a));
+	msgpack_object *a = rec_zalloc(r->zone, n * sizeof(*a));
 	for (size_t i = 0; i < n; i++) {
 		a[i].type = MSGPACK_OBJECT_FLOAT32;
 		a[i].via.f64 = v[i];
@@ -595,7 +600,7 @@ void
 rec_set_obj(struct rec *r, const char *key, const msgpack_object *v)
 {
 	msgpack_object copy;
-	obj_copy(r->zone, &copy, v);
+	rec_obj_copy(r->zone, &copy, v);
 	*slot(r, key) = copy;
 }
 
@@ -615,7 +620,7 @@ rec_del(struct rec *r, const char *key)
 	rec_touch(r);
 	if (r->cap == 0) {
 		/* A borrowed array: take a copy before changing it. */
-		msgpack_object_kv *kv = zalloc(r->zone, r->n * sizeof(*kv));
+		msgpack_object_kv *kv = rec_zalloc(r->zone, r->n * sizeof(*kv));
 		memcpy(kv, r->kv, r->n * sizeof(*kv));
 		r->kv = kv;
 		r->cap = r->n;

@@ -119,6 +119,12 @@ void rec_set_sub(struct rec *r, const char *key, const struct rec *sub);
 /* Remove key if present; returns whether it was there. */
 int rec_del(struct rec *r, const char *key);
 
+/* n bytes from zone z; running out of memory ends the program. */
+void *rec_zalloc(msgpack_zone *z, size_t n);
+/* A deep copy of src into dst, every byte allocated in z. */
+void rec_obj_copy(msgpack_zone *z, msgpack_object *dst,
+    const msgpack_object *src);
+
 /* The record as one msgpack map object (valid until the record changes). */
 msgpack_object rec_as_object(const struct rec *r);
 
