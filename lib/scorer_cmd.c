@@ -148,8 +148,8 @@ cmd_ask(struct cmd_child *c, const struct rec *r)
 		sent = c->line.len;
 
 	/* Until the line is sent and a line has come back. */
-	while (sent < c->line.len ||
-	    (nl = memchr(c->in.data, '\n', c->in.len)) == NULL) {
+	while (sent < c->line.len || (nl = c->in.len == 0 ? NULL :
+	    memchr(c->in.data, '\n', c->in.len)) == NULL) {
 		struct pollfd pf[2];
 		int n = 0, iw = -1, ir = -1;
 		if (sent < c->line.len) {

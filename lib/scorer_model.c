@@ -111,15 +111,6 @@ struct mscorer {
 /* ------------------------------------------------------------------------ */
 /* Set-up */
 
-static char *
-xstrndup0(const char *s, size_t n)
-{
-	char *p = xmalloc(n + 1);
-	memcpy(p, s, n);
-	p[n] = 0;
-	return p;
-}
-
 static void
 add_follow(struct mscorer *s, const char *text, size_t len, const char *src,
     int line)
@@ -293,7 +284,7 @@ get_conv(const struct side *sd, struct chat_msg **out, const char **field)
 		const char *p = side_need_str(sd, "prompt", 1, &len);
 		m = xmalloc(2 * sizeof(*m));
 		m[0].role = xstrdup("user");
-		m[0].content = xstrndup0(p, len);
+		m[0].content = xstrndup(p, len);
 		*out = m;
 		*field = "prompt";
 		return 1;
@@ -337,8 +328,8 @@ get_conv(const struct side *sd, struct chat_msg **out, const char **field)
 		if (role == NULL || content == NULL)
 			side_die(sd, "messages", 1, "element %u: missing %s", i,
 			    role == NULL ? "role" : "content");
-		m[i].role = xstrndup0(role, rl);
-		m[i].content = xstrndup0(content, cl);
+		m[i].role = xstrndup(role, rl);
+		m[i].content = xstrndup(content, cl);
 	}
 	if (v->via.array.size == 0)
 		side_die(sd, "messages", 1, "empty conversation");
@@ -473,7 +464,7 @@ flr_job(struct mscorer *s, struct job *j)
 	need_tok(s, sd, "response");
 	sb_init(&b);
 	m[n].role = xstrdup("assistant");
-	m[n].content = xstrndup0(resp, rlen);
+	m[n].content = xstrndup(resp, rlen);
 	n++;
 	if (s->plain) {
 		/*

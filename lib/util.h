@@ -20,6 +20,8 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 void *xreallocarray(void *p, size_t n, size_t size);
 char *xstrdup(const char *s);
+/* The n bytes at s (NULL allowed when n is 0) as a C string. */
+char *xstrndup(const char *s, size_t n);
 
 /* A growable byte buffer; data is always NUL-terminated. */
 struct strbuf {

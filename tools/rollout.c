@@ -251,10 +251,8 @@ render_messages(const struct rec *r)
 					rec_die(r, "messages", "element %u: "
 					    "\"%s\": expected string, got %s",
 					    i, want[f], rec_type_name(val));
-				got[f] = xmalloc(val->via.str.size + 1);
-				memcpy(got[f], val->via.str.ptr,
+				got[f] = xstrndup(val->via.str.ptr,
 				    val->via.str.size);
-				got[f][val->via.str.size] = 0;
 			}
 		}
 		for (int f = 0; f < 2; f++)

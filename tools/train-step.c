@@ -436,8 +436,10 @@ make_seq(struct seq *s, const int32_t *p, size_t np, const int32_t *resp,
 	}
 	s->len = (int)len;
 	s->tok = xmalloc(len * sizeof(int32_t));
-	memcpy(s->tok, p, np * sizeof(int32_t));
-	memcpy(s->tok + np, resp, nr * sizeof(int32_t));
+	if (np)		/* a text-only record has no prompt array */
+		memcpy(s->tok, p, np * sizeof(int32_t));
+	if (nr)
+		memcpy(s->tok + np, resp, nr * sizeof(int32_t));
 	if (!scored)
 		return 1;
 	/* Position t predicts tok[t + 1]: the response is predicted from
@@ -505,10 +507,7 @@ cstr(const msgpack_object *o)
 {
 	if (o->type != MSGPACK_OBJECT_STR)
 		return NULL;
-	char *s = xmalloc(o->via.str.size + 1);
-	memcpy(s, o->via.str.ptr, o->via.str.size);
-	s[o->via.str.size] = 0;
-	return s;
+	return xstrndup(o->via.str.ptr, o->via.str.size);
 }
 
 static void
