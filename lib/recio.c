@@ -433,6 +433,15 @@ struct rec_writer {
 	struct strbuf zout;
 };
 
+void
+rec_output_option(int opt, int *flags)
+{
+	if (opt == 'J')
+		*flags = (*flags & ~REC_AUTO) | REC_JSON;
+	else if (opt == 'z')
+		*flags |= REC_ZSTD;
+}
+
 static int
 pack_to_strbuf(void *data, const char *buf, size_t len)
 {

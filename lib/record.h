@@ -154,6 +154,9 @@ enum {
 
 struct rec_writer;
 
+/* Apply -J (JSON) or -z (zstd), the output options of every tool. */
+void rec_output_option(int opt, int *flags);
+
 /* A writer on a file descriptor (1 for stdout); name is used in messages. */
 struct rec_writer *rec_writer_open(int fd, const char *name, int flags);
 void rec_write(struct rec_writer *w, const struct rec *r);

@@ -403,8 +403,8 @@ parse_rec_opts(int argc, char **argv, int json_default)
 	int c, json = json_default;
 	while ((c = getopt_long(argc, argv, "Jzh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'J': json = 1; out_flags = REC_JSON; break;
-		case 'z': out_flags |= REC_ZSTD; break;
+		case 'J': json = 1; rec_output_option(c, &out_flags); break;
+		case 'z': rec_output_option(c, &out_flags); break;
 		case 'h': pp_help();
 		default: pp_usage(NULL);
 		}
@@ -732,8 +732,8 @@ cmd_tokenize(int argc, char **argv)
 		switch (c) {
 		case O_FIELD: field = optarg; break;
 		case O_NOSPECIAL: special = 0; break;
-		case 'J': out_flags = REC_JSON; break;
-		case 'z': out_flags |= REC_ZSTD; break;
+		case 'J':
+		case 'z': rec_output_option(c, &out_flags); break;
 		case 'h': pp_help();
 		default: pp_usage(NULL);
 		}
@@ -780,8 +780,8 @@ cmd_detokenize(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "Jzh", opts, NULL)) != -1) {
 		switch (c) {
 		case O_SKIP: skip = 1; break;
-		case 'J': out_flags = REC_JSON; break;
-		case 'z': out_flags |= REC_ZSTD; break;
+		case 'J':
+		case 'z': rec_output_option(c, &out_flags); break;
 		case 'h': pp_help();
 		default: pp_usage(NULL);
 		}

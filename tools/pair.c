@@ -329,10 +329,8 @@ main(int argc, char **argv)
 			strings = 1;
 			break;
 		case 'J':
-			flags = (flags & ~REC_AUTO) | REC_JSON;
-			break;
 		case 'z':
-			flags |= REC_ZSTD;
+			rec_output_option(c, &flags);
 			break;
 		case 'h':
 			pp_help();

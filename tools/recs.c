@@ -63,10 +63,8 @@ parse_opts(int argc, char **argv, const char *allowed, long long *n,
 			    "allowed here", argv[0], c);
 		switch (c) {
 		case 'J':
-			out_flags = (out_flags & ~REC_AUTO) | REC_JSON;
-			break;
 		case 'z':
-			out_flags |= REC_ZSTD;
+			rec_output_option(c, &out_flags);
 			break;
 		case 'n':
 			*n = pp_parse_int("-n", optarg, 0, (long long)1 << 62);
@@ -393,10 +391,8 @@ cmd_gen(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "Jzn:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'J':
-			out_flags = (out_flags & ~REC_AUTO) | REC_JSON;
-			break;
 		case 'z':
-			out_flags |= REC_ZSTD;
+			rec_output_option(c, &out_flags);
 			break;
 		case 'n':
 			n = pp_parse_int("-n", optarg, 0, (long long)1 << 40);

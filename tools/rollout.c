@@ -704,10 +704,8 @@ main(int argc, char **argv)
 			quiet = 1;
 			break;
 		case 'J':
-			out_flags = (out_flags & ~REC_AUTO) | REC_JSON;
-			break;
 		case 'z':
-			out_flags |= REC_ZSTD;
+			rec_output_option(c, &out_flags);
 			break;
 		case 'h':
 			pp_help();

@@ -168,9 +168,7 @@ parse_options(int argc, char **argv)
 		case 'm': opt.model = optarg; break;
 		case 'o': opt.out = optarg; break;
 		case 'J':
-			opt.out_flags = (opt.out_flags & ~REC_AUTO) | REC_JSON;
-			break;
-		case 'z': opt.out_flags |= REC_ZSTD; break;
+		case 'z': rec_output_option(c, &opt.out_flags); break;
 		case 'h': pp_help();
 		case O_LOSS: {
 			static const char *n[] = { "sft", "dpo", "rm", "pg" };
