@@ -713,25 +713,76 @@ load_tokenizer(struct ckpt *c)
 	return t;
 }
 
-static int
-cmd_tokenize(int argc, char **argv)
+/* The options of tokenize and detokenize, in one place. */
+struct tok_opts {
+	const char *field;	/* tokenize: the text field */
+	int special;		/* tokenize: add the post-processor's tokens */
+	int skip;		/* detokenize: drop special tokens */
+};
+
+typedef void tok_fn(struct tokenizer *, const struct tok_opts *,
+    struct rec *);
+
+static void
+encode_record(struct tokenizer *tok, const struct tok_opts *o, struct rec *r)
 {
-	enum { O_FIELD = 256, O_NOSPECIAL };
+	size_t len, n;
+	int32_t *ids;
+	const char *s = rec_need_str(r, o->field, &len);
+	n = tokenizer_encode(tok, s, len, o->special, &ids);
+	rec_set_int_array(r, "tokens", ids, n);
+	free(ids);
+}
+
+static void
+decode_record(struct tokenizer *tok, const struct tok_opts *o, struct rec *r)
+{
+	int32_t *ids;
+	size_t len, n = rec_need_int_array(r, "tokens", &ids);
+	char *text = tokenizer_decode(tok, ids, n, o->skip, &len);
+	rec_set_strn(r, "text", text, len);
+	free(text);
+	free(ids);
+}
+
+/*
+ * ckpt tokenize|detokenize [options] CKPT [FILE...]: fn applied to every
+ * record with the checkpoint's tokenizer.
+ */
+static int
+tok_command(int argc, char **argv, const char *name, tok_fn *fn)
+{
+	enum { O_FIELD = 256, O_NOSPECIAL, O_SKIP };
 	static const struct option opts[] = {
 		{ "field", required_argument, NULL, O_FIELD },
 		{ "no-special", no_argument, NULL, O_NOSPECIAL },
+		{ "skip-special", no_argument, NULL, O_SKIP },
 		{ "json", no_argument, NULL, 'J' },
 		{ "zstd", no_argument, NULL, 'z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *field = "text";
-	int c, special = 1;
+	struct tok_opts o = { "text", 1, 0 };
+	int c, encode = fn == encode_record;
 
 	while ((c = getopt_long(argc, argv, "Jzh", opts, NULL)) != -1) {
 		switch (c) {
-		case O_FIELD: field = optarg; break;
-		case O_NOSPECIAL: special = 0; break;
+		case O_FIELD:
+		case O_NOSPECIAL:
+			if (!encode)
+				pp_usage("%s: --%s is for tokenize", name,
+				    c == O_FIELD ? "field" : "no-special");
+			if (c == O_FIELD)
+				o.field = optarg;
+			else
+				o.special = 0;
+			break;
+		case O_SKIP:
+			if (encode)
+				pp_usage("%s: --skip-special is for detokenize",
+				    name);
+			o.skip = 1;
+			break;
 		case 'J':
 		case 'z': rec_output_option(c, &out_flags); break;
 		case 'h': pp_help();
@@ -739,7 +790,7 @@ cmd_tokenize(int argc, char **argv)
 		}
 	}
 	if (argc - optind < 1)
-		pp_usage("tokenize: a checkpoint");
+		pp_usage("%s: a checkpoint", name);
 	struct ckpt *ck = ckpt_load(argv[optind]);
 	struct tokenizer *tok = load_tokenizer(ck);
 	struct rec_reader *rd = rec_reader_open(argv + optind + 1,
@@ -747,12 +798,7 @@ cmd_tokenize(int argc, char **argv)
 	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
 	struct rec r;
 	while (rec_read(rd, &r)) {
-		size_t len, n;
-		int32_t *ids;
-		const char *s = rec_need_str(&r, field, &len);
-		n = tokenizer_encode(tok, s, len, special, &ids);
-		rec_set_int_array(&r, "tokens", ids, n);
-		free(ids);
+		fn(tok, &o, &r);
 		rec_write(w, &r);
 		rec_free(&r);
 	}
@@ -765,51 +811,15 @@ cmd_tokenize(int argc, char **argv)
 }
 
 static int
+cmd_tokenize(int argc, char **argv)
+{
+	return tok_command(argc, argv, "tokenize", encode_record);
+}
+
+static int
 cmd_detokenize(int argc, char **argv)
 {
-	enum { O_SKIP = 256 };
-	static const struct option opts[] = {
-		{ "skip-special", no_argument, NULL, O_SKIP },
-		{ "json", no_argument, NULL, 'J' },
-		{ "zstd", no_argument, NULL, 'z' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	int c, skip = 0;
-
-	while ((c = getopt_long(argc, argv, "Jzh", opts, NULL)) != -1) {
-		switch (c) {
-		case O_SKIP: skip = 1; break;
-		case 'J':
-		case 'z': rec_output_option(c, &out_flags); break;
-		case 'h': pp_help();
-		default: pp_usage(NULL);
-		}
-	}
-	if (argc - optind < 1)
-		pp_usage("detokenize: a checkpoint");
-	struct ckpt *ck = ckpt_load(argv[optind]);
-	struct tokenizer *tok = load_tokenizer(ck);
-	struct rec_reader *rd = rec_reader_open(argv + optind + 1,
-	    argc - optind - 1);
-	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
-	struct rec r;
-	while (rec_read(rd, &r)) {
-		int32_t *ids;
-		size_t len, n = rec_need_int_array(&r, "tokens", &ids);
-		char *text = tokenizer_decode(tok, ids, n, skip, &len);
-		rec_set_strn(&r, "text", text, len);
-		free(text);
-		free(ids);
-		rec_write(w, &r);
-		rec_free(&r);
-	}
-	rec_writer_close(w);
-	rec_reader_close(rd);
-	tokenizer_free(tok);
-	ckpt_free(ck);
-	pp_close_stdout();
-	return 0;
+	return tok_command(argc, argv, "detokenize", decode_record);
 }
 
 /* ------------------------------------------------------------------------ */
