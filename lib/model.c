@@ -32,7 +32,7 @@ model_new(const struct model_config *cfg)
 	m->tensors = model_tensors(cfg, &m->ntensors);
 	m->nparams = m->tensors[m->ntensors - 1].offset +
 	    m->tensors[m->ntensors - 1].n;
-	m->params = xmalloc(m->nparams * sizeof(float));
+	m->params = xmalloc_huge(m->nparams * sizeof(float));
 	m->acts = xcalloc(1, sizeof(*m->acts));
 	net_init(&m->acts->net, cfg, m->tensors, m->ntensors, m->params,
 	    NULL);
@@ -207,8 +207,8 @@ kv_cache_new(const struct model_config *c, int cap)
 	kv->cap = cap;
 	kv->nlayers = c->n_layers;
 	kv->kvdim = model_kv_dim(c);
-	kv->k = xmalloc(n * sizeof(float));
-	kv->v = xmalloc(n * sizeof(float));
+	kv->k = xmalloc_huge(n * sizeof(float));
+	kv->v = xmalloc_huge(n * sizeof(float));
 	return kv;
 }
 

@@ -23,6 +23,7 @@
 
 #include "sample.h"
 #include "util.h"
+#include "vmath.h"
 
 void
 sample_ws_init(struct sample_ws *w, int V)
@@ -46,26 +47,17 @@ sample_ws_free(struct sample_ws *w)
 int
 sample_argmax(const float *logits, int V)
 {
-	int best = 0;
-	for (int i = 1; i < V; i++)
-		if (logits[i] > logits[best])	/* strict: lowest id wins */
-			best = i;
-	return best;
+	return (int)vmath_argmax(logits, V > 0 ? (size_t)V : 0);
 }
 
 double
 sample_logsumexp(const float *logits, int V)
 {
-	float m = logits[sample_argmax(logits, V)];
-	double s = 0;
+	float m = vmath_max(logits, V);
 
 	if (isinf(m))
 		return m;
-	/* expf on each term, the sum in double: exact enough, and the
-	 * vocabulary-long loop at a few nanoseconds a term. */
-	for (int i = 0; i < V; i++)
-		s += expf(logits[i] - m);
-	return m + log(s);
+	return m + log(vmath_exp_sum(NULL, logits, m, V));
 }
 
 float
@@ -275,15 +267,23 @@ sample_next(const struct sample_opts *o, const float *logits, int V,
 		*logprob = sample_logprob(logits, V, t);
 		return t;
 	}
-	float m = logits[sample_argmax(logits, V)];
-	double Z = 0, cum = 0, target;
-	for (int i = 0; i < V; i++) {
-		w->p[i] = expf(logits[i] - m);
-		Z += w->p[i];
-	}
+	/* The weights and their sum, then the token: whole blocks of eight
+	 * are skipped by their sums, the block the draw falls in is walked
+	 * token by token. */
+	float m = vmath_max(logits, V);
+	double Z = vmath_exp_sum(w->p, logits, m, V), cum = 0, target;
+	int i = 0;
 	target = u * Z;
 	t = -1;
-	for (int i = 0; i < V; i++) {
+	for (; i + 8 <= V; i += 8) {
+		const float *p = w->p + i;
+		double b = (((double)p[0] + p[1]) + ((double)p[2] + p[3])) +
+		    (((double)p[4] + p[5]) + ((double)p[6] + p[7]));
+		if (target < cum + b)
+			break;
+		cum += b;
+	}
+	for (; i < V; i++) {
 		cum += w->p[i];
 		if (target < cum) {
 			t = i;

@@ -35,6 +35,7 @@
 #include "model.h"
 #include "sample.h"
 #include "util.h"
+#include "vmath.h"
 
 struct layer_p {
 	const float *ln1, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *ln2, *wg, *wu,
@@ -48,7 +49,7 @@ struct sample_step {
 	float *freq;		/* (hd/2) */
 	int maxB, nth;
 	float *x, *xb, *q, *k, *v, *att, *g, *u;	/* (maxB, ...) */
-	float *scores;		/* (nth, scap) */
+	float *scores;		/* (nth, n_heads, scap) */
 	int scap;
 	int avx2;
 };
@@ -192,6 +193,72 @@ hsum(const v8 *ap, const float *x, const float *w, int i8, int I)
 
 #define AI static inline __attribute__((always_inline))
 
+typedef int v8i __attribute__((vector_size(32)));
+
+/*
+ * Eight hsums at once: lane k of the result is a_k's lanes added in
+ * hsum's tree, ((0+1)+(2+3))+((4+5)+(6+7)), by pairwise shuffles (the
+ * shape of AVX's horizontal add) instead of one lane at a time.
+ */
+AI v8
+reduce8(v8 a0, v8 a1, v8 a2, v8 a3, v8 a4, v8 a5, v8 a6, v8 a7)
+{
+	const v8i ev = { 0, 2, 8, 10, 4, 6, 12, 14 };
+	const v8i od = { 1, 3, 9, 11, 5, 7, 13, 15 };
+	const v8i lo = { 0, 1, 2, 3, 8, 9, 10, 11 };
+	const v8i hi = { 4, 5, 6, 7, 12, 13, 14, 15 };
+	v8 t0 = __builtin_shuffle(a0, a1, ev) + __builtin_shuffle(a0, a1, od);
+	v8 t1 = __builtin_shuffle(a2, a3, ev) + __builtin_shuffle(a2, a3, od);
+	v8 t2 = __builtin_shuffle(a4, a5, ev) + __builtin_shuffle(a4, a5, od);
+	v8 t3 = __builtin_shuffle(a6, a7, ev) + __builtin_shuffle(a6, a7, od);
+	v8 u0 = __builtin_shuffle(t0, t1, ev) + __builtin_shuffle(t0, t1, od);
+	v8 u1 = __builtin_shuffle(t2, t3, ev) + __builtin_shuffle(t2, t3, od);
+	return __builtin_shuffle(u0, u1, lo) + __builtin_shuffle(u0, u1, hi);
+}
+
+/* Four rows by three outputs: r[3 * row + output].  Twelve running sums
+ * keep both FMA pipes busy through their latency, where eight barely do. */
+AI void
+k4x3(const float *x, int I, const float *w, float *r)
+{
+	v8 a00 = { 0 }, a01 = { 0 }, a02 = { 0 }, a10 = { 0 };
+	v8 a11 = { 0 }, a12 = { 0 }, a20 = { 0 }, a21 = { 0 };
+	v8 a22 = { 0 }, a30 = { 0 }, a31 = { 0 }, a32 = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8) {
+		v8 w0 = load8(w + i), w1 = load8(w + I + i);
+		v8 w2 = load8(w + 2 * I + i), xv;
+		__builtin_prefetch(w + 3 * I + i);
+		__builtin_prefetch(w + 4 * I + i);
+		__builtin_prefetch(w + 5 * I + i);
+		xv = load8(x + i);
+		a00 += xv * w0;
+		a01 += xv * w1;
+		a02 += xv * w2;
+		xv = load8(x + I + i);
+		a10 += xv * w0;
+		a11 += xv * w1;
+		a12 += xv * w2;
+		xv = load8(x + 2 * I + i);
+		a20 += xv * w0;
+		a21 += xv * w1;
+		a22 += xv * w2;
+		xv = load8(x + 3 * I + i);
+		a30 += xv * w0;
+		a31 += xv * w1;
+		a32 += xv * w2;
+	}
+	v8 z = { 0 }, v = reduce8(a00, a01, a02, a10, a11, a12, a20, a21);
+	memcpy(r, &v, sizeof v);
+	v = reduce8(a22, a30, a31, a32, z, z, z, z);
+	memcpy(r + 8, &v, 4 * sizeof(float));
+	for (int i = i8; i < I; i++)
+		for (int k = 0; k < 12; k++)
+			r[k] += x[(size_t)(k / 3) * I + i] *
+			    w[(size_t)(k % 3) * I + i];
+}
+
 /* Four rows by two outputs: r[2 * row + output]. */
 AI void
 k4x2(const float *x, int I, const float *w, float *r)
@@ -219,14 +286,12 @@ k4x2(const float *x, int I, const float *w, float *r)
 		a30 += xv * w0;
 		a31 += xv * w1;
 	}
-	r[0] = hsum(&a00, x, w, i8, I);
-	r[1] = hsum(&a01, x, w + I, i8, I);
-	r[2] = hsum(&a10, x + I, w, i8, I);
-	r[3] = hsum(&a11, x + I, w + I, i8, I);
-	r[4] = hsum(&a20, x + 2 * I, w, i8, I);
-	r[5] = hsum(&a21, x + 2 * I, w + I, i8, I);
-	r[6] = hsum(&a30, x + 3 * I, w, i8, I);
-	r[7] = hsum(&a31, x + 3 * I, w + I, i8, I);
+	v8 v = reduce8(a00, a01, a10, a11, a20, a21, a30, a31);
+	memcpy(r, &v, sizeof v);
+	for (int i = i8; i < I; i++)
+		for (int k = 0; k < 8; k++)
+			r[k] += x[(size_t)(k / 2) * I + i] *
+			    w[(size_t)(k % 2) * I + i];
 }
 
 /* One row by four outputs. */
@@ -272,14 +337,11 @@ k1x8(const float *x, int I, const float *w, float *r)
 		a6 += xv * load8(w + 6 * I + i);
 		a7 += xv * load8(w + 7 * I + i);
 	}
-	r[0] = hsum(&a0, x, w, i8, I);
-	r[1] = hsum(&a1, x, w + I, i8, I);
-	r[2] = hsum(&a2, x, w + 2 * I, i8, I);
-	r[3] = hsum(&a3, x, w + 3 * I, i8, I);
-	r[4] = hsum(&a4, x, w + 4 * I, i8, I);
-	r[5] = hsum(&a5, x, w + 5 * I, i8, I);
-	r[6] = hsum(&a6, x, w + 6 * I, i8, I);
-	r[7] = hsum(&a7, x, w + 7 * I, i8, I);
+	v8 v = reduce8(a0, a1, a2, a3, a4, a5, a6, a7);
+	memcpy(r, &v, sizeof v);
+	for (int i = i8; i < I; i++)
+		for (int k = 0; k < 8; k++)
+			r[k] += x[i] * w[(size_t)k * I + i];
 }
 
 /* One row by one output. */
@@ -308,13 +370,24 @@ AI void
 chunk_body(float *out, const float *x, const float *w, const float *bias,
     int B, int I, int O, int acc, int o0, int o1)
 {
-	float r[8];
+	float r[12];
 	int b;
 
 	int B4 = B & ~3, o = o0;
 
-	/* Two weight rows stay in L1 while every block of four rows of the
-	 * batch goes past them. */
+	/* Three weight rows stay in L1 while every block of four rows of
+	 * the batch goes past them. */
+	if (B4 > 0)
+		for (; o + 3 <= o1; o += 3)
+			for (b = 0; b < B4; b += 4) {
+				float *ob = out + (size_t)b * O;
+				k4x3(x + (size_t)b * I, I, w + (size_t)o * I,
+				    r);
+				for (int k = 0; k < 12; k++)
+					put(ob + (size_t)(k / 3) * O + o +
+					    k % 3, r[k], bias ? bias + o +
+					    k % 3 : NULL, acc);
+			}
 	for (; o + 2 <= o1; o += 2)
 		for (b = 0; b < B4; b += 4) {
 			float *ob = out + (size_t)b * O;
@@ -351,90 +424,107 @@ chunk_body(float *out, const float *x, const float *w, const float *bias,
 }
 
 /*
- * Attention of one query head over the L keys of its sequence, in
- * position order: dot products summed as in the matrix products, then a
- * softmax and the weighted sum of the values.
+ * Attention of query heads h0..h1 of one sequence over its L keys.  The
+ * keys are read a block of eight rows at a time, every head taking its
+ * scores from the block while it is in cache, and the values row by row,
+ * so each is one pass in address order over the cache.  A key's score is
+ * summed as the matrix products sum (eight lanes, hsum's tree), eight
+ * keys in one reduction; then a softmax per head (vmath), and the values
+ * weighted by it, summed over the keys in order and normalised at the end.
+ *
+ *   q (H*hd), k and v (L, KV), sc (H, L) scratch, out (H*hd)
  */
 AI void
-attend_body(const float *qh, const float *kb, const float *vb, int KV,
-    int L, int hd, float scale, float *sc, float *oh)
+attend_body(const float *q, const float *k, const float *v, int KV, int L,
+    int hd, int grp, int h0, int h1, float scale, float *sc, float *out)
 {
-	typedef float v4 __attribute__((vector_size(16)));
-	int i8 = hd & ~7;
-	float mx = -INFINITY, sum = 0, inv;
+	int i8 = hd & ~7, j = 0;
+	float r[8];
 
-	/* Scores.  A head is short (16 to 128), so the eight partial sums
-	 * are folded with vector adds, not the matrix products' tree: this
-	 * is per key, and no other code must agree with it bit for bit. */
-	for (int j = 0; j < L; j++) {
-		const float *kj = kb + (size_t)j * KV;
-		v8 a = { 0 };
-		for (int i = 0; i < i8; i += 8)
-			a += load8(qh + i) * load8(kj + i);
-		v4 lo = { a[0], a[1], a[2], a[3] }, hi = { a[4], a[5], a[6],
-		    a[7] };
-		lo += hi;
-		float d = (lo[0] + lo[2]) + (lo[1] + lo[3]);
-		for (int i = i8; i < hd; i++)
-			d += qh[i] * kj[i];
-		sc[j] = d * scale;
-		if (sc[j] > mx)
-			mx = sc[j];
-	}
-	for (int j = 0; j < L; j++) {
-		sc[j] = expf(sc[j] - mx);
-		sum += sc[j];
-	}
-	inv = 1 / sum;
-
-	/* The weighted sum of the values, eight channels at a time in
-	 * registers or, for a long head, in a local array. */
-	for (int i0 = 0; i0 < i8; i0 += 32) {
-		int n = i8 - i0 < 32 ? (i8 - i0) / 8 : 4;
-		v8 o0 = { 0 }, o1 = { 0 }, o2 = { 0 }, o3 = { 0 };
-		for (int j = 0; j < L; j++) {
-			const float *vj = vb + (size_t)j * KV + i0;
-			v8 w = { 0 };
-			w += sc[j] * inv;
-			o0 += w * load8(vj);
-			if (n > 1)
-				o1 += w * load8(vj + 8);
-			if (n > 2)
-				o2 += w * load8(vj + 16);
-			if (n > 3)
-				o3 += w * load8(vj + 24);
+	for (; j + 8 <= L; j += 8) {
+		for (int h = h0; h < h1; h++) {
+			const float *qh = q + (size_t)h * hd;
+			const float *k0 = k + (size_t)j * KV +
+			    (size_t)(h / grp) * hd;
+			v8 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+			v8 a4 = { 0 }, a5 = { 0 }, a6 = { 0 }, a7 = { 0 };
+			for (int i = 0; i < i8; i += 8) {
+				v8 qv = load8(qh + i);
+				a0 += qv * load8(k0 + i);
+				a1 += qv * load8(k0 + KV + i);
+				a2 += qv * load8(k0 + 2 * KV + i);
+				a3 += qv * load8(k0 + 3 * KV + i);
+				a4 += qv * load8(k0 + 4 * KV + i);
+				a5 += qv * load8(k0 + 5 * KV + i);
+				a6 += qv * load8(k0 + 6 * KV + i);
+				a7 += qv * load8(k0 + 7 * KV + i);
+			}
+			v8 d = reduce8(a0, a1, a2, a3, a4, a5, a6, a7);
+			memcpy(r, &d, sizeof d);
+			for (int t = 0; t < 8; t++) {
+				for (int i = i8; i < hd; i++)
+					r[t] += qh[i] * k0[(size_t)t * KV + i];
+				sc[(size_t)(h - h0) * L + j + t] = r[t] * scale;
+			}
 		}
-		memcpy(oh + i0, &o0, sizeof o0);
-		if (n > 1)
-			memcpy(oh + i0 + 8, &o1, sizeof o1);
-		if (n > 2)
-			memcpy(oh + i0 + 16, &o2, sizeof o2);
-		if (n > 3)
-			memcpy(oh + i0 + 24, &o3, sizeof o3);
 	}
-	for (int i = i8; i < hd; i++) {
-		float o = 0;
-		for (int j = 0; j < L; j++)
-			o += sc[j] * inv * vb[(size_t)j * KV + i];
-		oh[i] = o;
+	for (; j < L; j++)
+		for (int h = h0; h < h1; h++) {
+			const float *qh = q + (size_t)h * hd;
+			const float *kj = k + (size_t)j * KV +
+			    (size_t)(h / grp) * hd;
+			v8 a = { 0 };
+			for (int i = 0; i < i8; i += 8)
+				a += load8(qh + i) * load8(kj + i);
+			sc[(size_t)(h - h0) * L + j] = hsum(&a, qh, kj, i8, hd) *
+			    scale;
+		}
+
+	float inv[h1 - h0];
+	for (int h = h0; h < h1; h++) {
+		float *sh = sc + (size_t)(h - h0) * L;
+		inv[h - h0] = (float)(1 / vmath_exp_sum(sh, sh,
+		    vmath_max(sh, L), L));
 	}
+
+	float *o = out + (size_t)h0 * hd;
+	memset(o, 0, (size_t)(h1 - h0) * hd * sizeof(float));
+	for (j = 0; j < L; j++) {
+		const float *vj = v + (size_t)j * KV;
+		for (int h = h0; h < h1; h++) {
+			const float *vh = vj + (size_t)(h / grp) * hd;
+			float *oh = out + (size_t)h * hd;
+			v8 w = { 0 };
+			w += sc[(size_t)(h - h0) * L + j];
+			for (int i = 0; i < i8; i += 8) {
+				v8 acc = load8(oh + i) + w * load8(vh + i);
+				memcpy(oh + i, &acc, sizeof acc);
+			}
+			for (int i = i8; i < hd; i++)
+				oh[i] += w[0] * vh[i];
+		}
+	}
+	for (int h = h0; h < h1; h++)
+		for (int i = 0; i < hd; i++)
+			out[(size_t)h * hd + i] *= inv[h - h0];
 }
 
 typedef void attend_fn(const float *, const float *, const float *, int,
-    int, int, float, float *, float *);
+    int, int, int, int, int, float, float *, float *);
 
 __attribute__((target("avx2,fma"))) static void
-attend_avx2(const float *qh, const float *kb, const float *vb, int KV,
-    int L, int hd, float scale, float *sc, float *oh)
+attend_avx2(const float *q, const float *k, const float *v, int KV, int L,
+    int hd, int grp, int h0, int h1, float scale, float *sc, float *out)
 {
-	attend_body(qh, kb, vb, KV, L, hd, scale, sc, oh);
+	attend_body(q, k, v, KV, L, hd, grp, h0, h1, scale, sc, out);
 }
 
 static void
-attend_generic(const float *qh, const float *kb, const float *vb, int KV,
-    int L, int hd, float scale, float *sc, float *oh)
+attend_generic(const float *q, const float *k, const float *v, int KV,
+    int L, int hd, int grp, int h0, int h1, float scale, float *sc,
+    float *out)
 {
-	attend_body(qh, kb, vb, KV, L, hd, scale, sc, oh);
+	attend_body(q, k, v, KV, L, hd, grp, h0, h1, scale, sc, out);
 }
 
 typedef void chunk_fn(float *, const float *, const float *, const float *,
@@ -455,19 +545,22 @@ chunk_generic(float *out, const float *x, const float *w, const float *bias,
 	chunk_body(out, x, w, bias, B, I, O, acc, o0, o1);
 }
 
-/* Chunks of 32 outputs across the threads: which thread computes an
- * output changes nothing in how it is computed. */
+/* Chunks of 24 outputs across the threads, which split even a 288-row
+ * matrix evenly: which thread computes an output changes nothing in how
+ * it is computed.  A single-stream step is bound by reading the weights,
+ * and two threads read faster than one, so all but the smallest matrices
+ * are shared. */
 static void
 matvec(const struct sample_step *s, float *out, const float *x,
     const float *w, const float *bias, int B, int I, int O, int acc)
 {
 	chunk_fn *f = s->avx2 ? chunk_avx2 : chunk_generic;
-	int nchunk = (O + 31) / 32;
+	int nchunk = (O + 23) / 24;
 
 #pragma omp parallel for schedule(static) if (nchunk > 1 && \
-    (size_t)O * I * B > 131072)
+    (size_t)O * I * B >= 32768)
 	for (int k = 0; k < nchunk; k++) {
-		int o0 = k * 32, o1 = o0 + 32 < O ? o0 + 32 : O;
+		int o0 = k * 24, o1 = o0 + 24 < O ? o0 + 24 : O;
 		f(out, x, w, bias, B, I, O, acc, o0, o1);
 	}
 }
@@ -532,7 +625,8 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 	}
 	if (maxlen > s->scap) {
 		s->scap = maxlen;
-		s->scores = xreallocarray(s->scores, (size_t)s->nth * s->scap,
+		s->scores = xreallocarray(s->scores, (size_t)s->nth *
+		    c->n_heads * s->scap,
 		    sizeof(float));
 	}
 
@@ -555,21 +649,26 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 			    KV * sizeof(float));
 		}
 
-		/* Attention: one (sequence, head) per iteration. */
+		/* Attention: a sequence per iteration, or a share of its
+		 * heads when there are fewer sequences than threads. */
 		attend_fn *af = s->avx2 ? attend_avx2 : attend_generic;
-#pragma omp parallel for schedule(dynamic, 1) if (B * H > 1 && \
-    (size_t)B * maxlen * Q > 65536)
-		for (int bh = 0; bh < B * H; bh++) {
-			int b = bh / H, h = bh % H, g = h / grp, t = 0;
+		int parts = B < s->nth ? (s->nth + B - 1) / B : 1;
+		if (parts > H)
+			parts = H;
+#pragma omp parallel for schedule(dynamic, 1) if (B * parts > 1 && \
+    (size_t)B * maxlen * Q > 16384)
+		for (int bp = 0; bp < B * parts; bp++) {
+			int b = bp / parts, part = bp % parts, t = 0;
+			int h0 = H * part / parts, h1 = H * (part + 1) / parts;
 #ifdef _OPENMP
 			t = omp_get_thread_num();
 #endif
 			const struct kv_cache *cb = kv[b];
-			size_t base = (size_t)l * cb->cap * KV + (size_t)g * hd;
-			af(s->q + (size_t)b * Q + (size_t)h * hd, cb->k + base,
-			    cb->v + base, KV, cb->len + 1, hd, scale,
-			    s->scores + (size_t)t * s->scap,
-			    s->att + (size_t)b * Q + (size_t)h * hd);
+			size_t base = (size_t)l * cb->cap * KV;
+			af(s->q + (size_t)b * Q, cb->k + base, cb->v + base, KV,
+			    cb->len + 1, hd, grp, h0, h1, scale,
+			    s->scores + (size_t)t * H * s->scap,
+			    s->att + (size_t)b * Q);
 		}
 		matvec(s, s->x, s->att, p->wo, NULL, B, Q, C, 1);
 

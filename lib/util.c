@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,25 @@ xmalloc(size_t n)
 	void *p = malloc(n ? n : 1);
 	if (p == NULL)
 		err(EXIT_DATA, "out of memory (%zu bytes)", n);
+	return p;
+}
+
+void *
+xmalloc_huge(size_t n)
+{
+	const size_t huge = (size_t)2 << 20;
+	void *p;
+	int e;
+
+	if (n < huge)
+		return xmalloc(n);
+	if ((e = posix_memalign(&p, huge, n)) != 0) {
+		errno = e;
+		err(EXIT_DATA, "out of memory (%zu bytes)", n);
+	}
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, n, MADV_HUGEPAGE);	/* a hint: no matter if refused */
+#endif
 	return p;
 }
 

@@ -31,6 +31,19 @@ same "1 thread" "$T/all" "$T/t1"
 OMP_NUM_THREADS=3 run --batch 4 <"$T/p.jsonl" >"$T/t3" || fail "3 threads"
 same "3 threads" "$T/all" "$T/t3"
 
+# The same with widths that are not multiples of eight (dim 36, heads of
+# 12, ffn 52), where the decoding kernels finish each sum lane by lane.
+ckpt init -o "$T/odd" --dim 36 --heads 3 --ffn 52 --layers 2 --seed 9 ||
+    fail "ckpt init odd"
+rollout -m "$T/odd" -n 3 --max-tokens 24 <"$T/p.jsonl" >"$T/odd_all" ||
+    fail "rollout odd"
+for b in 1 4 7; do
+	OMP_NUM_THREADS=$((b % 3 + 1)) rollout -m "$T/odd" -n 3 \
+	    --max-tokens 24 --batch $b <"$T/p.jsonl" >"$T/odd_b$b" ||
+	    fail "rollout odd --batch $b"
+	same "odd widths, --batch $b" "$T/odd_all" "$T/odd_b$b"
+done
+
 # Prompts in reverse order: the same records, in reverse prompt order.
 # (The prompt without an id is left out: its id is its ordinal.)
 grep '"id"' "$T/p.jsonl" >"$T/ids.jsonl"

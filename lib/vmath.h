@@ -1,0 +1,31 @@
+/*
+ * vmath.h: vector loops over float arrays that decoding runs once a
+ * token: the exponentials of a softmax (over the keys of an attention
+ * head, over the vocabulary) and its sum, and the largest element.
+ *
+ * On a CPU with AVX2 the exponentials come from glibc's vector math
+ * library (libmvec), eight at a time; elsewhere from expf.  Either way
+ * every element is computed on its own, whatever n and its place in the
+ * array, and sums are taken in one fixed order, so a result depends on
+ * the machine but never on how a batch was cut.
+ */
+#ifndef PREFPIPE_VMATH_H
+#define PREFPIPE_VMATH_H
+
+#include <stddef.h>
+
+/* The largest of x[0..n), n >= 1; NaNs are skipped unless x[0] is one. */
+float vmath_max(const float *x, size_t n);
+
+/* The index of the first element equal to the largest: the lowest id
+ * among equals, as a greedy decoder must choose.  0 for n <= 1. */
+size_t vmath_argmax(const float *x, size_t n);
+
+/*
+ * y[i] = exp(x[i] - shift) for i < n (y may be x, or NULL to keep only
+ * the sum), and their sum in double: eight running sums over i mod 8,
+ * added in a fixed tree.
+ */
+double vmath_exp_sum(float *y, const float *x, float shift, size_t n);
+
+#endif
