@@ -10,7 +10,8 @@
 # figures each: tokens per second of wall time, and tokens per second of
 # CPU time (user + system), which a shared machine disturbs much less at
 # one thread; at several threads, idle OpenMP threads spin, so use wall.
-# Each figure is the best of REPS runs (default 3).
+# Each figure is the best of REPS runs (default 3), the configurations
+# taking turns.
 #
 #   sh bench/bench_rollout.sh [TOKENS]	(default 256 a sample)
 set -u
@@ -68,33 +69,33 @@ def rollout(ck, n, prompts, m):
                       "--max-tokens", str(m)], f)
 
 def tps(ck, n, prompts):
-    best_w = best_c = 0
-    for _ in range(REPS):
-        _, w1, c1 = rollout(ck, n, prompts, 1)
-        out, w, c = rollout(ck, n, prompts, M)
-        recs = [json.loads(l) for l in out.splitlines()]
-        toks = sum(len(r["response_tokens"]) - 1 for r in recs)
-        best_w = max(best_w, toks / max(w - w1, 1e-9))
-        best_c = max(best_c, toks / max(c - c1, 1e-9))
-    return best_w, best_c
+    _, w1, c1 = rollout(ck, n, prompts, 1)
+    out, w, c = rollout(ck, n, prompts, M)
+    recs = [json.loads(l) for l in out.splitlines()]
+    toks = sum(len(r["response_tokens"]) - 1 for r in recs)
+    return toks / max(w - w1, 1e-9), toks / max(c - c1, 1e-9)
 
 def reftps(ck):
-    best_w = best_c = 0
-    for _ in range(REPS):
-        out = subprocess.run([ref, ck, str(M)], stdout=subprocess.PIPE,
-                             check=True, text=True).stdout
-        # "ref: N tokens in S s, R tokens/s (C ms CPU a token)"
-        w = float(out.split(", ")[1].split()[0])
-        c = 1000 / float(out.split("(")[1].split()[0])
-        best_w, best_c = max(best_w, w), max(best_c, c)
-    return best_w, best_c
+    out = subprocess.run([ref, ck, str(M)], stdout=subprocess.PIPE,
+                         check=True, text=True).stdout
+    # "ref: N tokens in S s, R tokens/s (C ms CPU a token)"
+    w = float(out.split(", ")[1].split()[0])
+    c = 1000 / float(out.split("(")[1].split()[0])
+    return w, c
+
+def best(a, b):
+    return max(a[0], b[0]), max(a[1], b[1])
 
 for m in ("m288", "m64"):
     ck = os.path.join(T, m)
-    r = reftps(ck)
-    n1 = tps(ck, 1, os.path.join(T, "one.jsonl"))
-    n8 = tps(ck, 8, os.path.join(T, "one.jsonl"))
-    n64 = tps(ck, 8, os.path.join(T, "eight.jsonl"))
+    # Round-robin, so a change in the machine's load between the runs
+    # falls on every configuration alike; the best of REPS of each.
+    r = n1 = n8 = n64 = (0, 0)
+    for _ in range(REPS):
+        r = best(r, reftps(ck))
+        n1 = best(n1, tps(ck, 1, os.path.join(T, "one.jsonl")))
+        n8 = best(n8, tps(ck, 8, os.path.join(T, "one.jsonl")))
+        n64 = best(n64, tps(ck, 8, os.path.join(T, "eight.jsonl")))
     for i, what in ((0, "wall"), (1, "cpu")):
         print("%s %-4s: ref %6.0f tok/s | rollout n=1 %6.0f (%.2fx ref)"
               " | n=8 %6.0f (%.2fx n=1) | 8 prompts x n=8 %6.0f (%.2fx n=1)"

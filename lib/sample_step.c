@@ -47,6 +47,7 @@ struct sample_step {
 	struct layer_p *L;
 	const float *embed, *norm, *out;
 	float *freq;		/* (hd/2) */
+	float *cs;		/* (maxB, hd) rope cos, sin this step */
 	int maxB, nth;
 	float *x, *xb, *q, *k, *v, *att, *g, *u;	/* (maxB, ...) */
 	float *scores;		/* (nth, n_heads, scap) */
@@ -135,6 +136,7 @@ sample_step_new(struct model *m, int maxB)
 	s->att = xmalloc((size_t)maxB * Q * sizeof(float));
 	s->g = xmalloc((size_t)maxB * F * sizeof(float));
 	s->u = xmalloc((size_t)maxB * F * sizeof(float));
+	s->cs = xmalloc((size_t)maxB * hd * sizeof(float));
 	s->avx2 = __builtin_cpu_supports("avx2") &&
 	    __builtin_cpu_supports("fma");
 	return s;
@@ -155,6 +157,7 @@ sample_step_free(struct sample_step *s)
 	free(s->att);
 	free(s->g);
 	free(s->u);
+	free(s->cs);
 	free(s->scores);
 	free(s);
 }
@@ -581,17 +584,29 @@ rmsnorm(float *out, const float *x, const float *w, int B, int C, float eps)
 	}
 }
 
-/* Rotate the nh heads of x in place for position pos. */
+/* cs (hd) = cos (first half) and sin (second half) of the rotation at
+ * position pos, as the model computes them. */
 static void
-rope(const struct sample_step *s, float *x, int nh, int hd, int pos)
+rope_table(const struct sample_step *s, float *cs, int hd, int pos)
 {
 	int half = hd / 2;
 	for (int j = 0; j < half; j++) {
 		float a = (float)pos * s->freq[j];
-		float co = (float)cos(a), si = (float)sin(a);
-		for (int h = 0; h < nh; h++) {
-			float *xh = x + (size_t)h * hd;
+		cs[j] = (float)cos(a);
+		cs[half + j] = (float)sin(a);
+	}
+}
+
+/* Rotate the nh heads of x in place by the angles of cs. */
+static void
+rope(float *x, const float *cs, int nh, int hd)
+{
+	int half = hd / 2;
+	for (int h = 0; h < nh; h++) {
+		float *xh = x + (size_t)h * hd;
+		for (int j = 0; j < half; j++) {
 			float p = xh[j], q = xh[j + half];
+			float co = cs[j], si = cs[half + j];
 			xh[j] = p * co - q * si;
 			xh[j + half] = q * co + p * si;
 		}
@@ -622,6 +637,7 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 			maxlen = kv[b]->len + 1;
 		memcpy(s->x + (size_t)b * C, s->embed + (size_t)tokens[b] * C,
 		    C * sizeof(float));
+		rope_table(s, s->cs + (size_t)b * hd, hd, kv[b]->len);
 	}
 	if (maxlen > s->scap) {
 		s->scap = maxlen;
@@ -640,9 +656,9 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 		for (int b = 0; b < B; b++) {
 			struct kv_cache *cb = kv[b];
 			size_t at = ((size_t)l * cb->cap + cb->len) * KV;
-			rope(s, s->q + (size_t)b * Q, H, hd, cb->len);
-			rope(s, s->k + (size_t)b * KV, c->n_kv_heads, hd,
-			    cb->len);
+			rope(s->q + (size_t)b * Q, s->cs + (size_t)b * hd, H, hd);
+			rope(s->k + (size_t)b * KV, s->cs + (size_t)b * hd,
+			    c->n_kv_heads, hd);
 			memcpy(cb->k + at, s->k + (size_t)b * KV,
 			    KV * sizeof(float));
 			memcpy(cb->v + at, s->v + (size_t)b * KV,
@@ -675,9 +691,7 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 		rmsnorm(s->xb, s->x, p->ln2, B, C, c->norm_eps);
 		matvec(s, s->g, s->xb, p->wg, NULL, B, C, F, 0);
 		matvec(s, s->u, s->xb, p->wu, NULL, B, C, F, 0);
-		for (size_t i = 0; i < (size_t)B * F; i++)
-			s->g[i] = s->g[i] / (1 + (float)exp(-s->g[i])) *
-			    s->u[i];
+		vmath_silu_mul(s->g, s->g, s->u, (size_t)B * F);
 		matvec(s, s->x, s->g, p->wd, NULL, B, F, C, 1);
 	}
 	for (int b = 0; b < B; b++)

@@ -60,6 +60,13 @@ exp_sum_plain(float *y, const float *x, float shift, size_t n)
 	return tree8(d);
 }
 
+static void
+silu_mul_plain(float *h, const float *g, const float *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h[i] = g[i] / (1 + expf(-g[i])) * u[i];
+}
+
 /* ------------------------------------------------------------------------ */
 /* AVX2 */
 
@@ -144,6 +151,31 @@ exp_sum_avx2(float *y, const float *x, float shift, size_t n)
 	return tree8(d);
 }
 
+AVX2 static void
+silu_mul_avx2(float *h, const float *g, const float *u, size_t n)
+{
+	const __m256 one = _mm256_set1_ps(1), zero = _mm256_setzero_ps();
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m256 gv = _mm256_loadu_ps(g + i);
+		__m256 e = _ZGVdN8v_expf(_mm256_sub_ps(zero, gv));
+		_mm256_storeu_ps(h + i, _mm256_mul_ps(_mm256_div_ps(gv,
+		    _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+	}
+	if (i < n) {
+		float tg[8] = { 0 }, tu[8] = { 0 };
+		size_t k, left = n - i;
+		for (k = 0; k < left; k++) {
+			tg[k] = g[i + k];
+			tu[k] = u[i + k];
+		}
+		silu_mul_avx2(tg, tg, tu, 8);
+		for (k = 0; k < left; k++)
+			h[i + k] = tg[k];
+	}
+}
+
 static int
 have_avx2(void)
 {
@@ -194,4 +226,16 @@ vmath_exp_sum(float *y, const float *x, float shift, size_t n)
 		return exp_sum_avx2(y, x, shift, n);
 #endif
 	return exp_sum_plain(y, x, shift, n);
+}
+
+void
+vmath_silu_mul(float *h, const float *g, const float *u, size_t n)
+{
+#ifdef VMATH_AVX2
+	if (have_avx2()) {
+		silu_mul_avx2(h, g, u, n);
+		return;
+	}
+#endif
+	silu_mul_plain(h, g, u, n);
 }

@@ -1,7 +1,8 @@
 /*
  * vmath.h: vector loops over float arrays that decoding runs once a
  * token: the exponentials of a softmax (over the keys of an attention
- * head, over the vocabulary) and its sum, and the largest element.
+ * head, over the vocabulary) and its sum, the largest element, and the
+ * SwiGLU gate.
  *
  * On a CPU with AVX2 the exponentials come from glibc's vector math
  * library (libmvec), eight at a time; elsewhere from expf.  Either way
@@ -27,5 +28,8 @@ size_t vmath_argmax(const float *x, size_t n);
  * added in a fixed tree.
  */
 double vmath_exp_sum(float *y, const float *x, float shift, size_t n);
+
+/* SwiGLU's gate: h[i] = g[i] / (1 + exp(-g[i])) * u[i] (h may be g). */
+void vmath_silu_mul(float *h, const float *g, const float *u, size_t n);
 
 #endif
