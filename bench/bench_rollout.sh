@@ -10,7 +10,7 @@
 # figures each: tokens per second of wall time, and tokens per second of
 # CPU time (user + system), which a shared machine disturbs much less at
 # one thread; at several threads, idle OpenMP threads spin, so use wall.
-# Each figure is the best of REPS runs (default 3), the configurations
+# Times are the least of REPS runs (default 3), the configurations
 # taking turns.
 #
 #   sh bench/bench_rollout.sh [TOKENS]	(default 256 a sample)
@@ -68,34 +68,64 @@ def rollout(ck, n, prompts, m):
         return timed(["rollout", "-q", "-J", "-m", ck, "-n", str(n),
                       "--max-tokens", str(m)], f)
 
-def tps(ck, n, prompts):
-    _, w1, c1 = rollout(ck, n, prompts, 1)
-    out, w, c = rollout(ck, n, prompts, M)
-    recs = [json.loads(l) for l in out.splitlines()]
-    toks = sum(len(r["response_tokens"]) - 1 for r in recs)
-    return toks / max(w - w1, 1e-9), toks / max(c - c1, 1e-9)
+class Config:
+    """One way to decode: the best (least) times seen over the runs."""
+    def __init__(self, ck, n, prompts):
+        self.ck, self.n, self.prompts = ck, n, prompts
+        self.w = self.c = self.w1 = self.c1 = float("inf")
+        self.toks = 0
 
-def reftps(ck):
-    out = subprocess.run([ref, ck, str(M)], stdout=subprocess.PIPE,
-                         check=True, text=True).stdout
-    # "ref: N tokens in S s, R tokens/s (C ms CPU a token)"
-    w = float(out.split(", ")[1].split()[0])
-    c = 1000 / float(out.split("(")[1].split()[0])
-    return w, c
+    def run(self):
+        # Decoding time is a run's time less that of the same run with
+        # --max-tokens 1, each the least of its runs: the difference of
+        # two noisy minima, not the best of noisy differences.
+        _, w1, c1 = rollout(self.ck, self.n, self.prompts, 1)
+        out, w, c = rollout(self.ck, self.n, self.prompts, M)
+        recs = [json.loads(l) for l in out.splitlines()]
+        self.toks = sum(len(r["response_tokens"]) - 1 for r in recs)
+        self.w, self.c = min(self.w, w), min(self.c, c)
+        self.w1, self.c1 = min(self.w1, w1), min(self.c1, c1)
 
-def best(a, b):
-    return max(a[0], b[0]), max(a[1], b[1])
+    def tps(self):
+        return (self.toks / max(self.w - self.w1, 1e-3),
+                self.toks / max(self.c - self.c1, 1e-3))
+
+class Ref:
+    def __init__(self, ck):
+        self.ck, self.best, self.bound = ck, (0, 0), 0
+
+    def run(self):
+        out = subprocess.run([ref, self.ck, str(M)], stdout=subprocess.PIPE,
+                             check=True, text=True).stdout.splitlines()
+        # "ref: N tokens in S s, R tokens/s (C ms CPU a token)"
+        w = float(out[0].split(", ")[1].split()[0])
+        c = 1000 / float(out[0].split("(")[1].split()[0])
+        self.best = max(self.best[0], w), max(self.best[1], c)
+        # "read: B GB/s (W MB of weights)": a token reads every weight
+        if len(out) > 1:
+            b, mb = float(out[1].split()[1]), float(out[1].split("(")[1].split()[0])
+            self.bound = max(self.bound, b * 1e3 / mb)
+
+    def tps(self):
+        return self.best
 
 for m in ("m288", "m64"):
     ck = os.path.join(T, m)
     # Round-robin, so a change in the machine's load between the runs
-    # falls on every configuration alike; the best of REPS of each.
-    r = n1 = n8 = n64 = (0, 0)
+    # falls on every configuration alike.
+    one, eight = os.path.join(T, "one.jsonl"), os.path.join(T, "eight.jsonl")
+    cfgs = [Ref(ck), Config(ck, 1, one), Config(ck, 8, one),
+            Config(ck, 8, eight)]
     for _ in range(REPS):
-        r = best(r, reftps(ck))
-        n1 = best(n1, tps(ck, 1, os.path.join(T, "one.jsonl")))
-        n8 = best(n8, tps(ck, 8, os.path.join(T, "one.jsonl")))
-        n64 = best(n64, tps(ck, 8, os.path.join(T, "eight.jsonl")))
+        for cfg in cfgs:
+            cfg.run()
+    r, n1, n8, n64 = (cfg.tps() for cfg in cfgs)
+    if cfgs[0].bound:
+        print("%s memory bound: %.0f tok/s a stream (every weight read once"
+              " a token at the threads' memory read rate); n=1 at %.0f%%,"
+              " ref at %.0f%%"
+              % (m, cfgs[0].bound, 100 * n1[0] / cfgs[0].bound,
+                 100 * r[0] / cfgs[0].bound))
     for i, what in ((0, "wall"), (1, "cpu")):
         print("%s %-4s: ref %6.0f tok/s | rollout n=1 %6.0f (%.2fx ref)"
               " | n=8 %6.0f (%.2fx n=1) | 8 prompts x n=8 %6.0f (%.2fx n=1)"

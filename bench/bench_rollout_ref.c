@@ -9,7 +9,12 @@
  *   bench_rollout_ref CKPT STEPS
  *
  * Prints "ref: STEPS tokens in S s, R tokens/s (C ms CPU a token)" for
- * the decoding steps alone (the model load is not timed).
+ * the decoding steps alone (the model load is not timed), then
+ * "read: B GB/s (W MB of weights)": how fast the threads read memory, in
+ * passes over 256 MiB (more than any cache holds), best of five.  A
+ * single stream reads every weight once a token, from memory when the
+ * weights are larger than the caches, so B / W tokens/s bounds any
+ * decoder of the model on this machine.
  */
 #include "config.h"
 
@@ -95,6 +100,27 @@ rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 	ss = 1.0f / sqrtf(ss / n + eps);
 	for (int j = 0; j < n; j++)
 		o[j] = w[j] * (ss * x[j]);
+}
+
+/* Bytes a second the threads read n floats at, best of five passes. */
+__attribute__((target("avx2"), optimize("O3", "fast-math")))
+static double
+read_rate_avx2(const float *p, size_t n)
+{
+	double best = 0;
+	for (int r = 0; r < 5; r++) {
+		float sum = 0;
+		double t0 = pp_now();
+#pragma omp parallel for reduction(+:sum)
+		for (size_t i = 0; i < n; i++)
+			sum += p[i];
+		double t = pp_now() - t0;
+		if (sum == 12345.678f)		/* keep the loop */
+			putchar(' ');
+		if (n * sizeof(float) / t > best)
+			best = n * sizeof(float) / t;
+	}
+	return best;
 }
 
 int
@@ -229,6 +255,16 @@ main(int argc, char **argv)
 	double t = pp_now() - t0, ct = cpu_now() - c0;
 	printf("ref: %d tokens in %.3f s, %.1f tokens/s (%.2f ms CPU a "
 	    "token)\n", steps, t, steps / t, 1e3 * ct / steps);
+	if (fast) {
+		size_t n = (size_t)64 << 20;
+		float *buf = xmalloc(n * sizeof(float));
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (float)(i & 7);
+		printf("read: %.1f GB/s (%.1f MB of weights)\n",
+		    read_rate_avx2(buf, n) / 1e9,
+		    m->nparams * sizeof(float) / 1e6);
+		free(buf);
+	}
 	model_free(m);
 	ckpt_free(ck);
 	return 0;

@@ -548,24 +548,52 @@ chunk_generic(float *out, const float *x, const float *w, const float *bias,
 	chunk_body(out, x, w, bias, B, I, O, acc, o0, o1);
 }
 
-/* Chunks of 24 outputs across the threads, which split even a 288-row
- * matrix evenly: which thread computes an output changes nothing in how
- * it is computed.  A single-stream step is bound by reading the weights,
- * and two threads read faster than one, so all but the smallest matrices
- * are shared. */
+/* One product of a batch of matvec_jobs: out (B,O) = x w^T + bias. */
+struct mv_job {
+	float *out;
+	const float *w, *bias;
+	int O;
+};
+
+/*
+ * Products that share their input x (B,I), as q, k and v do: chunks of
+ * 24 outputs of all of them across the threads, in one parallel region.
+ * Which thread computes an output changes nothing in how it is computed.
+ * A single-stream step is bound by reading the weights, and two threads
+ * read faster than one, so all but the smallest products are shared, and
+ * every region less is a wait less with memory idle.
+ */
+static void
+matvec_jobs(const struct sample_step *s, const float *x, int B, int I,
+    int acc, const struct mv_job *jobs, int njobs)
+{
+	chunk_fn *f = s->avx2 ? chunk_avx2 : chunk_generic;
+	int nchunk = 0, first[4];
+	size_t work = 0;
+
+	for (int j = 0; j < njobs; j++) {
+		first[j] = nchunk;
+		nchunk += (jobs[j].O + 23) / 24;
+		work += (size_t)jobs[j].O * I * B;
+	}
+#pragma omp parallel for schedule(static) if (nchunk > 1 && work >= 32768)
+	for (int k = 0; k < nchunk; k++) {
+		int j = njobs - 1;
+		while (k < first[j])
+			j--;
+		const struct mv_job *jb = &jobs[j];
+		int o0 = (k - first[j]) * 24;
+		int o1 = o0 + 24 < jb->O ? o0 + 24 : jb->O;
+		f(jb->out, x, jb->w, jb->bias, B, I, jb->O, acc, o0, o1);
+	}
+}
+
 static void
 matvec(const struct sample_step *s, float *out, const float *x,
     const float *w, const float *bias, int B, int I, int O, int acc)
 {
-	chunk_fn *f = s->avx2 ? chunk_avx2 : chunk_generic;
-	int nchunk = (O + 23) / 24;
-
-#pragma omp parallel for schedule(static) if (nchunk > 1 && \
-    (size_t)O * I * B >= 32768)
-	for (int k = 0; k < nchunk; k++) {
-		int o0 = k * 24, o1 = o0 + 24 < O ? o0 + 24 : O;
-		f(out, x, w, bias, B, I, O, acc, o0, o1);
-	}
+	struct mv_job j = { out, w, bias, O };
+	matvec_jobs(s, x, B, I, acc, &j, 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -650,9 +678,9 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 		const struct layer_p *p = &s->L[l];
 
 		rmsnorm(s->xb, s->x, p->ln1, B, C, c->norm_eps);
-		matvec(s, s->q, s->xb, p->wq, p->bq, B, C, Q, 0);
-		matvec(s, s->k, s->xb, p->wk, p->bk, B, C, KV, 0);
-		matvec(s, s->v, s->xb, p->wv, p->bv, B, C, KV, 0);
+		struct mv_job qkv[3] = { { s->q, p->wq, p->bq, Q },
+		    { s->k, p->wk, p->bk, KV }, { s->v, p->wv, p->bv, KV } };
+		matvec_jobs(s, s->xb, B, C, 0, qkv, 3);
 		for (int b = 0; b < B; b++) {
 			struct kv_cache *cb = kv[b];
 			size_t at = ((size_t)l * cb->cap + cb->len) * KV;
@@ -689,8 +717,9 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 		matvec(s, s->x, s->att, p->wo, NULL, B, Q, C, 1);
 
 		rmsnorm(s->xb, s->x, p->ln2, B, C, c->norm_eps);
-		matvec(s, s->g, s->xb, p->wg, NULL, B, C, F, 0);
-		matvec(s, s->u, s->xb, p->wu, NULL, B, C, F, 0);
+		struct mv_job gu[2] = { { s->g, p->wg, NULL, F },
+		    { s->u, p->wu, NULL, F } };
+		matvec_jobs(s, s->xb, B, C, 0, gu, 2);
 		vmath_silu_mul(s->g, s->g, s->u, (size_t)B * F);
 		matvec(s, s->x, s->g, p->wd, NULL, B, F, C, 1);
 	}
