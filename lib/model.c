@@ -245,3 +245,32 @@ model_extend(struct model *m, struct kv_cache **kv, int B, const int *ntok,
 {
 	net_extend(&m->acts->net, kv, B, ntok, tokens, logits);
 }
+
+/* ------------------------------------------------------------------------ */
+/* The kernels, for decoding steps of their own */
+
+void
+model_rmsnorm(float *out, const float *x, const float *w, int N, int C,
+    float eps)
+{
+	float rstd[N > 0 ? N : 1];
+	rmsnorm_forward(out, rstd, x, w, N, C, eps);
+}
+
+void
+model_rope_freqs(const struct model_config *c, float *freq)
+{
+	rope_freqs(freq, c);
+}
+
+void
+model_rope_table(float *cs, const int *pos, const float *freq, int N, int hd)
+{
+	rope_table(cs, pos, freq, N, hd);
+}
+
+void
+model_rope(float *x, const float *cs, int N, int nh, int hd)
+{
+	rope_apply(x, cs, N, nh, hd, 1);
+}

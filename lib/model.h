@@ -267,4 +267,21 @@ static inline void kv_cache_reset(struct kv_cache *kv) { kv->len = 0; }
 void model_extend(struct model *m, struct kv_cache **kv, int B,
     const int *ntok, const int *tokens, float *logits);
 
+/* ------------------------------------------------------------------------ */
+/*
+ * 4. The model's own kernels, for a decoding step written outside it
+ * (lib/sample_step.c), so that it computes what model_forward computes.
+ */
+
+/* out (N, C) = x (N, C) normalised by its root mean square, times w (C). */
+void model_rmsnorm(float *out, const float *x, const float *w, int N, int C,
+    float eps);
+/* The rotary frequencies (head_dim / 2), llama3 scaling included. */
+void model_rope_freqs(const struct model_config *cfg, float *freq);
+/* cs (N, hd): cos (first half) and sin (second half) at positions pos. */
+void model_rope_table(float *cs, const int *pos, const float *freq, int N,
+    int hd);
+/* Rotate the nh heads of each row of x (N, nh * hd) by cs (N, hd). */
+void model_rope(float *x, const float *cs, int N, int nh, int hd);
+
 #endif

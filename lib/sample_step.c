@@ -16,10 +16,11 @@
  *     sequence of operations whatever B, the row's place, or the threads:
  *     eight partial sums over the input in order, added in a fixed tree.
  *
- * The arithmetic is the model's (lib/model_impl.h): RMSNorm, rotary
- * embeddings in the rotate-half convention with the same frequencies,
- * grouped-query attention, SwiGLU; it is checked against model_forward by
- * tests/rollout_basic.sh.
+ * The arithmetic is the model's: RMSNorm and the rotary embeddings are
+ * its own kernels (model_rmsnorm, model_rope), grouped-query attention and
+ * SwiGLU are written here for a batch of single tokens (the exponentials
+ * from lib/vmath); tests/rollout_basic.sh checks the result against
+ * model_forward.
  */
 #include "config.h"
 
@@ -48,6 +49,7 @@ struct sample_step {
 	const float *embed, *norm, *out;
 	float *freq;		/* (hd/2) */
 	float *cs;		/* (maxB, hd) rope cos, sin this step */
+	int *pos;		/* (maxB) the positions this step */
 	int maxB, nth;
 	float *x, *xb, *q, *k, *v, *att, *g, *u;	/* (maxB, ...) */
 	float *scores;		/* (nth, n_heads, scap) */
@@ -101,28 +103,8 @@ sample_step_new(struct model *m, int maxB)
 	s->out = c->tie_embeddings ? s->embed :
 	    param(m, "lm_head.weight", 0, 1);
 
-	/* The model's frequencies, llama3 scaling included, rounded to
-	 * float as it rounds them. */
 	s->freq = xcalloc(hd / 2 + 1, sizeof(float));
-	for (int j = 0; j < hd / 2; j++) {
-		double f = 1.0 / pow(c->rope_theta, 2.0 * j / hd);
-		if (c->rope_scaling == ROPE_LLAMA3) {
-			double lo = c->rope_orig_max_pos / c->rope_low_freq_factor;
-			double hi = c->rope_orig_max_pos /
-			    c->rope_high_freq_factor;
-			double wl = 2 * M_PI / f;
-			if (wl > lo)
-				f = f / c->rope_factor;
-			else if (wl >= hi) {
-				double sm = (c->rope_orig_max_pos / wl -
-				    c->rope_low_freq_factor) /
-				    (c->rope_high_freq_factor -
-				    c->rope_low_freq_factor);
-				f = (1 - sm) * f / c->rope_factor + sm * f;
-			}
-		}
-		s->freq[j] = (float)f;
-	}
+	model_rope_freqs(c, s->freq);
 
 	s->nth = 1;
 #ifdef _OPENMP
@@ -137,6 +119,7 @@ sample_step_new(struct model *m, int maxB)
 	s->g = xmalloc((size_t)maxB * F * sizeof(float));
 	s->u = xmalloc((size_t)maxB * F * sizeof(float));
 	s->cs = xmalloc((size_t)maxB * hd * sizeof(float));
+	s->pos = xmalloc((size_t)maxB * sizeof(int));
 	s->avx2 = __builtin_cpu_supports("avx2") &&
 	    __builtin_cpu_supports("fma");
 	return s;
@@ -158,6 +141,7 @@ sample_step_free(struct sample_step *s)
 	free(s->g);
 	free(s->u);
 	free(s->cs);
+	free(s->pos);
 	free(s->scores);
 	free(s);
 }
@@ -317,9 +301,10 @@ k1x4(const float *x, int I, const float *w, float *r)
 	r[3] = hsum(&a3, x, w + 3 * I, i8, I);
 }
 
-/* One row by eight outputs. */
+/* One row by eight outputs, whose rows of w lie ldw floats apart (the
+ * rows of a weight matrix, or the keys of a head in a KV cache). */
 AI void
-k1x8(const float *x, int I, const float *w, float *r)
+k1x8(const float *x, int I, const float *w, size_t ldw, float *r)
 {
 	v8 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
 	v8 a4 = { 0 }, a5 = { 0 }, a6 = { 0 }, a7 = { 0 };
@@ -330,21 +315,21 @@ k1x8(const float *x, int I, const float *w, float *r)
 		/* The next eight rows, one cache line in two iterations. */
 		if ((i & 15) == 0)
 			for (int k = 8; k < 16; k++)
-				__builtin_prefetch(w + k * I + i);
+				__builtin_prefetch(w + k * ldw + i);
 		a0 += xv * load8(w + i);
-		a1 += xv * load8(w + I + i);
-		a2 += xv * load8(w + 2 * I + i);
-		a3 += xv * load8(w + 3 * I + i);
-		a4 += xv * load8(w + 4 * I + i);
-		a5 += xv * load8(w + 5 * I + i);
-		a6 += xv * load8(w + 6 * I + i);
-		a7 += xv * load8(w + 7 * I + i);
+		a1 += xv * load8(w + ldw + i);
+		a2 += xv * load8(w + 2 * ldw + i);
+		a3 += xv * load8(w + 3 * ldw + i);
+		a4 += xv * load8(w + 4 * ldw + i);
+		a5 += xv * load8(w + 5 * ldw + i);
+		a6 += xv * load8(w + 6 * ldw + i);
+		a7 += xv * load8(w + 7 * ldw + i);
 	}
 	v8 v = reduce8(a0, a1, a2, a3, a4, a5, a6, a7);
 	memcpy(r, &v, sizeof v);
 	for (int i = i8; i < I; i++)
 		for (int k = 0; k < 8; k++)
-			r[k] += x[i] * w[(size_t)k * I + i];
+			r[k] += x[i] * w[k * ldw + i];
 }
 
 /* One row by one output. */
@@ -409,7 +394,7 @@ chunk_body(float *out, const float *x, const float *w, const float *bias,
 		float *ob = out + (size_t)b * O;
 		o = o0;
 		for (; o + 8 <= o1; o += 8) {
-			k1x8(xb, I, w + (size_t)o * I, r);
+			k1x8(xb, I, w + (size_t)o * I, I, r);
 			for (int k = 0; k < 8; k++)
 				put(ob + o + k, r[k], bias ? bias + o + k :
 				    NULL, acc);
@@ -449,26 +434,9 @@ attend_body(const float *q, const float *k, const float *v, int KV, int L,
 			const float *qh = q + (size_t)h * hd;
 			const float *k0 = k + (size_t)j * KV +
 			    (size_t)(h / grp) * hd;
-			v8 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
-			v8 a4 = { 0 }, a5 = { 0 }, a6 = { 0 }, a7 = { 0 };
-			for (int i = 0; i < i8; i += 8) {
-				v8 qv = load8(qh + i);
-				a0 += qv * load8(k0 + i);
-				a1 += qv * load8(k0 + KV + i);
-				a2 += qv * load8(k0 + 2 * KV + i);
-				a3 += qv * load8(k0 + 3 * KV + i);
-				a4 += qv * load8(k0 + 4 * KV + i);
-				a5 += qv * load8(k0 + 5 * KV + i);
-				a6 += qv * load8(k0 + 6 * KV + i);
-				a7 += qv * load8(k0 + 7 * KV + i);
-			}
-			v8 d = reduce8(a0, a1, a2, a3, a4, a5, a6, a7);
-			memcpy(r, &d, sizeof d);
-			for (int t = 0; t < 8; t++) {
-				for (int i = i8; i < hd; i++)
-					r[t] += qh[i] * k0[(size_t)t * KV + i];
+			k1x8(qh, hd, k0, KV, r);
+			for (int t = 0; t < 8; t++)
 				sc[(size_t)(h - h0) * L + j + t] = r[t] * scale;
-			}
 		}
 	}
 	for (; j < L; j++)
@@ -598,49 +566,6 @@ matvec(const struct sample_step *s, float *out, const float *x,
 
 /* ------------------------------------------------------------------------ */
 
-static void
-rmsnorm(float *out, const float *x, const float *w, int B, int C, float eps)
-{
-	for (int b = 0; b < B; b++) {
-		const float *xb = x + (size_t)b * C;
-		float *ob = out + (size_t)b * C, ss = 0, r;
-		for (int c = 0; c < C; c++)
-			ss += xb[c] * xb[c];
-		r = (float)(1 / sqrt(ss / C + eps));
-		for (int c = 0; c < C; c++)
-			ob[c] = w[c] * (xb[c] * r);
-	}
-}
-
-/* cs (hd) = cos (first half) and sin (second half) of the rotation at
- * position pos, as the model computes them. */
-static void
-rope_table(const struct sample_step *s, float *cs, int hd, int pos)
-{
-	int half = hd / 2;
-	for (int j = 0; j < half; j++) {
-		float a = (float)pos * s->freq[j];
-		cs[j] = (float)cos(a);
-		cs[half + j] = (float)sin(a);
-	}
-}
-
-/* Rotate the nh heads of x in place by the angles of cs. */
-static void
-rope(float *x, const float *cs, int nh, int hd)
-{
-	int half = hd / 2;
-	for (int h = 0; h < nh; h++) {
-		float *xh = x + (size_t)h * hd;
-		for (int j = 0; j < half; j++) {
-			float p = xh[j], q = xh[j + half];
-			float co = cs[j], si = cs[half + j];
-			xh[j] = p * co - q * si;
-			xh[j + half] = q * co + p * si;
-		}
-	}
-}
-
 void
 sample_step(struct sample_step *s, struct kv_cache **kv, int B,
     const int *tokens, float *logits)
@@ -665,28 +590,27 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 			maxlen = kv[b]->len + 1;
 		memcpy(s->x + (size_t)b * C, s->embed + (size_t)tokens[b] * C,
 		    C * sizeof(float));
-		rope_table(s, s->cs + (size_t)b * hd, hd, kv[b]->len);
+		s->pos[b] = kv[b]->len;
 	}
+	model_rope_table(s->cs, s->pos, s->freq, B, hd);
 	if (maxlen > s->scap) {
 		s->scap = maxlen;
 		s->scores = xreallocarray(s->scores, (size_t)s->nth *
-		    c->n_heads * s->scap,
-		    sizeof(float));
+		    c->n_heads * s->scap, sizeof(float));
 	}
 
 	for (int l = 0; l < c->n_layers; l++) {
 		const struct layer_p *p = &s->L[l];
 
-		rmsnorm(s->xb, s->x, p->ln1, B, C, c->norm_eps);
+		model_rmsnorm(s->xb, s->x, p->ln1, B, C, c->norm_eps);
 		struct mv_job qkv[3] = { { s->q, p->wq, p->bq, Q },
 		    { s->k, p->wk, p->bk, KV }, { s->v, p->wv, p->bv, KV } };
 		matvec_jobs(s, s->xb, B, C, 0, qkv, 3);
+		model_rope(s->q, s->cs, B, H, hd);
+		model_rope(s->k, s->cs, B, c->n_kv_heads, hd);
 		for (int b = 0; b < B; b++) {
 			struct kv_cache *cb = kv[b];
 			size_t at = ((size_t)l * cb->cap + cb->len) * KV;
-			rope(s->q + (size_t)b * Q, s->cs + (size_t)b * hd, H, hd);
-			rope(s->k + (size_t)b * KV, s->cs + (size_t)b * hd,
-			    c->n_kv_heads, hd);
 			memcpy(cb->k + at, s->k + (size_t)b * KV,
 			    KV * sizeof(float));
 			memcpy(cb->v + at, s->v + (size_t)b * KV,
@@ -716,7 +640,7 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 		}
 		matvec(s, s->x, s->att, p->wo, NULL, B, Q, C, 1);
 
-		rmsnorm(s->xb, s->x, p->ln2, B, C, c->norm_eps);
+		model_rmsnorm(s->xb, s->x, p->ln2, B, C, c->norm_eps);
 		struct mv_job gu[2] = { { s->g, p->wg, NULL, F },
 		    { s->u, p->wu, NULL, F } };
 		matvec_jobs(s, s->xb, B, C, 0, gu, 2);
@@ -725,6 +649,6 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 	}
 	for (int b = 0; b < B; b++)
 		kv[b]->len++;
-	rmsnorm(s->xb, s->x, s->norm, B, C, c->norm_eps);
+	model_rmsnorm(s->xb, s->x, s->norm, B, C, c->norm_eps);
 	matvec(s, logits, s->xb, s->out, NULL, B, C, V, 0);
 }
