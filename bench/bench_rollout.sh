@@ -102,7 +102,9 @@ class Ref:
         c = 1000 / float(out[0].split("(")[1].split()[0])
         self.best = max(self.best[0], w), max(self.best[1], c)
         # "read: B GB/s (W MB of weights)": a token reads every weight
-        if len(out) > 1:
+        # (for weights larger than the caches: a small model's stay in
+        # them, and its bound is the arithmetic, not memory)
+        if len(out) > 1 and float(out[1].split("(")[1].split()[0]) > 32:
             b, mb = float(out[1].split()[1]), float(out[1].split("(")[1].split()[0])
             self.bound = max(self.bound, b * 1e3 / mb)
 
