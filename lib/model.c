@@ -212,6 +212,28 @@ kv_cache_new(const struct model_config *c, int cap)
 	return kv;
 }
 
+struct kv_cache *
+kv_cache_fork(const struct kv_cache *base, int cap)
+{
+	struct kv_cache *kv = xcalloc(1, sizeof(*kv));
+	size_t n;
+
+	if (base->base != NULL)
+		errx(1, "kv_cache_fork: the base is a fork itself");
+	if (cap < base->len)
+		errx(1, "kv_cache_fork: %d positions, the base has %d", cap,
+		    base->len);
+	kv->cap = cap;
+	kv->nlayers = base->nlayers;
+	kv->kvdim = base->kvdim;
+	kv->base = base;
+	kv->off = kv->len = base->len;
+	n = (size_t)kv->nlayers * (cap - kv->off) * kv->kvdim;
+	kv->k = xmalloc_huge(n * sizeof(float));
+	kv->v = xmalloc_huge(n * sizeof(float));
+	return kv;
+}
+
 void
 kv_cache_free(struct kv_cache *kv)
 {
@@ -227,6 +249,8 @@ kv_cache_copy(struct kv_cache *dst, const struct kv_cache *src)
 {
 	size_t row = (size_t)src->kvdim * sizeof(float);
 
+	if (dst->base != NULL || src->base != NULL)
+		errx(1, "kv_cache_copy: forks are not copied");
 	if (dst->cap < src->len || dst->kvdim != src->kvdim ||
 	    dst->nlayers != src->nlayers)
 		errx(1, "kv_cache_copy: caches of different shapes");
@@ -243,6 +267,10 @@ void
 model_extend(struct model *m, struct kv_cache **kv, int B, const int *ntok,
     const int *tokens, float *logits)
 {
+	for (int i = 0; i < B; i++)
+		if (kv[i]->base != NULL)
+			errx(1, "model_extend: forked caches are decoded by "
+			    "sample_step");
 	net_extend(&m->acts->net, kv, B, ntok, tokens, logits);
 }
 

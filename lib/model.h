@@ -237,22 +237,33 @@ size_t model_act_bytes(const struct model_config *cfg, int nseq,
 /* ------------------------------------------------------------------------ */
 /* 3. Generation with a KV cache */
 
-/* The keys and values one sequence has seen, for every layer. */
+/*
+ * The keys and values one sequence has seen, for every layer.  A fork
+ * (kv_cache_fork) shares the positions its base held when it was made, a
+ * prompt read once for all its samples, and holds only its own after.
+ */
 struct kv_cache {
-	int len;		/* positions filled */
-	int cap;		/* positions allocated */
+	int len;		/* positions filled, the base's included */
+	int cap;		/* positions it can hold, the base's included */
 	int nlayers, kvdim;
-	float *k;		/* (nlayers, cap, kvdim) */
-	float *v;		/* (nlayers, cap, kvdim) */
+	const struct kv_cache *base;	/* a fork's shared prefix, or NULL */
+	int off;		/* the positions in base (0 without one) */
+	float *k;		/* (nlayers, cap - off, kvdim): positions off.. */
+	float *v;		/* (nlayers, cap - off, kvdim) */
 };
 
 struct kv_cache *kv_cache_new(const struct model_config *cfg, int cap);
 void kv_cache_free(struct kv_cache *kv);
 /*
- * Make dst a copy of src's filled prefix (dst->cap >= src->len): a prompt
- * read once, then continued in several samples.  A copy, not shared
- * blocks: it costs 2 * n_layers * len * kvdim floats per fork, small next
- * to decoding the samples.
+ * A cache for cap positions whose first base->len are base's, read in
+ * place: base must not change while the fork lives.  Only sample_step
+ * (lib/sample.h) decodes forks; model_extend and kv_cache_copy take whole
+ * caches.
+ */
+struct kv_cache *kv_cache_fork(const struct kv_cache *base, int cap);
+/*
+ * Make dst a copy of src's filled prefix (dst->cap >= src->len): a context
+ * read once, then continued in several ways (score --flr).
  */
 void kv_cache_copy(struct kv_cache *dst, const struct kv_cache *src);
 static inline void kv_cache_reset(struct kv_cache *kv) { kv->len = 0; }

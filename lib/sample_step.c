@@ -412,90 +412,101 @@ chunk_body(float *out, const float *x, const float *w, const float *bias,
 }
 
 /*
- * Attention of query heads h0..h1 of one sequence over its L keys.  The
- * keys are read a block of eight rows at a time, every head taking its
- * scores from the block while it is in cache, and the values row by row,
- * so each is one pass in address order over the cache.  A key's score is
- * summed as the matrix products sum (eight lanes, hsum's tree), eight
- * keys in one reduction; then a softmax per head (vmath), and the values
- * weighted by it, summed over the keys in order and normalised at the end.
+ * Attention of query heads h0..h1 of one sequence over its keys, which lie
+ * in up to two runs: the prefix a fork shares with its prompt's other
+ * samples, then its own (g = 0, 1; k[g] and v[g] (L[g], KV)).  The keys are
+ * read a block of eight rows at a time, every head taking its scores from
+ * the block while it is in cache, and the values row by row, so each run
+ * is one pass in address order.  A key's score is summed as the matrix
+ * products sum (eight lanes, hsum's tree), eight keys in one reduction,
+ * and comes out the same whichever run or block it is in; then a softmax
+ * per head (vmath), and the values weighted by it, summed over the keys in
+ * order and normalised at the end.
  *
- *   q (H*hd), k and v (L, KV), sc (H, L) scratch, out (H*hd)
+ *   q (H*hd), sc (H, L[0] + L[1]) scratch, out (H*hd)
  */
 AI void
-attend_body(const float *q, const float *k, const float *v, int KV, int L,
-    int hd, int grp, int h0, int h1, float scale, float *sc, float *out)
+attend_body(const float *q, const float *const k[2],
+    const float *const v[2], const int L[2], int KV, int hd, int grp, int h0,
+    int h1, float scale, float *sc, float *out)
 {
-	int i8 = hd & ~7, j = 0;
+	int i8 = hd & ~7, n = L[0] + L[1];
 	float r[8];
 
-	for (; j + 8 <= L; j += 8) {
-		for (int h = h0; h < h1; h++) {
-			const float *qh = q + (size_t)h * hd;
-			const float *k0 = k + (size_t)j * KV +
-			    (size_t)(h / grp) * hd;
-			k1x8(qh, hd, k0, KV, r);
-			for (int t = 0; t < 8; t++)
-				sc[(size_t)(h - h0) * L + j + t] = r[t] * scale;
-		}
+	for (int g = 0, j0 = 0; g < 2; j0 += L[g], g++) {
+		int j = 0;
+		for (; j + 8 <= L[g]; j += 8)
+			for (int h = h0; h < h1; h++) {
+				const float *qh = q + (size_t)h * hd;
+				const float *k0 = k[g] + (size_t)j * KV +
+				    (size_t)(h / grp) * hd;
+				k1x8(qh, hd, k0, KV, r);
+				for (int t = 0; t < 8; t++)
+					sc[(size_t)(h - h0) * n + j0 + j + t] =
+					    r[t] * scale;
+			}
+		for (; j < L[g]; j++)
+			for (int h = h0; h < h1; h++) {
+				const float *qh = q + (size_t)h * hd;
+				const float *kj = k[g] + (size_t)j * KV +
+				    (size_t)(h / grp) * hd;
+				v8 a = { 0 };
+				for (int i = 0; i < i8; i += 8)
+					a += load8(qh + i) * load8(kj + i);
+				sc[(size_t)(h - h0) * n + j0 + j] =
+				    hsum(&a, qh, kj, i8, hd) * scale;
+			}
 	}
-	for (; j < L; j++)
-		for (int h = h0; h < h1; h++) {
-			const float *qh = q + (size_t)h * hd;
-			const float *kj = k + (size_t)j * KV +
-			    (size_t)(h / grp) * hd;
-			v8 a = { 0 };
-			for (int i = 0; i < i8; i += 8)
-				a += load8(qh + i) * load8(kj + i);
-			sc[(size_t)(h - h0) * L + j] = hsum(&a, qh, kj, i8, hd) *
-			    scale;
-		}
 
 	float inv[h1 - h0];
 	for (int h = h0; h < h1; h++) {
-		float *sh = sc + (size_t)(h - h0) * L;
+		float *sh = sc + (size_t)(h - h0) * n;
 		inv[h - h0] = (float)(1 / vmath_exp_sum(sh, sh,
-		    vmath_max(sh, L), L));
+		    vmath_max(sh, n), n));
 	}
 
 	float *o = out + (size_t)h0 * hd;
 	memset(o, 0, (size_t)(h1 - h0) * hd * sizeof(float));
-	for (j = 0; j < L; j++) {
-		const float *vj = v + (size_t)j * KV;
-		for (int h = h0; h < h1; h++) {
-			const float *vh = vj + (size_t)(h / grp) * hd;
-			float *oh = out + (size_t)h * hd;
-			v8 w = { 0 };
-			w += sc[(size_t)(h - h0) * L + j];
-			for (int i = 0; i < i8; i += 8) {
-				v8 acc = load8(oh + i) + w * load8(vh + i);
-				memcpy(oh + i, &acc, sizeof acc);
+	for (int g = 0, j0 = 0; g < 2; j0 += L[g], g++)
+		for (int j = 0; j < L[g]; j++) {
+			const float *vj = v[g] + (size_t)j * KV;
+			for (int h = h0; h < h1; h++) {
+				const float *vh = vj + (size_t)(h / grp) * hd;
+				float *oh = out + (size_t)h * hd;
+				v8 w = { 0 };
+				w += sc[(size_t)(h - h0) * n + j0 + j];
+				for (int i = 0; i < i8; i += 8) {
+					v8 acc = load8(oh + i) +
+					    w * load8(vh + i);
+					memcpy(oh + i, &acc, sizeof acc);
+				}
+				for (int i = i8; i < hd; i++)
+					oh[i] += w[0] * vh[i];
 			}
-			for (int i = i8; i < hd; i++)
-				oh[i] += w[0] * vh[i];
 		}
-	}
 	for (int h = h0; h < h1; h++)
 		for (int i = 0; i < hd; i++)
 			out[(size_t)h * hd + i] *= inv[h - h0];
 }
 
-typedef void attend_fn(const float *, const float *, const float *, int,
-    int, int, int, int, int, float, float *, float *);
+typedef void attend_fn(const float *, const float *const[2],
+    const float *const[2], const int[2], int, int, int, int, int, float,
+    float *, float *);
 
 __attribute__((target("avx2,fma"))) static void
-attend_avx2(const float *q, const float *k, const float *v, int KV, int L,
-    int hd, int grp, int h0, int h1, float scale, float *sc, float *out)
+attend_avx2(const float *q, const float *const k[2], const float *const v[2],
+    const int L[2], int KV, int hd, int grp, int h0, int h1, float scale,
+    float *sc, float *out)
 {
-	attend_body(q, k, v, KV, L, hd, grp, h0, h1, scale, sc, out);
+	attend_body(q, k, v, L, KV, hd, grp, h0, h1, scale, sc, out);
 }
 
 static void
-attend_generic(const float *q, const float *k, const float *v, int KV,
-    int L, int hd, int grp, int h0, int h1, float scale, float *sc,
-    float *out)
+attend_generic(const float *q, const float *const k[2],
+    const float *const v[2], const int L[2], int KV, int hd, int grp, int h0,
+    int h1, float scale, float *sc, float *out)
 {
-	attend_body(q, k, v, KV, L, hd, grp, h0, h1, scale, sc, out);
+	attend_body(q, k, v, L, KV, hd, grp, h0, h1, scale, sc, out);
 }
 
 typedef void chunk_fn(float *, const float *, const float *, const float *,
@@ -610,7 +621,8 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 		model_rope(s->k, s->cs, B, c->n_kv_heads, hd);
 		for (int b = 0; b < B; b++) {
 			struct kv_cache *cb = kv[b];
-			size_t at = ((size_t)l * cb->cap + cb->len) * KV;
+			size_t at = ((size_t)l * (cb->cap - cb->off) + cb->len -
+			    cb->off) * KV;
 			memcpy(cb->k + at, s->k + (size_t)b * KV,
 			    KV * sizeof(float));
 			memcpy(cb->v + at, s->v + (size_t)b * KV,
@@ -631,11 +643,16 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 #ifdef _OPENMP
 			t = omp_get_thread_num();
 #endif
-			const struct kv_cache *cb = kv[b];
-			size_t base = (size_t)l * cb->cap * KV;
-			af(s->q + (size_t)b * Q, cb->k + base, cb->v + base, KV,
-			    cb->len + 1, hd, grp, h0, h1, scale,
-			    s->scores + (size_t)t * H * s->scap,
+			const struct kv_cache *cb = kv[b], *cp = cb->base;
+			size_t own = (size_t)l * (cb->cap - cb->off) * KV;
+			size_t pre = cp ? (size_t)l * cp->cap * KV : 0;
+			const float *kk[2] = { cp ? cp->k + pre : NULL,
+			    cb->k + own };
+			const float *vv[2] = { cp ? cp->v + pre : NULL,
+			    cb->v + own };
+			int L2[2] = { cb->off, cb->len + 1 - cb->off };
+			af(s->q + (size_t)b * Q, kk, vv, L2, KV, hd, grp, h0,
+			    h1, scale, s->scores + (size_t)t * H * s->scap,
 			    s->att + (size_t)b * Q);
 		}
 		matvec(s, s->x, s->att, p->wo, NULL, B, Q, C, 1);

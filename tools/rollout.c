@@ -8,8 +8,8 @@
  * How the work is laid out, and why:
  *
  *   - Each prompt is run through the model once (prefill, model_extend);
- *     its KV cache is then copied into each of its samples, which continue
- *     from there.
+ *     its samples fork its KV cache (kv_cache_fork): they read the
+ *     prompt's keys and values in place, shared, and keep only their own.
  *   - A decoding step feeds one token to each of up to --batch sequences,
  *     from any number of prompts, in a single sample_step call, so the
  *     weights are read once per step for all of them and every product
@@ -95,7 +95,7 @@ struct job {
 	uint64_t idhash;
 	int32_t *prompt;
 	int plen;
-	struct kv_cache *kv;	/* the prefilled prompt, until all started */
+	struct kv_cache *kv;	/* the prefilled prompt, until all finished */
 	float *logits;		/* (V) after the prompt */
 	struct seq *seqs;
 	int nseq, started, finished;
@@ -447,13 +447,10 @@ start_seq(struct job *j)
 		if (!check_end(s)) {
 			/* Room for the prompt and every token but the
 			 * last, which is never fed back. */
-			s->kv = kv_cache_new(&model->cfg, j->plen + s->limit - 1);
-			kv_cache_copy(s->kv, j->kv);
+			s->kv = kv_cache_fork(j->kv, j->plen + s->limit - 1);
 		}
 	}
 	if (j->started == j->nseq) {
-		kv_cache_free(j->kv);
-		j->kv = NULL;
 		free(j->logits);
 		j->logits = NULL;
 	}
@@ -483,6 +480,7 @@ write_job(struct rec_writer *w, struct job *j)
 		free(s->text);
 	}
 	rec_free(&j->rec);
+	kv_cache_free(j->kv);	/* every fork of it is gone */
 	free(j->prompt);
 	free(j->seqs);
 	free(j);
