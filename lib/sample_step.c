@@ -120,8 +120,7 @@ sample_step_new(struct model *m, int maxB)
 	s->u = xmalloc((size_t)maxB * F * sizeof(float));
 	s->cs = xmalloc((size_t)maxB * hd * sizeof(float));
 	s->pos = xmalloc((size_t)maxB * sizeof(int));
-	s->avx2 = __builtin_cpu_supports("avx2") &&
-	    __builtin_cpu_supports("fma");
+	s->avx2 = pp_cpu_avx2();
 	return s;
 }
 

@@ -230,3 +230,14 @@ pp_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+int
+pp_cpu_avx2(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return getenv("PREFPIPE_NO_AVX2") == NULL &&
+	    __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+	return 0;
+#endif
+}

@@ -97,4 +97,11 @@ void pp_close_stdout(void);
 /* Monotonic wall-clock seconds. */
 double pp_now(void);
 
+/*
+ * Whether the CPU has AVX2 and FMA, for the kernels that have a path of
+ * their own for them; the environment variable PREFPIPE_NO_AVX2 (any
+ * value) says no, so the tests can run the plain paths on any machine.
+ */
+int pp_cpu_avx2(void);
+
 #endif

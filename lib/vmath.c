@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "util.h"
 #include "vmath.h"
 
 #if defined(__x86_64__) && defined(HAVE_LIBMVEC)
@@ -181,8 +182,7 @@ have_avx2(void)
 {
 	static int known = -1;
 	if (known < 0)
-		known = __builtin_cpu_supports("avx2") &&
-		    __builtin_cpu_supports("fma");
+		known = pp_cpu_avx2();
 	return known;
 }
 #else

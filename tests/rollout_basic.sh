@@ -79,6 +79,16 @@ for m in m q l3; do
 	done
 done
 
+# The plain kernels, which CPUs without AVX2 run, agree with the model too.
+for m in m q; do
+	PREFPIPE_NO_AVX2=1 rollout -m "$T/$m" --temperature 0 -n 2 \
+	    --max-tokens 40 <"$T/p.jsonl" >"$T/g" || fail "plain greedy $m"
+	check "plain greedy $m is argmax" "$chk" -g "$T/$m" <"$T/g" >/dev/null
+	PREFPIPE_NO_AVX2=1 rollout -m "$T/$m" -n 3 --max-tokens 30 \
+	    <"$T/p.jsonl" >"$T/s" || fail "plain sample $m"
+	check "plain sampled $m logprobs" "$chk" "$T/$m" <"$T/s" >/dev/null
+done
+
 # The baseline is the same sequence as temperature 0.
 rollout -m "$T/m" -n 0 --greedy-baseline --max-tokens 20 -J \
     <"$T/p.jsonl" >"$T/b" || fail "baseline"

@@ -43,6 +43,15 @@ for b in 1 4 7; do
 	    fail "rollout odd --batch $b"
 	same "odd widths, --batch $b" "$T/odd_all" "$T/odd_b$b"
 done
+# And on the plain kernels (CPUs without AVX2).
+PREFPIPE_NO_AVX2=1 rollout -m "$T/odd" -n 3 --max-tokens 24 \
+    <"$T/p.jsonl" >"$T/plain_all" || fail "rollout plain"
+for b in 1 7; do
+	PREFPIPE_NO_AVX2=1 OMP_NUM_THREADS=$((b % 3 + 1)) rollout \
+	    -m "$T/odd" -n 3 --max-tokens 24 --batch $b <"$T/p.jsonl" \
+	    >"$T/plain_b$b" || fail "rollout plain --batch $b"
+	same "plain kernels, --batch $b" "$T/plain_all" "$T/plain_b$b"
+done
 
 # Prompts in reverse order: the same records, in reverse prompt order.
 # (The prompt without an id is left out: its id is its ordinal.)
