@@ -10,7 +10,7 @@
 # figures each: tokens per second of wall time, and tokens per second of
 # CPU time (user + system), which a shared machine disturbs much less at
 # one thread; at several threads, idle OpenMP threads spin, so use wall.
-# Times are the least of REPS runs (default 3), the configurations
+# Times are the least of REPS runs (default 5), the configurations
 # taking turns.
 #
 #   sh bench/bench_rollout.sh [TOKENS]	(default 256 a sample)
@@ -21,7 +21,7 @@ set -u
 PATH="$top_builddir/tools:$PATH"
 ref="$top_builddir/bench/bench_rollout_ref"
 M=${1:-256}
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 T=$(mktemp -d "${TMPDIR:-/tmp}/bench_rollout.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 [ -x "$ref" ] || make -C "$top_builddir" bench/bench_rollout_ref >/dev/null ||
