@@ -21,6 +21,7 @@
 #define PREFPIPE_SAMPLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct sample_opts {
 	double temperature;	/* 0: greedy */
@@ -38,6 +39,7 @@ struct sample_ws {
 	float *p;		/* (V) probabilities of the candidates */
 	int *idx;		/* (V) their token ids */
 	float *tmp;		/* (V) */
+	uint64_t *keys;		/* (2V) sort keys */
 };
 
 void sample_ws_init(struct sample_ws *w, int V);

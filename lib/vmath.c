@@ -49,11 +49,11 @@ find_plain(const float *x, size_t n, float v)
 }
 
 static double
-exp_sum_plain(float *y, const float *x, float shift, size_t n)
+exp_sum_plain(float *y, const float *x, float shift, float scale, size_t n)
 {
 	double d[8] = { 0 };
 	for (size_t i = 0; i < n; i++) {
-		float e = expf(x[i] - shift);
+		float e = expf((x[i] - shift) * scale);
 		if (y != NULL)
 			y[i] = e;
 		d[i % 8] += e;
@@ -117,15 +117,16 @@ find_avx2(const float *x, size_t n, float v)
 }
 
 AVX2 static double
-exp_sum_avx2(float *y, const float *x, float shift, size_t n)
+exp_sum_avx2(float *y, const float *x, float shift, float scale, size_t n)
 {
-	__m256 s = _mm256_set1_ps(shift), e;
+	__m256 s = _mm256_set1_ps(shift), c = _mm256_set1_ps(scale), e;
 	__m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
 	double d[8];
 	size_t i = 0;
 
 	for (; i + 8 <= n; i += 8) {
-		e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+		e = _ZGVdN8v_expf(_mm256_mul_ps(_mm256_sub_ps(
+		    _mm256_loadu_ps(x + i), s), c));
 		if (y != NULL)
 			_mm256_storeu_ps(y + i, e);
 		lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
@@ -139,7 +140,8 @@ exp_sum_avx2(float *y, const float *x, float shift, size_t n)
 		size_t k, left = n - i;
 		for (k = 0; k < 8; k++)
 			t[k] = k < left ? x[i + k] : -INFINITY;
-		e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(t), s));
+		e = _ZGVdN8v_expf(_mm256_mul_ps(_mm256_sub_ps(
+		    _mm256_loadu_ps(t), s), c));
 		_mm256_storeu_ps(t, e);
 		for (k = 0; y != NULL && k < left; k++)
 			y[i + k] = t[k];
@@ -219,13 +221,21 @@ vmath_argmax(const float *x, size_t n)
 }
 
 double
-vmath_exp_sum(float *y, const float *x, float shift, size_t n)
+vmath_exp_sum_scaled(float *y, const float *x, float shift, float scale,
+    size_t n)
 {
 #ifdef VMATH_AVX2
 	if (have_avx2())
-		return exp_sum_avx2(y, x, shift, n);
+		return exp_sum_avx2(y, x, shift, scale, n);
 #endif
-	return exp_sum_plain(y, x, shift, n);
+	return exp_sum_plain(y, x, shift, scale, n);
+}
+
+double
+vmath_exp_sum(float *y, const float *x, float shift, size_t n)
+{
+	/* Times 1 is exact: the same values as no scale at all. */
+	return vmath_exp_sum_scaled(y, x, shift, 1, n);
 }
 
 void

@@ -29,6 +29,11 @@ size_t vmath_argmax(const float *x, size_t n);
  */
 double vmath_exp_sum(float *y, const float *x, float shift, size_t n);
 
+/* The same with y[i] = exp((x[i] - shift) * scale): a softmax at
+ * temperature 1 / scale. */
+double vmath_exp_sum_scaled(float *y, const float *x, float shift,
+    float scale, size_t n);
+
 /* SwiGLU's gate: h[i] = g[i] / (1 + exp(-g[i])) * u[i] (h may be g). */
 void vmath_silu_mul(float *h, const float *g, const float *u, size_t n);
 

@@ -339,5 +339,28 @@ main(void)
 	o = opts(1, 0.9, 0, 0);
 	random_case(152000, 3, 0, &o);
 
+	/* Zeros of both signs tie, as == says: candidates by id among them
+	 * (enough of them for the radix sort of large candidate sets). */
+	{
+		struct sample_ws w;
+		float z[1000];
+		for (int i = 0; i < 1000; i++)
+			z[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? 0.0f : -1;
+		sample_ws_init(&w, 1000);
+		o = opts(1, 0.999, 0, 0);
+		int n = sample_candidates(&o, z, 1000, &w), prev = -1, ok = 1;
+		CHECK(n > 667);
+		for (int j = 0; j < 667; j++) {
+			ok &= w.idx[j] % 3 != 2 && w.idx[j] > prev;
+			prev = w.idx[j];
+		}
+		for (int j = 667, prev2 = -1; j < n; j++) {
+			ok &= w.idx[j] % 3 == 2 && w.idx[j] > prev2;
+			prev2 = w.idx[j];
+		}
+		CHECK(ok);
+		sample_ws_free(&w);
+	}
+
 	return check_status();
 }
