@@ -2,18 +2,21 @@
  * sample.c: temperature, top-k, top-p and min-p over a row of logits.
  *
  * Sorting a 150000-token vocabulary at every step would cost more than a
- * small model's forward pass, so each filter first narrows the tokens it
- * can possibly keep, and only those are sorted:
+ * small model's forward pass, and on a flat distribution top-p keeps most
+ * of it, so no filter sorts.  Each finds its set by selection, in time
+ * linear in what it looks at:
  *
- *   top-k  a selection (quickselect) of the k best, then a sort of k;
- *   top-p  the tokens with weight at least (1 - p) Z / (V - 1), plus the
- *          best one: all the others together weigh less than (1 - p) Z,
- *          so the nucleus (weight >= p Z) lies within what is kept;
+ *   top-k  a quickselect of the k best;
+ *   top-p  first the tokens with weight at least (1 - p) Z / (V - 1), plus
+ *          the best one (all the others together weigh less than (1 - p)
+ *          Z, so the nucleus lies within), then a quickselect that keeps
+ *          the mass of the part known to come first, down to the nucleus;
  *   min-p  the tokens with weight at least min_p times the largest.
  *
  * Weights are exp((logit - max) / T), so the largest is exactly 1.  Order
  * is by logit, then by id, a strict total order: ties are broken the same
- * way in every filter and on every machine.
+ * way in every filter and on every machine.  The candidates come out in
+ * id order.
  */
 #include "config.h"
 
@@ -35,8 +38,9 @@ sample_ws_init(struct sample_ws *w, int V)
 	w->idx = xreallocarray(NULL, V > 0 ? (size_t)V + 1 : 1,
 	    sizeof(*w->idx));
 	w->tmp = xreallocarray(NULL, V > 0 ? V : 1, sizeof(*w->tmp));
-	w->keys = xreallocarray(NULL, V > 0 ? 2 * (size_t)V : 1,
+	w->keys = xreallocarray(NULL, V > 0 ? (size_t)V + 1 : 1,
 	    sizeof(*w->keys));
+	w->mark = xmalloc(V > 0 ? (size_t)V : 1);
 }
 
 void
@@ -46,8 +50,10 @@ sample_ws_free(struct sample_ws *w)
 	free(w->idx);
 	free(w->tmp);
 	free(w->keys);
+	free(w->mark);
 	w->p = w->tmp = NULL;
 	w->keys = NULL;
+	w->mark = NULL;
 	w->idx = NULL;
 }
 
@@ -73,135 +79,142 @@ sample_logprob(const float *logits, int V, int tok)
 	return (float)((double)logits[tok] - sample_logsumexp(logits, V));
 }
 
-/* Whether token a comes before token b: higher logit, then lower id. */
-static inline int
-before(const float *logits, int a, int b)
-{
-	return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-}
-
-/* Sort ids[0..n) into candidate order (insertion below 16, else quick). */
-static void
-sort_ids_cmp(const float *logits, int *ids, int n)
-{
-	while (n > 16) {
-		int mid = ids[n / 2], i = 0, j = n - 1;
-		while (i <= j) {
-			while (before(logits, ids[i], mid))
-				i++;
-			while (before(logits, mid, ids[j]))
-				j--;
-			if (i <= j) {
-				int t = ids[i];
-				ids[i++] = ids[j];
-				ids[j--] = t;
-			}
-		}
-		/* Recurse into the smaller side, loop on the larger. */
-		if (j + 1 < n - i) {
-			sort_ids_cmp(logits, ids, j + 1);
-			ids += i;
-			n -= i;
-		} else {
-			sort_ids_cmp(logits, ids + i, n - i);
-			n = j + 1;
-		}
-	}
-	for (int i = 1; i < n; i++) {
-		int x = ids[i], j = i;
-		for (; j > 0 && before(logits, x, ids[j - 1]); j--)
-			ids[j] = ids[j - 1];
-		ids[j] = x;
-	}
-}
-
 /*
  * The candidate order as one number, smaller first: the logit's bits made
  * to sort as unsigned integers, turned around (a higher logit first), then
- * the id.  -0 counts as 0, so the two zeros tie as they do for ==.
+ * the id, in the low 32 bits.  -0 counts as 0, so the two zeros tie as
+ * they do for ==.
  */
 static inline uint64_t
 order_key(const float *logits, int id)
 {
-	float f = logits[id] == 0 ? 0 : logits[id];
+	float f = logits[id] + 0.0f;	/* -0 + 0 is +0 */
 	uint32_t u;
 
+	/* Without a branch, as the signs come mixed: flip every bit of a
+	 * negative, only the sign bit of the others. */
 	memcpy(&u, &f, sizeof u);
-	u = u & 0x80000000u ? ~u : u | 0x80000000u;
+	u ^= (uint32_t)-(int32_t)(u >> 31) | 0x80000000u;
 	return (uint64_t)~u << 32 | (uint32_t)id;
 }
 
-/*
- * Sort ids[0..n) into candidate order.  A flat distribution leaves tens
- * of thousands of candidates to top-p, where comparing logits through
- * their ids costs a millisecond a token; a radix sort of the keys, eight
- * bits a pass, skipping the passes whose digit is the same everywhere,
- * takes a tenth of that.  keys: room for 2n.
- */
-static void
-sort_ids(const float *logits, int *ids, int n, uint64_t *keys)
+static inline int
+key_id(uint64_t key)
 {
-	uint64_t *a = keys, *b = keys + n, *t;
-	size_t count[8][256];
-
-	if (n < 256) {
-		sort_ids_cmp(logits, ids, n);
-		return;
-	}
-	/* Every pass's counts in one read of the keys. */
-	memset(count, 0, sizeof count);
-	for (int i = 0; i < n; i++) {
-		uint64_t k = a[i] = order_key(logits, ids[i]);
-		for (int d = 0; d < 8; d++)
-			count[d][k >> 8 * d & 255]++;
-	}
-	for (int d = 0; d < 8; d++) {
-		size_t at = 0, *c = count[d];
-		if (c[a[0] >> 8 * d & 255] == (size_t)n)
-			continue;	/* the same digit everywhere */
-		for (int v = 0; v < 256; v++) {
-			size_t m = c[v];
-			c[v] = at;
-			at += m;
-		}
-		for (int i = 0; i < n; i++)
-			b[c[a[i] >> 8 * d & 255]++] = a[i];
-		t = a;
-		a = b;
-		b = t;
-	}
-	for (int i = 0; i < n; i++)
-		ids[i] = (int)(uint32_t)a[i];
+	return (int)(uint32_t)key;
 }
 
-/* Move the k first ids in candidate order to ids[0..k), in any order. */
-static void
-select_ids(const float *logits, int *ids, int n, int k)
+/* Swap pairs i and j of (key, wt). */
+static inline void
+swap_pair(uint64_t *key, float *wt, int i, int j)
 {
-	int lo = 0, hi = n - 1;
+	uint64_t k = key[i];
+	float x = wt[i];
+
+	key[i] = key[j];
+	key[j] = k;
+	wt[i] = wt[j];
+	wt[j] = x;
+}
+
+/*
+ * Partition key[lo..hi) (and wt with it) around the median of three: the
+ * keys before the pivot first, then the pivot, at the index returned, then
+ * the keys after it.  Keys are distinct, so the pivot is the only key
+ * equal to itself and every call makes progress.
+ */
+static int
+partition(uint64_t *key, float *wt, int lo, int hi)
+{
+	int mid = lo + (hi - lo) / 2, last = hi - 1;
+
+	/* median of key[lo], key[mid], key[last] to key[last] */
+	if (key[mid] < key[lo])
+		swap_pair(key, wt, mid, lo);
+	if (key[last] < key[lo])
+		swap_pair(key, wt, last, lo);
+	if (key[mid] < key[last])
+		swap_pair(key, wt, mid, last);
+	/* Without a branch (Lomuto's, swapping every time): on which side
+	 * a key falls is a coin toss the branch predictor loses.  What lies
+	 * in [at, i) is after the pivot, so a swap there changes nothing of
+	 * the order's invariant. */
+	uint64_t pv = key[last];
+	int at = lo;
+	for (int i = lo; i < last; i++) {
+		uint64_t k = key[i];
+		float x = wt[i];
+		key[i] = key[at];
+		wt[i] = wt[at];
+		key[at] = k;
+		wt[at] = x;
+		at += k < pv;
+	}
+	swap_pair(key, wt, at, last);
+	return at;
+}
+
+/* Move the k first keys in candidate order to key[0..k), in any order. */
+static void
+select_keys(uint64_t *key, float *wt, int n, int k)
+{
+	int lo = 0, hi = n;
+
+	while (hi - lo > 1) {
+		int at = partition(key, wt, lo, hi);
+		if (at == k || at + 1 == k)
+			return;
+		if (at > k)
+			hi = at;
+		else
+			lo = at + 1;
+	}
+}
+
+/*
+ * top-p's nucleus: move the shortest run of first keys in candidate order
+ * whose weights sum to at least target to the front, and return its
+ * length (n if the sum never gets there, by rounding).  A quickselect
+ * that keeps the mass of what it has put in front: each round learns on
+ * which side of its pivot the run ends.
+ */
+static int
+nucleus(uint64_t *key, float *wt, int n, double target)
+{
+	int lo = 0, hi = n;
+	double acc = 0;		/* the weight of key[0..lo), all in */
 
 	while (hi - lo > 16) {
-		int mid = ids[lo + (hi - lo) / 2], i = lo, j = hi;
-		while (i <= j) {
-			while (before(logits, ids[i], mid))
-				i++;
-			while (before(logits, mid, ids[j]))
-				j--;
-			if (i <= j) {
-				int t = ids[i];
-				ids[i++] = ids[j];
-				ids[j--] = t;
-			}
+		int at = partition(key, wt, lo, hi);
+		double before = 0;
+		for (int i = lo; i < at; i++)
+			before += wt[i];
+		if (acc + before >= target)
+			hi = at;		/* it ends before the pivot */
+		else if (acc + before + wt[at] >= target)
+			return at + 1;		/* it ends at the pivot */
+		else {
+			acc += before + wt[at];
+			lo = at + 1;
 		}
-		/* ids[lo..j] come before ids[j+1..i-1] come before ids[i..hi] */
-		if (k <= j)
-			hi = j;
-		else if (k >= i)
-			lo = i;
-		else
-			return;
 	}
-	sort_ids_cmp(logits, ids + lo, hi - lo + 1);
+	/* The last few in order. */
+	for (int i = lo + 1; i < hi; i++)
+		for (int j = i; j > lo && key[j] < key[j - 1]; j--)
+			swap_pair(key, wt, j, j - 1);
+	for (int i = lo; i < hi; i++) {
+		acc += wt[i];
+		if (acc >= target)
+			return i + 1;
+	}
+	return hi;
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
 }
 
 int
@@ -231,12 +244,14 @@ sample_candidates(const struct sample_opts *o, const float *logits, int V,
 		return V;
 	}
 
-	/* Narrow down, then sort what is left (see the comment on top). */
+	/* The candidates as (key, weight) pairs: every token for top-k,
+	 * else those that pass the cut (see the comment on top). */
+	uint64_t *key = w->keys;
+	float *wt = w->tmp;
 	if (topk) {
 		for (int i = 0; i < V; i++)
-			w->idx[i] = i;
-		select_ids(logits, w->idx, V, o->top_k);
-		n = o->top_k;
+			key[i] = order_key(logits, i);
+		n = V;
 	} else {
 		double cut = 0;
 		if (topp)
@@ -244,53 +259,64 @@ sample_candidates(const struct sample_opts *o, const float *logits, int V,
 		if (minp && o->min_p > cut)
 			cut = o->min_p;		/* the largest weight is 1 */
 		int best = sample_argmax(logits, V);
-		w->idx[n++] = best;
 		/* Without a branch: whether a token passes is a coin toss
 		 * the branch predictor loses, on a flat distribution. */
 		for (int i = 0; i < V; i++) {
-			w->idx[n] = i;
-			n += (i != best) & (w->p[i] >= cut);
+			key[n] = order_key(logits, i);
+			n += (i == best) | (w->p[i] >= cut);
 		}
 	}
-	sort_ids(logits, w->idx, n, w->keys);
-
-	/* The weights in candidate order, gathered through tmp because
-	 * p is indexed by token until then. */
-	float *e = w->p;
 	for (int j = 0; j < n; j++)
-		w->tmp[j] = e[w->idx[j]];
-	memcpy(e, w->tmp, n * sizeof(*e));
+		wt[j] = w->p[key_id(key[j])];
 
-	int L = n;
+	if (topk) {
+		select_keys(key, wt, n, o->top_k);
+		n = o->top_k;
+	}
 	if (topp) {
 		/* top-p renormalises over what top-k left. */
-		double mass = 0, cum = 0;
+		double mass = 0;
 		if (topk)
 			for (int j = 0; j < n; j++)
-				mass += e[j];
+				mass += wt[j];
 		else
 			mass = Z;
-		for (int j = 0; j < L; j++) {
-			cum += e[j];
-			if (cum >= o->top_p * mass) {
-				L = j + 1;
-				break;
-			}
-		}
+		n = nucleus(key, wt, n, o->top_p * mass);
 	}
 	if (minp) {
-		for (int j = 1; j < L; j++)
-			if (e[j] < o->min_p * e[0]) {
-				L = j;
-				break;
-			}
+		/* Weight is monotonic in the order: a threshold on it keeps
+		 * a prefix, as the definition says. */
+		int k = 0;
+		for (int j = 0; j < n; j++) {
+			key[k] = key[j];
+			wt[k] = wt[j];
+			k += wt[j] >= o->min_p;
+		}
+		n = k;
 	}
+
+	/* In id order, with their probabilities: a small set sorted, a
+	 * large one swept out of a mark on every token. */
 	double s = 0;
-	for (int j = 0; j < L; j++)
-		s += e[j];
-	for (int j = 0; j < L; j++)
-		e[j] = (float)(e[j] / s);
-	return L;
+	if (n < V / 32) {
+		for (int j = 0; j < n; j++)
+			w->idx[j] = key_id(key[j]);
+		qsort(w->idx, n, sizeof(*w->idx), cmp_int);
+	} else {
+		memset(w->mark, 0, (unsigned)V);
+		for (int j = 0; j < n; j++)
+			w->mark[key_id(key[j])] = 1;
+		int k = 0;
+		for (int i = 0; i < V; i++) {
+			w->idx[k] = i;
+			k += w->mark[i];
+		}
+	}
+	for (int j = 0; j < n; j++)
+		s += w->p[w->idx[j]];
+	for (int j = 0; j < n; j++)
+		w->p[j] = (float)(w->p[w->idx[j]] / s);
+	return n;
 }
 
 int

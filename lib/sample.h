@@ -39,7 +39,8 @@ struct sample_ws {
 	float *p;		/* (V) probabilities of the candidates */
 	int *idx;		/* (V) their token ids */
 	float *tmp;		/* (V) */
-	uint64_t *keys;		/* (2V) sort keys */
+	uint64_t *keys;		/* (V + 1) order keys of the candidates */
+	unsigned char *mark;	/* (V) */
 };
 
 void sample_ws_init(struct sample_ws *w, int V);
@@ -55,10 +56,9 @@ double sample_logsumexp(const float *logits, int V);
 float sample_logprob(const float *logits, int V, int tok);
 
 /*
- * The candidate set under o: w->idx[0..n) and their renormalised
- * probabilities w->p[0..n), n returned.  With a filter on, the candidates
- * are in decreasing order of probability (ties by id); with none, in id
- * order.  Greedy gives the single argmax with probability 1.
+ * The candidate set under o: w->idx[0..n) in increasing id order and
+ * their renormalised probabilities w->p[0..n), n returned.  Greedy gives
+ * the single argmax with probability 1.
  */
 int sample_candidates(const struct sample_opts *o, const float *logits,
     int V, struct sample_ws *w);
