@@ -341,29 +341,30 @@ sample_token(const struct sample_opts *o, const float *logits, int V,
 }
 
 /*
- * The common case of a decoding step in one pass over the vocabulary:
- * at temperature 1 with nothing filtered, the weights that are sampled
- * from are the ones the log-probability needs, and they are never
- * normalised, u being scaled by their sum instead.
+ * The common case of a decoding step, with nothing filtered, in one pass
+ * over the vocabulary (two at a temperature other than 1, for the
+ * log-probability): the weights are never normalised, u being scaled by
+ * their sum instead.
  */
 int
 sample_next(const struct sample_opts *o, const float *logits, int V,
     struct sample_ws *w, double u, float *logprob)
 {
-	int plain = o->temperature == 1 && !(o->top_k > 0 && o->top_k < V) &&
-	    o->top_p >= 1 && o->min_p <= 0;
+	int unfiltered = o->temperature > 0 && !(o->top_k > 0 &&
+	    o->top_k < V) && o->top_p >= 1 && o->min_p <= 0;
 	int t;
 
-	if (!plain) {
+	if (!unfiltered) {
 		t = sample_token(o, logits, V, w, u);
 		*logprob = sample_logprob(logits, V, t);
 		return t;
 	}
-	/* The weights and their sum, then the token: whole blocks of eight
-	 * are skipped by their sums, the block the draw falls in is walked
-	 * token by token. */
+	/* The weights at the temperature and their sum, then the token:
+	 * whole blocks of eight are skipped by their sums, the block the
+	 * draw falls in is walked token by token. */
 	float m = vmath_max(logits, V);
-	double Z = vmath_exp_sum(w->p, logits, m, V), cum = 0, target;
+	double Z = vmath_exp_sum_scaled(w->p, logits, m,
+	    (float)(1 / o->temperature), V), cum = 0, target;
 	int i = 0;
 	target = u * Z;
 	t = -1;
@@ -385,6 +386,10 @@ sample_next(const struct sample_opts *o, const float *logits, int V,
 	if (t < 0)		/* rounding: the last token with any weight */
 		for (t = V - 1; t > 0 && w->p[t] == 0; t--)
 			;
+	/* The log-probability at temperature 1: Z is its normaliser only
+	 * there. */
+	if (o->temperature != 1)
+		Z = vmath_exp_sum(NULL, logits, m, V);
 	*logprob = (float)((double)logits[t] - m - log(Z));
 	return t;
 }

@@ -72,9 +72,9 @@ int sample_token(const struct sample_opts *o, const float *logits, int V,
     struct sample_ws *w, double u);
 
 /*
- * sample_token and sample_logprob of the token drawn, in one pass over the
- * vocabulary at temperature 1 with no filter (the same token for the same
- * u up to rounding in the sum).
+ * sample_token and sample_logprob of the token drawn; with no filter, in
+ * one pass over the vocabulary (two at a temperature other than 1), the
+ * same token for the same u up to rounding in the sum.
  */
 int sample_next(const struct sample_opts *o, const float *logits, int V,
     struct sample_ws *w, double u, float *logprob);
