@@ -468,18 +468,6 @@ push(struct parser *ps, const msgpack_object *o)
 	ps->items[ps->nitems++] = *o;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static long
 parse_hex4(struct parser *ps)
 {
@@ -487,7 +475,7 @@ parse_hex4(struct parser *ps)
 		return fail(ps, ps->p, "truncated \\u escape");
 	long v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval((unsigned char)ps->p[i]);
+		int h = pp_hexval((unsigned char)ps->p[i]);
 		if (h < 0)
 			return fail(ps, ps->p + i, "invalid \\u escape");
 		v = v << 4 | h;

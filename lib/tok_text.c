@@ -1285,18 +1285,6 @@ flush_bytes(struct toklist *out, struct strbuf *bytes)
 	sb_clear(bytes);
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static void
 dec_bytefallback(struct toklist *in, struct toklist *out)
 {
@@ -1308,8 +1296,8 @@ dec_bytefallback(struct toklist *in, struct toklist *out)
 	for (i = 0; i < in->n; i++) {
 		t = TOK(in, i);
 		if (in->len[i] == 6 && memcmp(t, "<0x", 3) == 0 && t[5] == '>' &&
-		    hexval(t[3]) >= 0 && hexval(t[4]) >= 0) {
-			sb_addc(&bytes, hexval(t[3]) << 4 | hexval(t[4]));
+		    pp_hexval(t[3]) >= 0 && pp_hexval(t[4]) >= 0) {
+			sb_addc(&bytes, pp_hexval(t[3]) << 4 | pp_hexval(t[4]));
 			continue;
 		}
 		flush_bytes(out, &bytes);

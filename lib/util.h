@@ -94,6 +94,19 @@ char *pp_read_file(const char *path, size_t *len);
 /* Close stdout, ending the program with a message if data was lost. */
 void pp_close_stdout(void);
 
+/* The value of hexadecimal digit c, or -1. */
+static inline int
+pp_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Monotonic wall-clock seconds. */
 double pp_now(void);
 
