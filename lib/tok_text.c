@@ -1297,7 +1297,8 @@ dec_bytefallback(struct toklist *in, struct toklist *out)
 		t = TOK(in, i);
 		if (in->len[i] == 6 && memcmp(t, "<0x", 3) == 0 && t[5] == '>' &&
 		    pp_hexval(t[3]) >= 0 && pp_hexval(t[4]) >= 0) {
-			sb_addc(&bytes, pp_hexval(t[3]) << 4 | pp_hexval(t[4]));
+			sb_addc(&bytes,
+			    pp_hexval(t[3]) << 4 | pp_hexval(t[4]));
 			continue;
 		}
 		flush_bytes(out, &bytes);
