@@ -567,7 +567,10 @@ run(char **inputs, int ninputs, struct rec_writer *w)
 			feed[i] = act[i]->toks[act[i]->n - 1];
 		}
 		sample_step(stepper, kvs, nact, feed, logits);
-#pragma omp parallel for schedule(dynamic, 1)
+		/* Threads for the vocabulary passes only when there are
+		 * several large enough to pay for waking them. */
+#pragma omp parallel for schedule(dynamic, 1) if (nact > 1 && \
+    (size_t)nact * V >= 16384)
 		for (int i = 0; i < nact; i++) {
 			int t = 0;
 #ifdef _OPENMP
