@@ -51,6 +51,7 @@ struct sample_step {
 	float *cs;		/* (maxB, hd) rope cos, sin this step */
 	int *pos;		/* (maxB) the positions this step */
 	int maxB, nth;
+	size_t macs;		/* multiply-adds of the products a token */
 	float *x, *xb, *q, *k, *v, *att, *g, *u;	/* (maxB, ...) */
 	float *scores;		/* (nth, n_heads, scap) */
 	int scap;
@@ -106,6 +107,8 @@ sample_step_new(struct model *m, int maxB)
 	s->freq = xcalloc(hd / 2 + 1, sizeof(float));
 	model_rope_freqs(c, s->freq);
 
+	s->macs = (size_t)c->n_layers * ((size_t)C * (Q + 2 * KV) +
+	    (size_t)Q * C + 3 * (size_t)C * F) + (size_t)C * c->vocab_size;
 	s->nth = 1;
 #ifdef _OPENMP
 	s->nth = omp_get_max_threads();
@@ -535,11 +538,9 @@ struct mv_job {
 
 /*
  * Products that share their input x (B,I), as q, k and v do: chunks of
- * 24 outputs of all of them across the threads, in one parallel region.
- * Which thread computes an output changes nothing in how it is computed.
- * A single-stream step is bound by reading the weights, and two threads
- * read faster than one, so all but the smallest products are shared, and
- * every region less is a wait less with memory idle.
+ * 24 outputs of all of them across the threads of the step's team (or
+ * all in this thread outside one; see sample_step).  Which thread
+ * computes an output changes nothing in how it is computed.
  */
 static void
 matvec_jobs(const struct sample_step *s, const float *x, int B, int I,
@@ -547,14 +548,12 @@ matvec_jobs(const struct sample_step *s, const float *x, int B, int I,
 {
 	chunk_fn *f = s->avx2 ? chunk_avx2 : chunk_generic;
 	int nchunk = 0, first[4];
-	size_t work = 0;
 
 	for (int j = 0; j < njobs; j++) {
 		first[j] = nchunk;
 		nchunk += (jobs[j].O + 23) / 24;
-		work += (size_t)jobs[j].O * I * B;
 	}
-#pragma omp parallel for schedule(static) if (nchunk > 1 && work >= 32768)
+#pragma omp for schedule(static)
 	for (int k = 0; k < nchunk; k++) {
 		int j = njobs - 1;
 		while (k < first[j])
@@ -609,33 +608,49 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 		    c->n_heads * s->scap, sizeof(float));
 	}
 
+	/*
+	 * One team of threads for the whole step: the products and the
+	 * attention share out their work, the small steps between them run
+	 * in one thread (single), and the threads wait at a barrier there
+	 * instead of being woken for every product.  A step too small to
+	 * pay for even that (a tiny model, one sequence) runs in this thread.
+	 */
+	int team = s->nth > 1 && (size_t)B * s->macs >= 262144;
+	attend_fn *af = s->avx2 ? attend_avx2 : attend_generic;
+	int parts = B < s->nth ? (s->nth + B - 1) / B : 1;
+	if (parts > H)
+		parts = H;
+
+#pragma omp parallel if (team)
+	{
 	for (int l = 0; l < c->n_layers; l++) {
 		const struct layer_p *p = &s->L[l];
-
-		model_rmsnorm(s->xb, s->x, p->ln1, B, C, c->norm_eps);
 		struct mv_job qkv[3] = { { s->q, p->wq, p->bq, Q },
 		    { s->k, p->wk, p->bk, KV }, { s->v, p->wv, p->bv, KV } };
+		struct mv_job gu[2] = { { s->g, p->wg, NULL, F },
+		    { s->u, p->wu, NULL, F } };
+
+#pragma omp single
+		model_rmsnorm(s->xb, s->x, p->ln1, B, C, c->norm_eps);
 		matvec_jobs(s, s->xb, B, C, 0, qkv, 3);
-		model_rope(s->q, s->cs, B, H, hd);
-		model_rope(s->k, s->cs, B, c->n_kv_heads, hd);
-		for (int b = 0; b < B; b++) {
-			struct kv_cache *cb = kv[b];
-			size_t at = ((size_t)l * (cb->cap - cb->off) + cb->len -
-			    cb->off) * KV;
-			memcpy(cb->k + at, s->k + (size_t)b * KV,
-			    KV * sizeof(float));
-			memcpy(cb->v + at, s->v + (size_t)b * KV,
-			    KV * sizeof(float));
+#pragma omp single
+		{
+			model_rope(s->q, s->cs, B, H, hd);
+			model_rope(s->k, s->cs, B, c->n_kv_heads, hd);
+			for (int b = 0; b < B; b++) {
+				struct kv_cache *cb = kv[b];
+				size_t at = ((size_t)l * (cb->cap - cb->off) +
+				    cb->len - cb->off) * KV;
+				memcpy(cb->k + at, s->k + (size_t)b * KV,
+				    KV * sizeof(float));
+				memcpy(cb->v + at, s->v + (size_t)b * KV,
+				    KV * sizeof(float));
+			}
 		}
 
 		/* Attention: a sequence per iteration, or a share of its
 		 * heads when there are fewer sequences than threads. */
-		attend_fn *af = s->avx2 ? attend_avx2 : attend_generic;
-		int parts = B < s->nth ? (s->nth + B - 1) / B : 1;
-		if (parts > H)
-			parts = H;
-#pragma omp parallel for schedule(dynamic, 1) if (B * parts > 1 && \
-    (size_t)B * maxlen * Q > 16384)
+#pragma omp for schedule(dynamic, 1)
 		for (int bp = 0; bp < B * parts; bp++) {
 			int b = bp / parts, part = bp % parts, t = 0;
 			int h0 = H * part / parts, h1 = H * (part + 1) / parts;
@@ -656,15 +671,19 @@ sample_step(struct sample_step *s, struct kv_cache **kv, int B,
 		}
 		matvec(s, s->x, s->att, p->wo, NULL, B, Q, C, 1);
 
+#pragma omp single
 		model_rmsnorm(s->xb, s->x, p->ln2, B, C, c->norm_eps);
-		struct mv_job gu[2] = { { s->g, p->wg, NULL, F },
-		    { s->u, p->wu, NULL, F } };
 		matvec_jobs(s, s->xb, B, C, 0, gu, 2);
+#pragma omp single
 		vmath_silu_mul(s->g, s->g, s->u, (size_t)B * F);
 		matvec(s, s->x, s->g, p->wd, NULL, B, F, C, 1);
 	}
-	for (int b = 0; b < B; b++)
-		kv[b]->len++;
-	model_rmsnorm(s->xb, s->x, s->norm, B, C, c->norm_eps);
+#pragma omp single
+	{
+		for (int b = 0; b < B; b++)
+			kv[b]->len++;
+		model_rmsnorm(s->xb, s->x, s->norm, B, C, c->norm_eps);
+	}
 	matvec(s, logits, s->xb, s->out, NULL, B, C, V, 0);
+	}
 }
