@@ -34,12 +34,9 @@ sample_ws_init(struct sample_ws *w, int V)
 {
 	w->V = V;
 	w->p = xreallocarray(NULL, V > 0 ? V : 1, sizeof(*w->p));
-	/* one over, for sample_candidates' branchless gathering */
-	w->idx = xreallocarray(NULL, V > 0 ? (size_t)V + 1 : 1,
-	    sizeof(*w->idx));
-	w->tmp = xreallocarray(NULL, V > 0 ? V : 1, sizeof(*w->tmp));
-	w->keys = xreallocarray(NULL, V > 0 ? (size_t)V + 1 : 1,
-	    sizeof(*w->keys));
+	w->idx = xreallocarray(NULL, V > 0 ? V : 1, sizeof(*w->idx));
+	w->wt = xreallocarray(NULL, V > 0 ? V : 1, sizeof(*w->wt));
+	w->keys = xreallocarray(NULL, V > 0 ? V : 1, sizeof(*w->keys));
 	w->mark = xmalloc(V > 0 ? (size_t)V : 1);
 }
 
@@ -48,10 +45,10 @@ sample_ws_free(struct sample_ws *w)
 {
 	free(w->p);
 	free(w->idx);
-	free(w->tmp);
+	free(w->wt);
 	free(w->keys);
 	free(w->mark);
-	w->p = w->tmp = NULL;
+	w->p = w->wt = NULL;
 	w->keys = NULL;
 	w->mark = NULL;
 	w->idx = NULL;
@@ -247,7 +244,7 @@ sample_candidates(const struct sample_opts *o, const float *logits, int V,
 	/* The candidates as (key, weight) pairs: every token for top-k,
 	 * else those that pass the cut (see the comment on top). */
 	uint64_t *key = w->keys;
-	float *wt = w->tmp;
+	float *wt = w->wt;
 	if (topk) {
 		for (int i = 0; i < V; i++)
 			key[i] = order_key(logits, i);

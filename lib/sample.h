@@ -38,8 +38,8 @@ struct sample_ws {
 	int V;
 	float *p;		/* (V) probabilities of the candidates */
 	int *idx;		/* (V) their token ids */
-	float *tmp;		/* (V) */
-	uint64_t *keys;		/* (V + 1) order keys of the candidates */
+	float *wt;		/* (V) the candidates' weights */
+	uint64_t *keys;		/* (V) the candidates' order keys */
 	unsigned char *mark;	/* (V) */
 };
 
