@@ -1,5 +1,5 @@
 /*
- * bench_model.c: speed and memory of lib/model.c.  One measurement per
+ * bench_model.c: speed and memory of lib/model/model.c.  One measurement per
  * invocation, printed as key=value lines for bench/bench_model.sh:
  *
  *   bench_model peak           cblas_sgemm GFLOP/s on this machine
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "util.h"
+#include "model/model.h"
+#include "util/util.h"
 
 static struct model_config
 train_config(void)

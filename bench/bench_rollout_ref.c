@@ -25,9 +25,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "checkpoint.h"
-#include "model.h"
-#include "util.h"
+#include "checkpoints/checkpoint.h"
+#include "model/model.h"
+#include "util/util.h"
 
 static struct model *m;
 

@@ -17,9 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "rng.h"
-#include "sample.h"
-#include "util.h"
+#include "util/rng.h"
+#include "sampling/sample.h"
+#include "util/util.h"
 
 static double
 time_draws(const struct sample_opts *o, const float *l, int V,

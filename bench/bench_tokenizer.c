@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "tokenizer.h"
-#include "util.h"
+#include "text/tokenizer.h"
+#include "util/util.h"
 
 /* CPU seconds of this thread: a busy machine does not count against us. */
 static double

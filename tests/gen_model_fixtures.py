@@ -2,7 +2,7 @@
 """gen_model_fixtures.py: reference outputs for tests/unit_model.c.
 
 An independent implementation of the Llama/Qwen2 decoder in PyTorch (by
-hand: transformers is not needed), run in float64 on the weights lib/model.c
+hand: transformers is not needed), run in float64 on the weights lib/model/model.c
 draws with model_init_normal, which this script reproduces bit for bit
 (splitmix64 and Box-Muller).  For each configuration it writes
 
@@ -87,7 +87,7 @@ class Rng:
 
 
 def tensor_list(c):
-    """(name, shape, kind) in lib/model_config.c's layout order."""
+    """(name, shape, kind) in lib/model/model_config.c's layout order."""
     C, V = c["hidden_size"], c["vocab_size"]
     hd = c.get("head_dim") or C // c["num_attention_heads"]
     Q = c["num_attention_heads"] * hd

@@ -52,7 +52,7 @@ LR, WD, B1, B2, EPS = 1e-2, 0.1, 0.9, 0.95, 1e-8
 
 
 def tensors(cfg, rm):
-    """(name, shape, kind) in lib/model_config.c's layout order."""
+    """(name, shape, kind) in lib/model/model_config.c's layout order."""
     t = [x for x in gm.tensor_list(dict(cfg, tie_word_embeddings=False))
          if not (rm and x[0] == "lm_head.weight")]
     if rm:

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "safetensors.h"
-#include "util.h"
+#include "checkpoints/checkpoint.h"
+#include "checkpoints/safetensors.h"
+#include "util/util.h"
 
 static int failures;
 

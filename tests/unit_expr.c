@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "expr.h"
-#include "record.h"
-#include "util.h"
+#include "records/expr.h"
+#include "records/record.h"
+#include "util/util.h"
 
 static int failures;
 

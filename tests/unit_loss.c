@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "loss.h"
+#include "training/loss.h"
 
 static int failures;
 

@@ -2,7 +2,7 @@
  * unit_loss_model: every train-step objective through a whole tiny model,
  * checked by central finite differences in double precision.
  *
- * lib/model_impl.h is compiled here with REAL double (as
+ * lib/model/model_impl.h is compiled here with REAL double (as
  * tests/unit_model_grad.c does), the objective of lib/loss turns the
  * model's per-token log-probs (or reward scores) into a loss and its
  * gradient, the model's backward pass carries that to every parameter,
@@ -12,8 +12,8 @@
 #include <stdio.h>
 
 #define REAL double
-#include "model_impl.h"
-#include "loss.h"
+#include "model/model_impl.h"
+#include "training/loss.h"
 
 static int failures;
 

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "model.h"
-#include "util.h"
+#include "checkpoints/checkpoint.h"
+#include "model/model.h"
+#include "util/util.h"
 
 static int failures;
 

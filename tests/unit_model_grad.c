@@ -1,6 +1,6 @@
 /*
  * unit_model_grad.c: finite-difference gradient checks in double
- * precision.  The network's arithmetic (lib/model_impl.h) is compiled here
+ * precision.  The network's arithmetic (lib/model/model_impl.h) is compiled here
  * with REAL double, so central differences with step 1e-5 are accurate to
  * about 1e-10 and any backward formula that is wrong shows up plainly.
  *
@@ -19,7 +19,7 @@
 #define REAL double
 /* Query blocks of 2 rows, so the blocked attention paths are exercised. */
 #define ATT_ROWS 2
-#include "model_impl.h"
+#include "model/model_impl.h"
 
 static int failures;
 static uint64_t rng = 42;

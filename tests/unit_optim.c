@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "optim.h"
+#include "training/optim.h"
 
 static int failures;
 

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "record.h"
-#include "util.h"
+#include "records/record.h"
+#include "util/util.h"
 
 #include "check.h"
 

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
-#include "util.h"
+#include "checkpoints/safetensors.h"
+#include "util/util.h"
 
 static int failures;
 

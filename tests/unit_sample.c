@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sample.h"
-#include "util.h"
+#include "sampling/sample.h"
+#include "util/util.h"
 
 #include "check.h"
 

@@ -24,10 +24,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "model.h"
-#include "record.h"
-#include "util.h"
+#include "checkpoints/checkpoint.h"
+#include "model/model.h"
+#include "records/record.h"
+#include "util/util.h"
 
 int
 main(int argc, char **argv)

@@ -19,12 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "model.h"
-#include "record.h"
-#include "scorer.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "checkpoints/checkpoint.h"
+#include "model/model.h"
+#include "records/record.h"
+#include "scoring/scorer.h"
+#include "text/tokenizer.h"
+#include "util/util.h"
 
 static int failures;
 static char tmpdir[] = "/tmp/unit_score.XXXXXX";

@@ -22,10 +22,10 @@
 #include <jansson.h>
 
 
-#include "chat.h"
-#include "tok_impl.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/chat.h"
+#include "text/tok_impl.h"
+#include "text/tokenizer.h"
+#include "util/util.h"
 
 static int failures, checks;
 

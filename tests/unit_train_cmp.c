@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "safetensors.h"
-#include "util.h"
+#include "checkpoints/checkpoint.h"
+#include "checkpoints/safetensors.h"
+#include "util/util.h"
 
 static int failures;
 static double worst;

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "vmath.h"
+#include "backend/vmath.h"
 
 #define NMAX 70
 

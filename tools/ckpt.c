@@ -3,7 +3,7 @@
  *
  * Each subcommand is one function in the table at the end; a subcommand
  * parses its own options.  Checkpoints are read and written through
- * lib/checkpoint.h, so every form (directory, .tar, .tar.zst, .tar.gz) works
+ * lib/checkpoints/checkpoint.h, so every form (directory, .tar, .tar.zst, .tar.gz) works
  * everywhere.
  */
 #include "config.h"
@@ -17,12 +17,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "model.h"
-#include "record.h"
-#include "safetensors.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "checkpoints/checkpoint.h"
+#include "model/model.h"
+#include "records/record.h"
+#include "checkpoints/safetensors.h"
+#include "text/tokenizer.h"
+#include "util/util.h"
 
 #define SYNOPSIS \
 	"ckpt init -o OUT [--arch llama|qwen2] [--tokenizer byte|FILE]\n" \
@@ -699,7 +699,7 @@ cmd_diff(int argc, char **argv)
 
 /* ------------------------------------------------------------------------ */
 /* tokenize, detokenize: text to token ids and back, with the checkpoint's
- * tokenizer (lib/tokenizer.h), as Hugging Face's encode and decode. */
+ * tokenizer (lib/text/tokenizer.h), as Hugging Face's encode and decode. */
 
 /* The checkpoint's tokenizer; a checkpoint without one is an error. */
 static struct tokenizer *

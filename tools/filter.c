@@ -17,11 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "expr.h"
-#include "group.h"
-#include "record.h"
-#include "rng.h"
-#include "util.h"
+#include "records/expr.h"
+#include "records/group.h"
+#include "records/record.h"
+#include "util/rng.h"
+#include "util/util.h"
 
 #define SYNOPSIS \
 	"filter [-Jz] [--keep STRATEGY] [--by FIELD] [--group-by FIELD] " \

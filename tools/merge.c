@@ -20,10 +20,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "rng.h"
-#include "safetensors.h"
-#include "util.h"
+#include "checkpoints/checkpoint.h"
+#include "util/rng.h"
+#include "checkpoints/safetensors.h"
+#include "util/util.h"
 
 #define SYNOPSIS \
 	"merge -o OUT [--method METHOD] [--weights W1,W2,...] [--base CKPT]\n" \

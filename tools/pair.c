@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "group.h"
-#include "record.h"
-#include "rng.h"
-#include "util.h"
+#include "records/group.h"
+#include "records/record.h"
+#include "util/rng.h"
+#include "util/util.h"
 
 #define SYNOPSIS \
 	"pair [-Jz] [--strategy best-worst|best-random|all|adjacent] " \

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "record.h"
-#include "rng.h"
-#include "strmap.h"
-#include "util.h"
+#include "records/record.h"
+#include "util/rng.h"
+#include "util/strmap.h"
+#include "util/util.h"
 
 #define SYNOPSIS \
 	"recs cat [-Jz] [FILE ...]\n" \

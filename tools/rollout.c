@@ -37,15 +37,15 @@
 
 #include <jansson.h>
 
-#include "chat.h"
-#include "checkpoint.h"
-#include "model.h"
-#include "record.h"
-#include "rng.h"
-#include "sample.h"
-#include "strmap.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/chat.h"
+#include "checkpoints/checkpoint.h"
+#include "model/model.h"
+#include "records/record.h"
+#include "util/rng.h"
+#include "sampling/sample.h"
+#include "util/strmap.h"
+#include "text/tokenizer.h"
+#include "util/util.h"
 
 #define SYNOPSIS \
 	"rollout -m CKPT [-n N] [--temperature T] [--top-p P] [--top-k K]\n" \

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "record.h"
-#include "scorer.h"
-#include "util.h"
+#include "records/record.h"
+#include "scoring/scorer.h"
+#include "util/util.h"
 
 #define SYNOPSIS \
 	"score --exact [--answer-field FIELD] [--extract REGEX] [--as FIELD]\n" \

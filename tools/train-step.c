@@ -33,16 +33,16 @@
 
 #include <jansson.h>
 
-#include "chat.h"
-#include "checkpoint.h"
-#include "loss.h"
-#include "model.h"
-#include "optim.h"
-#include "record.h"
-#include "rng.h"
-#include "strmap.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/chat.h"
+#include "checkpoints/checkpoint.h"
+#include "training/loss.h"
+#include "model/model.h"
+#include "training/optim.h"
+#include "records/record.h"
+#include "util/rng.h"
+#include "util/strmap.h"
+#include "text/tokenizer.h"
+#include "util/util.h"
 
 #define SYNOPSIS \
 	"train-step -m CKPT -o OUT --loss sft|dpo|rm|pg [--lr X] " \

@@ -16,8 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "record.h"
-#include "util.h"
+#include "records/record.h"
+#include "util/util.h"
 
 static jmp_buf on_error;
 

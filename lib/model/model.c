@@ -1,0 +1,304 @@
+/*
+ * model.c: the fp32 model of model.h, around the arithmetic of
+ * model_impl.h: allocation of parameters and gradients, initialisation,
+ * the public forward and backward passes, FLOP counts, and KV caches.
+ */
+#include <err.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REAL float
+#define MODEL_IMPL_EXTEND
+#include "model/model_impl.h"
+
+struct model_acts {
+	struct net net;
+};
+
+/* ------------------------------------------------------------------------ */
+/* build_model / model_free */
+
+struct model *
+model_new(const struct model_config *cfg)
+{
+	struct model *m;
+	char err[256];
+
+	if (model_config_check(cfg, err, sizeof(err)) != 0)
+		errx(EXIT_DATA, "%s", err);
+	m = xcalloc(1, sizeof(*m));
+	m->cfg = *cfg;
+	m->tensors = model_tensors(cfg, &m->ntensors);
+	m->nparams = m->tensors[m->ntensors - 1].offset +
+	    m->tensors[m->ntensors - 1].n;
+	m->params = xmalloc_huge(m->nparams * sizeof(float));
+	m->acts = xcalloc(1, sizeof(*m->acts));
+	net_init(&m->acts->net, cfg, m->tensors, m->ntensors, m->params,
+	    NULL);
+	return m;
+}
+
+void
+model_free(struct model *m)
+{
+	if (m == NULL)
+		return;
+	net_free(&m->acts->net);
+	free(m->acts);
+	free(m->params);
+	free(m->grads);
+	free(m->tensors);
+	free(m);
+}
+
+const struct model_tensor *
+model_tensor(const struct model *m, const char *name)
+{
+	for (int i = 0; i < m->ntensors; i++)
+		if (strcmp(m->tensors[i].name, name) == 0)
+			return &m->tensors[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Initialisation: splitmix64 feeding Box-Muller, one normal per parameter. */
+
+static uint64_t
+splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+double
+model_rng_normal(uint64_t *state)
+{
+	/* u1 in (0, 1] so the log is finite; u2 in [0, 1). */
+	double u1 = ((splitmix64(state) >> 11) + 1) * 0x1.0p-53;
+	double u2 = (splitmix64(state) >> 11) * 0x1.0p-53;
+
+	return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+}
+
+void
+model_init_normal(struct model *m, uint64_t seed, double mat_std,
+    double aux_std)
+{
+	uint64_t st = seed;
+
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *t = &m->tensors[i];
+		float *p = m->params + t->offset;
+		double base = t->is_norm ? 1 : 0;
+		double sd = t->is_norm || t->is_bias ? aux_std : mat_std;
+
+		for (size_t j = 0; j < t->n; j++)
+			p[j] = base + sd * model_rng_normal(&st);
+	}
+}
+
+void
+model_init_random(struct model *m, uint64_t seed)
+{
+	model_init_normal(m, seed, 0.02, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Training passes */
+
+void
+model_zero_grad(struct model *m)
+{
+	if (m->grads == NULL) {
+		m->grads = xmalloc(m->nparams * sizeof(float));
+		net_set_grads(&m->acts->net, m->tensors, m->ntensors,
+		    m->grads);
+	}
+	memset(m->grads, 0, m->nparams * sizeof(float));
+}
+
+void
+model_forward(struct model *m, const struct model_batch *b, float *logprobs)
+{
+	net_forward(&m->acts->net, b, logprobs);
+}
+
+const float *
+model_logits(const struct model *m)
+{
+	return m->acts->net.a.logits;
+}
+
+const float *
+model_scores(const struct model *m)
+{
+	return m->acts->net.a.scores;
+}
+
+void
+model_backward(struct model *m, const float *dlogprobs, const float *dscores)
+{
+	if (m->grads == NULL)
+		errx(1, "model_backward: call model_zero_grad first");
+	if (m->acts->net.a.N == 0)
+		errx(1, "model_backward: no forward pass to differentiate");
+	net_backward(&m->acts->net, dlogprobs, dscores);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Costs */
+
+double
+model_flops_forward(const struct model_config *c, int nseq, const int *len)
+{
+	double C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
+	double F = c->hidden_dim, V = c->vocab_size, N = 0, att = 0;
+	double per_tok;
+
+	for (int s = 0; s < nseq; s++) {
+		N += len[s];
+		/* QK^T and PV over the causal triangle, every head */
+		att += 2.0 * 2.0 * c->n_heads * c->head_dim *
+		    ((double)len[s] * (len[s] + 1) / 2);
+	}
+	per_tok = 2 * (C * Q + 2 * C * KV + Q * C + 3 * C * F);
+	return N * per_tok * c->n_layers + att * c->n_layers +
+	    N * 2 * C * ((c->lm_head ? V : 0) + c->num_labels);
+}
+
+double
+model_bytes_decode(const struct model_config *c, int B, const int *pos)
+{
+	double kv = 0;
+
+	for (int i = 0; i < B; i++)
+		kv += 2.0 * c->n_layers * (pos[i] + 1) * model_kv_dim(c);
+	return 4.0 * (model_num_params(c) + kv);
+}
+
+size_t
+model_act_bytes(const struct model_config *c, int nseq, const int *len)
+{
+	size_t N = 0, natt = 0;
+	int maxL = 0;
+
+	for (int s = 0; s < nseq; s++) {
+		N += len[s];
+		natt += attn_probs_size(c->n_heads, len[s], 0);
+		if (len[s] > maxL)
+			maxL = len[s];
+	}
+	return acts_floats(c, N, natt, maxL) * sizeof(float);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Generation */
+
+struct kv_cache *
+kv_cache_new(const struct model_config *c, int cap)
+{
+	struct kv_cache *kv = xcalloc(1, sizeof(*kv));
+	size_t n = (size_t)c->n_layers * cap * model_kv_dim(c);
+
+	kv->cap = cap;
+	kv->nlayers = c->n_layers;
+	kv->kvdim = model_kv_dim(c);
+	kv->k = xmalloc_huge(n * sizeof(float));
+	kv->v = xmalloc_huge(n * sizeof(float));
+	return kv;
+}
+
+struct kv_cache *
+kv_cache_fork(const struct kv_cache *base, int cap)
+{
+	struct kv_cache *kv = xcalloc(1, sizeof(*kv));
+	size_t n;
+
+	if (base->base != NULL)
+		errx(1, "kv_cache_fork: the base is a fork itself");
+	if (cap < base->len)
+		errx(1, "kv_cache_fork: %d positions, the base has %d", cap,
+		    base->len);
+	kv->cap = cap;
+	kv->nlayers = base->nlayers;
+	kv->kvdim = base->kvdim;
+	kv->base = base;
+	kv->off = kv->len = base->len;
+	n = (size_t)kv->nlayers * (cap - kv->off) * kv->kvdim;
+	kv->k = xmalloc_huge(n * sizeof(float));
+	kv->v = xmalloc_huge(n * sizeof(float));
+	return kv;
+}
+
+void
+kv_cache_free(struct kv_cache *kv)
+{
+	if (kv == NULL)
+		return;
+	free(kv->k);
+	free(kv->v);
+	free(kv);
+}
+
+void
+kv_cache_copy(struct kv_cache *dst, const struct kv_cache *src)
+{
+	size_t row = (size_t)src->kvdim * sizeof(float);
+
+	if (dst->base != NULL || src->base != NULL)
+		errx(1, "kv_cache_copy: forks are not copied");
+	if (dst->cap < src->len || dst->kvdim != src->kvdim ||
+	    dst->nlayers != src->nlayers)
+		errx(1, "kv_cache_copy: caches of different shapes");
+	for (int l = 0; l < src->nlayers; l++) {
+		memcpy(dst->k + (size_t)l * dst->cap * dst->kvdim,
+		    src->k + (size_t)l * src->cap * src->kvdim, src->len * row);
+		memcpy(dst->v + (size_t)l * dst->cap * dst->kvdim,
+		    src->v + (size_t)l * src->cap * src->kvdim, src->len * row);
+	}
+	dst->len = src->len;
+}
+
+void
+model_extend(struct model *m, struct kv_cache **kv, int B, const int *ntok,
+    const int *tokens, float *logits)
+{
+	for (int i = 0; i < B; i++)
+		if (kv[i]->base != NULL)
+			errx(1, "model_extend: forked caches are decoded by "
+			    "sample_step");
+	net_extend(&m->acts->net, kv, B, ntok, tokens, logits);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The kernels, for decoding steps of their own */
+
+void
+model_rmsnorm(float *out, const float *x, const float *w, int N, int C,
+    float eps)
+{
+	float rstd[N > 0 ? N : 1];
+	rmsnorm_forward(out, rstd, x, w, N, C, eps);
+}
+
+void
+model_rope_freqs(const struct model_config *c, float *freq)
+{
+	rope_freqs(freq, c);
+}
+
+void
+model_rope_table(float *cs, const int *pos, const float *freq, int N, int hd)
+{
+	rope_table(cs, pos, freq, N, hd);
+}
+
+void
+model_rope(float *x, const float *cs, int N, int nh, int hd)
+{
+	rope_apply(x, cs, N, nh, hd, 1);
+}

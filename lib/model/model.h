@@ -1,0 +1,298 @@
+/*
+ * model.h: the decoder-only transformer of the Llama and Qwen2 families, as
+ * Hugging Face transformers defines them (LlamaForCausalLM,
+ * Qwen2ForCausalLM, and their ForSequenceClassification reward heads), in
+ * fp32 on the CPU.
+ *
+ * Three parts, in the order a program uses them:
+ *
+ *   1. model_config: the hyper-parameters, read from and written to an HF
+ *      config.json, and the HF tensor names and shapes they imply.
+ *   2. struct model: every parameter in one allocation, every gradient in
+ *      a parallel one (so an optimizer or an all-reduce sees two flat float
+ *      arrays), a forward pass over a packed batch of sequences returning
+ *      per-token log-probabilities, and a backward pass from the gradient
+ *      of a loss with respect to those log-probabilities.
+ *   3. Generation: a per-sequence KV cache that can be forked, and a step
+ *      that extends B caches at once so each matmul is matrix-matrix.
+ *
+ * Errors in a model's data (a config the code cannot honour, a missing
+ * tensor) end the program with status 1 through errx(3), except in
+ * model_config_from_json, which returns them so a caller can add context.
+ */
+#ifndef PREFPIPE_MODEL_H
+#define PREFPIPE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+/* ------------------------------------------------------------------------ */
+/* 1. Configuration */
+
+enum model_arch { MODEL_LLAMA, MODEL_QWEN2 };
+
+enum model_rope_scaling { ROPE_NONE, ROPE_LLAMA3 };
+
+#define MODEL_MAX_EOS 8
+
+struct model_config {
+	enum model_arch arch;
+	int vocab_size;
+	int dim;		/* hidden_size */
+	int n_layers;		/* num_hidden_layers */
+	int n_heads;		/* num_attention_heads */
+	int n_kv_heads;		/* num_key_value_heads; divides n_heads */
+	int head_dim;		/* head_dim, else dim / n_heads */
+	int hidden_dim;		/* intermediate_size (the MLP's width) */
+	int max_seq_len;	/* max_position_embeddings */
+	float norm_eps;		/* rms_norm_eps */
+	double rope_theta;
+	enum model_rope_scaling rope_scaling;
+	double rope_factor;		/* llama3 scaling only */
+	double rope_low_freq_factor;
+	double rope_high_freq_factor;
+	int rope_orig_max_pos;		/* original_max_position_embeddings */
+	int tie_embeddings;	/* lm_head shares model.embed_tokens.weight */
+	int qkv_bias;		/* q/k/v projections have biases (Qwen2) */
+	int lm_head;		/* 1: causal LM head; 0: classification only */
+	int num_labels;		/* > 0: score.weight (num_labels, dim) */
+	int bos_id;		/* -1 if none */
+	int n_eos;
+	int eos_ids[MODEL_MAX_EOS];
+	int pad_id;		/* -1 if none */
+};
+
+/*
+ * Fill cfg from a parsed config.json.  Reads rope_theta and rope_scaling at
+ * the top level and in the newer rope_parameters object.  An architecture
+ * or option the code does not implement (sliding windows, another rope
+ * scaling, another activation...) is an error naming it, never an
+ * approximation.  Returns 0, or -1 with a message in err.
+ */
+int model_config_from_json(struct model_config *cfg, const json_t *config,
+    char *err, size_t errsz);
+
+/* A new HF-compatible config.json object (torch_dtype float32). */
+json_t *model_config_to_json(const struct model_config *cfg);
+
+/* Check a config built by hand; same contract as model_config_from_json. */
+int model_config_check(const struct model_config *cfg, char *err,
+    size_t errsz);
+
+/* Number of query/kv channels: n_heads * head_dim, n_kv_heads * head_dim. */
+static inline int model_q_dim(const struct model_config *c)
+{ return c->n_heads * c->head_dim; }
+static inline int model_kv_dim(const struct model_config *c)
+{ return c->n_kv_heads * c->head_dim; }
+
+/*
+ * The parameters of a config, as HF names them, in the order they lie in
+ * struct model's flat parameter array.  Shapes are PyTorch's (out, in) for
+ * linear layers.
+ */
+struct model_tensor {
+	char name[64];
+	int ndim;
+	int64_t shape[2];
+	size_t offset;		/* in floats, into model.params */
+	size_t n;		/* shape[0] * shape[1] */
+	int is_norm;		/* an RMSNorm weight (initialised to 1) */
+	int is_bias;		/* a bias (initialised to 0) */
+};
+
+/* The tensors of cfg, in layout order; *n gets their count.  Free it. */
+struct model_tensor *model_tensors(const struct model_config *cfg, int *n);
+
+/* Total number of parameters. */
+size_t model_num_params(const struct model_config *cfg);
+
+/* ------------------------------------------------------------------------ */
+/* 2. The model: parameters, gradients, forward and backward */
+
+struct model_acts;	/* activations of the last forward pass */
+
+struct model {
+	struct model_config cfg;
+	struct model_tensor *tensors;	/* (ntensors) layout of params */
+	int ntensors;
+	size_t nparams;
+	float *params;		/* (nparams) every weight, one allocation */
+	float *grads;		/* (nparams) same layout; NULL until needed */
+	struct model_acts *acts;	/* private */
+};
+
+/* A model with parameters allocated (uninitialised) for cfg. */
+struct model *model_new(const struct model_config *cfg);
+void model_free(struct model *m);
+
+/*
+ * Deterministic random initialisation: matrices N(0, 0.02^2), RMSNorm
+ * weights 1, biases 0.  The same seed gives the same weights everywhere.
+ */
+void model_init_random(struct model *m, uint64_t seed);
+/*
+ * The same with other spreads: each parameter, in layout order, gets
+ * base + std * z with one standard normal z drawn per element (splitmix64
+ * and Box-Muller: z = sqrt(-2 ln u1) cos(2 pi u2)); base is 1 for norm
+ * weights, else 0; std is mat_std for matrices and aux_std for norm
+ * weights and biases.  Tests use large spreads to exercise every path.
+ */
+void model_init_normal(struct model *m, uint64_t seed, double mat_std,
+    double aux_std);
+/* The generator behind it: a standard normal from *state. */
+double model_rng_normal(uint64_t *state);
+
+/* The parameter tensor called name (HF naming), or NULL. */
+const struct model_tensor *model_tensor(const struct model *m,
+    const char *name);
+static inline float *model_param(struct model *m, const struct model_tensor *t)
+{ return m->params + t->offset; }
+
+/*
+ * Checkpoints (lib/checkpoints/checkpoint.h): a model from a loaded checkpoint's
+ * config.json and tensors (a missing or misshapen tensor is an error), and
+ * a model written as config.json plus its tensors.
+ */
+struct ckpt;
+struct ckpt_writer;
+struct model *model_from_ckpt(struct ckpt *c);
+void model_save(const struct model *m, struct ckpt_writer *w);
+
+/* Allocate (if needed) and zero the gradients. */
+void model_zero_grad(struct model *m);
+
+/*
+ * A batch: nseq sequences packed one after another, N = sum of len[]
+ * tokens in all.  Each sequence attends only to itself, causally, and its
+ * positions start at 0.  targets[t] is the token whose log-probability
+ * position t predicts (usually tokens[t+1]), or -1 (any negative,
+ * such as HF's -100) for none.
+ */
+struct model_batch {
+	int nseq;
+	const int *len;		/* (nseq) */
+	const int *tokens;	/* (N) */
+	const int *targets;	/* (N), or NULL: no log-probabilities */
+};
+
+static inline int
+model_batch_tokens(const struct model_batch *b)
+{
+	int n = 0;
+	for (int i = 0; i < b->nseq; i++)
+		n += b->len[i];
+	return n;
+}
+
+/*
+ * Forward pass.  logprobs (N), if not NULL, gets log p(targets[t]) at every
+ * position (0 where targets[t] is -1), computed with a stable
+ * log-sum-exp.  The activations are kept for model_backward; the logits
+ * (N, vocab) can be read until model_backward (which turns them into
+ * their gradient in place) or the next forward, the classification
+ * scores (N, num_labels) until the next forward.
+ *
+ * Threads: OpenMP's (OMP_NUM_THREADS).  The model sets OpenBLAS to one
+ * thread and cuts large products between OpenMP threads itself, so
+ * results are bit-identical whatever the thread count.
+ */
+void model_forward(struct model *m, const struct model_batch *b,
+    float *logprobs);
+const float *model_logits(const struct model *m);	/* (N, vocab) */
+const float *model_scores(const struct model *m);	/* (N, num_labels) */
+
+/*
+ * Backward pass of the last forward: dlogprobs (N) is d loss / d logprob
+ * of each target token (ignored where the target is -1; NULL: none);
+ * dscores (N, num_labels), if not NULL, is d loss / d score.  Gradients
+ * are added to m->grads (call model_zero_grad first).
+ */
+void model_backward(struct model *m, const float *dlogprobs,
+    const float *dscores);
+
+/*
+ * FLOPs of a forward pass over sequences of the given lengths: every
+ * multiply-add of the matmuls and of causal attention counted as 2.  The
+ * backward pass costs twice the forward.
+ */
+double model_flops_forward(const struct model_config *cfg, int nseq,
+    const int *len);
+
+static inline double
+model_flops_backward(const struct model_config *cfg, int nseq, const int *len)
+{ return 2 * model_flops_forward(cfg, nseq, len); }
+
+/*
+ * Bytes a decoding step must read: every weight once, plus the keys and
+ * values of each of the B sequences up to its position pos[i].
+ */
+double model_bytes_decode(const struct model_config *cfg, int B,
+    const int *pos);
+
+/* Bytes of the activations model_forward keeps for a batch. */
+size_t model_act_bytes(const struct model_config *cfg, int nseq,
+    const int *len);
+
+/* ------------------------------------------------------------------------ */
+/* 3. Generation with a KV cache */
+
+/*
+ * The keys and values one sequence has seen, for every layer.  A fork
+ * (kv_cache_fork) shares the positions its base held when it was made, a
+ * prompt read once for all its samples, and holds only its own after.
+ */
+struct kv_cache {
+	int len;		/* positions filled, the base's included */
+	int cap;		/* positions it can hold, the base's included */
+	int nlayers, kvdim;
+	const struct kv_cache *base;	/* a fork's shared prefix, or NULL */
+	int off;		/* the positions in base (0 without one) */
+	float *k;		/* (nlayers, cap - off, kvdim): positions off.. */
+	float *v;		/* (nlayers, cap - off, kvdim) */
+};
+
+struct kv_cache *kv_cache_new(const struct model_config *cfg, int cap);
+void kv_cache_free(struct kv_cache *kv);
+/*
+ * A cache for cap positions whose first base->len are base's, read in
+ * place: base must not change while the fork lives.  Only sample_step
+ * (lib/sampling/sample.h) decodes forks; model_extend and kv_cache_copy take whole
+ * caches.
+ */
+struct kv_cache *kv_cache_fork(const struct kv_cache *base, int cap);
+/*
+ * Make dst a copy of src's filled prefix (dst->cap >= src->len): a context
+ * read once, then continued in several ways (score --flr).
+ */
+void kv_cache_copy(struct kv_cache *dst, const struct kv_cache *src);
+static inline void kv_cache_reset(struct kv_cache *kv) { kv->len = 0; }
+
+/*
+ * Feed ntok[i] new tokens to cache kv[i] for i < B (tokens packed one
+ * sequence after another), appending their keys and values.  logits
+ * (B, vocab) gets the logits after the last new token of each sequence.
+ * A prompt is one call with B = 1; a decoding step over B samples is one
+ * call with every ntok[i] = 1.
+ */
+void model_extend(struct model *m, struct kv_cache **kv, int B,
+    const int *ntok, const int *tokens, float *logits);
+
+/* ------------------------------------------------------------------------ */
+/*
+ * 4. The model's own kernels, for a decoding step written outside it
+ * (lib/sampling/sample_step.c), so that it computes what model_forward computes.
+ */
+
+/* out (N, C) = x (N, C) normalised by its root mean square, times w (C). */
+void model_rmsnorm(float *out, const float *x, const float *w, int N, int C,
+    float eps);
+/* The rotary frequencies (head_dim / 2), llama3 scaling included. */
+void model_rope_freqs(const struct model_config *cfg, float *freq);
+/* cs (N, hd): cos (first half) and sin (second half) at positions pos. */
+void model_rope_table(float *cs, const int *pos, const float *freq, int N,
+    int hd);
+/* Rotate the nh heads of each row of x (N, nh * hd) by cs (N, hd). */
+void model_rope(float *x, const float *cs, int N, int nh, int hd);
+
+#endif

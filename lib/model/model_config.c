@@ -1,0 +1,522 @@
+/*
+ * model_config.c: struct model_config from and to Hugging Face's
+ * config.json, and the parameter tensors a config implies.
+ *
+ * The rule: every key that changes the network's arithmetic is either
+ * implemented or refused by name.  Keys that only matter to other software
+ * (use_cache, torch_dtype, transformers_version...) are ignored.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "util/util.h"
+
+/* ------------------------------------------------------------------------ */
+/* Reading config.json */
+
+static int
+fail(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* An integer field: def when absent or null; -2 on a wrong type. */
+static int
+get_int(const json_t *o, const char *key, long long def, long long *out)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (v == NULL || json_is_null(v)) {
+		*out = def;
+		return 0;
+	}
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		return 0;
+	}
+	/* Some writers emit 2048.0 for integers. */
+	if (json_is_real(v) && json_real_value(v) == (long long)json_real_value(v)) {
+		*out = (long long)json_real_value(v);
+		return 0;
+	}
+	return -2;
+}
+
+static int
+get_num(const json_t *o, const char *key, double def, double *out)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (v == NULL || json_is_null(v)) {
+		*out = def;
+		return 0;
+	}
+	if (!json_is_number(v))
+		return -2;
+	*out = json_number_value(v);
+	return 0;
+}
+
+static int
+get_bool(const json_t *o, const char *key, int def, int *out)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (v == NULL || json_is_null(v)) {
+		*out = def;
+		return 0;
+	}
+	if (!json_is_boolean(v))
+		return -2;
+	*out = json_is_true(v);
+	return 0;
+}
+
+#define INT(o, key, def, dst, lo, hi) do {				\
+	long long v_;							\
+	if (get_int((o), (key), (def), &v_) != 0)			\
+		return fail(err, errsz, "config.json: \"%s\" is not an integer", (key)); \
+	if (v_ < (lo) || v_ > (hi))					\
+		return fail(err, errsz, "config.json: \"%s\" = %lld is out of range [%lld, %lld]", \
+		    (key), v_, (long long)(lo), (long long)(hi));	\
+	(dst) = v_;							\
+} while (0)
+
+#define NUM(o, key, def, dst) do {					\
+	double v_;							\
+	if (get_num((o), (key), (def), &v_) != 0)			\
+		return fail(err, errsz, "config.json: \"%s\" is not a number", (key)); \
+	(dst) = v_;							\
+} while (0)
+
+#define BOOL(o, key, def, dst) do {					\
+	if (get_bool((o), (key), (def), &(dst)) != 0)			\
+		return fail(err, errsz, "config.json: \"%s\" is not a boolean", (key)); \
+} while (0)
+
+/*
+ * The rope part: rope_theta and rope_scaling at the top level (transformers
+ * up to 4.x), or both inside rope_parameters (newer versions).
+ */
+static int
+read_rope(struct model_config *cfg, const json_t *config, char *err,
+    size_t errsz)
+{
+	const json_t *rp = json_object_get(config, "rope_parameters");
+	const json_t *rs = json_object_get(config, "rope_scaling");
+	const json_t *src;
+	const char *type;
+	json_t *tv;
+
+	NUM(config, "rope_theta", 10000.0, cfg->rope_theta);
+	cfg->rope_scaling = ROPE_NONE;
+	if (rp != NULL && !json_is_null(rp)) {
+		if (!json_is_object(rp))
+			return fail(err, errsz, "config.json: \"rope_parameters\" is not an object");
+		if (json_object_get(rp, "full_attention") != NULL)
+			return fail(err, errsz, "config.json: per-layer-type \"rope_parameters\" is not supported");
+		NUM(rp, "rope_theta", cfg->rope_theta, cfg->rope_theta);
+		src = rp;
+	} else if (rs != NULL && !json_is_null(rs)) {
+		if (!json_is_object(rs))
+			return fail(err, errsz, "config.json: \"rope_scaling\" is not an object");
+		src = rs;
+	} else
+		src = NULL;
+	if (cfg->rope_theta <= 0)
+		return fail(err, errsz, "config.json: \"rope_theta\" must be positive");
+	if (src == NULL)
+		return 0;
+	if ((tv = json_object_get(src, "rope_type")) == NULL)
+		tv = json_object_get(src, "type");
+	type = json_is_string(tv) ? json_string_value(tv) : "default";
+	if (strcmp(type, "default") == 0)
+		return 0;
+	if (strcmp(type, "llama3") != 0)
+		return fail(err, errsz, "config.json: rope scaling type \"%s\" is not supported (supported: default, llama3)", type);
+	cfg->rope_scaling = ROPE_LLAMA3;
+	NUM(src, "factor", -1, cfg->rope_factor);
+	NUM(src, "low_freq_factor", -1, cfg->rope_low_freq_factor);
+	NUM(src, "high_freq_factor", -1, cfg->rope_high_freq_factor);
+	INT(src, "original_max_position_embeddings", -1,
+	    cfg->rope_orig_max_pos, -1, 1 << 30);
+	if (cfg->rope_factor <= 0 || cfg->rope_low_freq_factor <= 0 ||
+	    cfg->rope_high_freq_factor <= cfg->rope_low_freq_factor ||
+	    cfg->rope_orig_max_pos <= 0)
+		return fail(err, errsz, "config.json: llama3 rope scaling needs factor, low_freq_factor < high_freq_factor and original_max_position_embeddings, all positive");
+	return 0;
+}
+
+/* The token ids: eos_token_id may be one integer or a list. */
+static int
+read_special(struct model_config *cfg, const json_t *config, char *err,
+    size_t errsz)
+{
+	json_t *e = json_object_get(config, "eos_token_id");
+	size_t i;
+
+	INT(config, "bos_token_id", -1, cfg->bos_id, -1, cfg->vocab_size - 1);
+	INT(config, "pad_token_id", -1, cfg->pad_id, -1, 1LL << 31);
+	cfg->n_eos = 0;
+	if (e == NULL || json_is_null(e))
+		return 0;
+	if (json_is_integer(e)) {
+		cfg->eos_ids[cfg->n_eos++] = json_integer_value(e);
+		return 0;
+	}
+	if (!json_is_array(e) || json_array_size(e) > MODEL_MAX_EOS)
+		return fail(err, errsz, "config.json: \"eos_token_id\" must be an integer or a list of at most %d", MODEL_MAX_EOS);
+	for (i = 0; i < json_array_size(e); i++) {
+		json_t *x = json_array_get(e, i);
+		if (!json_is_integer(x))
+			return fail(err, errsz, "config.json: \"eos_token_id\" holds a non-integer");
+		cfg->eos_ids[cfg->n_eos++] = json_integer_value(x);
+	}
+	return 0;
+}
+
+/* Keys whose presence means arithmetic this code does not do. */
+static int
+refuse_options(const json_t *config, int arch, char *err, size_t errsz)
+{
+	const char *act;
+	json_t *v;
+	double d;
+	int b;
+
+	v = json_object_get(config, "hidden_act");
+	act = json_is_string(v) ? json_string_value(v) : "silu";
+	if (strcmp(act, "silu") != 0 && strcmp(act, "swish") != 0)
+		return fail(err, errsz, "config.json: hidden_act \"%s\" is not supported (only silu)", act);
+	BOOL(config, "attention_bias", 0, b);
+	if (b && arch == MODEL_LLAMA)
+		return fail(err, errsz, "config.json: attention_bias is not supported for llama");
+	BOOL(config, "mlp_bias", 0, b);
+	if (b)
+		return fail(err, errsz, "config.json: mlp_bias is not supported");
+	NUM(config, "attention_dropout", 0, d);
+	if (d != 0)
+		return fail(err, errsz, "config.json: attention_dropout %g is not supported", d);
+	if ((v = json_object_get(config, "quantization_config")) != NULL &&
+	    !json_is_null(v))
+		return fail(err, errsz, "config.json: quantized models (quantization_config) are not supported");
+	if ((v = json_object_get(config, "layer_types")) != NULL &&
+	    json_is_array(v)) {
+		size_t i;
+		for (i = 0; i < json_array_size(v); i++) {
+			json_t *x = json_array_get(v, i);
+			if (!json_is_string(x) ||
+			    strcmp(json_string_value(x), "full_attention") != 0)
+				return fail(err, errsz, "config.json: layer_types other than full_attention (sliding windows) are not supported");
+		}
+	}
+	/* Sliding windows: Mistral when sliding_window is set; Qwen2 when
+	 * use_sliding_window is true. */
+	if (arch == MODEL_QWEN2) {
+		BOOL(config, "use_sliding_window", 0, b);
+		if (b)
+			return fail(err, errsz, "config.json: use_sliding_window is not supported");
+	} else {
+		v = json_object_get(config, "sliding_window");
+		if (v != NULL && !json_is_null(v))
+			return fail(err, errsz, "config.json: sliding_window is not supported (Mistral with sliding-window attention)");
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	enum model_arch arch;
+	int lm_head;
+} archs[] = {
+	{ "LlamaForCausalLM", MODEL_LLAMA, 1 },
+	{ "MistralForCausalLM", MODEL_LLAMA, 1 },
+	{ "Qwen2ForCausalLM", MODEL_QWEN2, 1 },
+	{ "LlamaForSequenceClassification", MODEL_LLAMA, 0 },
+	{ "MistralForSequenceClassification", MODEL_LLAMA, 0 },
+	{ "Qwen2ForSequenceClassification", MODEL_QWEN2, 0 },
+};
+
+int
+model_config_from_json(struct model_config *cfg, const json_t *config,
+    char *err, size_t errsz)
+{
+	json_t *a, *mt, *labels;
+	const char *name = NULL, *type = NULL;
+	size_t i;
+	int found = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (!json_is_object(config))
+		return fail(err, errsz, "config.json: not a JSON object");
+	a = json_object_get(config, "architectures");
+	if (json_is_array(a) && json_array_size(a) > 0) {
+		if (json_array_size(a) > 1)
+			return fail(err, errsz, "config.json: several architectures are listed; expected one");
+		if (!json_is_string(json_array_get(a, 0)))
+			return fail(err, errsz, "config.json: \"architectures\" holds a non-string");
+		name = json_string_value(json_array_get(a, 0));
+	}
+	mt = json_object_get(config, "model_type");
+	if (json_is_string(mt))
+		type = json_string_value(mt);
+	if (name != NULL) {
+		for (i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
+			if (strcmp(name, archs[i].name) == 0) {
+				cfg->arch = archs[i].arch;
+				cfg->lm_head = archs[i].lm_head;
+				found = 1;
+			}
+		if (!found)
+			return fail(err, errsz, "config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and their ForSequenceClassification)", name);
+	} else if (type != NULL) {
+		if (strcmp(type, "llama") == 0 || strcmp(type, "mistral") == 0)
+			cfg->arch = MODEL_LLAMA;
+		else if (strcmp(type, "qwen2") == 0)
+			cfg->arch = MODEL_QWEN2;
+		else
+			return fail(err, errsz, "config.json: model_type %s is not supported (supported: llama, mistral, qwen2)", type);
+		cfg->lm_head = 1;
+	} else
+		return fail(err, errsz, "config.json: neither \"architectures\" nor \"model_type\" says what the model is");
+	if (refuse_options(config, cfg->arch, err, errsz) != 0)
+		return -1;
+
+	INT(config, "vocab_size", -1, cfg->vocab_size, 1, 1 << 24);
+	INT(config, "hidden_size", -1, cfg->dim, 1, 1 << 16);
+	INT(config, "num_hidden_layers", -1, cfg->n_layers, 1, 4096);
+	INT(config, "num_attention_heads", -1, cfg->n_heads, 1, 4096);
+	INT(config, "num_key_value_heads", cfg->n_heads, cfg->n_kv_heads, 1,
+	    4096);
+	INT(config, "head_dim", cfg->dim / cfg->n_heads, cfg->head_dim, 1,
+	    4096);
+	INT(config, "intermediate_size", -1, cfg->hidden_dim, 1, 1 << 20);
+	INT(config, "max_position_embeddings",
+	    cfg->arch == MODEL_QWEN2 ? 32768 : 2048, cfg->max_seq_len, 1,
+	    1 << 30);
+	{
+		double eps;
+		NUM(config, "rms_norm_eps", 1e-6, eps);
+		cfg->norm_eps = eps;
+	}
+	BOOL(config, "tie_word_embeddings", 0, cfg->tie_embeddings);
+	cfg->qkv_bias = cfg->arch == MODEL_QWEN2;
+	if (read_rope(cfg, config, err, errsz) != 0)
+		return -1;
+	if (read_special(cfg, config, err, errsz) != 0)
+		return -1;
+	if (!cfg->lm_head) {
+		/* HF stores num_labels only through id2label. */
+		labels = json_object_get(config, "id2label");
+		if (json_is_object(labels))
+			cfg->num_labels = json_object_size(labels);
+		else
+			INT(config, "num_labels", 2, cfg->num_labels, 1, 1 << 20);
+		cfg->tie_embeddings = 0;
+	}
+	return model_config_check(cfg, err, errsz);
+}
+
+int
+model_config_check(const struct model_config *cfg, char *err, size_t errsz)
+{
+	if (cfg->vocab_size < 1 || cfg->dim < 1 || cfg->n_layers < 1 ||
+	    cfg->n_heads < 1 || cfg->n_kv_heads < 1 || cfg->head_dim < 1 ||
+	    cfg->hidden_dim < 1 || cfg->max_seq_len < 1)
+		return fail(err, errsz, "model config: a size is missing or not positive");
+	if (cfg->n_heads % cfg->n_kv_heads != 0)
+		return fail(err, errsz, "model config: num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg->n_heads, cfg->n_kv_heads);
+	if (cfg->head_dim % 2 != 0)
+		return fail(err, errsz, "model config: head_dim %d is odd; rotary embeddings need it even", cfg->head_dim);
+	if (!cfg->lm_head && cfg->num_labels < 1)
+		return fail(err, errsz, "model config: a classification model needs num_labels");
+	if (cfg->norm_eps <= 0)
+		return fail(err, errsz, "model config: rms_norm_eps must be positive");
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing config.json */
+
+json_t *
+model_config_to_json(const struct model_config *c)
+{
+	json_t *j = json_object(), *a = json_array(), *eos;
+	const char *arch;
+	int i;
+
+	if (c->arch == MODEL_QWEN2)
+		arch = c->lm_head ? "Qwen2ForCausalLM" :
+		    "Qwen2ForSequenceClassification";
+	else
+		arch = c->lm_head ? "LlamaForCausalLM" :
+		    "LlamaForSequenceClassification";
+	json_array_append_new(a, json_string(arch));
+	json_object_set_new(j, "architectures", a);
+	json_object_set_new(j, "model_type",
+	    json_string(c->arch == MODEL_QWEN2 ? "qwen2" : "llama"));
+	json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
+	json_object_set_new(j, "hidden_size", json_integer(c->dim));
+	json_object_set_new(j, "intermediate_size", json_integer(c->hidden_dim));
+	json_object_set_new(j, "num_hidden_layers", json_integer(c->n_layers));
+	json_object_set_new(j, "num_attention_heads", json_integer(c->n_heads));
+	json_object_set_new(j, "num_key_value_heads",
+	    json_integer(c->n_kv_heads));
+	json_object_set_new(j, "head_dim", json_integer(c->head_dim));
+	json_object_set_new(j, "hidden_act", json_string("silu"));
+	json_object_set_new(j, "max_position_embeddings",
+	    json_integer(c->max_seq_len));
+	/* Through double so 1e-5f prints as 1e-05, not 9.99999974738e-06. */
+	{
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%g", c->norm_eps);
+		json_object_set_new(j, "rms_norm_eps", json_real(strtod(buf, NULL)));
+	}
+	json_object_set_new(j, "rope_theta", json_real(c->rope_theta));
+	if (c->rope_scaling == ROPE_LLAMA3) {
+		json_t *rs = json_object();
+		json_object_set_new(rs, "rope_type", json_string("llama3"));
+		json_object_set_new(rs, "factor", json_real(c->rope_factor));
+		json_object_set_new(rs, "low_freq_factor",
+		    json_real(c->rope_low_freq_factor));
+		json_object_set_new(rs, "high_freq_factor",
+		    json_real(c->rope_high_freq_factor));
+		json_object_set_new(rs, "original_max_position_embeddings",
+		    json_integer(c->rope_orig_max_pos));
+		json_object_set_new(j, "rope_scaling", rs);
+	} else
+		json_object_set_new(j, "rope_scaling", json_null());
+	json_object_set_new(j, "tie_word_embeddings",
+	    json_boolean(c->tie_embeddings));
+	if (c->arch == MODEL_LLAMA) {
+		json_object_set_new(j, "attention_bias", json_false());
+		json_object_set_new(j, "mlp_bias", json_false());
+	} else {
+		json_object_set_new(j, "use_sliding_window", json_false());
+		json_object_set_new(j, "sliding_window", json_null());
+	}
+	json_object_set_new(j, "attention_dropout", json_real(0));
+	json_object_set_new(j, "initializer_range", json_real(0.02));
+	json_object_set_new(j, "bos_token_id",
+	    c->bos_id >= 0 ? json_integer(c->bos_id) : json_null());
+	if (c->n_eos == 1)
+		eos = json_integer(c->eos_ids[0]);
+	else if (c->n_eos == 0)
+		eos = json_null();
+	else {
+		eos = json_array();
+		for (i = 0; i < c->n_eos; i++)
+			json_array_append_new(eos, json_integer(c->eos_ids[i]));
+	}
+	json_object_set_new(j, "eos_token_id", eos);
+	if (c->pad_id >= 0)
+		json_object_set_new(j, "pad_token_id", json_integer(c->pad_id));
+	if (!c->lm_head) {
+		json_t *id2 = json_object(), *l2i = json_object();
+		char k[32], v[32];
+		for (i = 0; i < c->num_labels; i++) {
+			snprintf(k, sizeof(k), "%d", i);
+			snprintf(v, sizeof(v), "LABEL_%d", i);
+			json_object_set_new(id2, k, json_string(v));
+			json_object_set_new(l2i, v, json_integer(i));
+		}
+		json_object_set_new(j, "id2label", id2);
+		json_object_set_new(j, "label2id", l2i);
+	}
+	json_object_set_new(j, "torch_dtype", json_string("float32"));
+	json_object_set_new(j, "use_cache", json_true());
+	return j;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The tensors of a config */
+
+static void
+add(struct model_tensor *t, int *n, size_t *off, int ndim, int64_t d0,
+    int64_t d1, int is_norm, int is_bias, const char *fmt, ...)
+{
+	struct model_tensor *x = &t[(*n)++];
+	va_list ap;
+
+	memset(x, 0, sizeof(*x));
+	va_start(ap, fmt);
+	vsnprintf(x->name, sizeof(x->name), fmt, ap);
+	va_end(ap);
+	x->ndim = ndim;
+	x->shape[0] = d0;
+	x->shape[1] = ndim > 1 ? d1 : 1;
+	x->n = (size_t)d0 * (ndim > 1 ? (size_t)d1 : 1);
+	x->offset = *off;
+	x->is_norm = is_norm;
+	x->is_bias = is_bias;
+	*off += x->n;
+}
+
+struct model_tensor *
+model_tensors(const struct model_config *c, int *np)
+{
+	int C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
+	int F = c->hidden_dim, V = c->vocab_size, l, n = 0;
+	struct model_tensor *t;
+	size_t off = 0;
+
+	t = xcalloc(4 + 12 * (size_t)c->n_layers, sizeof(*t));
+	add(t, &n, &off, 2, V, C, 0, 0, "model.embed_tokens.weight");
+	for (l = 0; l < c->n_layers; l++) {
+		add(t, &n, &off, 1, C, 0, 1, 0,
+		    "model.layers.%d.input_layernorm.weight", l);
+		add(t, &n, &off, 2, Q, C, 0, 0,
+		    "model.layers.%d.self_attn.q_proj.weight", l);
+		if (c->qkv_bias)
+			add(t, &n, &off, 1, Q, 0, 0, 1,
+			    "model.layers.%d.self_attn.q_proj.bias", l);
+		add(t, &n, &off, 2, KV, C, 0, 0,
+		    "model.layers.%d.self_attn.k_proj.weight", l);
+		if (c->qkv_bias)
+			add(t, &n, &off, 1, KV, 0, 0, 1,
+			    "model.layers.%d.self_attn.k_proj.bias", l);
+		add(t, &n, &off, 2, KV, C, 0, 0,
+		    "model.layers.%d.self_attn.v_proj.weight", l);
+		if (c->qkv_bias)
+			add(t, &n, &off, 1, KV, 0, 0, 1,
+			    "model.layers.%d.self_attn.v_proj.bias", l);
+		add(t, &n, &off, 2, C, Q, 0, 0,
+		    "model.layers.%d.self_attn.o_proj.weight", l);
+		add(t, &n, &off, 1, C, 0, 1, 0,
+		    "model.layers.%d.post_attention_layernorm.weight", l);
+		add(t, &n, &off, 2, F, C, 0, 0,
+		    "model.layers.%d.mlp.gate_proj.weight", l);
+		add(t, &n, &off, 2, F, C, 0, 0,
+		    "model.layers.%d.mlp.up_proj.weight", l);
+		add(t, &n, &off, 2, C, F, 0, 0,
+		    "model.layers.%d.mlp.down_proj.weight", l);
+	}
+	add(t, &n, &off, 1, C, 0, 1, 0, "model.norm.weight");
+	if (c->lm_head && !c->tie_embeddings)
+		add(t, &n, &off, 2, V, C, 0, 0, "lm_head.weight");
+	if (c->num_labels > 0)
+		add(t, &n, &off, 2, c->num_labels, C, 0, 0, "score.weight");
+	*np = n;
+	return t;
+}
+
+size_t
+model_num_params(const struct model_config *c)
+{
+	struct model_tensor *t;
+	size_t total;
+	int n;
+
+	t = model_tensors(c, &n);
+	total = t[n - 1].offset + t[n - 1].n;
+	free(t);
+	return total;
+}

@@ -1,0 +1,355 @@
+/*
+ * chat.c: built-in chat template renderers; see chat.h.  Each renderer
+ * follows its Jinja template statement by statement, so the text is the
+ * one transformers' apply_chat_template gives.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "text/chat.h"
+#include "text/tok_impl.h"
+#include "util/util.h"
+
+enum {
+	CHAT_PLAIN, CHAT_CHATML, CHAT_QWEN2, CHAT_LLAMA3, CHAT_LLAMA2,
+	CHAT_MISTRAL, CHAT_ZEPHYR
+};
+
+struct chat_template {
+	const char *name;
+	int family;
+};
+
+static const struct chat_template templates[] = {
+	{ "chatml", CHAT_CHATML },
+	{ "qwen2", CHAT_QWEN2 },
+	{ "llama3", CHAT_LLAMA3 },
+	{ "llama2", CHAT_LLAMA2 },
+	{ "mistral", CHAT_MISTRAL },
+	{ "zephyr", CHAT_ZEPHYR },
+	{ "plain", CHAT_PLAIN },
+};
+#define NTEMPLATES (sizeof(templates) / sizeof(templates[0]))
+
+const char *
+chat_template_names(void)
+{
+	return "chatml, qwen2, llama3, llama2, mistral, zephyr, plain";
+}
+
+const char *
+chat_template_name(const struct chat_template *t)
+{
+	return t->name;
+}
+
+const struct chat_template *
+chat_template_by_name(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NTEMPLATES; i++)
+		if (strcmp(templates[i].name, name) == 0)
+			return &templates[i];
+	return NULL;
+}
+
+/*
+ * Qwen2's default system message, as its template spells it:
+ * '<|im_start|>system\nTEXT<|im_end|>\n' where TEXT is a literal (no
+ * quotes, no Jinja).  NULL when the template has none.
+ */
+static char *
+default_system(const char *jinja)
+{
+	static const char *const opens[] = { "<|im_start|>system\\n",
+	    "<|im_start|>system\n", NULL };
+	const char *p, *s, *e;
+	size_t i;
+
+	for (i = 0; opens[i]; i++)
+		for (p = jinja; (s = strstr(p, opens[i])) != NULL; p = s + 1) {
+			s += strlen(opens[i]);
+			if ((e = strstr(s, "<|im_end|>")) == NULL)
+				break;
+			if (e > s && strcspn(s, "'\"{}+") >= (size_t)(e - s)) {
+				char *r = xmalloc(e - s + 1);
+				memcpy(r, s, e - s);
+				r[e - s] = 0;
+				return r;
+			}
+		}
+	return NULL;
+}
+
+const struct chat_template *
+chat_template_detect(const char *jinja)
+{
+	char *sys;
+
+	if (strstr(jinja, "<|im_start|>")) {
+		if ((sys = default_system(jinja)) != NULL) {
+			free(sys);
+			return chat_template_by_name("qwen2");
+		}
+		return chat_template_by_name("chatml");
+	}
+	if (strstr(jinja, "<|start_header_id|>") &&
+	    strstr(jinja, "<|eot_id|>"))
+		return chat_template_by_name("llama3");
+	if (strstr(jinja, "[INST]"))
+		return chat_template_by_name(strstr(jinja, "<<SYS>>") ?
+		    "llama2" : "mistral");
+	if (strstr(jinja, "<|user|>") && strstr(jinja, "<|assistant|>"))
+		return chat_template_by_name("zephyr");
+	return NULL;
+}
+
+const struct chat_template *
+chat_template_select(const char *name, const char *jinja, char *err,
+    size_t errsz)
+{
+	const struct chat_template *t;
+
+	if (name) {
+		if ((t = chat_template_by_name(name)) == NULL)
+			snprintf(err, errsz, "unknown chat template \"%s\" "
+			    "(known: %s)", name, chat_template_names());
+		return t;
+	}
+	if (jinja == NULL)
+		return chat_template_by_name("plain");
+	if ((t = chat_template_detect(jinja)) == NULL)
+		snprintf(err, errsz, "the tokenizer's chat_template is not one "
+		    "prefpipe knows; name one with --chat-template (%s)",
+		    chat_template_names());
+	return t;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rendering */
+
+/* Python's str.strip(), as Jinja's trim filter and .strip() do it. */
+static void
+add_stripped(struct strbuf *b, const char *s)
+{
+	size_t n = strlen(s), st = 0, cl, i;
+	int32_t c;
+
+	while (st < n) {
+		c = tu8_get((const unsigned char *)s + st, n - st, &cl);
+		if (!tu_is_space(c) && !(c >= 0x1c && c <= 0x1f))
+			break;
+		st += cl;
+	}
+	while (n > st) {
+		for (i = n - 1; i > st && ((unsigned char)s[i] & 0xc0) == 0x80;
+		    i--)
+			;
+		c = tu8_get((const unsigned char *)s + i, n - i, &cl);
+		if (!tu_is_space(c) && !(c >= 0x1c && c <= 0x1f))
+			break;
+		n = i;
+	}
+	sb_add(b, s + st, n - st);
+}
+
+static int
+is_role(const struct chat_msg *m, const char *role)
+{
+	return strcmp(m->role, role) == 0;
+}
+
+/* The alternation check of the Llama-2 and Mistral templates. */
+static int
+alternates(const struct chat_msg *m, size_t n, char *err, size_t errsz)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (is_role(&m[i], "user") != (i % 2 == 0)) {
+			snprintf(err, errsz, "message %zu: Conversation roles "
+			    "must alternate user/assistant/user/assistant/...",
+			    i + 1);
+			return 0;
+		}
+	return 1;
+}
+
+/*
+ * sys: the default system message, or NULL.  Qwen2 writes it inside the
+ * message loop (so not for an empty conversation), Qwen2.5 before it.
+ */
+static void
+render_chatml(struct strbuf *b, const struct chat_msg *m, size_t n,
+    int gen, const char *sys, int sys_in_loop)
+{
+	size_t i;
+
+	if (sys && n == 0 && !sys_in_loop)
+		sb_printf(b, "<|im_start|>system\n%s<|im_end|>\n", sys);
+	for (i = 0; i < n; i++) {
+		if (i == 0 && sys && !is_role(&m[0], "system"))
+			sb_printf(b, "<|im_start|>system\n%s<|im_end|>\n", sys);
+		sb_printf(b, "<|im_start|>%s\n%s<|im_end|>\n", m[i].role,
+		    m[i].content);
+	}
+	if (gen)
+		sb_adds(b, "<|im_start|>assistant\n");
+}
+
+static void
+render_llama3(struct strbuf *b, const struct chat_msg *m, size_t n, int gen,
+    const char *bos)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (i == 0)
+			sb_adds(b, bos);
+		sb_printf(b, "<|start_header_id|>%s<|end_header_id|>\n\n",
+		    m[i].role);
+		add_stripped(b, m[i].content);
+		sb_adds(b, "<|eot_id|>");
+	}
+	if (gen)
+		sb_adds(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+static int
+render_llama2(struct strbuf *b, const struct chat_msg *m, size_t n,
+    const char *bos, const char *eos, char *err, size_t errsz)
+{
+	const char *sys = NULL;
+	struct strbuf c;
+	size_t i;
+
+	if (n > 0 && is_role(&m[0], "system")) {
+		sys = m[0].content;
+		m++, n--;
+	}
+	if (!alternates(m, n, err, errsz))
+		return -1;
+	sb_init(&c);
+	for (i = 0; i < n; i++) {
+		sb_clear(&c);
+		if (i == 0 && sys)
+			sb_printf(&c, "<<SYS>>\n%s\n<</SYS>>\n\n", sys);
+		sb_adds(&c, m[i].content);
+		if (is_role(&m[i], "user")) {
+			sb_printf(b, "%s[INST] ", bos);
+			add_stripped(b, c.data);
+			sb_adds(b, " [/INST]");
+		} else if (is_role(&m[i], "assistant")) {
+			sb_addc(b, ' ');
+			add_stripped(b, c.data);
+			sb_printf(b, " %s", eos);
+		}
+	}
+	sb_free(&c);
+	return 0;
+}
+
+static int
+render_mistral(struct strbuf *b, const struct chat_msg *m, size_t n,
+    const char *bos, const char *eos, char *err, size_t errsz)
+{
+	size_t i;
+
+	sb_adds(b, bos);
+	for (i = 0; i < n; i++) {
+		if (!alternates(m, i + 1, err, errsz))
+			return -1;
+		if (is_role(&m[i], "user"))
+			sb_printf(b, "[INST] %s [/INST]", m[i].content);
+		else if (is_role(&m[i], "assistant"))
+			sb_printf(b, "%s%s", m[i].content, eos);
+		else {
+			snprintf(err, errsz, "message %zu: Only user and "
+			    "assistant roles are supported!", i + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+render_zephyr(struct strbuf *b, const struct chat_msg *m, size_t n, int gen,
+    const char *eos)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (is_role(&m[i], "user") || is_role(&m[i], "system") ||
+		    is_role(&m[i], "assistant"))
+			sb_printf(b, "<|%s|>\n%s%s\n", m[i].role, m[i].content,
+			    eos);
+		if (i + 1 == n && gen)
+			sb_adds(b, "<|assistant|>\n");
+	}
+}
+
+static void
+render_plain(struct strbuf *b, const struct chat_msg *m, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (i)
+			sb_adds(b, "\n\n");
+		sb_adds(b, m[i].content);
+	}
+}
+
+char *
+chat_render(const struct chat_template *t, const struct chat_msg *m,
+    size_t n, int gen, const char *bos, const char *eos, const char *jinja,
+    char *err, size_t errsz)
+{
+	struct strbuf b;
+	char *sys = NULL;
+	int rc = 0;
+
+	bos = bos ? bos : "";
+	eos = eos ? eos : "";
+	sb_init(&b);
+	sb_adds(&b, "");	/* an empty rendering is "", not NULL */
+	switch (t->family) {
+	case CHAT_CHATML:
+		render_chatml(&b, m, n, gen, NULL, 1);
+		break;
+	case CHAT_QWEN2:
+		if (jinja == NULL || (sys = default_system(jinja)) == NULL)
+			sys = xstrdup("You are a helpful assistant.");
+		render_chatml(&b, m, n, gen, sys, jinja == NULL ||
+		    strstr(jinja, "loop.first and messages[0]") != NULL);
+		free(sys);
+		break;
+	case CHAT_LLAMA3:
+		/* Early Llama-3 templates open the answer unconditionally. */
+		if (jinja && strstr(jinja, "add_generation_prompt") == NULL)
+			gen = 1;
+		render_llama3(&b, m, n, gen, bos);
+		break;
+	case CHAT_LLAMA2:
+		rc = render_llama2(&b, m, n, bos, eos, err, errsz);
+		break;
+	case CHAT_MISTRAL:
+		rc = render_mistral(&b, m, n, bos, eos, err, errsz);
+		break;
+	case CHAT_ZEPHYR:
+		render_zephyr(&b, m, n, gen, eos);
+		break;
+	case CHAT_PLAIN:
+		render_plain(&b, m, n);
+		break;
+	}
+	if (rc < 0) {
+		sb_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
