@@ -148,8 +148,8 @@ test_roundtrip(void)
 	memcpy(p, h, hl);
 	float w[6] = { 1, 2, 3, 4, 5, 6 };
 	float b[3] = { 1.5f, -2, 1.0f + 0x1p-8f };
-	st_from_f32(DT_F32, w, p + hl, 6);
-	st_from_f32(DT_BF16, b, p + hl + 24, 3);
+	dtype_from_f32(DT_F32, w, p + hl, 6);
+	dtype_from_f32(DT_BF16, b, p + hl + 24, 3);
 
 	struct st_file f;
 	char err[512];
@@ -159,9 +159,9 @@ test_roundtrip(void)
 	    f.t[0].shape[1] == 3);
 	CHECK(strcmp(f.t[1].name, "b") == 0 && f.t[1].dtype == DT_BF16);
 	float back[6];
-	st_to_f32(DT_F32, f.t[0].raw, back, 6);
+	dtype_to_f32(DT_F32, f.t[0].raw, back, 6);
 	CHECK(memcmp(back, w, sizeof w) == 0);
-	st_to_f32(DT_BF16, f.t[1].raw, back, 3);
+	dtype_to_f32(DT_BF16, f.t[1].raw, back, 3);
 	CHECK(back[0] == 1.5f && back[1] == -2 && back[2] == 1.0f);
 	CHECK(f.meta && json_is_object(f.meta));
 	st_free(&f);

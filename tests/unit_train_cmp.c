@@ -75,7 +75,7 @@ cmp_file(struct ckpt *got, const char *path, double tol)
 	for (size_t i = 0; i < st.nt; i++) {
 		const struct tensor *t = &st.t[i];
 		float *want = xmalloc(t->n * sizeof(float) + 1);
-		st_to_f32(t->dtype, t->raw, want, t->n);
+		dtype_to_f32(t->dtype, t->raw, want, t->n);
 		const struct tensor *g = ckpt_find(got, t->name);
 		compare("tensor", t->name, g ? g->data : NULL, want,
 		    g ? g->n : 0, t->n, tol);

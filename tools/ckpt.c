@@ -20,7 +20,6 @@
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
 #include "records/record.h"
-#include "checkpoints/safetensors.h"
 #include "text/tokenizer.h"
 #include "util/util.h"
 
@@ -435,8 +434,8 @@ check_shapes(struct ckpt *c, struct model_config *cfg)
 		if (!same)
 			errx(EXIT_DATA, "%s: tensor \"%s\" has shape %s, "
 			    "config.json says %s", ckpt_where(c, x->file, w,
-			    sizeof w), x->name, st_shape_str(a, sizeof a, x->ndim,
-			    x->shape), st_shape_str(b, sizeof b, t[i].ndim,
+			    sizeof w), x->name, tensor_shape_str(a, sizeof a, x->ndim,
+			    x->shape), tensor_shape_str(b, sizeof b, t[i].ndim,
 			    t[i].shape));
 	}
 	free(t);
@@ -520,7 +519,7 @@ cmd_info(int argc, char **argv)
 		printf("\n\n");
 		for (size_t i = 0; i < ckpt_ntensors(c); i++) {
 			const struct tensor *t = ckpt_tensor(c, i);
-			printf("%-48s %-16s %s\n", t->name, st_shape_str(s,
+			printf("%-48s %-16s %s\n", t->name, tensor_shape_str(s,
 			    sizeof s, t->ndim, t->shape),
 			    dtype_name(t->dtype));
 		}
@@ -661,9 +660,9 @@ cmd_diff(int argc, char **argv)
 			    "it)", ckpt_path(b), ta->name, ckpt_path(a));
 		if (!same_shape(ta, tb))
 			errx(EXIT_DATA, "tensor \"%s\": shape %s in %s, %s in "
-			    "%s", ta->name, st_shape_str(s1, sizeof s1,
+			    "%s", ta->name, tensor_shape_str(s1, sizeof s1,
 			    ta->ndim, ta->shape), ckpt_path(a),
-			    st_shape_str(s2, sizeof s2, tb->ndim, tb->shape),
+			    tensor_shape_str(s2, sizeof s2, tb->ndim, tb->shape),
 			    ckpt_path(b));
 		const float *x = ckpt_data(a, ta), *y = ckpt_data(b, tb);
 		double d2 = 0, xy = 0, xx = 0, yy = 0, mx = 0;

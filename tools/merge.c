@@ -22,7 +22,6 @@
 
 #include "checkpoints/checkpoint.h"
 #include "util/rng.h"
-#include "checkpoints/safetensors.h"
 #include "util/util.h"
 
 #define SYNOPSIS \
@@ -148,8 +147,8 @@ check_tensors(struct ckpt *ref, struct ckpt *c)
 			same = a->shape[d] == b->shape[d];
 		if (!same)
 			errx(EXIT_DATA, "%s: tensor \"%s\": shape %s, but %s "
-			    "in %s", ckpt_path(c), a->name, st_shape_str(s1,
-			    sizeof s1, b->ndim, b->shape), st_shape_str(s2,
+			    "in %s", ckpt_path(c), a->name, tensor_shape_str(s1,
+			    sizeof s1, b->ndim, b->shape), tensor_shape_str(s2,
 			    sizeof s2, a->ndim, a->shape), ckpt_path(ref));
 	}
 	for (size_t i = 0; i < ckpt_ntensors(c); i++)

@@ -26,39 +26,6 @@
 #include "util/util.h"
 
 /* ------------------------------------------------------------------------ */
-/* Element types */
-
-static const struct {
-	const char *name;
-	size_t size;
-} dtypes[] = {
-	[DT_F32] = { "F32", 4 },
-	[DT_BF16] = { "BF16", 2 },
-	[DT_F16] = { "F16", 2 },
-};
-
-const char *
-dtype_name(enum dtype dt)
-{
-	return dtypes[dt].name;
-}
-
-size_t
-dtype_size(enum dtype dt)
-{
-	return dtypes[dt].size;
-}
-
-int
-dtype_parse(const char *s)
-{
-	for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
-		if (strcasecmp(s, dtypes[i].name) == 0)
-			return (int)i;
-	return -1;
-}
-
-/* ------------------------------------------------------------------------ */
 /* The files of a checkpoint */
 
 /* One file: mmapped (directories) or read into memory (archives). */
@@ -498,8 +465,8 @@ ckpt_need(struct ckpt *c, const char *name, int ndim, const int64_t *shape)
 		errx(EXIT_DATA, "%s: tensor \"%s\" has shape %s, "
 		    "config.json says %s", ckpt_where(c, t->file, w, sizeof w),
 		    name,
-		    st_shape_str(a, sizeof a, t->ndim, t->shape),
-		    st_shape_str(b, sizeof b, ndim, shape));
+		    tensor_shape_str(a, sizeof a, t->ndim, t->shape),
+		    tensor_shape_str(b, sizeof b, ndim, shape));
 	ckpt_data(c, t);
 	return t;
 }
@@ -540,7 +507,7 @@ ckpt_data(struct ckpt *c, const struct tensor *ct)
 		populate(t);
 	} else {
 		t->data = xreallocarray(NULL, t->n, sizeof *t->data);
-		st_to_f32(t->dtype, t->raw, t->data, t->n);
+		dtype_to_f32(t->dtype, t->raw, t->data, t->n);
 		t->owned = 1;
 	}
 	return t->data;
@@ -550,7 +517,7 @@ void
 ckpt_read(struct ckpt *c, const struct tensor *t, float *dst)
 {
 	(void)c;
-	st_to_f32(t->dtype, t->raw, dst, t->n);
+	dtype_to_f32(t->dtype, t->raw, dst, t->n);
 }
 
 /*
@@ -926,7 +893,7 @@ ckpt_writer_add_tensor_to(struct ckpt_writer *w, const char *file,
 		uint16_t buf[CHUNK];
 		for (size_t i = 0; i < n; i += CHUNK) {
 			size_t k = n - i < CHUNK ? n - i : CHUNK;
-			st_from_f32(dt, data + i, buf, k);
+			dtype_from_f32(dt, data + i, buf, k);
 			write_all(s->fd, buf, k * 2, s->spool);
 		}
 	}

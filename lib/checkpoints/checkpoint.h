@@ -26,36 +26,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
-/* On-disk element types of a tensor. */
-enum dtype { DT_F32, DT_BF16, DT_F16 };
-
-/* "F32", "BF16", "F16": the safetensors spelling. */
-const char *dtype_name(enum dtype dt);
-/* Parse "f32"/"bf16"/"f16" (any case; also "F32" etc.); -1 when unknown. */
-int dtype_parse(const char *s);
-/* Bytes per element. */
-size_t dtype_size(enum dtype dt);
-
-#define TENSOR_MAXDIM 4
-
-/* A tensor of a loaded checkpoint. */
-struct tensor {
-	char *name;
-	int ndim;
-	int64_t shape[TENSOR_MAXDIM];
-	size_t n;		/* elements: the product of shape */
-	enum dtype dtype;	/* as stored on disk */
-	const char *file;	/* the safetensors file it came from */
-	/*
-	 * fp32 values: NULL until ckpt_data (or ckpt_find) fills it.  Writable
-	 * (copy-on-write over the mapping: changes never reach the file), and
-	 * valid until ckpt_drop or ckpt_free.
-	 */
-	float *data;
-	const void *raw;	/* the stored bytes, dtype as on disk */
-	/* private */
-	int owned;		/* data was malloc'd (not a view of raw) */
-};
+#include "tensors/tensor.h"
 
 struct ckpt;
 

@@ -4,106 +4,12 @@
 #include <err.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoints/safetensors.h"
 #include "util/util.h"
-
-/* ------------------------------------------------------------------------ */
-/* Element conversions */
-
-float
-bf16_to_f32(uint16_t h)
-{
-	uint32_t u = (uint32_t)h << 16;
-	float x;
-	memcpy(&x, &u, 4);
-	return x;
-}
-
-/*
- * bf16 is the top half of an fp32: round the dropped half to nearest, ties
- * to even, by adding just under one half-ulp plus the kept lowest bit.  A
- * NaN keeps its sign and stays a NaN (quiet bit set) instead of rounding
- * into infinity.
- */
-uint16_t
-f32_to_bf16(float x)
-{
-	uint32_t u;
-	memcpy(&u, &x, 4);
-	if ((u & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t)((u >> 16) | 0x40);
-	u += 0x7fffu + ((u >> 16) & 1);
-	return (uint16_t)(u >> 16);
-}
-
-/* The compiler's _Float16 converts with IEEE rounding (nearest, even). */
-float
-f16_to_f32(uint16_t h)
-{
-	_Float16 f;
-	memcpy(&f, &h, 2);
-	return (float)f;
-}
-
-uint16_t
-f32_to_f16(float x)
-{
-	_Float16 f = (_Float16)x;
-	uint16_t h;
-	memcpy(&h, &f, 2);
-	return h;
-}
-
-void
-st_to_f32(enum dtype dt, const void *src, float *dst, size_t n)
-{
-	const uint16_t *h = src;
-
-	switch (dt) {
-	case DT_F32:
-		memcpy(dst, src, n * 4);
-		break;
-	case DT_BF16:
-		for (size_t i = 0; i < n; i++) {
-			uint16_t v;
-			memcpy(&v, h + i, 2);	/* src may be unaligned */
-			dst[i] = bf16_to_f32(v);
-		}
-		break;
-	case DT_F16:
-		for (size_t i = 0; i < n; i++) {
-			uint16_t v;
-			memcpy(&v, h + i, 2);
-			dst[i] = f16_to_f32(v);
-		}
-		break;
-	}
-}
-
-void
-st_from_f32(enum dtype dt, const float *src, void *dst, size_t n)
-{
-	uint16_t *h = dst;
-
-	switch (dt) {
-	case DT_F32:
-		memcpy(dst, src, n * 4);
-		break;
-	case DT_BF16:
-		for (size_t i = 0; i < n; i++)
-			h[i] = f32_to_bf16(src[i]);
-		break;
-	case DT_F16:
-		for (size_t i = 0; i < n; i++)
-			h[i] = f32_to_f16(src[i]);
-		break;
-	}
-}
 
 /* ------------------------------------------------------------------------ */
 /* Reading */
@@ -189,7 +95,7 @@ parse_entry(struct st_file *f, const char *key, json_t *v, struct tensor *t,
 	if ((uint64_t)(end - begin) != want)
 		return fail(err, errsz, "tensor \"%s\": %lld bytes, but shape "
 		    "%s of %s needs %" PRIu64, key, (long long)(end - begin),
-		    st_shape_str(shp, sizeof shp, t->ndim, t->shape),
+		    tensor_shape_str(shp, sizeof shp, t->ndim, t->shape),
 		    dtype_name(t->dtype), want);
 	t->raw = f->data + begin;
 	return 0;
@@ -270,19 +176,6 @@ st_free(struct st_file *f)
 	free(f->name);
 	json_decref(f->meta);
 	memset(f, 0, sizeof *f);
-}
-
-char *
-st_shape_str(char *buf, size_t sz, int ndim, const int64_t *shape)
-{
-	size_t o = 0;
-	o += snprintf(buf + o, sz - o, "[");
-	for (int d = 0; d < ndim && o < sz; d++)
-		o += snprintf(buf + o, sz - o, "%s%" PRId64, d ? ", " : "",
-		    shape[d]);
-	if (o < sz)
-		snprintf(buf + o, sz - o, "]");
-	return buf;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,6 +1,6 @@
 /*
- * safetensors.h: the safetensors file format, and the fp32 <-> bf16/f16
- * conversions its tensors need.
+ * safetensors.h: the safetensors file format.  Element types and their
+ * conversions are lib/tensors/tensor.h's; this file knows only the layout.
  *
  * A safetensors file is an 8-byte little-endian header length N, N bytes of
  * JSON mapping each tensor name to {"dtype", "shape", "data_offsets":
@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "checkpoints/checkpoint.h"
+#include "tensors/tensor.h"
 
 /* One parsed safetensors file over bytes it does not own. */
 struct st_file {
@@ -38,14 +38,6 @@ int st_parse(struct st_file *f, const char *name, const void *buf, size_t len,
     char *err, size_t errsz);
 void st_free(struct st_file *f);
 
-/* Element conversions; bf16 and f16 round to nearest, ties to even. */
-void st_to_f32(enum dtype dt, const void *src, float *dst, size_t n);
-void st_from_f32(enum dtype dt, const float *src, void *dst, size_t n);
-uint16_t f32_to_bf16(float x);
-float bf16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float x);
-float f16_to_f32(uint16_t h);
-
 /* A tensor's entry in a header being written. */
 struct st_entry {
 	char *name;
@@ -63,8 +55,5 @@ struct st_entry {
  */
 unsigned char *st_header(const struct st_entry *e, size_t n, size_t minlen,
     size_t *len);
-
-/* "[2, 3]" into buf; returns buf. */
-char *st_shape_str(char *buf, size_t sz, int ndim, const int64_t *shape);
 
 #endif
