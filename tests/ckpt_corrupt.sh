@@ -21,6 +21,16 @@ rm -rf bad; damage notjson; mv notjson bad
 expect_fail 1 "$st: header is not JSON" ckpt info bad
 rm -rf bad; damage overlap; mv overlap bad
 expect_fail 1 "$st: tensor \"model.norm.weight\": its data overlaps tensor \"model.layers.1.mlp.down_proj.weight\"" ckpt info bad
+# The offsets must tile the data section exactly (the safetensors format).
+rm -rf bad; damage lenminus; mv lenminus bad
+expect_fail 1 "$st: trailing data: the tensors end at byte [0-9]+ of the data section's [0-9]+ .*wrong header length" ckpt info bad
+rm -rf bad; damage lenplus; mv lenplus bad
+expect_fail 1 "$st: (header is not JSON|tensor \"lm_head.weight\": data_offsets .* out of range)" ckpt info bad
+rm -rf bad; damage gap; mv gap bad
+expect_fail 1 "$st: tensor \"model.norm.weight\": data_offsets begin at [0-9]+, but the data before it ends at [0-9]+ \(a gap" ckpt info bad
+rm -rf bad; damage trailing; mv trailing bad
+expect_fail 1 "$st: trailing data" ckpt info bad
+expect_fail 1 "$st: trailing data" merge -o merged bad
 rm -rf bad; damage count; mv count bad
 expect_fail 1 "$st: tensor \"model.norm.weight\": 256 bytes, but shape \[65\] of F32 needs 260" ckpt info bad
 rm -rf bad; damage dtype; mv dtype bad

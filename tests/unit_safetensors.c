@@ -117,6 +117,17 @@ test_corrupt(void)
 	bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
 	    "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
 	    12, "tensor \"b\": its data overlaps tensor \"a\"");
+	/* The offsets tile the data: no gap, nothing after the last. */
+	bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+	    "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+	    12, "tensor \"b\": data_offsets begin at 8, but the data before "
+	    "it ends at 4 (a gap");
+	bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+	    8, "data_offsets begin at 4, but the data before it ends at 0");
+	bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+	    5, "trailing data: the tensors end at byte 4 of the data "
+	    "section's 5");
+	bad(" {}", 0, "header does not begin with '{'");
 	bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}",
 	    0, "tensor \"a\": shape is not");
 	bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4,

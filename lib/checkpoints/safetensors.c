@@ -28,6 +28,7 @@ fail(char *err, size_t errsz, const char *fmt, ...)
 	return -1;
 }
 
+/* By where the data starts, then ends (empty tensors first), then name. */
 static int
 by_offset(const void *a, const void *b)
 {
@@ -35,6 +36,8 @@ by_offset(const void *a, const void *b)
 	const unsigned char *p = x->raw, *q = y->raw;
 	if (p != q)
 		return p < q ? -1 : 1;
+	if (x->n != y->n)
+		return x->n < y->n ? -1 : 1;
 	return strcmp(x->name, y->name);
 }
 
@@ -132,6 +135,12 @@ st_parse(struct st_file *f, const char *name, const void *buf, size_t len,
 		json_decref(h);
 		return fail(err, errsz, "header is not a JSON object");
 	}
+	/* The format: the object starts at the header's first byte. */
+	if (f->base[8] != '{') {
+		json_decref(h);
+		return fail(err, errsz, "header does not begin with '{' (a "
+		    "wrong header length?)");
+	}
 
 	f->t = xcalloc(json_object_size(h), sizeof *f->t);
 	const char *key;
@@ -151,16 +160,34 @@ st_parse(struct st_file *f, const char *name, const void *buf, size_t len,
 	if (rc != 0)
 		return rc;
 
-	/* Tensors sorted by where they start; neighbours may not overlap. */
-	qsort(f->t, f->nt, sizeof *f->t, by_offset);
-	for (size_t i = 1; i < f->nt; i++) {
-		const struct tensor *p = &f->t[i - 1], *q = &f->t[i];
-		const unsigned char *pend = (const unsigned char *)p->raw +
-		    p->n * dtype_size(p->dtype);
-		if ((const unsigned char *)q->raw < pend && q->n > 0)
+	/*
+	 * The safetensors format: the tensors' byte ranges tile the data
+	 * section exactly, with no gap, no overlap and nothing after the
+	 * last.  A header length off by one or a spliced file then cannot
+	 * pass with its weights read a byte off.
+	 */
+	if (f->nt > 0)
+		qsort(f->t, f->nt, sizeof *f->t, by_offset);
+	uint64_t at = 0;
+	for (size_t i = 0; i < f->nt; i++) {
+		const struct tensor *q = &f->t[i];
+		uint64_t b = (uint64_t)((const unsigned char *)q->raw - f->data);
+		if (b < at)
 			return fail(err, errsz, "tensor \"%s\": its data "
-			    "overlaps tensor \"%s\"", q->name, p->name);
+			    "overlaps tensor \"%s\"", q->name,
+			    f->t[i - 1].name);
+		if (b > at)
+			return fail(err, errsz, "tensor \"%s\": data_offsets "
+			    "begin at %" PRIu64 ", but the data before it ends "
+			    "at %" PRIu64 " (a gap: the header's offsets must "
+			    "tile the data)", q->name, b, at);
+		at = b + tensor_bytes(q);
 	}
+	if (at != f->datalen)
+		return fail(err, errsz, "trailing data: the tensors end at "
+		    "byte %" PRIu64 " of the data section's %zu (the header's "
+		    "offsets must tile it; a wrong header length?)", at,
+		    f->datalen);
 	return 0;
 }
 
