@@ -68,6 +68,8 @@ static struct cfile *
 find_cfile(const struct ckpt *c, const char *name)
 {
 	struct cfile key = { .name = (char *)name };
+	if (c->nfiles == 0)	/* files is NULL: bsearch may not see it */
+		return NULL;
 	return bsearch(&key, c->files, c->nfiles, sizeof key, cfile_cmp);
 }
 
@@ -256,6 +258,8 @@ set_add_file(struct ckpt *c, struct st_set *s, const char *fname)
 static void
 set_index(struct ckpt *c, struct st_set *s)
 {
+	if (s->nt == 0)		/* a file of no tensors */
+		return;
 	s->byname = xreallocarray(NULL, s->nt, sizeof *s->byname);
 	memcpy(s->byname, s->t, s->nt * sizeof *s->t);
 	qsort(s->byname, s->nt, sizeof *s->byname, tensor_ptr_cmp);
@@ -270,6 +274,8 @@ static struct tensor *
 set_lookup(const struct st_set *s, const char *name)
 {
 	struct tensor key = { .name = (char *)name }, *kp = &key;
+	if (s->nt == 0)
+		return NULL;
 	struct tensor **p = bsearch(&kp, s->byname, s->nt, sizeof kp,
 	    tensor_ptr_cmp);
 	return p ? *p : NULL;
@@ -330,6 +336,9 @@ load_model(struct ckpt *c)
 		if (j == nshard)
 			shards[nshard++] = json_string_value(v);
 	}
+	if (nshard == 0)
+		errx(EXIT_DATA, "%s: \"weight_map\" lists no tensors",
+		    ckpt_where(c, ix, w, sizeof w));
 	qsort(shards, nshard, sizeof *shards, strcmp_ptr);
 	for (size_t j = 0; j < nshard; j++)
 		set_add_file(c, &c->model, shards[j]);
@@ -363,7 +372,9 @@ ckpt_load(const char *path)
 		c->archive = 1;
 		load_archive(c);
 	}
-	qsort(c->files, c->nfiles, sizeof *c->files, cfile_cmp);
+	/* An empty directory or archive has no files array at all. */
+	if (c->nfiles > 0)
+		qsort(c->files, c->nfiles, sizeof *c->files, cfile_cmp);
 
 	char w[4096];
 	c->config = ckpt_json(c, "config.json");
@@ -1249,7 +1260,8 @@ free_writer(struct ckpt_writer *w)
 void
 ckpt_writer_commit(struct ckpt_writer *w)
 {
-	qsort(w->files, w->nfiles, sizeof *w->files, wfile_cmp);
+	if (w->nfiles > 0)
+		qsort(w->files, w->nfiles, sizeof *w->files, wfile_cmp);
 	if (w->form == FORM_DIR) {
 		for (size_t i = 0; i < w->nst; i++)
 			finish_st_dir(w, &w->st[i]);
