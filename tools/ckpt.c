@@ -37,6 +37,9 @@
 /* ------------------------------------------------------------------------ */
 /* init: a new model with random weights */
 
+/* The largest model ckpt init makes: 8 GiB of fp32 weights. */
+#define INIT_MAX_PARAMS ((size_t)1 << 31)
+
 /* The byte-level tokenizer's special tokens follow the 256 bytes. */
 enum { BYTE_BOS = 256, BYTE_EOS, BYTE_PAD, BYTE_VOCAB };
 static const char *const byte_special[] = { "<|bos|>", "<|eos|>", "<|pad|>" };
@@ -346,6 +349,13 @@ cmd_init(int argc, char **argv)
 	char e[256];
 	if (model_config_check(&cfg, e, sizeof e) != 0)
 		pp_usage("%s", e);
+	/* The weights are made in memory: refuse a size no machine here
+	 * holds before asking for it (a sanitizer build aborts on it). */
+	size_t np = model_num_params(&cfg);
+	if (np > INIT_MAX_PARAMS)
+		pp_usage("init: these sizes make %zu parameters; ckpt init "
+		    "makes at most %llu (2^31)", np,
+		    (unsigned long long)INIT_MAX_PARAMS);
 
 	struct ckpt_writer *w = ckpt_writer_open(out, dtype);
 	json_t *config = model_config_to_json(&cfg);
