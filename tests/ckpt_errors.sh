@@ -13,4 +13,26 @@ expect_fail 2 "^ckpt: init: these sizes make [0-9]+ parameters" \
     ckpt init -o big --dim 8192 --layers 1024 --heads 64 --ffn 1048576
 [ -e big ] && fail "init left big behind"
 
+# info refuses what every other tool refuses (model_config_from_json):
+# no layers, heads that do not divide, no vocabulary.
+check "init" ckpt init -o m --dim 32 --layers 2 --heads 4 --ffn 64 --ctx 64 \
+    --seed 1
+echo '{"prompt":"a"}' >p.jsonl
+# bad KEY VALUE: a copy of m whose config.json sets KEY to VALUE.
+bad() {
+	rm -rf bad; cp -r m bad
+	sed "s/\"$1\": [0-9]*/\"$1\": $2/" m/config.json >bad/config.json
+}
+bad num_hidden_layers 0
+expect_fail 1 "^ckpt: bad/config.json: config.json: \"num_hidden_layers\" = 0 is out of range" ckpt info bad
+expect_fail 1 "\"num_hidden_layers\" = 0 is out of range" rollout -m bad p.jsonl
+bad num_key_value_heads 3
+expect_fail 1 "^ckpt: bad/config.json: model config: num_attention_heads 4 is not a multiple of num_key_value_heads 3" ckpt info bad
+expect_fail 1 "num_attention_heads 4 is not a multiple" rollout -m bad p.jsonl
+bad vocab_size 0
+expect_fail 1 "^ckpt: bad/config.json: config.json: \"vocab_size\" = 0 is out of range" ckpt info -J bad
+bad head_dim 7
+expect_fail 1 "^ckpt: bad/config.json: model config: head_dim 7 is odd" ckpt info bad
+check "info of a good config" ckpt info m
+
 finish

@@ -421,15 +421,17 @@ parse_rec_opts(int argc, char **argv, int json_default)
 	return json;
 }
 
-/* Every tensor the config implies must be there, shaped as it says. */
-static int
+/*
+ * The config as every other tool reads it (a config they refuse, info
+ * refuses too), and every tensor it implies there, shaped as it says.
+ */
+static void
 check_shapes(struct ckpt *c, struct model_config *cfg)
 {
 	char e[256], a[64], b[64], w[4096];
-	if (model_config_from_json(cfg, ckpt_config(c), e, sizeof e) != 0) {
-		warnx("%s: %s", ckpt_where(c, "config.json", w, sizeof w), e);
-		return -1;
-	}
+	if (model_config_from_json(cfg, ckpt_config(c), e, sizeof e) != 0)
+		errx(EXIT_DATA, "%s: %s", ckpt_where(c, "config.json", w,
+		    sizeof w), e);
 	int nt;
 	struct model_tensor *t = model_tensors(cfg, &nt);
 	for (int i = 0; i < nt; i++) {
@@ -449,7 +451,6 @@ check_shapes(struct ckpt *c, struct model_config *cfg)
 			    t[i].shape));
 	}
 	free(t);
-	return 0;
 }
 
 static void
@@ -469,7 +470,7 @@ cmd_info(int argc, char **argv)
 		pp_usage("info: one checkpoint");
 	struct ckpt *c = ckpt_load(argv[optind]);
 	struct model_config cfg;
-	int known = check_shapes(c, &cfg) == 0;
+	check_shapes(c, &cfg);
 	json_t *conf = ckpt_config(c);
 	const char *arch = json_string_value(json_array_get(
 	    json_object_get(conf, "architectures"), 0));
@@ -486,16 +487,13 @@ cmd_info(int argc, char **argv)
 		rec_set_str(&r, "path", ckpt_path(c));
 		rec_set_str(&r, "architecture", arch ? arch : "");
 		rec_set_str(&r, "model_type", mtype ? mtype : "");
-		if (known) {
-			rec_set_int(&r, "vocab_size", cfg.vocab_size);
-			rec_set_int(&r, "hidden_size", cfg.dim);
-			rec_set_int(&r, "num_hidden_layers", cfg.n_layers);
-			rec_set_int(&r, "num_attention_heads", cfg.n_heads);
-			rec_set_int(&r, "num_key_value_heads", cfg.n_kv_heads);
-			rec_set_int(&r, "intermediate_size", cfg.hidden_dim);
-			rec_set_int(&r, "max_position_embeddings",
-			    cfg.max_seq_len);
-		}
+		rec_set_int(&r, "vocab_size", cfg.vocab_size);
+		rec_set_int(&r, "hidden_size", cfg.dim);
+		rec_set_int(&r, "num_hidden_layers", cfg.n_layers);
+		rec_set_int(&r, "num_attention_heads", cfg.n_heads);
+		rec_set_int(&r, "num_key_value_heads", cfg.n_kv_heads);
+		rec_set_int(&r, "intermediate_size", cfg.hidden_dim);
+		rec_set_int(&r, "max_position_embeddings", cfg.max_seq_len);
 		rec_set_uint(&r, "params", params);
 		rec_set_uint(&r, "tensors", ckpt_ntensors(c));
 		rec_write(w, &r);
@@ -517,11 +515,10 @@ cmd_info(int argc, char **argv)
 		printf("path          %s\n", ckpt_path(c));
 		printf("architecture  %s (%s)\n", arch ? arch : "?",
 		    mtype ? mtype : "?");
-		if (known)
-			printf("dimensions    vocab %d, dim %d, layers %d, "
-			    "heads %d, kv-heads %d, ffn %d, ctx %d\n",
-			    cfg.vocab_size, cfg.dim, cfg.n_layers, cfg.n_heads,
-			    cfg.n_kv_heads, cfg.hidden_dim, cfg.max_seq_len);
+		printf("dimensions    vocab %d, dim %d, layers %d, "
+		    "heads %d, kv-heads %d, ffn %d, ctx %d\n",
+		    cfg.vocab_size, cfg.dim, cfg.n_layers, cfg.n_heads,
+		    cfg.n_kv_heads, cfg.hidden_dim, cfg.max_seq_len);
 		printf("parameters    %zu\n", params);
 		printf("files        ");
 		for (size_t i = 0; i < ckpt_nfiles(c); i++)
