@@ -35,4 +35,25 @@ bad head_dim 7
 expect_fail 1 "^ckpt: bad/config.json: model config: head_dim 7 is odd" ckpt info bad
 check "info of a good config" ckpt info m
 
+# A symbolic link to a checkpoint directory, read and written through: the
+# checkpoint it points to is replaced, and the link stays a link.
+check "init m2" ckpt init -o m2 --dim 32 --layers 2 --heads 4 --ffn 64 \
+    --ctx 64 --seed 2
+cp -r m target; ln -s target link
+mkdir sub; ln -s ../target sub/link
+check "convert from a link" ckpt convert link from-link
+same "convert from a link" m/model.safetensors from-link/model.safetensors
+check "convert onto a link" ckpt convert m2 link
+[ -L link ] || fail "convert replaced the link itself"
+same "convert onto a link" m2/model.safetensors target/model.safetensors
+check "convert onto a relative link" ckpt convert m sub/link
+same "through sub/link" m/model.safetensors target/model.safetensors
+ls -a | grep -q '\.tmp-' && fail "a temporary directory is left"
+check "to an archive" ckpt convert m m.tar
+ln -s m.tar alink.tar
+check "convert onto a link to an archive" ckpt convert m2 alink.tar
+[ -L alink.tar ] || fail "convert replaced the archive's link"
+check "from the archive" ckpt convert m.tar back
+same "onto an archive link" m2/model.safetensors back/model.safetensors
+
 finish

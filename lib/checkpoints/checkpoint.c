@@ -657,7 +657,8 @@ struct wfile {
 };
 
 struct ckpt_writer {
-	char *path;
+	char *path;		/* as given, for messages */
+	char *dst;		/* where it goes: path, or the target of a link */
 	enum form form;
 	enum dtype dt;
 	char *tmpdir;		/* next to path: the new directory, or spools */
@@ -732,7 +733,7 @@ check_target(const struct ckpt_writer *w)
 	struct stat st;
 	char cfg[4096];
 
-	if (stat(w->path, &st) == -1)
+	if (stat(w->dst, &st) == -1)
 		return;
 	if (w->form != FORM_DIR) {
 		if (S_ISDIR(st.st_mode))
@@ -742,10 +743,10 @@ check_target(const struct ckpt_writer *w)
 	}
 	if (!S_ISDIR(st.st_mode))
 		errx(EXIT_DATA, "%s: exists and is not a directory", w->path);
-	snprintf(cfg, sizeof cfg, "%s/config.json", w->path);
+	snprintf(cfg, sizeof cfg, "%s/config.json", w->dst);
 	if (access(cfg, F_OK) == 0)
 		return;
-	DIR *d = opendir(w->path);
+	DIR *d = opendir(w->dst);
 	struct dirent *de;
 	int empty = 1;
 	while (d != NULL && (de = readdir(d)) != NULL)
@@ -765,6 +766,18 @@ ckpt_writer_open(const char *path, const char *dtype)
 	static int registered;
 
 	w->path = xstrdup(path);
+	w->dst = xstrdup(path);
+	/*
+	 * A symbolic link to a checkpoint: replace what it points to and keep
+	 * the link (a directory cannot be renamed over a link).
+	 */
+	struct stat lst;
+	char *real;
+	if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) &&
+	    (real = realpath(path, NULL)) != NULL) {
+		free(w->dst);
+		w->dst = real;
+	}
 	w->form = path_form(path);
 	w->dt = DT_F32;
 	if (dtype != NULL) {
@@ -776,7 +789,7 @@ ckpt_writer_open(const char *path, const char *dtype)
 	}
 	check_target(w);
 
-	char *p1 = xstrdup(path), *p2 = xstrdup(path);
+	char *p1 = xstrdup(w->dst), *p2 = xstrdup(w->dst);
 	char *dir = dirname(p1), *base = basename(p2);
 	size_t n = strlen(dir) + strlen(base) + 32;
 	w->tmpdir = xmalloc(n);
@@ -1100,11 +1113,11 @@ static void
 install_dir(struct ckpt_writer *w)
 {
 	check_target(w);
-	if (rename(w->tmpdir, w->path) == 0)
+	if (rename(w->tmpdir, w->dst) == 0)
 		return;
 	if (errno != EEXIST && errno != ENOTEMPTY)
 		err(EXIT_DATA, "%s", w->path);
-	if (renameat2(AT_FDCWD, w->tmpdir, AT_FDCWD, w->path,
+	if (renameat2(AT_FDCWD, w->tmpdir, AT_FDCWD, w->dst,
 	    RENAME_EXCHANGE) == -1)
 		err(EXIT_DATA, "%s", w->path);
 	rm_tree(w->tmpdir);	/* now the old checkpoint */
@@ -1168,7 +1181,7 @@ archive_dir(const char *path)
 static void
 write_archive(struct ckpt_writer *w)
 {
-	char out[4096], *dir = archive_dir(w->path);
+	char out[4096], *dir = archive_dir(w->dst);
 	const char *env = getenv("SOURCE_DATE_EPOCH");
 	time_t mtime = env ? (time_t)atoll(env) : time(NULL);
 	struct archive *a = archive_write_new();
@@ -1228,7 +1241,7 @@ write_archive(struct ckpt_writer *w)
 		err(EXIT_DATA, "%s", out);
 	close(fd);
 	check_target(w);
-	if (rename(out, w->path) == -1)
+	if (rename(out, w->dst) == -1)
 		err(EXIT_DATA, "%s", w->path);
 }
 
@@ -1253,6 +1266,7 @@ free_writer(struct ckpt_writer *w)
 	}
 	free(w->files);
 	free(w->tmpdir);
+	free(w->dst);
 	free(w->path);
 	free(w);
 }
@@ -1279,7 +1293,7 @@ ckpt_writer_commit(struct ckpt_writer *w)
 		write_archive(w);
 		rm_tree(w->tmpdir);
 	}
-	char *p = xstrdup(w->path);
+	char *p = xstrdup(w->dst);
 	sync_dir(dirname(p));
 	free(p);
 	free_writer(w);
