@@ -175,33 +175,19 @@ check_inputs(const struct merge *m)
 
 /*
  * linear: out = sum w_i x_i, weights normalised beforehand if asked.  The
- * sum runs in input order, two inputs a pass to halve the traffic through
- * out, with the same roundings as one input at a time.
+ * sum runs in double, element by element in input order, and is rounded
+ * to float once: a model merged with itself (weights summing to 1) comes
+ * back bit for bit, as the error of the sum stays far below half a float
+ * ulp.
  */
 static void
-merge_linear(float *out, float *const *x, const float *w, int n, size_t len)
+merge_linear(float *out, float *const *x, const double *w, int n, size_t len)
 {
-	int i = 0;
-	if (n == 1) {
-		for (size_t k = 0; k < len; k++)
-			out[k] = w[0] * x[0][k];
-		return;
-	}
-	const float *x0 = x[0], *x1 = x[1];
-	float w0 = w[0], w1 = w[1];
-	for (size_t k = 0; k < len; k++)
-		out[k] = w0 * x0[k] + w1 * x1[k];
-	for (i = 2; i + 1 < n; i += 2) {
-		const float *a = x[i], *b = x[i + 1];
-		float wa = w[i], wb = w[i + 1];
-		for (size_t k = 0; k < len; k++)
-			out[k] = (out[k] + wa * a[k]) + wb * b[k];
-	}
-	if (i < n) {
-		const float *a = x[i];
-		float wa = w[i];
-		for (size_t k = 0; k < len; k++)
-			out[k] += wa * a[k];
+	for (size_t k = 0; k < len; k++) {
+		double acc = 0;
+		for (int i = 0; i < n; i++)
+			acc += w[i] * x[i][k];
+		out[k] = (float)acc;
 	}
 }
 
@@ -380,6 +366,7 @@ merge_all(struct merge *m, struct ckpt_writer *wr)
 	size_t big = 0;
 	int tty = isatty(2);
 	float wf[m->n];
+	double wd[m->n];
 	float *x[m->n];
 
 	for (size_t i = 0; i < ckpt_ntensors(ref); i++)
@@ -393,9 +380,11 @@ merge_all(struct merge *m, struct ckpt_writer *wr)
 	double wsum = 0;
 	for (int i = 0; i < m->n; i++)
 		wsum += m->w[i];
-	for (int i = 0; i < m->n; i++)
-		wf[i] = (float)(m->method == LINEAR && m->normalize ?
-		    m->w[i] / wsum : m->w[i]);
+	for (int i = 0; i < m->n; i++) {
+		wd[i] = m->method == LINEAR && m->normalize ? m->w[i] / wsum :
+		    m->w[i];
+		wf[i] = (float)wd[i];
+	}
 
 	size_t nt = ckpt_ntensors(ref);
 	for (size_t ti = 0; ti < nt; ti++) {
@@ -412,7 +401,7 @@ merge_all(struct merge *m, struct ckpt_writer *wr)
 		}
 		switch (m->method) {
 		case LINEAR:
-			merge_linear(out, x, wf, m->n, rt->n);
+			merge_linear(out, x, wd, m->n, rt->n);
 			break;
 		case SLERP:
 			merge_slerp(out, x[0], x[1], m->t, rt->n);
