@@ -56,4 +56,18 @@ check "convert onto a link to an archive" ckpt convert m2 alink.tar
 check "from the archive" ckpt convert m.tar back
 same "onto an archive link" m2/model.safetensors back/model.safetensors
 
+# diff does not report a distance to a NaN or an infinity (a NaN compares
+# false with everything, and passed for 0).
+fx="$PYTHON3 $top_srcdir/tests/merge_fixture.py"
+$fx make fa w=1,2,3,4 n=1,1 && $fx make fn w=1,nan,3,4 n=1,1 &&
+    $fx make fi w=1,2,3,4 n=inf,1 || fail "fixture"
+expect_fail 1 '^ckpt: fn/model.safetensors: tensor "w": element 1 is NaN$' \
+    ckpt diff fa fn
+expect_fail 1 '^ckpt: fn/model.safetensors: tensor "w": element 1 is NaN$' \
+    ckpt diff -J fn fa
+expect_fail 1 '^ckpt: fi/model.safetensors: tensor "n": element 0 is infinite$' \
+    ckpt diff fa fi
+ckpt diff -J fa fa >d.json || fail "diff of finite tensors"
+grep -q '"name":"w","l2":0.0' d.json || fail "diff fa fa: $(cat d.json)"
+
 finish

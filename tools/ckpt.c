@@ -643,6 +643,19 @@ same_shape(const struct tensor *a, const struct tensor *b)
 	return 1;
 }
 
+/* A distance to a NaN or an infinity is no distance: an error. */
+static void
+finite_or_die(struct ckpt *c, const struct tensor *t, const float *x)
+{
+	char w[4096];
+	long long k = dtype_nonfinite(DT_F32, x, t->n);
+
+	if (k >= 0)
+		errx(EXIT_DATA, "%s: tensor \"%s\": element %lld is %s",
+		    ckpt_where(c, t->file, w, sizeof w), t->name, k,
+		    isnan(x[k]) ? "NaN" : "infinite");
+}
+
 static int
 cmd_diff(int argc, char **argv)
 {
@@ -672,6 +685,9 @@ cmd_diff(int argc, char **argv)
 			    tensor_shape_str(s2, sizeof s2, tb->ndim, tb->shape),
 			    ckpt_path(b));
 		const float *x = ckpt_data(a, ta), *y = ckpt_data(b, tb);
+		/* NaN compares false with everything: it would pass for 0. */
+		finite_or_die(a, ta, x);
+		finite_or_die(b, tb, y);
 		double d2 = 0, xy = 0, xx = 0, yy = 0, mx = 0;
 		for (size_t k = 0; k < ta->n; k++) {
 			double d = (double)x[k] - y[k];

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -900,6 +901,24 @@ tensor_done(struct ckpt_writer *w)
 		kill(getpid(), SIGKILL);
 }
 
+/*
+ * A weight that is not finite is refused wherever it comes from: an
+ * overflow in the program that made it, or a finite fp32 value too large
+ * for bf16 or f16 (src is then the value before conversion).
+ */
+static void
+nonfinite(struct ckpt_writer *w, const struct wst *s, const char *name,
+    size_t k, float src, enum dtype dt)
+{
+	if (isfinite(src))
+		errx(EXIT_DATA, "%s: %s: tensor \"%s\": element %zu, %g, is "
+		    "too large for %s", w->path, s->name, name, k, src,
+		    dtype_name(dt));
+	errx(EXIT_DATA, "%s: %s: tensor \"%s\": element %zu is %s: a weight "
+	    "must be finite", w->path, s->name, name, k,
+	    isnan(src) ? "NaN" : "infinite");
+}
+
 void
 ckpt_writer_add_tensor_to(struct ckpt_writer *w, const char *file,
     const char *name, int ndim, const int64_t *shape, const float *data,
@@ -908,8 +927,11 @@ ckpt_writer_add_tensor_to(struct ckpt_writer *w, const char *file,
 	struct wst *s = find_wst(w, file);
 	struct st_entry *e = add_entry(w, s, name, ndim, shape, dt);
 	size_t n = (e->end - e->begin) / dtype_size(dt);
+	long long bad;
 
 	if (dt == DT_F32) {
+		if ((bad = dtype_nonfinite(DT_F32, data, n)) >= 0)
+			nonfinite(w, s, name, (size_t)bad, data[bad], dt);
 		write_all(s->fd, data, n * 4, s->spool);
 	} else {
 		/* Convert through a small buffer: no copy of the tensor. */
@@ -918,6 +940,9 @@ ckpt_writer_add_tensor_to(struct ckpt_writer *w, const char *file,
 		for (size_t i = 0; i < n; i += CHUNK) {
 			size_t k = n - i < CHUNK ? n - i : CHUNK;
 			dtype_from_f32(dt, data + i, buf, k);
+			if ((bad = dtype_nonfinite(dt, buf, k)) >= 0)
+				nonfinite(w, s, name, i + (size_t)bad,
+				    data[i + bad], dt);
 			write_all(s->fd, buf, k * 2, s->spool);
 		}
 	}
