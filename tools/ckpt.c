@@ -19,6 +19,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
+#include "model/model_ckpt.h"
 #include "records/record.h"
 #include "text/tokenizer.h"
 #include "util/util.h"
@@ -146,71 +147,58 @@ byte_tokenizer_config(int ctx)
 	    "PreTrainedTokenizerFast");
 }
 
-/* The size of a tokenizer.json's vocabulary: its largest id plus one. */
-static int
-tokenizer_vocab(const char *path, json_t *tok)
-{
-	json_t *vocab = json_object_get(json_object_get(tok, "model"),
-	    "vocab"), *added = json_object_get(tok, "added_tokens"), *v;
-	const char *key;
-	size_t i;
-	json_int_t max = -1;
+/*
+ * A tokenizer.json and the files that go with it in its directory, as
+ * they are: transformers reads them together, so they travel together.
+ */
+static const char *const tok_siblings[] = { "tokenizer_config.json",
+    "special_tokens_map.json", "generation_config.json" };
 
-	if (json_is_object(vocab)) {
-		json_object_foreach(vocab, key, v)
-			if (json_integer_value(v) > max)
-				max = json_integer_value(v);
-	} else if (json_is_array(vocab)) {	/* Unigram: [piece, score] */
-		max = (json_int_t)json_array_size(vocab) - 1;
-	} else
-		errx(EXIT_DATA, "%s: no model.vocab", path);
-	json_array_foreach(added, i, v) {
-		json_int_t id = json_integer_value(json_object_get(v, "id"));
-		if (id > max)
-			max = id;
-	}
-	return (int)(max + 1);
-}
-
-/* The id of the first of the names among a tokenizer's added tokens. */
-static int
-special_id(json_t *tok, const char *const *names)
-{
-	json_t *added = json_object_get(tok, "added_tokens"), *v;
-	size_t i;
-	for (const char *const *n = names; *n != NULL; n++)
-		json_array_foreach(added, i, v) {
-			const char *c = json_string_value(json_object_get(v,
-			    "content"));
-			if (c != NULL && strcmp(c, *n) == 0)
-				return (int)json_integer_value(
-				    json_object_get(v, "id"));
-		}
-	return -1;
-}
-
-/* The files that go with a tokenizer.json, from its directory. */
 static void
-add_siblings(struct ckpt_writer *w, const char *tokpath)
+add_tokenizer_files(struct ckpt_writer *w, const char *tokpath)
 {
-	static const char *const names[] = { "tokenizer_config.json",
-	    "special_tokens_map.json" };
 	char *p = xstrdup(tokpath), path[4096];
 	const char *dir = dirname(p);
+	size_t len;
+	char *data = pp_read_file(tokpath, &len);
 
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+	ckpt_writer_add_file(w, "tokenizer.json", data, len);
+	free(data);
+	for (size_t i = 0; i < sizeof tok_siblings / sizeof tok_siblings[0];
+	    i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, tok_siblings[i]);
 		if (access(path, F_OK) != 0)
 			continue;
-		json_error_t je;
-		json_t *j = json_load_file(path, 0, &je);
-		if (j == NULL)
-			errx(EXIT_DATA, "%s: %s at line %d", path, je.text,
-			    je.line);
-		ckpt_writer_add_json(w, names[i], j);
-		json_decref(j);
+		data = pp_read_file(path, &len);
+		ckpt_writer_add_file(w, tok_siblings[i], data, len);
+		free(data);
 	}
 	free(p);
+}
+
+/*
+ * A tokenizer file read as every tool reads it (lib/text/tokenizer.h),
+ * with its directory's tokenizer_config.json.  Errors end the program.
+ */
+static struct tokenizer *
+read_tokenizer(const char *tokpath)
+{
+	char e[1024], *p = xstrdup(tokpath), path[4096];
+	struct tokenizer *t = tokenizer_from_file(tokpath, e, sizeof e);
+
+	if (t == NULL)
+		errx(EXIT_DATA, "%s", e);
+	snprintf(path, sizeof path, "%s/tokenizer_config.json", dirname(p));
+	free(p);
+	if (access(path, F_OK) == 0) {
+		size_t len;
+		char *data = pp_read_file(path, &len);
+		if (tokenizer_load_config(t, data, len, path, e,
+		    sizeof e) != 0)
+			errx(EXIT_DATA, "%s", e);
+		free(data);
+	}
+	return t;
 }
 
 static int
@@ -297,8 +285,8 @@ cmd_init(int argc, char **argv)
 		    heads);
 
 	/* The tokenizer fixes the least vocabulary and the special ids. */
-	json_t *tok, *tokcfg = NULL;
-	int ntok;
+	json_t *tok = NULL, *tokcfg = NULL;
+	long long ntok;
 	if (strcmp(tokpath, "byte") == 0) {
 		tok = byte_tokenizer();
 		tokcfg = byte_tokenizer_config(ctx);
@@ -307,26 +295,21 @@ cmd_init(int argc, char **argv)
 		cfg.eos_ids[0] = BYTE_EOS;
 		cfg.pad_id = BYTE_PAD;
 	} else {
-		static const char *const bos[] = { "<|bos|>", "<s>",
-		    "<|begin_of_text|>", "<|endoftext|>", NULL };
-		static const char *const eos[] = { "<|eos|>", "</s>",
-		    "<|end_of_text|>", "<|endoftext|>", "<|im_end|>", NULL };
-		static const char *const pad[] = { "<|pad|>", "<pad>", NULL };
-		json_error_t je;
-		tok = json_load_file(tokpath, 0, &je);
-		if (tok == NULL)
-			errx(EXIT_DATA, "%s: %s at line %d", tokpath, je.text,
-			    je.line);
-		ntok = tokenizer_vocab(tokpath, tok);
-		cfg.bos_id = special_id(tok, bos);
-		cfg.eos_ids[0] = special_id(tok, eos);
-		cfg.pad_id = special_id(tok, pad);
+		struct tokenizer *t = read_tokenizer(tokpath);
+		ntok = (long long)tokenizer_vocab_size(t);
+		cfg.bos_id = tokenizer_bos_id(t);
+		cfg.eos_ids[0] = tokenizer_eos_id(t);
+		cfg.pad_id = tokenizer_pad_id(t);
+		tokenizer_free(t);
+		if (ntok > 1 << 24)
+			errx(EXIT_DATA, "%s: %lld tokens; at most 2^24 are "
+			    "supported", tokpath, ntok);
 	}
 	cfg.n_eos = cfg.eos_ids[0] >= 0;
 	if (vocab == 0)
 		vocab = ntok;
 	if (vocab < ntok)
-		pp_usage("--vocab-size %lld is less than the tokenizer's %d",
+		pp_usage("--vocab-size %lld is less than the tokenizer's %lld",
 		    vocab, ntok);
 
 	cfg.vocab_size = (int)vocab;
@@ -358,14 +341,6 @@ cmd_init(int argc, char **argv)
 		    (unsigned long long)INIT_MAX_PARAMS);
 
 	struct ckpt_writer *w = ckpt_writer_open(out, dtype);
-	json_t *config = model_config_to_json(&cfg);
-	ckpt_writer_add_json(w, "config.json", config);
-	json_decref(config);
-	ckpt_writer_add_json(w, "tokenizer.json", tok);
-	if (tokcfg != NULL)
-		ckpt_writer_add_json(w, "tokenizer_config.json", tokcfg);
-	else
-		add_siblings(w, tokpath);
 	json_t *gen = json_object();
 	if (cfg.bos_id >= 0)
 		json_object_set_new(gen, "bos_token_id",
@@ -376,19 +351,22 @@ cmd_init(int argc, char **argv)
 	if (cfg.pad_id >= 0)
 		json_object_set_new(gen, "pad_token_id",
 		    json_integer(cfg.pad_id));
+	/* A tokenizer's own generation_config.json replaces this one. */
 	ckpt_writer_add_json(w, "generation_config.json", gen);
 	json_decref(gen);
+	if (tok != NULL) {
+		ckpt_writer_add_json(w, "tokenizer.json", tok);
+		ckpt_writer_add_json(w, "tokenizer_config.json", tokcfg);
+	} else
+		add_tokenizer_files(w, tokpath);
 	json_decref(tok);
 	json_decref(tokcfg);
 
-	/* Weights: the model's own random initialisation. */
+	/* config.json and the weights: the model's own random
+	 * initialisation, written as every tool writes a model. */
 	struct model *m = model_new(&cfg);
 	model_init_random(m, (uint64_t)seed);
-	for (int i = 0; i < m->ntensors; i++) {
-		const struct model_tensor *t = &m->tensors[i];
-		ckpt_writer_add_tensor(w, t->name, t->ndim, t->shape,
-		    m->params + t->offset);
-	}
+	model_save(m, w);
 	model_free(m);
 	ckpt_writer_commit(w);
 	return 0;
@@ -421,38 +399,6 @@ parse_rec_opts(int argc, char **argv, int json_default)
 	return json;
 }
 
-/*
- * The config as every other tool reads it (a config they refuse, info
- * refuses too), and every tensor it implies there, shaped as it says.
- */
-static void
-check_shapes(struct ckpt *c, struct model_config *cfg)
-{
-	char e[256], a[64], b[64], w[4096];
-	if (model_config_from_json(cfg, ckpt_config(c), e, sizeof e) != 0)
-		errx(EXIT_DATA, "%s: %s", ckpt_where(c, "config.json", w,
-		    sizeof w), e);
-	int nt;
-	struct model_tensor *t = model_tensors(cfg, &nt);
-	for (int i = 0; i < nt; i++) {
-		const struct tensor *x = ckpt_meta(c, t[i].name);
-		if (x == NULL)
-			errx(EXIT_DATA, "%s: tensor \"%s\": missing",
-			    ckpt_where(c, "model.safetensors", w, sizeof w),
-			    t[i].name);
-		int same = x->ndim == t[i].ndim;
-		for (int d = 0; same && d < x->ndim; d++)
-			same = x->shape[d] == t[i].shape[d];
-		if (!same)
-			errx(EXIT_DATA, "%s: tensor \"%s\" has shape %s, "
-			    "config.json says %s", ckpt_where(c, x->file, w,
-			    sizeof w), x->name, tensor_shape_str(a, sizeof a, x->ndim,
-			    x->shape), tensor_shape_str(b, sizeof b, t[i].ndim,
-			    t[i].shape));
-	}
-	free(t);
-}
-
 static void
 shape_rec(struct rec *r, const struct tensor *t)
 {
@@ -470,7 +416,7 @@ cmd_info(int argc, char **argv)
 		pp_usage("info: one checkpoint");
 	struct ckpt *c = ckpt_load(argv[optind]);
 	struct model_config cfg;
-	check_shapes(c, &cfg);
+	model_ckpt_check(c, &cfg);
 	json_t *conf = ckpt_config(c);
 	const char *arch = json_string_value(json_array_get(
 	    json_object_get(conf, "architectures"), 0));
@@ -610,13 +556,8 @@ cmd_convert(int argc, char **argv)
 			continue;
 		}
 		if (strcmp(name, "config.json") == 0 && dt >= 0) {
-			static const char *const torch[] = {
-				[DT_F32] = "float32", [DT_BF16] = "bfloat16",
-				[DT_F16] = "float16",
-			};
 			json_t *conf = json_deep_copy(ckpt_config(in));
-			json_object_set_new(conf, "torch_dtype",
-			    json_string(torch[dt]));
+			ckpt_config_set_dtype(conf, (enum dtype)dt);
 			ckpt_writer_add_json(w, name, conf);
 			json_decref(conf);
 			continue;

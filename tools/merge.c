@@ -570,18 +570,13 @@ main(int argc, char **argv)
 
 	/* The reference's config and tokenizer; no training state. */
 	struct ckpt_writer *wr = ckpt_writer_open(out, dtype);
-	if (dtype_parse(dtype) == DT_F32) {
-		size_t len;
-		const void *p = ckpt_file(m.ref, "config.json", &len);
-		ckpt_writer_add_file(wr, "config.json", p, len);
-	} else {
-		json_t *conf = json_deep_copy(ckpt_config(m.ref));
-		json_object_set_new(conf, "torch_dtype", json_string(
-		    dtype_parse(dtype) == DT_BF16 ? "bfloat16" : "float16"));
-		ckpt_writer_add_json(wr, "config.json", conf);
-		json_decref(conf);
-	}
 	ckpt_writer_carry(wr, m.ref);
+	/* Its config as it is (bytes and all, when the dtype is the one it
+	 * says), with torch_dtype saying what is written. */
+	json_t *conf = json_deep_copy(ckpt_config(m.ref));
+	ckpt_config_set_dtype(conf, (enum dtype)dtype_parse(dtype));
+	ckpt_writer_add_json(wr, "config.json", conf);
+	json_decref(conf);
 	ckpt_writer_plan(wr, m.ref);
 	merge_all(&m, wr);
 	ckpt_writer_commit(wr);

@@ -445,16 +445,35 @@ ckpt_tensor(const struct ckpt *c, size_t i)
 	return i < c->model.nt ? c->model.t[i] : NULL;
 }
 
+/*
+ * A model tensor by name, or by an alias: safetensors' save_model drops
+ * all but one name of tensors that share memory, and its __metadata__ maps
+ * each dropped name to the one kept ("model.embed_tokens.weight":
+ * "lm_head.weight").
+ */
+static struct tensor *
+model_lookup(const struct ckpt *c, const char *name)
+{
+	struct tensor *t = set_lookup(&c->model, name);
+
+	for (size_t i = 0; t == NULL && i < c->model.nf; i++) {
+		json_t *a = json_object_get(c->model.f[i].meta, name);
+		if (json_is_string(a) && strcmp(json_string_value(a), name))
+			t = set_lookup(&c->model, json_string_value(a));
+	}
+	return t;
+}
+
 const struct tensor *
 ckpt_meta(const struct ckpt *c, const char *name)
 {
-	return set_lookup(&c->model, name);
+	return model_lookup(c, name);
 }
 
 const struct tensor *
 ckpt_find(struct ckpt *c, const char *name)
 {
-	struct tensor *t = set_lookup(&c->model, name);
+	struct tensor *t = model_lookup(c, name);
 	if (t != NULL)
 		ckpt_data(c, t);
 	return t;
@@ -463,7 +482,7 @@ ckpt_find(struct ckpt *c, const char *name)
 const struct tensor *
 ckpt_need(struct ckpt *c, const char *name, int ndim, const int64_t *shape)
 {
-	struct tensor *t = set_lookup(&c->model, name);
+	struct tensor *t = model_lookup(c, name);
 	char a[128], b[128], w[4096];
 
 	if (t == NULL)
@@ -476,7 +495,7 @@ ckpt_need(struct ckpt *c, const char *name, int ndim, const int64_t *shape)
 	if (!same)
 		errx(EXIT_DATA, "%s: tensor \"%s\" has shape %s, "
 		    "config.json says %s", ckpt_where(c, t->file, w, sizeof w),
-		    name,
+		    t->name,
 		    tensor_shape_str(a, sizeof a, t->ndim, t->shape),
 		    tensor_shape_str(b, sizeof b, ndim, shape));
 	ckpt_data(c, t);
@@ -568,6 +587,70 @@ ckpt_file(struct ckpt *c, const char *name, size_t *len)
 	return cf->buf;
 }
 
+/*
+ * The text with every integer too large for int64 (outside strings) made a
+ * real by a ".0" after its digits, or NULL when it has none.
+ */
+static char *
+bigints_as_reals(const char *p, size_t len, size_t *outlen)
+{
+	static const char max[] = "9223372036854775807";
+	struct strbuf b;
+	int instr = 0, found = 0;
+	size_t i, k;
+
+	sb_init(&b);
+	for (i = 0; i < len; i = k) {
+		k = i + 1;
+		if (instr) {
+			if (p[i] == '\\' && k < len)
+				k++;
+			else if (p[i] == '"')
+				instr = 0;
+		} else if (p[i] == '"') {
+			instr = 1;
+		} else if (p[i] >= '0' && p[i] <= '9' && (i == 0 ||
+		    strchr(",:[ \t\r\n-", p[i - 1]) != NULL)) {
+			/* A number starts here (not its fraction or
+			 * exponent): the whole digit run. */
+			while (k < len && p[k] >= '0' && p[k] <= '9')
+				k++;
+			size_t nd = k - i;
+			int real = k < len && (p[k] == '.' || p[k] == 'e' ||
+			    p[k] == 'E');
+			if (!real && (nd > 19 || (nd == 19 &&
+			    memcmp(p + i, max, 19) > 0))) {
+				sb_add(&b, p + i, nd);
+				sb_add(&b, ".0", 2);
+				found = 1;
+				continue;
+			}
+		}
+		sb_add(&b, p + i, k - i);
+	}
+	if (!found) {
+		sb_free(&b);
+		return NULL;
+	}
+	*outlen = b.len;
+	return b.data;
+}
+
+json_t *
+ckpt_json_parse(const void *p, size_t len, json_error_t *je)
+{
+	json_t *j = json_loadb(p, len, 0, je);
+	size_t n;
+	char *copy;
+
+	if (j != NULL || (copy = bigints_as_reals(p, len, &n)) == NULL)
+		return j;
+	json_error_t je2;
+	j = json_loadb(copy, n, 0, &je2);
+	free(copy);
+	return j;
+}
+
 json_t *
 ckpt_json(struct ckpt *c, const char *name)
 {
@@ -578,7 +661,7 @@ ckpt_json(struct ckpt *c, const char *name)
 
 	if (p == NULL)
 		return NULL;
-	json_t *j = json_loadb(p, len, 0, &je);
+	json_t *j = ckpt_json_parse(p, len, &je);
 	if (j == NULL)
 		errx(EXIT_DATA, "%s: not JSON: %s at line %d", ckpt_where(c,
 		    name, w, sizeof w), je.text, je.line);
@@ -668,6 +751,9 @@ struct ckpt_writer {
 	struct wfile *files;
 	size_t nfiles;
 	size_t plan;		/* header bytes reserved in model.safetensors */
+	json_t *base;		/* the carried checkpoint's config.json */
+	unsigned char *base_raw;	/* and its bytes */
+	size_t base_len;
 	long ntensors, crash_after;
 	struct ckpt_writer *next;	/* live writers, for cleanup at exit */
 };
@@ -1013,10 +1099,54 @@ ckpt_writer_add_file(struct ckpt_writer *w, const char *name,
 	f->len = len;
 }
 
+/*
+ * The fewest significant digits that print every real in j so it reads
+ * back the same.  At least 15: every decimal of up to 15 digits comes back
+ * from %.15g as itself (1e-05, 10000.0, 0.02), as Python's json writes
+ * them, where the default 17 digits write 1.0000000000000001e-05.
+ */
+static int
+real_digits(const json_t *j)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+	int p = 1;
+
+	if (json_is_real(j)) {
+		double x = json_real_value(j);
+		char buf[40];
+		for (p = 1; p < 17; p++) {
+			snprintf(buf, sizeof buf, "%.*g", p, x);
+			if (strtod(buf, NULL) == x)
+				break;
+		}
+	} else if (json_is_object(j)) {
+		json_object_foreach((json_t *)j, k, v) {
+			int q = real_digits(v);
+			p = q > p ? q : p;
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) {
+			int q = real_digits(v);
+			p = q > p ? q : p;
+		}
+	}
+	return p;
+}
+
 void
 ckpt_writer_add_json(struct ckpt_writer *w, const char *name, const json_t *j)
 {
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* The carried config.json unchanged: its bytes as they were (huge
+	 * integers, key order and number spellings included). */
+	if (strcmp(name, "config.json") == 0 && w->base != NULL &&
+	    json_equal(w->base, (json_t *)j)) {
+		ckpt_writer_add_file(w, name, w->base_raw, w->base_len);
+		return;
+	}
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+	    JSON_REAL_PRECISION(real_digits(j) > 15 ? real_digits(j) : 15));
 	if (s == NULL)
 		errx(EXIT_DATA, "%s: %s: cannot encode JSON", w->path, name);
 	size_t n = strlen(s);
@@ -1050,10 +1180,47 @@ is_state(const char *name)
 void
 ckpt_writer_carry(struct ckpt_writer *w, struct ckpt *c)
 {
+	struct cfile *cf = find_cfile(c, "config.json");
+
+	json_decref(w->base);
+	free(w->base_raw);
+	w->base = json_deep_copy(c->config);
+	w->base_len = cf->len;
+	w->base_raw = xmalloc(cf->len ? cf->len : 1);
+	memcpy(w->base_raw, cf->buf, cf->len);
 	for (size_t i = 0; i < c->nfiles; i++)
 		if (!is_state(c->files[i].name))
 			ckpt_writer_add_file(w, c->files[i].name,
 			    c->files[i].buf, c->files[i].len);
+}
+
+const json_t *
+ckpt_writer_base_config(const struct ckpt_writer *w)
+{
+	return w->base;
+}
+
+enum dtype
+ckpt_writer_dtype(const struct ckpt_writer *w)
+{
+	return w->dt;
+}
+
+/*
+ * transformers wrote torch_dtype up to 4.55 and dtype since: set the one
+ * the config has (both if both), torch_dtype when it has neither.
+ */
+void
+ckpt_config_set_dtype(json_t *config, enum dtype dt)
+{
+	json_t *v = json_string(dtype_torch_name(dt));
+	int has_new = json_object_get(config, "dtype") != NULL;
+
+	if (has_new)
+		json_object_set(config, "dtype", v);
+	if (!has_new || json_object_get(config, "torch_dtype") != NULL)
+		json_object_set(config, "torch_dtype", v);
+	json_decref(v);
 }
 
 /* The files in the order an archive lists them: config.json first. */
@@ -1290,6 +1457,8 @@ free_writer(struct ckpt_writer *w)
 		free(w->files[i].data);
 	}
 	free(w->files);
+	json_decref(w->base);
+	free(w->base_raw);
 	free(w->tmpdir);
 	free(w->dst);
 	free(w->path);

@@ -51,7 +51,13 @@ json_t *ckpt_config(struct ckpt *c);
  */
 size_t ckpt_ntensors(const struct ckpt *c);
 const struct tensor *ckpt_tensor(const struct ckpt *c, size_t i);
-/* The tensor named name, metadata only (data may be NULL), or NULL. */
+/*
+ * The tensor named name, metadata only (data may be NULL), or NULL.  This
+ * and ckpt_find and ckpt_need also find a tensor by an alias that a
+ * safetensors file's __metadata__ gives for it, as safetensors' save_model
+ * writes shared tensors: {"model.embed_tokens.weight": "lm_head.weight"}
+ * finds lm_head.weight under both names.
+ */
 const struct tensor *ckpt_meta(const struct ckpt *c, const char *name);
 /* The tensor named name with its fp32 data, or NULL when absent. */
 const struct tensor *ckpt_find(struct ckpt *c, const char *name);
@@ -93,8 +99,12 @@ const struct tensor *st_set_find(struct st_set *s, const char *name);
  */
 const void *ckpt_file(struct ckpt *c, const char *name, size_t *len);
 /* A JSON file of the checkpoint, parsed (new reference), or NULL when
- * absent; bad JSON ends the program naming the file. */
+ * absent; bad JSON ends the program naming the file.  Integers too large
+ * for int64, as transformers writes them ("model_max_length":
+ * 1000000000000000019884624838656), are read as reals. */
 json_t *ckpt_json(struct ckpt *c, const char *name);
+/* The same reader over bytes: NULL and *je on error. */
+json_t *ckpt_json_parse(const void *p, size_t len, json_error_t *je);
 /* Every file name of the checkpoint, in a stable (sorted) order. */
 size_t ckpt_nfiles(const struct ckpt *c);
 const char *ckpt_file_name(const struct ckpt *c, size_t i);
@@ -141,9 +151,18 @@ void ckpt_writer_add_json(struct ckpt_writer *w, const char *name,
  * Copy c's tokenizer and generation files (tokenizer.json,
  * tokenizer_config.json, special_tokens_map.json, generation_config.json,
  * and any other file that is neither weights, config.json nor training
- * state).
+ * state), and keep c's config.json as the base of the new one: a writer
+ * of config.json (model_save) starts from it, so the keys prefpipe does not
+ * use pass through; a config.json added equal to it is written as its
+ * original bytes.
  */
 void ckpt_writer_carry(struct ckpt_writer *w, struct ckpt *c);
+/* The carried config.json (borrowed), or NULL when nothing was carried. */
+const json_t *ckpt_writer_base_config(const struct ckpt_writer *w);
+/* The element type of model tensors. */
+enum dtype ckpt_writer_dtype(const struct ckpt_writer *w);
+/* Set config.json's torch_dtype (or the newer dtype) to dt's name. */
+void ckpt_config_set_dtype(json_t *config, enum dtype dt);
 /* Write everything and rename it into place; frees w. */
 void ckpt_writer_commit(struct ckpt_writer *w);
 /* Give up: remove the temporary files; frees w. */

@@ -1,7 +1,7 @@
 /*
  * model_ckpt.c: a model from a Hugging Face checkpoint and back, through
- * lib/checkpoints/checkpoint.h.  Kept apart from model.c so programs that only compute
- * need not link the checkpoint code.
+ * lib/checkpoints/checkpoint.h.  Kept apart from model.c so programs that
+ * only compute need not link the checkpoint code.  See model_ckpt.h.
  */
 #include <err.h>
 #include <stdlib.h>
@@ -9,41 +9,95 @@
 
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
+#include "model/model_ckpt.h"
 #include "util/util.h"
 
+const struct tensor *
+model_ckpt_tensor(struct ckpt *c, const struct model_config *cfg,
+    const char *name)
+{
+	const struct tensor *t = ckpt_meta(c, name);
+
+	/* Tied: the one matrix may be stored under the head's name only. */
+	if (t == NULL && cfg->tie_embeddings &&
+	    strcmp(name, "model.embed_tokens.weight") == 0)
+		t = ckpt_meta(c, "lm_head.weight");
+	return t;
+}
+
+/* The tensor for model tensor mt: there, and shaped as the config says. */
+static const struct tensor *
+need(struct ckpt *c, const struct model_config *cfg,
+    const struct model_tensor *mt)
+{
+	const struct tensor *t = model_ckpt_tensor(c, cfg, mt->name);
+	char a[128], b[128], w[4096];
+
+	if (t == NULL)	/* ckpt_need says where it is missing */
+		return ckpt_need(c, mt->name, mt->ndim, mt->shape);
+	if (!tensor_same_shape(t->ndim, t->shape, mt->ndim, mt->shape))
+		errx(EXIT_DATA, "%s: tensor \"%s\" has shape %s, config.json "
+		    "says %s", ckpt_where(c, t->file, w, sizeof w), t->name,
+		    tensor_shape_str(a, sizeof a, t->ndim, t->shape),
+		    tensor_shape_str(b, sizeof b, mt->ndim, mt->shape));
+	return t;
+}
+
+void
+model_ckpt_check(struct ckpt *c, struct model_config *cfg)
+{
+	char e[512], w[4096];
+	struct model_tensor *t;
+	int n;
+
+	if (model_config_from_json(cfg, ckpt_config(c), e, sizeof(e)) != 0)
+		errx(EXIT_DATA, "%s: %s", ckpt_where(c, "config.json", w,
+		    sizeof w), e);
+	t = model_tensors(cfg, &n);
+	for (int i = 0; i < n; i++)
+		need(c, cfg, &t[i]);
+	free(t);
+}
+
 /*
- * Every tensor the config implies must be there with its exact shape
- * (ckpt_need says which is not).  Tensors are copied into the model's one
- * parameter allocation one at a time and released, so loading needs little
- * more than the model's own memory.
+ * Every tensor the config implies must be there with its exact shape.
+ * Tensors are copied into the model's one parameter allocation one at a
+ * time and released, so loading needs little more than the model's own
+ * memory.
  */
 struct model *
 model_from_ckpt(struct ckpt *c)
 {
 	struct model_config cfg;
 	struct model *m;
-	char e[512];
 
-	if (model_config_from_json(&cfg, ckpt_config(c), e, sizeof(e)) != 0)
-		errx(EXIT_DATA, "%s: %s", ckpt_path(c), e);
+	model_ckpt_check(c, &cfg);
 	m = model_new(&cfg);
 	for (int i = 0; i < m->ntensors; i++) {
 		const struct model_tensor *t = &m->tensors[i];
-		const struct tensor *ct;
+		const struct tensor *ct = need(c, &cfg, t);
 
-		ct = ckpt_need(c, t->name, t->ndim, t->shape);
-		memcpy(m->params + t->offset, ct->data, t->n * sizeof(float));
+		memcpy(m->params + t->offset, ckpt_data(c, ct),
+		    t->n * sizeof(float));
 		ckpt_drop(c, ct);
 	}
 	return m;
 }
 
-/* config.json and every parameter, in the writer's dtype. */
+/*
+ * config.json and every parameter, in the writer's dtype.  The config
+ * starts from the one the writer carried (ckpt_writer_carry), so keys
+ * prefpipe does not use pass through, and says the dtype written.  The
+ * parameters are the model's own tensors: a tied matrix once, as
+ * model.embed_tokens.weight, as transformers' save_pretrained writes it.
+ */
 void
 model_save(const struct model *m, struct ckpt_writer *w)
 {
-	json_t *j = model_config_to_json(&m->cfg);
+	json_t *j = model_config_update_json(&m->cfg,
+	    ckpt_writer_base_config(w));
 
+	ckpt_config_set_dtype(j, ckpt_writer_dtype(w));
 	ckpt_writer_add_json(w, "config.json", j);
 	json_decref(j);
 	for (int i = 0; i < m->ntensors; i++) {

@@ -436,6 +436,66 @@ model_config_to_json(const struct model_config *c)
 	return j;
 }
 
+/*
+ * The architecture name for cfg when orig named the original's: the same
+ * family ("Mistral...") with the head cfg has.
+ */
+static json_t *
+arch_names(const struct model_config *cfg, const struct model_config *c0,
+    const json_t *orig, const json_t *gen)
+{
+	static const char *const heads[] = { "ForCausalLM",
+	    "ForSequenceClassification" };
+	const char *name = json_string_value(json_array_get(orig, 0));
+	const char *from = heads[!c0->lm_head], *to = heads[!cfg->lm_head];
+	size_t n, fl = strlen(from);
+	char buf[256];
+
+	if (name == NULL || json_array_size(orig) != 1 || cfg->arch != c0->arch)
+		return json_deep_copy(gen);
+	n = strlen(name);
+	if (n <= fl || n - fl + strlen(to) >= sizeof(buf) ||
+	    strcmp(name + n - fl, from) != 0)
+		return json_deep_copy(gen);
+	snprintf(buf, sizeof(buf), "%.*s%s", (int)(n - fl), name, to);
+	return json_pack("[s]", buf);
+}
+
+json_t *
+model_config_update_json(const struct model_config *cfg, const json_t *orig)
+{
+	struct model_config c0;
+	json_t *gen, *gen0, *out, *v;
+	const char *key;
+	char e[256];
+
+	if (orig == NULL || model_config_from_json(&c0, orig, e,
+	    sizeof(e)) != 0)
+		return model_config_to_json(cfg);
+	gen = model_config_to_json(cfg);
+	gen0 = model_config_to_json(&c0);
+	out = json_deep_copy(orig);
+	/* What cfg changed: the keys whose generated values differ. */
+	json_object_foreach(gen, key, v) {
+		json_t *v0 = json_object_get(gen0, key);
+		if (strcmp(key, "torch_dtype") == 0 ||
+		    (v0 != NULL && json_equal(v, v0)))
+			continue;
+		if (strcmp(key, "architectures") == 0)
+			json_object_set_new(out, key, arch_names(cfg, &c0,
+			    json_object_get(orig, key), v));
+		else
+			json_object_set_new(out, key, json_deep_copy(v));
+	}
+	/* And what it dropped (a head's labels, say). */
+	json_object_foreach(gen0, key, v)
+		if (json_object_get(gen, key) == NULL)
+			json_object_del(out, key);
+	json_decref(gen);
+	json_decref(gen0);
+	return out;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The tensors of a config */
 

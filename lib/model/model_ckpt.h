@@ -1,0 +1,44 @@
+/*
+ * model_ckpt.h: a model's tensors in a checkpoint, as transformers reads
+ * and writes them (lib/model/model_ckpt.c).  model_from_ckpt and
+ * model_save are declared in model.h.
+ *
+ * Reading, tied embeddings (tie_word_embeddings) come from either name:
+ * model.embed_tokens.weight, or lm_head.weight alone (what safetensors'
+ * save_model keeps, with __metadata__ naming the other as an alias, or
+ * without it).  Writing is transformers' save_pretrained form: the tied
+ * matrix once, as model.embed_tokens.weight, no lm_head.weight.
+ */
+#ifndef PREFPIPE_MODEL_CKPT_H
+#define PREFPIPE_MODEL_CKPT_H
+
+#include "model/model.h"
+
+struct ckpt;
+struct tensor;
+
+/*
+ * config.json for cfg, starting from orig (the checkpoint's own, or NULL):
+ * orig's keys as they are, except those whose meaning cfg changes, set from
+ * model_config_to_json; keys cfg drops are removed.  model_type and
+ * architectures keep their family ("MistralForCausalLM" stays, and becomes
+ * "MistralForSequenceClassification" with a reward head).  torch_dtype is
+ * left to the writer.  A new reference.  (In model_config.c.)
+ */
+json_t *model_config_update_json(const struct model_config *cfg,
+    const json_t *orig);
+
+/* The checkpoint's tensor that holds the model's parameter name (metadata
+ * only), or NULL. */
+const struct tensor *model_ckpt_tensor(struct ckpt *c,
+    const struct model_config *cfg, const char *name);
+
+/*
+ * Check c as a model, as loading it would: config.json into *cfg (a config
+ * the model cannot run is an error) and every tensor it implies there with
+ * its shape.  Reads no weights.  Errors end the program with status 1,
+ * naming the file and the tensor.
+ */
+void model_ckpt_check(struct ckpt *c, struct model_config *cfg);
+
+#endif
