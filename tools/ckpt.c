@@ -623,7 +623,8 @@ cmd_diff(int argc, char **argv)
 			errx(EXIT_DATA, "tensor \"%s\": shape %s in %s, %s in "
 			    "%s", ta->name, tensor_shape_str(s1, sizeof s1,
 			    ta->ndim, ta->shape), ckpt_path(a),
-			    tensor_shape_str(s2, sizeof s2, tb->ndim, tb->shape),
+			    tensor_shape_str(s2, sizeof s2, tb->ndim,
+			    tb->shape),
 			    ckpt_path(b));
 		const float *x = ckpt_data(a, ta), *y = ckpt_data(b, tb);
 		/* NaN compares false with everything: it would pass for 0. */

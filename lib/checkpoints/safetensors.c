@@ -171,7 +171,8 @@ st_parse(struct st_file *f, const char *name, const void *buf, size_t len,
 	uint64_t at = 0;
 	for (size_t i = 0; i < f->nt; i++) {
 		const struct tensor *q = &f->t[i];
-		uint64_t b = (uint64_t)((const unsigned char *)q->raw - f->data);
+		uint64_t b = (uint64_t)((const unsigned char *)q->raw -
+		    f->data);
 		if (b < at)
 			return fail(err, errsz, "tensor \"%s\": its data "
 			    "overlaps tensor \"%s\"", q->name,
