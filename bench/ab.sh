@@ -8,9 +8,9 @@
 # as it is (tracked changes and untracked files git does not ignore, build
 # directories left out).  Each is exported from git (git archive of its
 # tree) and built with autoreconf -fi, configure and make of the four tools
-# the measures run; the tools are kept in $AB_CACHE/<tree> (the tree's
-# hash), so a second run of the same trees builds nothing.  The working
-# tree's hash comes from a temporary index: its blobs go into the
+# the measures run; the tools are kept in $AB_CACHE/<tree> (16 digits of
+# the tree hash), so a second run of the same trees builds nothing.  The
+# working tree's hash comes from a temporary index: its blobs go into the
 # repository's object store as loose objects, which git gc drops in time.
 #
 # Inputs are made once, by BASE's ckpt init (a new build must read the old
@@ -36,10 +36,17 @@
 #		rollout n = 8.
 # Every measure runs old, then new, REPS times; the best of each (least
 # time, least RSS) per build goes into a table on stdout: measure, old,
-# new, new/old.  Ratios are of speed (for a time, old/new) and of memory; a
-# speed ratio below 0.95 is flagged SLOWER, a peak RSS above the old one
-# (by more than AB_RSS_SLACK) MORE-RSS.  What it does goes to stderr.  Figures are wall time: on a
-# machine busy with other work, run it twice and trust what both say.
+# new, new/old, of wall time, then the same of CPU time (user + system; for
+# train-step: a run of AB_STEPS + 1 steps less a run of one).  Ratios are
+# of speed (for a time, old/new) and of memory; a speed ratio below 0.95 is
+# flagged SLOWER (wall) or SLOWER-CPU, a peak RSS above the old one (by
+# more than AB_RSS_SLACK) MORE-RSS.  What it does goes to stderr.
+#
+# On a machine busy with other work wall times stretch and the turns share
+# that out only on average: run it twice, and trust what both runs say.
+# CPU time is steadier there, but idle OpenMP threads spin by default and
+# that counts as CPU: with OMP_WAIT_POLICY=passive (as make check runs the
+# tests) the CPU columns count the work.
 #
 # Knobs (environment):
 #   REPS=5		turns of each build
@@ -217,19 +224,22 @@ awk 'function tok(n,   s, i) {
 head -n 1 "$T/score.jsonl" >"$T/score1.jsonl"
 echo '{"id":"p","prompt":"Once upon a time"}' >"$T/one.jsonl"
 
-# run OUT IN CMD...: CMD <IN >OUT; sets W (wall seconds), R (peak RSS KiB).
+# run OUT IN CMD...: CMD <IN >OUT; sets W (wall seconds), C (CPU seconds,
+# user + system), R (peak RSS KiB).
 run() {
 	out=$1 in=$2
 	shift 2
 	t0=$(date +%s.%N)
-	if ! /usr/bin/time -f %M -o "$T/time" "$@" <"$in" >"$out" 2>"$T/err"; then
+	if ! /usr/bin/time -f '%M %U %S' -o "$T/time" "$@" <"$in" >"$out" \
+	    2>"$T/err"; then
 		cat "$T/err" >&2
 		say "failed: $*"
 		exit 1
 	fi
 	t1=$(date +%s.%N)
 	W=$(echo "$t0 $t1" | awk '{ printf "%.6f", $2 - $1 }')
-	R=$(tail -n 1 "$T/time")
+	R=$(tail -n 1 "$T/time" | awk '{ print $1 }')
+	C=$(tail -n 1 "$T/time" | awk '{ printf "%.2f", $2 + $3 }')
 }
 # keep NAME VALUE min|max: the best value of NAME so far.
 keep() {
@@ -262,50 +272,59 @@ toks() {
 	END { print n + 0 }' "$1"
 }
 
+# train WHO BIN LOSS RECORDS: the train-step measure of LOSS.  Wall time is
+# the fastest step, from the metrics; CPU time a step is that of a run of
+# STEPS + 1 steps less that of a run of one (loading, the warm-up step,
+# writing the checkpoint), each the least of its runs.
+train() {
+	w=$1 bin=$2 loss=$3 recs=$4
+	rm -rf "$T/o"
+	run "$T/metrics" "$recs" "$bin/train-step" -m "$T/mt" -o "$T/o" \
+	    --loss "$loss" --batch-size 8 --epochs 1 --no-shuffle -J
+	keep "$w.$loss.c1" "$C" min
+	c1=$C
+	rm -rf "$T/o"
+	run "$T/metrics" "$recs" "$bin/train-step" -m "$T/mt" -o "$T/o" \
+	    --loss "$loss" --batch-size 8 --epochs $((STEPS + 1)) --no-shuffle -J
+	rm -rf "$T/o"
+	keep "$w.$loss.c" "$C" min
+	keep "$w.${loss}_rss" "$R" min
+	bs=$(best_step "$T/metrics") ||
+	    { say "$w: $loss: no step metrics"; exit 1; }
+	set -- $bs
+	echo "$1" >"$T/best.$w.$loss.toks"
+	keep "$w.$loss.s" "$2" min
+	say "$w: $loss step of $1 tokens: $2 s; $((STEPS + 1)) steps $C s CPU less 1 step $c1 s; $R KiB"
+}
 # measure WHO BIN: one turn of every measure.
 measure() {
+	train "$1" "$2" sft "$T/sft.jsonl"
+	train "$1" "$2" dpo "$T/pairs.jsonl"
 	w=$1 bin=$2
-	rm -rf "$T/o"
-	run "$T/metrics" "$T/sft.jsonl" "$bin/train-step" -m "$T/mt" -o "$T/o" \
-	    --loss sft --batch-size 8 --epochs $((STEPS + 1)) --no-shuffle -J
-	bs=$(best_step "$T/metrics") || { say "$w: sft: no step metrics"; exit 1; }
-	set -- $bs
-	tps=$(echo "$1 $2" | awk '{ printf "%.1f", $1 / $2 }')
-	keep "$w.sft" "$tps" max
-	keep "$w.sft_rss" "$R" min
-	say "$w: sft $tps tok/s, $R KiB"
-
-	rm -rf "$T/o"
-	run "$T/metrics" "$T/pairs.jsonl" "$bin/train-step" -m "$T/mt" -o "$T/o" \
-	    --loss dpo --batch-size 8 --epochs $((STEPS + 1)) --no-shuffle -J
-	bs=$(best_step "$T/metrics") || { say "$w: dpo: no step metrics"; exit 1; }
-	set -- $bs
-	ms=$(echo "$2" | awk '{ printf "%.2f", $1 * 1e3 }')
-	keep "$w.dpo" "$ms" min
-	keep "$w.dpo_rss" "$R" min
-	say "$w: dpo step $ms ms, $R KiB"
-	rm -rf "$T/o"
-
 	for n in 1 8; do
 		run "$T/out" "$T/one.jsonl" "$bin/rollout" -q -J -m "$T/mr" \
 		    -n $n --max-tokens 1
 		keep "$w.r$n.w1" "$W" min
-		w1=$W
+		keep "$w.r$n.c1" "$C" min
+		w1=$W c1=$C
 		run "$T/out" "$T/one.jsonl" "$bin/rollout" -q -J -m "$T/mr" \
 		    -n $n --max-tokens "$M"
 		keep "$w.r$n.w" "$W" min
+		keep "$w.r$n.c" "$C" min
 		k=$(toks "$T/out")
 		echo "$k" >"$T/best.$w.r$n.toks"
 		[ $n -eq 8 ] && keep "$w.r8_rss" "$R" min
-		say "$w: rollout n=$n $k tokens in $W s less $w1 s, $R KiB"
+		say "$w: rollout n=$n $k tokens: $W s ($C CPU) less $w1 s ($c1 CPU) for --max-tokens 1; $R KiB"
 	done
 
 	run /dev/null "$T/score1.jsonl" "$bin/score" --logprob "$T/ms" -b 4096
 	keep "$w.s.w1" "$W" min
-	w1=$W
+	keep "$w.s.c1" "$C" min
+	w1=$W c1=$C
 	run /dev/null "$T/score.jsonl" "$bin/score" --logprob "$T/ms" -b 4096
 	keep "$w.s.w" "$W" min
-	say "$w: score --logprob $NREC records in $W s less $w1 s"
+	keep "$w.s.c" "$C" min
+	say "$w: score --logprob $NREC records: $W s ($C CPU) less $w1 s ($c1 CPU) for 1"
 }
 
 say "threads: $OMP_NUM_THREADS, OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)}; load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
@@ -317,16 +336,31 @@ while [ $i -le "$REPS" ]; do
 	i=$((i + 1))
 done
 
-# The table: derived figures from the best times.
+# The table, from the best times: each speed as "wall cpu" figures.
+# rate WORK SECONDS LESS: WORK / (SECONDS - LESS), the difference kept
+# above 1 ms.
+rate() {
+	echo "$1 $2 $3" | awk '{ d = $2 - $3
+	    printf "%.1f", $1 / (d > 1e-3 ? d : 1e-3) }'
+}
 for w in old new; do
+	k=$(get $w.sft.toks)
+	echo "$(rate "$k" "$(get $w.sft.s)" 0)" \
+	    "$(rate "$((k * STEPS))" "$(get $w.sft.c)" "$(get $w.sft.c1)")" \
+	    >"$T/best.$w.sft"
+	# ms a step
+	echo "$(get $w.dpo.s) $(get $w.dpo.c) $(get $w.dpo.c1)" |
+	    awk -v n="$STEPS" '{ printf "%.1f %.1f\n", $1 * 1e3, ($2 - $3) / n * 1e3 }' \
+	    >"$T/best.$w.dpo"
 	for n in 1 8; do
-		echo "$(get $w.r$n.toks) $(get $w.r$n.w) $(get $w.r$n.w1)" |
-		    awk '{ d = $2 - $3; printf "%.1f\n", $1 / (d > 1e-3 ? d : 1e-3) }' \
+		k=$(get $w.r$n.toks)
+		echo "$(rate "$k" "$(get $w.r$n.w)" "$(get $w.r$n.w1)")" \
+		    "$(rate "$k" "$(get $w.r$n.c)" "$(get $w.r$n.c1)")" \
 		    >"$T/best.$w.r$n"
 	done
-	echo "$(get $w.s.w) $(get $w.s.w1)" | awk -v n="$NREC" '{
-	    d = $1 - $2; printf "%.1f\n", (n - 1) * 128 / (d > 1e-3 ? d : 1e-3) }' \
-	    >"$T/best.$w.score"
+	k=$(((NREC - 1) * 128))
+	echo "$(rate "$k" "$(get $w.s.w)" "$(get $w.s.w1)")" \
+	    "$(rate "$k" "$(get $w.s.c)" "$(get $w.s.c1)")" >"$T/best.$w.score"
 done
 echo "old: $base_what"
 echo "new: $new_what"
@@ -337,22 +371,31 @@ echo "$REPS turns, best of each; OMP_NUM_THREADS=$OMP_NUM_THREADS; load at the e
 	echo "speed rollout_n=1_(tok/s) $(get old.r1) $(get new.r1)"
 	echo "speed rollout_n=8_(tok/s) $(get old.r8) $(get new.r8)"
 	echo "speed score_--logprob_(tok/s) $(get old.score) $(get new.score)"
-	echo "rss train-step_sft_peak_RSS_(MiB) $(get old.sft_rss) $(get new.sft_rss)"
-	echo "rss train-step_dpo_peak_RSS_(MiB) $(get old.dpo_rss) $(get new.dpo_rss)"
-	echo "rss rollout_n=8_peak_RSS_(MiB) $(get old.r8_rss) $(get new.r8_rss)"
+	echo "rss train-step_sft_peak_RSS_(MiB) $(get old.sft_rss) - $(get new.sft_rss) -"
+	echo "rss train-step_dpo_peak_RSS_(MiB) $(get old.dpo_rss) - $(get new.dpo_rss) -"
+	echo "rss rollout_n=8_peak_RSS_(MiB) $(get old.r8_rss) - $(get new.r8_rss) -"
 } | awk -v slack="$SLACK" '
-	BEGIN { printf "%-34s %10s %10s %8s\n", "measure", "old", "new", "new/old" }
+	BEGIN {
+		printf "%-32s %9s %9s %7s | %9s %9s %7s\n", "measure", "old",
+		    "new", "new/old", "old cpu", "new cpu", "new/old"
+	}
 	{
-		o = $3; n = $4; f = ""
+		# $3 $4: old wall, cpu; $5 $6: new wall, cpu
+		name = $2; gsub(/_/, " ", name); f = ""
 		if ($1 == "rss") {
-			o /= 1024; n /= 1024; r = n / o
-			if ($4 > $3 + slack) { f = "  MORE-RSS"; bad = 1 }
-		} else {
-			r = ($1 == "time") ? o / n : n / o
-			if (r < 0.95) { f = "  SLOWER"; bad = 1 }
+			r = $5 / $3
+			if ($5 > $3 + slack) { f = "  MORE-RSS"; bad = 1 }
+			printf "%-32s %9.1f %9.1f %7.3f |%s\n", name,
+			    $3 / 1024, $5 / 1024, r, f
+			next
 		}
-		name = $2; gsub(/_/, " ", name)
-		printf "%-34s %10.1f %10.1f %8.3f%s\n", name, o, n, r, f
+		if ($1 == "time") { r = $3 / $5; rc = $4 / $6 }
+		else { r = $5 / $3; rc = $6 / $4 }
+		if (r < 0.95) f = f "  SLOWER"
+		if (rc < 0.95) f = f "  SLOWER-CPU"
+		if (f != "") bad = 1
+		printf "%-32s %9.1f %9.1f %7.3f | %9.1f %9.1f %7.3f%s\n", name,
+		    $3, $5, r, $4, $6, rc, f
 	}
 	END { exit bad ? 3 : 0 }' || flagged=1
 if [ "${flagged:-0}" = 1 ]; then
