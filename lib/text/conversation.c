@@ -100,7 +100,8 @@ conv_open(struct ckpt *c, int vocab, const char *template_name, char *err,
 {
 	if (template_name != NULL && chat_template_by_name(template_name) ==
 	    NULL) {
-		snprintf(err, errsz, "unknown template \"%s\" (known: %s)",
+		snprintf(err, errsz, "unknown chat template \"%s\" (known: "
+		    "%s)",
 		    template_name, chat_template_names());
 		return NULL;
 	}
