@@ -123,10 +123,10 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 		case 'z': rec_output_option(c, out_flags); break;
 		case 'h': pp_help();
 		case O_LOSS: {
-			int v = train_objective_parse(optarg);
-			if (v >= 0)
-				o->objective = v;
-			choice("--loss", optarg, o->objective);
+			/* Each value is checked: a later bad one is no
+			 * less an error. */
+			o->objective = choice("--loss", optarg,
+			    train_objective_parse(optarg));
 			break;
 		}
 		case O_LR: o->lr = pp_parse_num("--lr", optarg, 0, 1e3); break;
@@ -175,6 +175,10 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 			break;
 		case O_EPS:
 			o->eps = pp_parse_num("--adam-eps", optarg, 0, 1);
+			/* Zero divides by zero where a moment is zero. */
+			if (o->eps <= 0)
+				pp_usage("--adam-eps: %g is not positive",
+				    o->eps);
 			break;
 		case O_SEED:
 			o->seed = (uint64_t)pp_parse_int("--seed", optarg, 0,
