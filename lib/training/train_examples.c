@@ -201,6 +201,40 @@ prompt_tokens(const struct train_ctx *t, const struct rec *r, size_t *n)
 	return p;
 }
 
+/*
+ * The fields of r's map side as a record of their own whose keys carry
+ * the prefix "side.", so that every message about them, a wrong type
+ * included, names the whole path ("chosen.response_tokens").
+ */
+static void
+side_record(const struct rec *r, const char *side, struct rec *sub)
+{
+	const msgpack_object_map *m = rec_need_map(r, side);
+	struct strbuf key;
+
+	rec_init(sub, r->src, r->recno);
+	sb_init(&key);
+	for (uint32_t i = 0; i < m->size; i++) {
+		const msgpack_object *k = &m->ptr[i].key;
+		if (k->type != MSGPACK_OBJECT_STR)
+			continue;
+		sb_clear(&key);
+		sb_printf(&key, "%s.%.*s", side, (int)k->via.str.size,
+		    k->via.str.ptr);
+		rec_set_obj(sub, key.data, &m->ptr[i].val);
+	}
+	sb_free(&key);
+}
+
+/* A field name of a side: "chosen" and "ref_logprob" give
+ * "chosen.ref_logprob" (in buf). */
+static const char *
+side_field(char *buf, size_t n, const char *side, const char *key)
+{
+	snprintf(buf, n, "%s.%s", side, key);
+	return buf;
+}
+
 /* One side of a pair: the sub-map's response, and its reference sum. */
 static int
 pair_side(const struct train_ctx *t, const struct rec *r, const char *side,
@@ -208,44 +242,40 @@ pair_side(const struct train_ctx *t, const struct rec *r, const char *side,
 {
 	struct rec sub;
 	size_t nr;
-	char field[64];
+	char ftok[64], ftext[64], fsum[64], farr[64];
 
-	rec_need_sub(r, side, &sub);
-	int32_t *resp = get_tokens(t, &sub, "response_tokens", "response", 0,
-	    is_chat(r), &nr);
-	snprintf(field, sizeof(field), "%s.response_tokens", side);
-	check_ids(t, r, field, resp, nr);
+	side_field(ftok, sizeof(ftok), side, "response_tokens");
+	side_field(ftext, sizeof(ftext), side, "response");
+	side_field(fsum, sizeof(fsum), side, "ref_logprob");
+	side_field(farr, sizeof(farr), side, "ref_logprobs");
+	side_record(r, side, &sub);
+	int32_t *resp = get_tokens(t, &sub, ftok, ftext, 0, is_chat(r), &nr);
+	check_ids(t, r, ftok, resp, nr);
 	if (nr == 0)
-		rec_die(r, field, "empty response");
+		rec_die(r, ftok, "empty response");
 	int ok = make_seq(t, s, p, np, resp, nr, scored);
 	s->field = side[0] == 'c' ? "chosen.response_tokens" :
 	    "rejected.response_tokens";
 	if (ok && scored && t->o.objective == OBJ_DPO) {
-		const msgpack_object *sum = rec_get(&sub, "ref_logprob");
-		const msgpack_object *arr = rec_get(&sub, "ref_logprobs");
-		snprintf(field, sizeof(field), "%s.ref_logprobs", side);
+		const msgpack_object *sum = rec_get(&sub, fsum);
+		const msgpack_object *arr = rec_get(&sub, farr);
 		if (arr != NULL && (s->truncated || sum == NULL)) {
 			/* Per-token values follow a truncation exactly. */
-			float *v = get_scored_floats(&sub, "ref_logprobs",
-			    field, nr);
+			float *v = get_scored_floats(&sub, farr, farr, nr);
 			s->ref_sum = 0;
 			for (int i = 0; i < s->nscored; i++)
 				s->ref_sum += v[i];
 			free(v);
 			s->has_ref = 1;
 		} else if (sum != NULL && !s->truncated) {
-			s->ref_sum = rec_need_num(&sub, "ref_logprob");
+			s->ref_sum = rec_need_num(&sub, fsum);
 			s->has_ref = 1;
-		} else if (sum != NULL && t->o.ref == NULL) {
-			snprintf(field, sizeof(field), "%s.ref_logprob", side);
-			rec_die(r, field, "a sum cannot follow --truncate; "
+		} else if (sum != NULL && t->o.ref == NULL)
+			rec_die(r, fsum, "a sum cannot follow --truncate; "
 			    "give ref_logprobs or --ref");
-		}
-		if (!s->has_ref && t->o.ref == NULL) {
-			snprintf(field, sizeof(field), "%s.ref_logprob", side);
-			rec_die(r, field, "missing: give reference log-probs "
+		if (!s->has_ref && t->o.ref == NULL)
+			rec_die(r, fsum, "missing: give reference log-probs "
 			    "(score --logprob) or --ref CKPT");
-		}
 	}
 	free(resp);
 	rec_free(&sub);
