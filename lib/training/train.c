@@ -396,6 +396,47 @@ got_old(const struct train_ctx *t, struct seq *s, const float *lp)
 }
 
 /*
+ * The reference must read the policy's sequences as the policy does: the
+ * same tokenizer, and room for every sequence it is asked about, the
+ * checks score makes of its model.
+ */
+static void
+check_ref(struct train_ctx *t, struct ckpt *rc, const struct model *ref)
+{
+	const char *path = t->o.ref;
+	struct tokenizer *pt = conv_tokenizer(t->conv), *rt;
+	char e[512];
+
+	rt = tokenizer_from_ckpt(rc, e, sizeof(e));
+	if (pt != NULL && rt != NULL &&
+	    conv_same_tokenizer(rt, pt, e, sizeof(e)) != 0)
+		errx(EXIT_DATA, "%s: --ref has another tokenizer than %s: %s",
+		    path, t->o.model, e);
+	if ((pt == NULL || rt == NULL) &&
+	    ref->cfg.vocab_size != t->m->cfg.vocab_size)
+		errx(EXIT_DATA, "%s: --ref has a vocabulary of %d, %s of %d",
+		    path, ref->cfg.vocab_size, t->o.model,
+		    t->m->cfg.vocab_size);
+	if (rt != NULL)
+		tokenizer_free(rt);
+	for (size_t i = 0; i < t->nex; i++)
+		for (int k = 0; k < t->ex[i].nseq; k++) {
+			const struct seq *s = &t->ex[i].s[k];
+			if (!want_ref(t, (struct seq *)s))
+				continue;
+			if (conv_check_vocab(ref->cfg.vocab_size, s->tok,
+			    s->len, e, sizeof(e)) != 0 ||
+			    conv_check_length(ref->cfg.max_seq_len, s->len, e,
+			    sizeof(e)) != 0)
+				errx(EXIT_DATA, "%s: record %llu: field "
+				    "\"%s\": %s of --ref %s", t->src,
+				    (unsigned long long)t->ex[i].recno,
+				    s->field ? s->field : "response_tokens",
+				    e, path);
+		}
+}
+
+/*
  * Reference log-probs the records lack, from --ref.  The reference model
  * is loaded, run forward, and freed before the policy's training begins:
  * it never holds gradients, moments or activations of its own during a
@@ -415,6 +456,7 @@ reference_logprobs(struct train_ctx *t)
 	if (!ref->cfg.lm_head)
 		errx(EXIT_DATA, "%s: --ref needs a causal language model",
 		    t->o.ref);
+	check_ref(t, rc, ref);
 	ckpt_free(rc);
 	forward_logprobs(t, ref, want_ref, got_ref);
 	model_free(ref);
@@ -564,6 +606,48 @@ sum_gradients(float *grads, size_t n)
 	(void)n;
 }
 
+/* Whether x (n) holds a value that is not finite. */
+static int
+any_nonfinite(const float *x, size_t n)
+{
+	int bad = 0;
+#pragma omp parallel for schedule(static) reduction(|:bad)
+	for (size_t i = 0; i < n; i++)
+		bad |= !isfinite(x[i]);
+	return bad;
+}
+
+/*
+ * After the update: weights and moments must stay finite, or the
+ * checkpoint would carry Inf or NaN (a huge gradient without clipping
+ * overflows exp_avg_sq while the weights still look fine).  The run
+ * stops naming the first tensor that went bad, before anything is
+ * written.
+ */
+static void
+check_finite(const struct train_ctx *t, int64_t stepno)
+{
+	const struct model *m = t->m;
+	static const char *const what[3] = { "weight", "optimizer state",
+	    "optimizer state" };
+	static const char *const prefix[3] = { "", "exp_avg.",
+	    "exp_avg_sq." };
+	const float *arr[3] = { m->params, t->adam.m, t->adam.v };
+
+	for (int a = 0; a < 3; a++) {
+		if (!any_nonfinite(arr[a], m->nparams))
+			continue;
+		for (int i = 0; i < m->ntensors; i++) {
+			const struct model_tensor *mt = &m->tensors[i];
+			if (any_nonfinite(arr[a] + mt->offset, mt->n))
+				errx(EXIT_DATA, "step %lld: non-finite %s "
+				    "(%s%s); no checkpoint written",
+				    (long long)stepno, what[a], prefix[a],
+				    mt->name);
+		}
+	}
+}
+
 /*
  * One optimizer step over the examples idx[0..n): micro-batches through
  * forward, loss and backward, the gradients accumulated in m->grads, then
@@ -625,6 +709,7 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 		    "checkpoint written", (long long)stepno, gn);
 	grad_clip(m->grads, m->nparams, gn, t->o.clip_grad);
 	adamw_step(&t->adam, m->params, m->grads, lr);
+	check_finite(t, stepno);
 	return gn;
 }
 
