@@ -236,7 +236,7 @@ printf '%s\n' '{"prompt":"p","response":null}' >"$T/bad"
 expect_fail 1 'record 1: field "response": expected string, got nil' \
     score --rm "$T/rm" "$T/bad"
 printf '%s\n' '{"messages":[{"role":"user"}],"response":"a"}' >"$T/bad"
-expect_fail 1 'record 1: field "messages": element 0: missing content' \
+expect_fail 1 'record 1: field "messages": element 0: "content": missing' \
     score --flr "$T/m" "$T/bad"
 printf '%s\n' '{"messages":"hi","response":"a"}' >"$T/bad"
 expect_fail 1 'record 1: field "messages": expected array, got string' \

@@ -38,6 +38,7 @@
 #include <jansson.h>
 
 #include "text/chat.h"
+#include "text/conversation.h"
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
 #include "records/record.h"
@@ -69,10 +70,8 @@ static const char *template_name;
 static struct model *model;
 static struct sample_step *stepper;
 static struct tokenizer *tok;
-static const struct chat_template *chat;
-static char chat_err[512];	/* why chat is NULL */
+static struct conv *conv;	/* messages -> tokens, the stop ids */
 static int V, ctx;
-static int eos[2 * MODEL_MAX_EOS], neos;
 static char policy[17];
 
 /* One sample being generated. */
@@ -105,26 +104,6 @@ struct job {
 /* ------------------------------------------------------------------------ */
 /* The checkpoint */
 
-/* Add an EOS id unless already known. */
-static void
-add_eos(long long id)
-{
-	for (int i = 0; i < neos; i++)
-		if (eos[i] == id)
-			return;
-	if (neos < (int)(sizeof(eos) / sizeof(eos[0])) && id >= 0 && id < V)
-		eos[neos++] = (int)id;
-}
-
-static int
-is_eos(int t)
-{
-	for (int i = 0; i < neos; i++)
-		if (eos[i] == t)
-			return 1;
-	return 0;
-}
-
 /*
  * The policy's fingerprint: FNV-1a over the fp32 parameters the model
  * runs with, in 1 MiB pieces hashed in parallel and then hashed together,
@@ -153,7 +132,6 @@ load(const char *path)
 {
 	struct ckpt *c = ckpt_load(path);
 	char e[512];
-	json_t *gen;
 
 	model = model_from_ckpt(c);
 	if (!model->cfg.lm_head)
@@ -161,30 +139,14 @@ load(const char *path)
 		    "head to sample from", path);
 	V = model->cfg.vocab_size;
 	ctx = model->cfg.max_seq_len;
-	tok = tokenizer_from_ckpt(c, e, sizeof e);
-	if (tok == NULL)
-		errx(EXIT_DATA, "%s: %s", path, e);
-	for (int i = 0; i < model->cfg.n_eos; i++)
-		add_eos(model->cfg.eos_ids[i]);
-	if ((gen = ckpt_json(c, "generation_config.json")) != NULL) {
-		json_t *x = json_object_get(gen, "eos_token_id");
-		size_t i;
-		json_t *y;
-		if (json_is_integer(x))
-			add_eos(json_integer_value(x));
-		else if (json_is_array(x))
-			json_array_foreach(x, i, y)
-				if (json_is_integer(y))
-					add_eos(json_integer_value(y));
-		json_decref(gen);
-	}
-	/* Chosen now, so a bad --chat-template fails before any work; a
-	 * template of the checkpoint's that is none of the known ones only
-	 * matters once a record has messages. */
-	chat = chat_template_select(template_name,
-	    tokenizer_chat_template(tok), chat_err, sizeof chat_err);
-	if (chat == NULL && template_name != NULL)
-		pp_usage("--chat-template: %s", chat_err);
+	/* The template is chosen now, so a bad --chat-template fails
+	 * before any work; a template of the checkpoint's that is none of
+	 * the known ones only matters once a record has messages. */
+	conv = conv_open(c, V, template_name, e, sizeof e);
+	if (conv == NULL)
+		pp_usage("--chat-template: %s", e);
+	if ((tok = conv_tokenizer(conv)) == NULL)
+		errx(EXIT_DATA, "%s: %s", path, conv_tokenizer_error(conv));
 	fingerprint(model);
 	ckpt_free(c);
 }
@@ -215,66 +177,6 @@ id_hash(const struct rec *r, const msgpack_object *id)
 	}
 }
 
-/* The text of r's messages through the chat template, generation
- * prompt added. */
-static char *
-render_messages(const struct rec *r)
-{
-	const msgpack_object *o = rec_get(r, "messages");
-	struct chat_msg *msg;
-	char e[512], *text;
-
-	if (o->type != MSGPACK_OBJECT_ARRAY)
-		rec_die(r, "messages", "expected array, got %s",
-		    rec_type_name(o));
-	if (chat == NULL)
-		rec_die(r, "messages", "%s (choose one with --chat-template)",
-		    chat_err);
-	msg = xcalloc(o->via.array.size + 1, sizeof(*msg));
-	for (uint32_t i = 0; i < o->via.array.size; i++) {
-		const msgpack_object *x = &o->via.array.ptr[i];
-		const char *want[2] = { "role", "content" };
-		char *got[2] = { NULL, NULL };
-		if (x->type != MSGPACK_OBJECT_MAP)
-			rec_die(r, "messages", "element %u: expected map, got "
-			    "%s", i, rec_type_name(x));
-		for (uint32_t k = 0; k < x->via.map.size; k++) {
-			const msgpack_object *key = &x->via.map.ptr[k].key;
-			const msgpack_object *val = &x->via.map.ptr[k].val;
-			for (int f = 0; f < 2; f++) {
-				if (key->type != MSGPACK_OBJECT_STR ||
-				    key->via.str.size != strlen(want[f]) ||
-				    memcmp(key->via.str.ptr, want[f],
-				    key->via.str.size) != 0)
-					continue;
-				if (val->type != MSGPACK_OBJECT_STR)
-					rec_die(r, "messages", "element %u: "
-					    "\"%s\": expected string, got %s",
-					    i, want[f], rec_type_name(val));
-				got[f] = xstrndup(val->via.str.ptr,
-				    val->via.str.size);
-			}
-		}
-		for (int f = 0; f < 2; f++)
-			if (got[f] == NULL)
-				rec_die(r, "messages", "element %u: \"%s\": "
-				    "missing", i, want[f]);
-		msg[i].role = got[0];
-		msg[i].content = got[1];
-	}
-	text = chat_render(chat, msg, o->via.array.size, 1,
-	    tokenizer_bos_token(tok), tokenizer_eos_token(tok),
-	    tokenizer_chat_template(tok), e, sizeof e);
-	if (text == NULL)
-		rec_die(r, "messages", "%s", e);
-	for (uint32_t i = 0; i < o->via.array.size; i++) {
-		free((char *)msg[i].role);
-		free((char *)msg[i].content);
-	}
-	free(msg);
-	return text;
-}
-
 /* The prompt's tokens: prompt as is with the tokenizer's specials, or
  * messages through the chat template with the generation prompt. */
 static int32_t *
@@ -289,11 +191,17 @@ prompt_tokens(const struct rec *r, int *plen)
 		const char *s = rec_need_str(r, "prompt", &len);
 		n = tokenizer_encode(tok, s, len, 1, &ids);
 	} else if (rec_get(r, "messages") != NULL) {
-		char *text = render_messages(r);
-		/* The template writes the special tokens itself, as
-		 * apply_chat_template(tokenize=True) does. */
-		n = tokenizer_encode(tok, text, strlen(text), 0, &ids);
-		free(text);
+		struct conv_msgs ms;
+		char e[512];
+		if (conv_messages(rec_get(r, "messages"), &ms, e, sizeof e) != 0)
+			rec_die(r, "messages", "%s", e);
+		if (conv_template(conv) == NULL)
+			rec_die(r, "messages", "%s (choose one with "
+			    "--chat-template)", conv_template_error(conv));
+		n = conv_prompt_tokens(conv, ms.m, ms.n, &ids, e, sizeof e);
+		if (n == (size_t)-1)
+			rec_die(r, "messages", "%s", e);
+		conv_messages_free(&ms);
 	} else
 		rec_die(r, "prompt", "missing (a prompt record needs "
 		    "\"prompt\" or \"messages\")");
@@ -396,7 +304,7 @@ choose(struct seq *s, const float *logits, struct sample_ws *w)
 static int
 check_end(struct seq *s)
 {
-	if (is_eos(s->toks[s->n - 1]))
+	if (conv_is_stop(conv, s->toks[s->n - 1]))
 		s->finish = "stop";
 	else if (nstops > 0) {
 		size_t len;
@@ -739,7 +647,7 @@ main(int argc, char **argv)
 		sample_ws_free(&ws[i]);
 	free(ws);
 	sample_step_free(stepper);
-	tokenizer_free(tok);
+	conv_free(conv);
 	model_free(model);
 	free(stops);
 	return 0;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "text/chat.h"
+#include "text/conversation.h"
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
 #include "scoring/scorer.h"
@@ -87,12 +88,11 @@ struct mscorer {
 	struct ms_opts o;
 	const char *path;
 	struct model *m;
+	struct conv *conv;	/* messages -> tokens, the response's end */
 	struct tokenizer *tok;	/* NULL when the checkpoint has none */
-	char tokerr[512];
+	const char *tokerr;
 	const struct chat_template *chat;
 	int plain;		/* a base model: no chat template */
-	char *jinja;
-	int eos;
 	char field[256], field2[256];	/* logprob: <as>_logprobs, <as>_logprob */
 
 	struct follow *fol;	/* flr: positive ones, then negative */
@@ -196,19 +196,18 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 	if (kind == MS_RM && s->m->cfg.num_labels < 1)
 		errx(EXIT_DATA, "%s: no classification head (score.weight); "
 		    "--rm needs a sequence-classification model", path);
-	s->eos = s->m->cfg.n_eos > 0 ? s->m->cfg.eos_ids[0] : -1;
 	/* Records with token ids need no tokenizer: complain only on use. */
-	s->tok = tokenizer_from_ckpt(c, s->tokerr, sizeof(s->tokerr));
+	s->conv = conv_open(c, s->m->cfg.vocab_size, o->chat, e, sizeof(e));
+	if (s->conv == NULL)
+		pp_usage("--chat-template: %s", e);
+	s->tok = conv_tokenizer(s->conv);
+	s->tokerr = conv_tokenizer_error(s->conv);
 	if (s->tok != NULL) {
-		const char *j = tokenizer_chat_template(s->tok);
-		s->jinja = j ? xstrdup(j) : NULL;
-		s->chat = chat_template_select(o->chat, s->jinja, e, sizeof(e));
-		if (s->chat == NULL) {
-			if (o->chat != NULL)
-				pp_usage("--chat-template: %s", e);
+		s->chat = conv_template(s->conv);
+		if (s->chat == NULL)
 			errx(EXIT_DATA, "%s: %s (name one with "
-			    "--chat-template)", path, e);
-		}
+			    "--chat-template)", path,
+			    conv_template_error(s->conv));
 		s->plain = strcmp(chat_template_name(s->chat), "plain") == 0;
 	} else if (o->chat != NULL)
 		errx(EXIT_DATA, "%s: %s", path, s->tokerr);
@@ -236,9 +235,7 @@ ms_free(struct mscorer *s)
 	free(s->fol);
 	free(s->items);
 	free(s->jobs);
-	free(s->jinja);
-	if (s->tok)
-		tokenizer_free(s->tok);
+	conv_free(s->conv);
 	model_free(s->m);
 	free(s);
 }
@@ -277,6 +274,8 @@ get_conv(const struct side *sd, struct chat_msg **out, const char **field)
 {
 	const msgpack_object *v;
 	struct chat_msg *m;
+	struct conv_msgs ms;
+	char e[512];
 	size_t len;
 
 	if (side_get(sd, "prompt", 1) != NULL ||
@@ -291,46 +290,9 @@ get_conv(const struct side *sd, struct chat_msg **out, const char **field)
 	}
 	*field = "messages";
 	v = side_get(sd, "messages", 1);
-	if (v->type != MSGPACK_OBJECT_ARRAY)
-		side_die(sd, "messages", 1, "expected array, got %s",
-		    rec_type_name(v));
-	m = xmalloc((v->via.array.size + 2) * sizeof(*m));
-	for (uint32_t i = 0; i < v->via.array.size; i++) {
-		const msgpack_object *e = &v->via.array.ptr[i];
-		const char *role = NULL, *content = NULL;
-		size_t rl = 0, cl = 0;
-		if (e->type != MSGPACK_OBJECT_MAP)
-			side_die(sd, "messages", 1, "element %u: expected map, "
-			    "got %s", i, rec_type_name(e));
-		for (uint32_t k = 0; k < e->via.map.size; k++) {
-			const msgpack_object *key = &e->via.map.ptr[k].key;
-			const msgpack_object *val = &e->via.map.ptr[k].val;
-			if (key->type != MSGPACK_OBJECT_STR)
-				continue;
-			int isrole = key->via.str.size == 4 &&
-			    memcmp(key->via.str.ptr, "role", 4) == 0;
-			int iscont = key->via.str.size == 7 &&
-			    memcmp(key->via.str.ptr, "content", 7) == 0;
-			if (!isrole && !iscont)
-				continue;
-			if (val->type != MSGPACK_OBJECT_STR)
-				side_die(sd, "messages", 1, "element %u: %s: "
-				    "expected string, got %s", i, isrole ?
-				    "role" : "content", rec_type_name(val));
-			if (isrole) {
-				role = val->via.str.ptr;
-				rl = val->via.str.size;
-			} else {
-				content = val->via.str.ptr;
-				cl = val->via.str.size;
-			}
-		}
-		if (role == NULL || content == NULL)
-			side_die(sd, "messages", 1, "element %u: missing %s", i,
-			    role == NULL ? "role" : "content");
-		m[i].role = xstrndup(role, rl);
-		m[i].content = xstrndup(content, cl);
-	}
+	if (conv_messages(v, &ms, e, sizeof(e)) != 0)
+		side_die(sd, "messages", 1, "%s", e);
+	m = ms.m;
 	if (v->via.array.size == 0)
 		side_die(sd, "messages", 1, "empty conversation");
 	*out = m;
@@ -352,9 +314,7 @@ render(struct mscorer *s, const struct side *sd, const char *field,
     struct chat_msg *m, size_t n, int gen)
 {
 	char e[512];
-	char *text = chat_render(s->chat, m, n, gen,
-	    tokenizer_bos_token(s->tok), tokenizer_eos_token(s->tok), s->jinja,
-	    e, sizeof(e));
+	char *text = conv_render(s->conv, m, n, gen, e, sizeof(e));
 	if (text == NULL)
 		side_die(sd, field, 1, "chat template %s: %s",
 		    chat_template_name(s->chat), e);
@@ -365,20 +325,20 @@ static void
 check_ids(struct mscorer *s, const struct side *sd, const char *field,
     const int32_t *ids, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (ids[i] < 0 || ids[i] >= s->m->cfg.vocab_size)
-			side_die(sd, field, field[0] == 'p', "token %zu is %d, "
-			    "outside the vocabulary [0, %d) of %s", i,
-			    (int)ids[i], s->m->cfg.vocab_size, s->path);
+	char e[256];
+
+	if (conv_check_vocab(s->m->cfg.vocab_size, ids, n, e, sizeof(e)) != 0)
+		side_die(sd, field, field[0] == 'p', "%s of %s", e, s->path);
 }
 
 static void
 check_len(struct mscorer *s, const struct side *sd, const char *field,
     size_t n)
 {
-	if (n > (size_t)s->m->cfg.max_seq_len)
-		side_die(sd, field, 0, "%zu tokens, more than the %d positions "
-		    "of %s", n, s->m->cfg.max_seq_len, s->path);
+	char e[256];
+
+	if (conv_check_length(s->m->cfg.max_seq_len, n, e, sizeof(e)) != 0)
+		side_die(sd, field, 0, "%s of %s", e, s->path);
 }
 
 /*
@@ -401,11 +361,12 @@ seq_job(struct mscorer *s, struct job *j)
 		struct chat_msg *m;
 		const char *f;
 		size_t n = get_conv(sd, &m, &f);
+		char e[512];
 		need_tok(s, sd, "messages");
-		char *text = render(s, sd, "messages", m, n, 1);
-		/* The template writes the special tokens itself. */
-		np = tokenizer_encode(s->tok, text, strlen(text), 0, &p);
-		free(text);
+		np = conv_prompt_tokens(s->conv, m, n, &p, e, sizeof(e));
+		if (np == (size_t)-1)
+			side_die(sd, "messages", 1, "chat template %s: %s",
+			    chat_template_name(s->chat), e);
 		free_conv(m, n);
 	} else {
 		if (side_get(sd, "prompt", 1) == NULL)
@@ -428,13 +389,11 @@ seq_job(struct mscorer *s, struct job *j)
 			    "response_tokens", 0, "missing (a record needs "
 			    "response_tokens or response)");
 		const char *t = side_need_str(sd, "response", 0, &len);
-		nr = tokenizer_encode(need_tok(s, sd, "response"), t, len, 0,
-		    &r);
-		/* As train-step does: a response from text ends with EOS. */
-		if (s->eos >= 0 && (nr == 0 || r[nr - 1] != s->eos)) {
-			r = xreallocarray(r, nr + 1, sizeof(*r));
-			r[nr++] = s->eos;
-		}
+		need_tok(s, sd, "response");
+		/* As train-step does: a response from text ends its turn. */
+		nr = conv_response_tokens(s->conv, t, len,
+		    side_get(sd, "prompt", 1) == NULL &&
+		    side_get(sd, "messages", 1) != NULL, &r);
 	}
 	check_len(s, sd, "response_tokens", np + nr);
 	j->tok = xreallocarray(p, np + nr, sizeof(*p));

@@ -167,17 +167,39 @@ pg_advantages(enum pg_advantage kind, enum pg_scale scale, int n,
 		all_sum += reward[i];
 	}
 	double all_mean = all_n > 0 ? all_sum / all_n : 0;
-	/* Standard deviations from a second pass: no cancellation. */
+	/*
+	 * Standard deviations from a second pass: no cancellation.  The
+	 * deviations are squared in units of a power of two near the
+	 * largest reward (pow2[], all_pow2), so rewards around 1e154 do not
+	 * overflow the sum of squares; dividing by a power of two is exact,
+	 * so ordinary rewards give the same bits as without it.
+	 */
 	double *ss = xcalloc(ngroups + 1, sizeof(double));
-	double all_ss = 0;
+	double *pow2 = xcalloc(ngroups + 1, sizeof(double));
+	double all_ss = 0, all_max = 0;
+	for (int i = 0; i < n; i++)
+		if (!greedy[i]) {
+			double a = fabs(reward[i]);
+			if (a > pow2[group[i]])
+				pow2[group[i]] = a;
+			if (a > all_max)
+				all_max = a;
+		}
+	for (int g = 0; g <= ngroups; g++)
+		pow2[g] = pow2[g] > 0 && isfinite(pow2[g]) ?
+		    ldexp(1, ilogb(pow2[g])) : 1;
+	double all_pow2 = all_max > 0 && isfinite(all_max) ?
+	    ldexp(1, ilogb(all_max)) : 1;
 	for (int i = 0; i < n; i++) {
 		if (greedy[i])
 			continue;
-		double d = reward[i] - sum[group[i]] / cnt[group[i]];
+		double d = (reward[i] - sum[group[i]] / cnt[group[i]]) /
+		    pow2[group[i]];
+		double da = (reward[i] - all_mean) / all_pow2;
 		ss[group[i]] += d * d;
-		all_ss += (reward[i] - all_mean) * (reward[i] - all_mean);
+		all_ss += da * da;
 	}
-	double all_std = all_n > 1 ? sqrt(all_ss / (all_n - 1)) : 0;
+	double all_std = all_n > 1 ? sqrt(all_ss / (all_n - 1)) * all_pow2 : 0;
 
 	for (int i = 0; i < n && !bad; i++) {
 		int g = group[i];
@@ -205,7 +227,8 @@ pg_advantages(enum pg_advantage kind, enum pg_scale scale, int n,
 			break;
 		case ADV_GRPO:
 		default: {
-			double sd = cnt[g] > 1 ? sqrt(ss[g] / (cnt[g] - 1)) : 0;
+			double sd = cnt[g] > 1 ? sqrt(ss[g] / (cnt[g] - 1)) *
+			    pow2[g] : 0;
 			adv[i] = reward[i] - mean;
 			if (scale == SCALE_GROUP)
 				adv[i] /= sd + 1e-4;
@@ -220,6 +243,7 @@ pg_advantages(enum pg_advantage kind, enum pg_scale scale, int n,
 	free(base);
 	free(has_greedy);
 	free(ss);
+	free(pow2);
 	return bad;
 }
 

@@ -1,0 +1,969 @@
+/*
+ * train.c: the training loop; see train.h.
+ *
+ * In the order a run goes:
+ *   1. the context: checkpoint, model, conversation rules
+ *   2. examples read, advantages (pg)
+ *   3. reference and rollout log-probs computed by forward passes
+ *   4. the step: micro-batches through forward, loss, backward; the
+ *      gradients summed; clipping; AdamW; the non-finite guard
+ *   5. optimizer state in and out of the checkpoint
+ *   6. the plan: epochs, batches, PPO epochs; metrics
+ *
+ * Data-parallel training (a later issue) fits between backward and the
+ * update: see sum_gradients().
+ */
+#include "config.h"
+
+#include <err.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "checkpoints/checkpoint.h"
+#include "model/model.h"
+#include "records/record.h"
+#include "text/conversation.h"
+#include "text/tokenizer.h"
+#include "training/train_impl.h"
+#include "util/rng.h"
+#include "util/strmap.h"
+#include "util/util.h"
+
+static const char *const objective_names[] = { "sft", "dpo", "rm", "pg" };
+
+int
+train_objective_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, objective_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+train_objective_name(int objective)
+{
+	return objective >= 0 && objective < 4 ? objective_names[objective] :
+	    "?";
+}
+
+void
+train_opts_init(struct train_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->objective = -1;
+	o->lr = 1e-5;
+	o->clip_grad = 1.0;
+	o->beta1 = 0.9;
+	o->beta2 = 0.999;
+	o->eps = 1e-8;
+	o->batch = 8;
+	o->epochs = 1;
+	o->max_steps = -1;
+	o->sched_steps = -1;
+	o->schedule = SCHED_CONSTANT;
+	o->shuffle = 1;
+	o->max_length = -1;
+	o->beta = 0.1;
+	o->dpo_variant = DPO_SIGMOID;
+	o->advantage = ADV_GRPO;
+	o->scale = SCALE_GROUP;
+	o->kl_est = KL_K3;
+	o->agg = AGG_TOKEN;
+	o->clip = 0.2;
+	o->ppo_epochs = 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 1. The context */
+
+/* The policy (or reward model) to train. */
+static struct model *
+load_model(struct train_ctx *t)
+{
+	const struct train_opts *o = &t->o;
+	if (!o->add_head) {
+		struct model *m = model_from_ckpt(t->ckpt);
+		if (o->objective == OBJ_RM && m->cfg.num_labels < 1)
+			errx(EXIT_DATA, "%s: --loss rm needs a reward model "
+			    "(score.weight); --add-head adds one", o->model);
+		if (o->objective == OBJ_RM && m->cfg.num_labels != 1)
+			errx(EXIT_DATA, "%s: --loss rm needs one label, the "
+			    "head has %d", o->model, m->cfg.num_labels);
+		if (o->objective != OBJ_RM && !m->cfg.lm_head)
+			errx(EXIT_DATA, "%s: --loss %s needs a causal language "
+			    "model", o->model,
+			    train_objective_name(o->objective));
+		return m;
+	}
+	/* A causal LM's body under a fresh reward head: HF's
+	 * ForSequenceClassification drops lm_head and adds score. */
+	struct model_config cfg;
+	char e[512];
+	if (model_config_from_json(&cfg, ckpt_config(t->ckpt), e,
+	    sizeof(e)) != 0)
+		errx(EXIT_DATA, "%s: %s", o->model, e);
+	if (!cfg.lm_head)
+		errx(EXIT_DATA, "%s: --add-head: the model already has a "
+		    "classification head", o->model);
+	cfg.lm_head = 0;
+	cfg.num_labels = 1;
+	struct model *m = model_new(&cfg);
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *mt = &m->tensors[i];
+		if (strcmp(mt->name, "score.weight") == 0) {
+			memset(m->params + mt->offset, 0, mt->n *
+			    sizeof(float));
+			continue;
+		}
+		const struct tensor *ct = ckpt_need(t->ckpt, mt->name,
+		    mt->ndim, mt->shape);
+		memcpy(m->params + mt->offset, ct->data, mt->n *
+		    sizeof(float));
+		ckpt_drop(t->ckpt, ct);
+	}
+	/* Optimizer state of the language model does not fit the head. */
+	t->o.reset_optimizer = 1;
+	return m;
+}
+
+struct train_ctx *
+train_new(const struct train_opts *o)
+{
+	struct train_ctx *t = xcalloc(1, sizeof(*t));
+	char e[512];
+
+	t->o = *o;
+	if (t->o.micro <= 0 || t->o.micro > t->o.batch)
+		t->o.micro = t->o.batch;
+	t->ckpt = ckpt_load(o->model);
+	t->m = load_model(t);
+	t->max_len = t->m->cfg.max_seq_len;
+	if (o->max_length > 0 && o->max_length < t->max_len)
+		t->max_len = (int)o->max_length;
+	t->conv = conv_open(t->ckpt, t->m->cfg.vocab_size, o->chat_template,
+	    e, sizeof(e));
+	if (t->conv == NULL)
+		pp_usage("--chat-template: %s", e);
+	t->groups = strmap_new();
+	t->src = "stdin";
+	return t;
+}
+
+void
+train_free(struct train_ctx *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nex; i++)
+		for (int k = 0; k < t->ex[i].nseq; k++)
+			train_seq_free(&t->ex[i].s[k]);
+	free(t->ex);
+	free(t->order);
+	adamw_free(&t->adam);
+	model_free(t->m);
+	conv_free(t->conv);
+	strmap_free(t->groups);
+	ckpt_free(t->ckpt);
+	free(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 2. Examples */
+
+void
+train_read(struct train_ctx *t, struct rec_reader *rd)
+{
+	struct rec r;
+
+	while (rec_read(rd, &r)) {
+		t->src = r.src;
+		if (t->nex == t->capex) {
+			t->capex = t->capex ? 2 * t->capex : 64;
+			t->ex = xreallocarray(t->ex, t->capex, sizeof(*t->ex));
+		}
+		if (train_read_example(t, &r, &t->ex[t->nex]))
+			t->nex++;
+		else
+			t->ndropped++;
+		rec_free(&r);
+	}
+}
+
+size_t
+train_nexamples(const struct train_ctx *t)
+{
+	return t->nex;
+}
+
+uint64_t
+train_ndropped(const struct train_ctx *t)
+{
+	return t->ndropped;
+}
+
+/* Advantages of the pg samples; greedy baselines are then set aside. */
+static void
+pg_prepare(struct train_ctx *t)
+{
+	size_t nex = t->nex;
+	struct example *ex = t->ex;
+	double *r = xmalloc((nex + 1) * sizeof(double));
+	double *a = xmalloc((nex + 1) * sizeof(double));
+	int *g = xmalloc((nex + 1) * sizeof(int));
+	int *gr = xmalloc((nex + 1) * sizeof(int));
+	for (size_t i = 0; i < nex; i++) {
+		r[i] = ex[i].reward;
+		g[i] = ex[i].group;
+		gr[i] = ex[i].greedy;
+	}
+	int bad = pg_advantages(t->o.advantage, t->o.scale, (int)nex, r, g,
+	    gr, t->ngroups, a);
+	if (bad) {
+		for (size_t i = 0; i < nex; i++)
+			if (ex[i].group == bad - 1)
+				errx(EXIT_DATA, "%s: record %llu: field "
+				    "\"id\": its group %s", t->src,
+				    (unsigned long long)ex[i].recno,
+				    t->o.advantage == ADV_REMAX ?
+				    "has no greedy sample (rollout "
+				    "--greedy-baseline) for remax" :
+				    "has a single sample: rloo needs two");
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < nex; i++) {
+		ex[i].adv = a[i];
+		if (ex[i].greedy)
+			train_seq_free(&ex[i].s[0]);
+		else
+			ex[k++] = ex[i];
+	}
+	t->nex = k;
+	free(r);
+	free(a);
+	free(g);
+	free(gr);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 3. Log-probs by forward passes only */
+
+/*
+ * A packed batch of sequences: the micro-batch unit every pass uses.
+ * off[i] is where sequence i starts in the packed arrays.
+ */
+struct packed {
+	int nseq, N;
+	int *len, *off, *tokens, *targets;
+	struct seq **seqs;
+	int cap_seq, cap_tok;
+};
+
+static void
+pack_clear(struct packed *pk)
+{
+	pk->nseq = pk->N = 0;
+}
+
+static void
+pack_add(struct packed *pk, struct seq *s)
+{
+	if (pk->nseq == pk->cap_seq) {
+		pk->cap_seq = pk->cap_seq ? 2 * pk->cap_seq : 16;
+		pk->len = xreallocarray(pk->len, pk->cap_seq, sizeof(int));
+		pk->off = xreallocarray(pk->off, pk->cap_seq, sizeof(int));
+		pk->seqs = xreallocarray(pk->seqs, pk->cap_seq,
+		    sizeof(*pk->seqs));
+	}
+	if (pk->N + s->len > pk->cap_tok) {
+		while (pk->N + s->len > pk->cap_tok)
+			pk->cap_tok = pk->cap_tok ? 2 * pk->cap_tok : 1024;
+		pk->tokens = xreallocarray(pk->tokens, pk->cap_tok,
+		    sizeof(int));
+		pk->targets = xreallocarray(pk->targets, pk->cap_tok,
+		    sizeof(int));
+	}
+	pk->len[pk->nseq] = s->len;
+	pk->off[pk->nseq] = pk->N;
+	pk->seqs[pk->nseq] = s;
+	for (int i = 0; i < s->len; i++) {
+		pk->tokens[pk->N + i] = s->tok[i];
+		pk->targets[pk->N + i] = s->tgt ? s->tgt[i] : -1;
+	}
+	pk->nseq++;
+	pk->N += s->len;
+}
+
+static void
+pack_free(struct packed *pk)
+{
+	free(pk->len);
+	free(pk->off);
+	free(pk->tokens);
+	free(pk->targets);
+	free(pk->seqs);
+}
+
+static struct model_batch
+pack_batch(const struct packed *pk, int with_targets)
+{
+	struct model_batch b = { pk->nseq, pk->len, pk->tokens,
+	    with_targets ? pk->targets : NULL };
+	return b;
+}
+
+/*
+ * Run model m forward over every sequence for which want() holds, micro
+ * batch by micro batch, and hand each its scored log-probs (nscored) in
+ * order through got().
+ */
+static void
+forward_logprobs(struct train_ctx *t, struct model *m,
+    int (*want)(const struct train_ctx *, struct seq *),
+    void (*got)(const struct train_ctx *, struct seq *, const float *))
+{
+	struct packed pk = { 0 };
+	float *lp = NULL;
+	size_t lpcap = 0;
+	size_t per = (size_t)t->o.micro * 2;	/* sequences per pass */
+	float *buf = xmalloc((size_t)t->max_len * sizeof(float));
+
+	for (size_t i = 0; i < t->nex;) {
+		pack_clear(&pk);
+		for (; i < t->nex && (size_t)pk.nseq < per; i++)
+			for (int k = 0; k < t->ex[i].nseq; k++)
+				if (want(t, &t->ex[i].s[k]))
+					pack_add(&pk, &t->ex[i].s[k]);
+		if (pk.nseq == 0)
+			continue;
+		if ((size_t)pk.N > lpcap) {
+			lpcap = pk.N;
+			lp = xreallocarray(lp, lpcap, sizeof(float));
+		}
+		struct model_batch b = pack_batch(&pk, 1);
+		model_forward(m, &b, lp);
+		for (int k = 0; k < pk.nseq; k++) {
+			struct seq *s = pk.seqs[k];
+			int n = 0;
+			for (int j = 0; j < s->len; j++)
+				if (s->tgt[j] >= 0)
+					buf[n++] = lp[pk.off[k] + j];
+			got(t, s, buf);
+		}
+	}
+	free(buf);
+	free(lp);
+	pack_free(&pk);
+}
+
+static int
+want_ref(const struct train_ctx *t, struct seq *s)
+{
+	if (t->o.objective == OBJ_DPO)
+		return !s->has_ref;
+	return t->o.kl_coef > 0 && s->ref == NULL;
+}
+
+static void
+got_ref(const struct train_ctx *t, struct seq *s, const float *lp)
+{
+	if (t->o.objective == OBJ_DPO) {
+		s->ref_sum = 0;
+		for (int i = 0; i < s->nscored; i++)
+			s->ref_sum += lp[i];
+		s->has_ref = 1;
+	} else {
+		s->ref = xmalloc(s->nscored * sizeof(float));
+		memcpy(s->ref, lp, s->nscored * sizeof(float));
+	}
+}
+
+static int
+want_old(const struct train_ctx *t, struct seq *s)
+{
+	return s->old == NULL;
+}
+
+static void
+got_old(const struct train_ctx *t, struct seq *s, const float *lp)
+{
+	s->old = xmalloc(s->nscored * sizeof(float));
+	memcpy(s->old, lp, s->nscored * sizeof(float));
+}
+
+/*
+ * The reference must read the policy's sequences as the policy does: the
+ * same tokenizer, and room for every sequence it is asked about, the
+ * checks score makes of its model.
+ */
+static void
+check_ref(struct train_ctx *t, struct ckpt *rc, const struct model *ref)
+{
+	const char *path = t->o.ref;
+	struct tokenizer *pt = conv_tokenizer(t->conv), *rt;
+	char e[512];
+
+	rt = tokenizer_from_ckpt(rc, e, sizeof(e));
+	if (pt != NULL && rt != NULL &&
+	    conv_same_tokenizer(rt, pt, e, sizeof(e)) != 0)
+		errx(EXIT_DATA, "%s: --ref has another tokenizer than %s: %s",
+		    path, t->o.model, e);
+	if ((pt == NULL || rt == NULL) &&
+	    ref->cfg.vocab_size != t->m->cfg.vocab_size)
+		errx(EXIT_DATA, "%s: --ref has a vocabulary of %d, %s of %d",
+		    path, ref->cfg.vocab_size, t->o.model,
+		    t->m->cfg.vocab_size);
+	if (rt != NULL)
+		tokenizer_free(rt);
+	for (size_t i = 0; i < t->nex; i++)
+		for (int k = 0; k < t->ex[i].nseq; k++) {
+			const struct seq *s = &t->ex[i].s[k];
+			if (!want_ref(t, (struct seq *)s))
+				continue;
+			if (conv_check_vocab(ref->cfg.vocab_size, s->tok,
+			    s->len, e, sizeof(e)) != 0 ||
+			    conv_check_length(ref->cfg.max_seq_len, s->len, e,
+			    sizeof(e)) != 0)
+				errx(EXIT_DATA, "%s: record %llu: field "
+				    "\"%s\": %s of --ref %s", t->src,
+				    (unsigned long long)t->ex[i].recno,
+				    s->field ? s->field : "response_tokens",
+				    e, path);
+		}
+}
+
+/*
+ * Reference log-probs the records lack, from --ref.  The reference model
+ * is loaded, run forward, and freed before the policy's training begins:
+ * it never holds gradients, moments or activations of its own during a
+ * step.
+ */
+static void
+reference_logprobs(struct train_ctx *t)
+{
+	size_t need = 0;
+	for (size_t i = 0; i < t->nex; i++)
+		for (int k = 0; k < t->ex[i].nseq; k++)
+			need += want_ref(t, &t->ex[i].s[k]);
+	if (need == 0 || t->o.ref == NULL)
+		return;
+	struct ckpt *rc = ckpt_load(t->o.ref);
+	struct model *ref = model_from_ckpt(rc);
+	if (!ref->cfg.lm_head)
+		errx(EXIT_DATA, "%s: --ref needs a causal language model",
+		    t->o.ref);
+	check_ref(t, rc, ref);
+	ckpt_free(rc);
+	forward_logprobs(t, ref, want_ref, got_ref);
+	model_free(ref);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 4. The step */
+
+/*
+ * The normaliser of a batch: every example's loss is divided by it, so
+ * summing over micro-batches (and, later, processes) gives the batch loss.
+ *   sft: scored tokens;  dpo, rm: pairs;  pg: tokens or sequences.
+ */
+static double
+batch_norm(const struct train_ctx *t, const size_t *idx, size_t n)
+{
+	double d = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct example *e = &t->ex[idx[i]];
+		if (t->o.objective == OBJ_SFT ||
+		    (t->o.objective == OBJ_PG && t->o.agg == AGG_TOKEN))
+			d += e->s[0].nscored;
+		else
+			d += 1;
+	}
+	return d > 0 ? d : 1;
+}
+
+/*
+ * The loss of the examples of one micro-batch, given the model's output:
+ * fills dlp (N) and dscores (N) and adds to *st.
+ */
+static void
+micro_loss(const struct train_ctx *t, const struct packed *pk,
+    struct example **exs, int nexs, const float *lp, const float *scores,
+    float *dlp, float *dscores, double norm, struct train_metrics *st)
+{
+	const struct train_opts *o = &t->o;
+	int max_len = t->max_len;
+	/* (max_len) each: policy, d loss, rollout and reference log-probs */
+	double *buf = xmalloc((size_t)max_len * 4 * sizeof(double));
+	double *dbuf = buf + max_len, *old = dbuf + max_len,
+	    *ref = old + max_len;
+	int k = 0;		/* sequence index in pk */
+
+	for (int i = 0; i < nexs; i++) {
+		struct example *e = exs[i];
+		int o0 = pk->off[k], o1 = e->nseq > 1 ? pk->off[k + 1] : 0;
+		struct seq *s0 = &e->s[0], *s1 = &e->s[1];
+
+		switch (o->objective) {
+		case OBJ_SFT: {
+			double l = 0;
+			for (int j = 0; j < s0->len; j++)
+				if (s0->tgt[j] >= 0) {
+					l -= lp[o0 + j];
+					dlp[o0 + j] = (float)(-1 / norm);
+				}
+			st->loss += l / norm;
+			st->scored += s0->nscored;
+			break;
+		}
+		case OBJ_DPO: {
+			struct dpo_in in = { 0, s0->ref_sum, 0, s1->ref_sum,
+			    s0->nscored, s1->nscored };
+			struct dpo_out out;
+			for (int j = 0; j < s0->len; j++)
+				if (s0->tgt[j] >= 0)
+					in.pol_w += lp[o0 + j];
+			for (int j = 0; j < s1->len; j++)
+				if (s1->tgt[j] >= 0)
+					in.pol_l += lp[o1 + j];
+			loss_dpo(o->dpo_variant, o->beta, e->label_smoothing,
+			    o->nll_coef, 1 / norm, &in, &out);
+			for (int j = 0; j < s0->len; j++)
+				if (s0->tgt[j] >= 0)
+					dlp[o0 + j] = (float)out.d_w;
+			for (int j = 0; j < s1->len; j++)
+				if (s1->tgt[j] >= 0)
+					dlp[o1 + j] = (float)out.d_l;
+			st->loss += out.loss;
+			st->correct += out.chosen_reward > out.rejected_reward;
+			st->chosen += out.chosen_reward;
+			st->rejected += out.rejected_reward;
+			st->margin += out.chosen_reward - out.rejected_reward;
+			st->pairs++;
+			break;
+		}
+		case OBJ_RM: {
+			/* The head's score at each sequence's last token. */
+			int lw = o0 + s0->len - 1, ll = o1 + s1->len - 1;
+			double dw, dl;
+			st->loss += loss_rm(scores[lw], scores[ll], 1 / norm,
+			    &dw, &dl);
+			dscores[lw] = (float)dw;
+			dscores[ll] = (float)dl;
+			st->correct += scores[lw] > scores[ll];
+			st->margin += (double)scores[lw] - scores[ll];
+			st->pairs++;
+			break;
+		}
+		case OBJ_PG: {
+			int n = 0;
+			for (int j = 0; j < s0->len; j++)
+				if (s0->tgt[j] >= 0)
+					buf[n++] = lp[o0 + j];
+			for (int j = 0; j < n; j++) {
+				old[j] = s0->old[j];
+				if (s0->ref)
+					ref[j] = s0->ref[j];
+			}
+			double scale = e->weight / (o->agg == AGG_TOKEN ?
+			    norm : norm * n);
+			st->loss += loss_ppo(n, buf, old, s0->ref ? ref : NULL,
+			    e->adv, o->clip, o->kl_coef, o->kl_est, scale,
+			    dbuf, &st->pg);
+			n = 0;
+			for (int j = 0; j < s0->len; j++)
+				if (s0->tgt[j] >= 0)
+					dlp[o0 + j] = (float)dbuf[n++];
+			st->reward_sum += e->reward;
+			st->adv_sum += e->adv;
+			st->adv_sq += e->adv * e->adv;
+			st->samples++;
+			break;
+		}
+		}
+		for (int j = 0; j < e->nseq; j++)
+			st->truncated += e->s[j].truncated;
+		k += e->nseq;
+	}
+	free(buf);
+}
+
+/*
+ * Data-parallel hook: with several processes, each would sum its
+ * gradients with the others' here, after every backward of the step and
+ * before clipping and the update; each process's losses must then be
+ * divided by the normaliser of the whole batch (batch_norm over every
+ * process's records, a count that can be summed before the step).  One
+ * process has nothing to do.
+ */
+static void
+sum_gradients(float *grads, size_t n)
+{
+	(void)grads;
+	(void)n;
+}
+
+/* Whether x (n) holds a value that is not finite. */
+static int
+any_nonfinite(const float *x, size_t n)
+{
+	int bad = 0;
+#pragma omp parallel for schedule(static) reduction(|:bad)
+	for (size_t i = 0; i < n; i++)
+		bad |= !isfinite(x[i]);
+	return bad;
+}
+
+/*
+ * After the update: weights and moments must stay finite, or the
+ * checkpoint would carry Inf or NaN (a huge gradient without clipping
+ * overflows exp_avg_sq while the weights still look fine).  The run
+ * stops naming the first tensor that went bad, before anything is
+ * written.
+ */
+static void
+check_finite(const struct train_ctx *t, int64_t stepno)
+{
+	const struct model *m = t->m;
+	static const char *const what[3] = { "weight", "optimizer state",
+	    "optimizer state" };
+	static const char *const prefix[3] = { "", "exp_avg.",
+	    "exp_avg_sq." };
+	const float *arr[3] = { m->params, t->adam.m, t->adam.v };
+
+	for (int a = 0; a < 3; a++) {
+		if (!any_nonfinite(arr[a], m->nparams))
+			continue;
+		for (int i = 0; i < m->ntensors; i++) {
+			const struct model_tensor *mt = &m->tensors[i];
+			if (any_nonfinite(arr[a] + mt->offset, mt->n))
+				errx(EXIT_DATA, "step %lld: non-finite %s "
+				    "(%s%s); no checkpoint written",
+				    (long long)stepno, what[a], prefix[a],
+				    mt->name);
+		}
+	}
+}
+
+/*
+ * One optimizer step over the examples idx[0..n): micro-batches through
+ * forward, loss and backward, the gradients accumulated in m->grads, then
+ * clipping and AdamW.  Returns the gradient norm before clipping.
+ */
+static double
+one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
+    int64_t stepno, struct train_metrics *st)
+{
+	struct model *m = t->m;
+	int micro = (int)t->o.micro;
+	struct packed pk = { 0 };
+	struct example **exs = xreallocarray(NULL, micro, sizeof(*exs));
+	double norm = batch_norm(t, idx, n);
+	float *lp = NULL, *dlp = NULL, *dscores = NULL;
+	int cap = 0;
+
+	model_zero_grad(m);
+	for (size_t i = 0; i < n;) {
+		int nexs = 0;
+		pack_clear(&pk);
+		for (; i < n && nexs < micro; i++) {
+			struct example *e = &t->ex[idx[i]];
+			exs[nexs++] = e;
+			for (int k = 0; k < e->nseq; k++)
+				pack_add(&pk, &e->s[k]);
+		}
+		if (pk.N > cap) {
+			cap = pk.N;
+			lp = xreallocarray(lp, cap, sizeof(float));
+			dlp = xreallocarray(dlp, cap, sizeof(float));
+			dscores = xreallocarray(dscores, cap, sizeof(float));
+		}
+		/* (N) d loss / d logprob, zero where nothing is scored */
+		memset(dlp, 0, pk.N * sizeof(float));
+		memset(dscores, 0, pk.N * sizeof(float));
+		int rm = t->o.objective == OBJ_RM;
+		struct model_batch b = pack_batch(&pk, !rm);
+		model_forward(m, &b, rm ? NULL : lp);
+		micro_loss(t, &pk, exs, nexs, lp, rm ? model_scores(m) : NULL,
+		    dlp, dscores, norm, st);
+		model_backward(m, rm ? NULL : dlp, rm ? dscores : NULL);
+		st->tokens += pk.N;
+	}
+	free(lp);
+	free(dlp);
+	free(dscores);
+	free(exs);
+	pack_free(&pk);
+
+	sum_gradients(m->grads, m->nparams);
+	double gn = grad_norm(m->grads, m->nparams);
+	/* A non-finite step would poison the checkpoint: stop before it. */
+	if (!isfinite(st->loss))
+		errx(EXIT_DATA, "step %lld: non-finite loss (%g); no "
+		    "checkpoint written", (long long)stepno, st->loss);
+	if (!isfinite(gn))
+		errx(EXIT_DATA, "step %lld: non-finite gradient norm (%g); no "
+		    "checkpoint written", (long long)stepno, gn);
+	grad_clip(m->grads, m->nparams, gn, t->o.clip_grad);
+	adamw_step(&t->adam, m->params, m->grads, lr);
+	check_finite(t, stepno);
+	return gn;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 5. Optimizer state in the checkpoint */
+
+/* Moments from optimizer.safetensors and the step from
+ * trainer_state.json; returns whether there was state to continue. */
+static int
+load_state(struct train_ctx *t)
+{
+	const struct model *m = t->m;
+	struct st_set *os = ckpt_extra(t->ckpt, "optimizer.safetensors");
+	json_t *ts = ckpt_json(t->ckpt, "trainer_state.json");
+	char name[160];
+
+	if (os == NULL || ts == NULL || t->o.reset_optimizer) {
+		if (ts)
+			json_decref(ts);
+		return 0;
+	}
+	json_t *step = json_object_get(ts, "step");
+	if (!json_is_integer(step) || json_integer_value(step) < 0) {
+		json_decref(ts);
+		errx(EXIT_DATA, "%s: trainer_state.json: step: expected a "
+		    "non-negative integer", t->o.model);
+	}
+	t->adam.t = json_integer_value(step);
+	json_t *ss = json_object_get(ts, "schedule_steps");
+	if (t->o.sched_steps < 0 && json_is_integer(ss) &&
+	    json_is_true(json_object_get(ts, "schedule_steps_fixed"))) {
+		t->sched.total = json_integer_value(ss);
+		t->sched_fixed = 1;
+	}
+	json_decref(ts);
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *mt = &m->tensors[i];
+		for (int k = 0; k < 2; k++) {
+			snprintf(name, sizeof(name), "%s.%s",
+			    k ? "exp_avg_sq" : "exp_avg", mt->name);
+			const struct tensor *x = st_set_find(os, name);
+			if (x == NULL || x->n != mt->n)
+				errx(EXIT_DATA, "%s: optimizer.safetensors: "
+				    "tensor %s: %s (--reset-optimizer starts "
+				    "afresh)", t->o.model, name,
+				    x ? "wrong size" : "missing");
+			memcpy((k ? t->adam.v : t->adam.m) + mt->offset,
+			    x->data, mt->n * sizeof(float));
+		}
+	}
+	return 1;
+}
+
+void
+train_save(struct train_ctx *t)
+{
+	const struct train_opts *o = &t->o;
+	const struct model *m = t->m;
+	struct ckpt_writer *w = ckpt_writer_open(o->out, o->dtype);
+	char name[160];
+
+	ckpt_writer_carry(w, t->ckpt);
+	model_save(m, w);
+	/* Moments stay fp32 whatever the weights' dtype: resuming exactly. */
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *mt = &m->tensors[i];
+		for (int k = 0; k < 2; k++) {
+			snprintf(name, sizeof(name), "%s.%s",
+			    k ? "exp_avg_sq" : "exp_avg", mt->name);
+			ckpt_writer_add_tensor_to(w, "optimizer.safetensors",
+			    name, mt->ndim, mt->shape,
+			    (k ? t->adam.v : t->adam.m) + mt->offset, DT_F32);
+		}
+	}
+	json_t *ts = json_pack("{s:I, s:s, s:s, s:f, s:f, s:I, s:I, s:b, "
+	    "s:f, s:f, s:f, s:f, s:f, s:I}",
+	    "step", (json_int_t)t->adam.t,
+	    "objective", train_objective_name(o->objective),
+	    "schedule", lr_schedule_name(t->sched.kind),
+	    "lr", t->sched.lr, "min_lr", t->sched.min_lr,
+	    "warmup", (json_int_t)t->sched.warmup,
+	    "schedule_steps", (json_int_t)t->sched.total,
+	    "schedule_steps_fixed", t->sched_fixed,
+	    "weight_decay", o->weight_decay,
+	    "adam_beta1", o->beta1, "adam_beta2", o->beta2,
+	    "adam_eps", o->eps, "clip_grad", o->clip_grad,
+	    "seed", (json_int_t)o->seed);
+	ckpt_writer_add_json(w, "trainer_state.json", ts);
+	json_decref(ts);
+	ckpt_writer_commit(w);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 6. The plan */
+
+void
+train_prepare(struct train_ctx *t)
+{
+	const struct train_opts *o = &t->o;
+	struct model *m = t->m;
+
+	if (t->nex == 0)
+		errx(EXIT_DATA, "%s: no records to train on%s", t->src,
+		    t->ndropped ? " (every one longer than --max-length)" :
+		    "");
+	if (o->objective == OBJ_PG) {
+		pg_prepare(t);
+		if (t->nex == 0)
+			errx(EXIT_DATA, "%s: only greedy baselines", t->src);
+	}
+	reference_logprobs(t);
+	/* No rollout log-probs: the policy as it is now sampled them. */
+	if (o->objective == OBJ_PG)
+		forward_logprobs(t, m, want_old, got_old);
+
+	adamw_init(&t->adam, m->nparams, o->beta1, o->beta2, o->eps,
+	    o->weight_decay);
+	/* Decoupled weight decay spares norm weights and biases. */
+	struct optim_range *rg = xreallocarray(NULL, m->ntensors,
+	    sizeof(*rg));
+	for (int i = 0; i < m->ntensors; i++) {
+		rg[i].offset = m->tensors[i].offset;
+		rg[i].n = m->tensors[i].n;
+		rg[i].decay = !m->tensors[i].is_norm && !m->tensors[i].is_bias;
+	}
+	adamw_set_ranges(&t->adam, rg, m->ntensors);
+	free(rg);
+
+	t->nbatches = (t->nex + o->batch - 1) / o->batch;
+	t->planned = (int64_t)o->epochs * t->nbatches * o->ppo_epochs;
+	if (o->max_steps >= 0 && t->planned > o->max_steps)
+		t->planned = o->max_steps;
+	t->sched.kind = o->schedule;
+	t->sched.lr = o->lr;
+	t->sched.min_lr = o->min_lr;
+	t->sched.warmup = o->warmup;
+	if (o->sched_steps > 0) {
+		t->sched.total = o->sched_steps;
+		t->sched_fixed = 1;
+	}
+	load_state(t);
+	if (!t->sched_fixed)
+		t->sched.total = t->adam.t + t->planned;
+	t->order = xmalloc((t->nex ? t->nex : 1) * sizeof(size_t));
+}
+
+int64_t
+train_planned(const struct train_ctx *t)
+{
+	return t->planned;
+}
+
+/* The order of epoch ep. */
+static void
+draw_order(struct train_ctx *t)
+{
+	size_t nex = t->nex, *order = t->order;
+	for (size_t i = 0; i < nex; i++)
+		order[i] = i;
+	if (!t->o.shuffle)
+		return;
+	/* Fisher-Yates from a stream of (seed, step, epoch): a resumed
+	 * run does not replay the same order. */
+	struct rng g;
+	uint64_t key[2] = { (uint64_t)t->adam.t, (uint64_t)t->ep };
+	rng_stream(&g, t->o.seed, key, 2);
+	for (size_t i = nex; i > 1; i--) {
+		size_t j = rng_below(&g, i);
+		size_t x = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = x;
+	}
+}
+
+int
+train_step(struct train_ctx *t, struct train_metrics *mt)
+{
+	const struct train_opts *o = &t->o;
+
+	/* Epochs of batches of PPO epochs, until the plan is done. */
+	for (; t->ep < o->epochs && t->done < t->planned; t->ep++) {
+		if (!t->started) {
+			draw_order(t);
+			t->started = 1;
+		}
+		for (; t->b < t->nbatches && t->done < t->planned; t->b++) {
+			size_t lo = t->b * o->batch, hi = lo + o->batch;
+			if (hi > t->nex)
+				hi = t->nex;
+			if (t->pe < o->ppo_epochs) {
+				memset(mt, 0, sizeof(*mt));
+				double t0 = pp_now();
+				mt->lr = lr_at(&t->sched, t->adam.t);
+				mt->grad_norm = one_step(t, t->order + lo,
+				    hi - lo, mt->lr, t->adam.t + 1, mt);
+				mt->step = t->adam.t;
+				mt->seconds = pp_now() - t0;
+				mt->records = hi - lo;
+				t->done++;
+				if (++t->pe == o->ppo_epochs ||
+				    t->done == t->planned) {
+					t->pe = 0;
+					t->b++;
+				}
+				return 1;
+			}
+			t->pe = 0;
+		}
+		t->b = 0;
+		t->started = 0;
+	}
+	return 0;
+}
+
+void
+train_metrics_rec(const struct train_ctx *t, const struct train_metrics *st,
+    struct rec *o)
+{
+	rec_init(o, "metrics", (uint64_t)st->step);
+	rec_set_int(o, "step", st->step);
+	rec_set_num(o, "loss", st->loss);
+	rec_set_num(o, "lr", st->lr);
+	rec_set_num(o, "grad_norm", st->grad_norm);
+	rec_set_int(o, "tokens", st->tokens);
+	rec_set_num(o, "seconds", st->seconds);
+	rec_set_int(o, "records", (int64_t)st->records);
+	switch (t->o.objective) {
+	case OBJ_SFT:
+		rec_set_num(o, "ppl", exp(st->loss));
+		break;
+	case OBJ_DPO:
+		rec_set_num(o, "reward_accuracy", st->correct / st->pairs);
+		rec_set_num(o, "chosen_reward", st->chosen / st->pairs);
+		rec_set_num(o, "rejected_reward", st->rejected / st->pairs);
+		rec_set_num(o, "margin", st->margin / st->pairs);
+		break;
+	case OBJ_RM:
+		rec_set_num(o, "accuracy", st->correct / st->pairs);
+		rec_set_num(o, "margin", st->margin / st->pairs);
+		break;
+	case OBJ_PG: {
+		double ns = st->samples > 0 ? st->samples : 1;
+		double nt = st->pg.tokens > 0 ? st->pg.tokens : 1;
+		double mean = st->adv_sum / ns;
+		double var = st->adv_sq / ns - mean * mean;
+		rec_set_num(o, "reward_mean", st->reward_sum / ns);
+		rec_set_num(o, "adv_std", sqrt(var > 0 ? var : 0));
+		rec_set_num(o, "kl", st->pg.kl_sum / nt);
+		rec_set_num(o, "clip_fraction", st->pg.clipped / nt);
+		rec_set_num(o, "ratio_mean", st->pg.ratio_sum / nt);
+		break;
+	}
+	}
+	rec_set_int(o, "truncated", st->truncated);
+	if (t->ndropped)
+		rec_set_uint(o, "dropped", t->ndropped);
+}

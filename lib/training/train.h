@@ -1,0 +1,105 @@
+/*
+ * train.h: the training loop of train-step as a library: records in,
+ * optimizer steps, metrics out, a checkpoint with its optimizer state.
+ *
+ * Everything a run needs lives in one struct train_ctx, so a program can
+ * hold several (and a later data-parallel trainer one per process).  The
+ * order of calls:
+ *
+ *     train_opts_init(&o);  ... set o ...
+ *     t = train_new(&o);             the checkpoint, the model, the tokenizer
+ *     train_read(t, reader);         records into examples
+ *     train_prepare(t);              advantages, reference and rollout
+ *                                    log-probs, optimizer state, schedule
+ *     while (train_step(t, &mt))     one optimizer step each
+ *             ... train_metrics_rec(t, &mt, &rec) ...
+ *     train_save(t);                 weights, moments, trainer_state.json
+ *     train_free(t);
+ *
+ * Errors in the data end the program with status 1 (errx, rec_die), the
+ * message naming the record and field; a step whose loss, gradient norm,
+ * optimizer state or weights would be non-finite ends it before anything
+ * is written.
+ */
+#ifndef PREFPIPE_TRAIN_H
+#define PREFPIPE_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "training/loss.h"
+#include "training/optim.h"
+
+struct rec;
+struct rec_reader;
+
+enum train_objective { OBJ_SFT, OBJ_DPO, OBJ_RM, OBJ_PG };
+enum train_agg { AGG_TOKEN, AGG_SEQ };
+
+/* "sft", "dpo", "rm", "pg": the enum, or -1; and back. */
+int train_objective_parse(const char *s);
+const char *train_objective_name(int objective);
+
+struct train_opts {
+	const char *model, *out, *ref, *dtype, *chat_template;
+	int objective;			/* enum train_objective */
+	double lr, min_lr, weight_decay, clip_grad, beta1, beta2, eps;
+	long long batch, micro, epochs, max_steps, warmup, sched_steps;
+	int schedule;			/* enum lr_schedule */
+	uint64_t seed;
+	int shuffle, truncate, reset_optimizer, add_head;
+	long long max_length;		/* <= 0: the model's context */
+	/* dpo */
+	double beta, label_smoothing, nll_coef;
+	int dpo_variant;
+	/* pg */
+	int advantage, scale, kl_est, agg;
+	double clip, kl_coef;
+	long long ppo_epochs;
+};
+
+/* train-step's defaults (see train-step(1)). */
+void train_opts_init(struct train_opts *o);
+
+/* What one optimizer step adds up, for its metrics record. */
+struct train_metrics {
+	int64_t step;			/* updates made, this one included */
+	double lr, grad_norm, seconds;
+	size_t records;
+	double loss;
+	long long tokens, truncated;
+	double scored;					/* sft */
+	double correct, chosen, rejected, margin, pairs;	/* dpo, rm */
+	double reward_sum, adv_sum, adv_sq, samples;		/* pg */
+	struct pg_stats pg;
+};
+
+struct train_ctx;
+
+struct train_ctx *train_new(const struct train_opts *o);
+void train_free(struct train_ctx *t);
+
+/* Every record of rd into an example (or dropped for its length). */
+void train_read(struct train_ctx *t, struct rec_reader *rd);
+/* Examples kept, and dropped as too long. */
+size_t train_nexamples(const struct train_ctx *t);
+uint64_t train_ndropped(const struct train_ctx *t);
+
+/* After train_read: everything the steps need. */
+void train_prepare(struct train_ctx *t);
+/* Steps this run will make. */
+int64_t train_planned(const struct train_ctx *t);
+
+/*
+ * The next optimizer step of the plan (epochs, batches, PPO epochs);
+ * fills *mt and returns 1, or returns 0 when the plan is done.
+ */
+int train_step(struct train_ctx *t, struct train_metrics *mt);
+/* The metrics of a step as a record (initialised here). */
+void train_metrics_rec(const struct train_ctx *t,
+    const struct train_metrics *mt, struct rec *o);
+
+/* The checkpoint to o.out: weights, moments, trainer_state.json. */
+void train_save(struct train_ctx *t);
+
+#endif
