@@ -33,6 +33,27 @@ check "empty prompt" r "$T/empty" >/dev/null
 printf 'not a record\n' >"$T/junk"
 expect_fail 1 '^rollout: ' r "$T/junk"
 
+# Everything read before a bad record is written (prefpipe(7)): the
+# prompts before it are sampled to their end, then the error.
+recs gen arith -n 100 >"$T/good"
+printf '{"id":"x","prompt":7}\n' | recs from-json >"$T/bad7"
+cat "$T/good" "$T/bad7" >"$T/goodbad"
+expect_fail 1 '^rollout: stdin: record 101: field "prompt": expected string, got integer$' \
+    r <"$T/goodbad"
+check "samples before a bad record ($(recs count <"$T/out"))" \
+    test "$(recs count <"$T/out")" = 100
+# Several samples, a baseline and a batch that splits prompts: every
+# sample of every prompt before, in order, as if the input had ended.
+r -n 3 --greedy-baseline --batch 5 <"$T/good" >"$T/want"
+expect_fail 1 'record 101: field "prompt": expected string' \
+    r -n 3 --greedy-baseline --batch 5 <"$T/goodbad"
+same "samples before a bad record, -n 3" "$T/want" "$T/out"
+# A record that cannot be read at all.
+{ cat "$T/good"; printf 'not a record\n'; } >"$T/goodjunk"
+expect_fail 1 '^rollout: stdin: record 101: ' r -n 3 --batch 5 <"$T/goodjunk"
+r -n 3 --batch 5 <"$T/good" >"$T/want"
+same "samples before an unreadable record" "$T/want" "$T/out"
+
 expect_fail 2 'usage: rollout' rollout
 expect_fail 2 '^rollout: .*--top-p' r --top-p 1.5 </dev/null
 expect_fail 2 '^rollout: .*--top-p' r --top-p 0 </dev/null

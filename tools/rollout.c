@@ -505,28 +505,39 @@ show_progress(int last)
 		fputc('\n', stderr);
 }
 
-static void
-run(char **inputs, int ninputs, struct rec_writer *w)
-{
-	struct rec_reader *rd = rec_reader_open(inputs, ninputs);
-	struct job *head = NULL, *tail = NULL, *fill = NULL;
-	struct seq **act = xcalloc(batch, sizeof(*act));
-	struct kv_cache **kvs = xcalloc(batch, sizeof(*kvs));
-	int *feed = xcalloc(batch, sizeof(int));
-	float *logits = xmalloc((size_t)batch * V * sizeof(float));
-	uint64_t ordinal = 0;
-	int nact = 0, eof = 0;
+/*
+ * The run, in file scope: a data error met while reading (on_data_error)
+ * finishes it before the program ends.
+ */
+static struct rec_reader *rd;
+static struct rec_writer *out;
+static struct job *head, *tail, *fill;	/* in input order; fill: see pump */
+static struct seq **act;		/* (batch) the running sequences */
+static struct kv_cache **kvs;		/* (batch) their caches, for a step */
+static int *feed;			/* (batch) their last tokens */
+static float *logits;			/* (batch, V) */
+static uint64_t ordinal;
+static int nact, eof, reading;
 
-	t0 = tlast = pp_now();
+/*
+ * Sample until every prompt read is written: the batch is filled with
+ * the oldest prompt's samples not yet started, then with new prompts
+ * until eof is set.
+ */
+static void
+pump(void)
+{
 	for (;;) {
-		/* Fill the batch: the oldest prompt with samples not yet
-		 * started first, then new prompts. */
 		while (nact < batch) {
 			while (fill != NULL && fill->started == fill->nseq)
 				fill = fill->next;
 			if (fill == NULL) {
-				struct job *j = eof ? NULL :
-				    next_job(rd, &ordinal);
+				struct job *j = NULL;
+				if (!eof) {
+					reading = 1;
+					j = next_job(rd, &ordinal);
+					reading = 0;
+				}
 				if (j == NULL) {
 					eof = 1;
 					break;
@@ -555,7 +566,7 @@ run(char **inputs, int ninputs, struct rec_writer *w)
 				fill = head;
 			ndone++;
 			nsamp += j->nseq;
-			write_job(w, j);
+			write_job(out, j);
 		}
 		show_progress(0);
 		if (nact == 0)
@@ -593,7 +604,46 @@ run(char **inputs, int ninputs, struct rec_writer *w)
 		}
 		nact = k;
 	}
+}
+
+/*
+ * A record that is bad, or cannot be read, ends the program, but the
+ * prompts read before it are sampled and written first (prefpipe(7)):
+ * the state is whole whenever next_job runs, so pump can go on from
+ * here with no more reading.  An error from then on (a later one of an
+ * earlier record) ends the program at once.
+ */
+static void (*data_error)(const char *msg);
+
+static void
+on_data_error(const char *msg)
+{
+	rec_error_hook = data_error;
+	if (reading) {
+		reading = 0;
+		eof = 1;
+		pump();
+		show_progress(1);
+	}
+	data_error(msg);
+}
+
+static void
+run(char **inputs, int ninputs, struct rec_writer *w)
+{
+	rd = rec_reader_open(inputs, ninputs);
+	out = w;
+	act = xcalloc(batch, sizeof(*act));
+	kvs = xcalloc(batch, sizeof(*kvs));
+	feed = xcalloc(batch, sizeof(int));
+	logits = xmalloc((size_t)batch * V * sizeof(float));
+	data_error = rec_error_hook;
+	rec_error_hook = on_data_error;
+
+	t0 = tlast = pp_now();
+	pump();
 	show_progress(1);
+	rec_error_hook = data_error;
 	rec_reader_close(rd);
 	free(act);
 	free(kvs);
