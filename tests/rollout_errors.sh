@@ -54,6 +54,17 @@ expect_fail 1 '^rollout: stdin: record 101: ' r -n 3 --batch 5 <"$T/goodjunk"
 r -n 3 --batch 5 <"$T/good" >"$T/want"
 same "samples before an unreadable record" "$T/want" "$T/out"
 
+# A tokenizer larger than the model: the token outside the vocabulary is
+# named with its record and field, after the records before it.
+mkdir "$T/big" && cp "$T/m"/* "$T/big" &&
+    cp "$top_srcdir/tests/tokenizer/small_gpt2.json" "$T/big/tokenizer.json" ||
+    fail "a checkpoint with a larger tokenizer"
+printf '{"prompt":"a"}\n{"prompt":"b"}\n{"prompt":"the the"}\n' >"$T/vocab"
+expect_fail 1 '^rollout: .*vocab: record 3: field "prompt": token 0 is 1169, outside the vocabulary \[0, 259\) of ' \
+    rollout -m "$T/big" --max-tokens 2 "$T/vocab"
+check "records before a token outside the vocabulary" \
+    test "$(recs count <"$T/out")" = 2
+
 expect_fail 2 'usage: rollout' rollout
 expect_fail 2 '^rollout: .*--top-p' r --top-p 1.5 </dev/null
 expect_fail 2 '^rollout: .*--top-p' r --top-p 0 </dev/null

@@ -74,6 +74,7 @@ static char chat_err[512];	/* why chat is NULL */
 static int V, ctx;
 static int eos[2 * MODEL_MAX_EOS], neos;
 static char policy[17];
+static const char *model_path;	/* -m, for messages */
 
 /* One sample being generated. */
 struct seq {
@@ -155,6 +156,7 @@ load(const char *path)
 	char e[512];
 	json_t *gen;
 
+	model_path = path;
 	model = model_from_ckpt(c);
 	if (!model->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a reward model has no language-model "
@@ -340,6 +342,13 @@ next_job(struct rec_reader *rd, uint64_t *ordinal)
 		j->rec = r;
 		j->idhash = h;
 		j->prompt = prompt_tokens(&j->rec, &j->plen);
+		/* A tokenizer larger than the model's vocabulary. */
+		for (int i = 0; i < j->plen; i++)
+			if (j->prompt[i] < 0 || j->prompt[i] >= V)
+				rec_die(&j->rec, rec_get(&j->rec, "prompt") ?
+				    "prompt" : "messages", "token %d is %d, "
+				    "outside the vocabulary [0, %d) of %s", i,
+				    (int)j->prompt[i], V, model_path);
 		j->nseq = nsamples + baseline;
 		j->seqs = xcalloc(j->nseq, sizeof(*j->seqs));
 
