@@ -65,6 +65,29 @@ expect_fail 1 '^rollout: .*vocab: record 3: field "prompt": token 0 is 1169, out
 check "records before a token outside the vocabulary" \
     test "$(recs count <"$T/out")" = 2
 
+# A NaN weight (the embedding of "Z"): the prompt it reaches stops the
+# run with its record named, after the records before it; no NaN is
+# ever written.
+mkdir "$T/nan" && cp "$T/m"/* "$T/nan" || fail "copy of the checkpoint"
+"$PYTHON3" - "$T/nan/model.safetensors" <<'E' || fail "NaN weights"
+import json, struct, sys
+f = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", f[:8])[0]
+t = json.loads(f[8:8 + n])["model.embed_tokens.weight"]
+C = t["shape"][1]
+at = 8 + n + t["data_offsets"][0] + ord("Z") * C * 4
+f[at:at + C * 4] = struct.pack("<f", float("nan")) * C
+open(sys.argv[1], "wb").write(f)
+E
+printf '{"prompt":"a"}\n{"prompt":"b"}\n{"prompt":"Z"}\n{"prompt":"c"}\n' \
+    >"$T/z"
+expect_fail 1 '^rollout: .*z: record 3: field "logprobs": sample 0, token 0: log-probability -?nan: the model.s output is not finite$' \
+    rollout -m "$T/nan" -n 2 --max-tokens 3 "$T/z"
+check "records before a NaN log-probability" \
+    test "$(recs count <"$T/out")" = 4
+recs to-json <"$T/out" >"$T/outj"
+check "no NaN written" test "$(grep -ci nan "$T/outj")" = 0
+
 expect_fail 2 'usage: rollout' rollout
 expect_fail 2 '^rollout: .*--top-p' r --top-p 1.5 </dev/null
 expect_fail 2 '^rollout: .*--top-p' r --top-p 0 </dev/null

@@ -27,6 +27,7 @@
 #include <err.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,6 +470,17 @@ start_seq(struct job *j)
 static void
 write_job(struct rec_writer *w, struct job *j)
 {
+	/* Weights that overflow give NaN or Inf logits: stop at the first
+	 * prompt they reach rather than write its numbers. */
+	for (int i = 0; i < j->nseq; i++) {
+		struct seq *s = &j->seqs[i];
+		for (int t = 0; t < s->n; t++)
+			if (!isfinite(s->lps[t]))
+				rec_die(&j->rec, "logprobs", "sample %d, token "
+				    "%d: log-probability %g: the model's "
+				    "output is not finite", s->sample, t,
+				    s->lps[t]);
+	}
 	for (int i = 0; i < j->nseq; i++) {
 		struct seq *s = &j->seqs[i];
 		struct rec o;
