@@ -264,4 +264,25 @@ expect_fail 2 '--retokenize does not apply to --flr' \
     score --flr "$T/m" --retokenize
 expect_fail 2 '--batch-tokens: 0 is out of range' score --rm "$T/rm" -b 0
 
+# Everything read before a bad record is written (prefpipe(7)): the
+# batch it would have joined is scored and written first, with any
+# batch size, for a bad field, a bad side of a pair, and a record that
+# cannot be read.
+"$PYTHON3" -c 'for i in range(7): print("{\"id\":%d,\"prompt\":\"q%d\",\"response\":\"r%s\"}" % (i, i, "x" * i))' \
+    >"$T/seven"
+for bad in '{"prompt":"p","response":7}' \
+    '{"prompt":"p","chosen":{"response":"a"},"rejected":{"response":[]}}' \
+    'not a record'; do
+	{ cat "$T/seven"; printf '%s\n' "$bad"; } >"$T/sevenbad"
+	for sc in "--logprob $T/m" "--rm $T/rm" "--flr $T/m"; do
+		for b in 4096 40; do
+			score $sc -b $b -J "$T/seven" >"$T/want"
+			expect_fail 1 '^score: .*sevenbad: record 8: ' \
+			    score $sc -b $b -J "$T/sevenbad"
+			same "records before a bad one: $sc -b $b, $bad" \
+			    "$T/want" "$T/out"
+		done
+	done
+done
+
 finish

@@ -6,6 +6,10 @@
  * batch_tokens tokens, the batch runs through the model, and the records
  * are written in input order.  A record never waits for more than one
  * batch, so memory stays bounded however long the stream.
+ *
+ * A record is checked (and turned into tokens) before it joins the
+ * batch, and a bad one, or one the reader cannot read, ends the program
+ * only after the batch before it is scored and written (on_data_error).
  */
 #include "config.h"
 
@@ -106,10 +110,38 @@ struct mscorer {
 
 	struct ms_stats st;
 	double t0;
+
+	struct rec_writer *w;	/* where ms_add writes */
+	int flushing;		/* in ms_flush: its errors end at once */
 };
+
+/*
+ * The scorer whose batch a data error flushes first, and the handler it
+ * replaced; one at a time.
+ */
+static struct mscorer *active;
+static void (*data_error)(const char *msg);
 
 /* ------------------------------------------------------------------------ */
 /* Set-up */
+
+/*
+ * Everything read before a bad record is written (prefpipe(7)): errors
+ * come while a record is read or checked, when the batch holds only
+ * records before it, whole, so it can run now.  An error while flushing
+ * (a later one of an earlier record) ends the program at once.
+ */
+static void
+on_data_error(const char *msg)
+{
+	struct mscorer *s = active;
+
+	rec_error_hook = data_error;
+	active = NULL;
+	if (s != NULL && !s->flushing && s->w != NULL)
+		ms_flush(s, s->w);
+	data_error(msg);
+}
 
 static void
 add_follow(struct mscorer *s, const char *text, size_t len, const char *src,
@@ -223,6 +255,11 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 		load_follow(s, o->negative, flr_default_negative,
 		    "--negative", &s->nneg);
 	}
+	if (active == NULL) {
+		active = s;
+		data_error = rec_error_hook;
+		rec_error_hook = on_data_error;
+	}
 	return s;
 }
 
@@ -231,6 +268,10 @@ ms_free(struct mscorer *s)
 {
 	if (s == NULL)
 		return;
+	if (active == s) {
+		active = NULL;
+		rec_error_hook = data_error;
+	}
 	for (int i = 0; i < s->npos + s->nneg; i++)
 		free(s->fol[i].tok);
 	free(s->fol);
@@ -830,6 +871,7 @@ finish_job(struct mscorer *s, struct job *j)
 void
 ms_flush(struct mscorer *s, struct rec_writer *w)
 {
+	s->flushing = 1;
 	if (s->njobs > 0) {
 		if (s->kind != MS_FLR)
 			run_seqs(s);
@@ -850,6 +892,7 @@ ms_flush(struct mscorer *s, struct rec_writer *w)
 	s->nitems = s->njobs = 0;
 	s->pending = 0;
 	s->st.total_s = pp_now() - s->t0;
+	s->flushing = 0;
 }
 
 void
@@ -862,6 +905,7 @@ ms_add(struct mscorer *s, struct rec *r, struct rec_writer *w)
 	if (s->st.records == 0)
 		s->t0 = pp_now();
 	s->st.records++;
+	s->w = w;
 	it->rec = *r;
 	it->nsides = sides_open(&it->rec, it->side);
 	/* The side's copies point at it->rec now, not at *r. */
