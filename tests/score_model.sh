@@ -285,4 +285,37 @@ for bad in '{"prompt":"p","response":7}' \
 	done
 done
 
+# A NaN weight (the embedding of "Z"): the record it reaches stops the
+# run, named with the field its score would go to, after the records
+# before it (of the same batch); no NaN is ever written.
+nanrow() {
+	"$PYTHON3" - "$1" <<'E'
+import json, struct, sys
+f = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", f[:8])[0]
+t = json.loads(f[8:8 + n])["model.embed_tokens.weight"]
+C = t["shape"][1]
+at = 8 + n + t["data_offsets"][0] + ord("Z") * C * 4
+f[at:at + C * 4] = struct.pack("<f", float("nan")) * C
+open(sys.argv[1], "wb").write(f)
+E
+}
+cp -r "$T/m" "$T/mnan" && nanrow "$T/mnan/model.safetensors" ||
+    fail "NaN weights"
+cp -r "$T/rm" "$T/rmnan" && nanrow "$T/rmnan/model.safetensors" ||
+    fail "NaN weights, reward model"
+printf '%s\n' '{"prompt":"a","response":"b"}' '{"prompt":"a","response":"c"}' \
+    '{"prompt":"a","chosen":{"response":"b"},"rejected":{"response":"Z"}}' \
+    '{"prompt":"a","response":"d"}' >"$T/z"
+expect_fail 1 '^score: .*z: record 3: field "rejected.ref_logprobs": token 0: log-probability -?nan: the model.s output is not finite$' \
+    score --logprob "$T/mnan" -J "$T/z"
+check "--logprob: records before a NaN" test "$(recs count <"$T/out")" = 2
+expect_fail 1 'z: record 3: field "rejected.reward": score -?nan: the model.s output is not finite$' \
+    score --rm "$T/rmnan" -J "$T/z"
+check "--rm: records before a NaN" test "$(recs count <"$T/out")" = 2
+expect_fail 1 'z: record 3: field "rejected.reward": follow-up 0: mean log-probability -?nan: the model.s output is not finite$' \
+    score --flr "$T/mnan" -J "$T/z"
+check "--flr: records before a NaN" test "$(recs count <"$T/out")" = 2
+check "no NaN written" test "$(grep -ci nan "$T/out")" = 0
+
 finish

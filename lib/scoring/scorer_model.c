@@ -825,6 +825,9 @@ run_flr_cache(struct mscorer *s)
 	free(lg);
 }
 
+/* Weights that overflow give NaN or Inf: never write them as scores. */
+#define NOT_FINITE "the model's output is not finite"
+
 static void
 finish_job(struct mscorer *s, struct job *j)
 {
@@ -834,17 +837,30 @@ finish_job(struct mscorer *s, struct job *j)
 	case MS_LOGPROB: {
 		int n = j->len - j->np;
 		double sum = 0;
-		for (int t = 0; t < n; t++)
+		for (int t = 0; t < n; t++) {
+			if (!isfinite(j->lp[t]))
+				side_die(sd, s->field, 0, "token %d: "
+				    "log-probability %g: " NOT_FINITE, t,
+				    j->lp[t]);
 			sum += j->lp[t];
+		}
 		side_set_float_array(sd, s->field, j->lp, (size_t)n);
 		side_set_num(sd, s->field2, sum);
 		break;
 	}
 	case MS_RM:
+		if (!isfinite(j->score))
+			side_die(sd, s->o.as, 0, "score %g: " NOT_FINITE,
+			    j->score);
 		side_set_num(sd, s->o.as, j->score);
 		break;
 	case MS_FLR: {
 		double p = 0, q = 0;
+		for (int f = 0; f < s->npos + s->nneg; f++)
+			if (!isfinite(j->ell[f]))
+				side_die(sd, s->o.as, 0, "follow-up %d: mean "
+				    "log-probability %g: " NOT_FINITE, f,
+				    j->ell[f]);
 		for (int f = 0; f < s->npos; f++)
 			p += j->ell[f];
 		for (int f = 0; f < s->nneg; f++)
@@ -880,10 +896,12 @@ ms_flush(struct mscorer *s, struct rec_writer *w)
 		else
 			run_flr_cache(s);
 	}
-	for (size_t i = 0; i < s->njobs; i++)
-		finish_job(s, &s->jobs[i]);
-	for (size_t i = 0; i < s->nitems; i++) {
+	/* Record by record, so that one in error leaves the ones before it
+	 * written. */
+	for (size_t i = 0, k = 0; i < s->nitems; i++) {
 		struct item *it = s->items[i];
+		for (int d = 0; d < it->nsides; d++)
+			finish_job(s, &s->jobs[k++]);
 		sides_close(it->side, it->nsides);
 		rec_write(w, &it->rec);
 		rec_free(&it->rec);
