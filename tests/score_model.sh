@@ -285,6 +285,44 @@ for bad in '{"prompt":"p","response":7}' \
 	done
 done
 
+# A tokenizer larger than the model (GPT-2's on a 259-token model): a
+# token of the text outside the vocabulary names the input, the record
+# and the field, after the records before it.
+for d in m rm; do
+	mkdir "$T/big$d" && cp "$T/$d"/* "$T/big$d" &&
+	    cp "$top_srcdir/tests/tokenizer/small_gpt2.json" \
+	    "$T/big$d/tokenizer.json" || fail "a larger tokenizer"
+done
+printf '%s\n' x >"$T/fpos"
+printf '%s\n' q >"$T/fneg"
+printf '%s\n' '{"prompt":"x","response":"q"}' '{"prompt":"x","response":"q"}' \
+    '{"prompt":"the the","response":"q"}' >"$T/vp"
+printf '%s\n' '{"prompt":"x","response":"q"}' '{"prompt":"x","response":"q"}' \
+    '{"prompt":"x","chosen":{"response":"q"},"rejected":{"response":"the"}}' \
+    >"$T/vr"
+msgs='{"messages":[{"role":"user","content":"the"}],"response":"q"}'
+printf '%s\n' '{"prompt":"x","response":"q"}' "$msgs" >"$T/vm"
+outside='token 0 is 1169, outside the vocabulary \[0, 259\) of '
+for sc in "--logprob $T/bigm" "--rm $T/bigrm"; do
+	expect_fail 1 "^score: .*vp: record 3: field \"prompt\": $outside" \
+	    score $sc "$T/vp"
+	check "$sc: records before a token outside the vocabulary" \
+	    test "$(recs count <"$T/out")" = 2
+	expect_fail 1 "vr: record 3: field \"rejected.response\": token 0 is 1169, outside" \
+	    score $sc "$T/vr"
+	check "$sc: records before a token outside the vocabulary (pair)" \
+	    test "$(recs count <"$T/out")" = 2
+	expect_fail 1 "vm: record 2: field \"messages\": token [0-9]+ is [0-9]+, outside" \
+	    score $sc --chat-template chatml "$T/vm"
+done
+expect_fail 1 'vp: record 3: field "response": the conversation.s token 0 is 1169, outside' \
+    score --flr "$T/bigm" --positive "$T/fpos" --negative "$T/fneg" "$T/vp"
+check "--flr: records before a token outside the vocabulary" \
+    test "$(recs count <"$T/out")" = 2
+printf '%s\n' x 'the' >"$T/fbad"
+expect_fail 1 'fbad: line 2: token 0 of the follow-up is 1169, outside the vocabulary' \
+    score --flr "$T/bigm" --positive "$T/fbad" --negative "$T/fneg" "$T/vp"
+
 # A NaN weight (the embedding of "Z"): the record it reaches stops the
 # run, named with the field its score would go to, after the records
 # before it (of the same batch); no NaN is ever written.

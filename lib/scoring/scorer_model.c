@@ -157,6 +157,12 @@ add_follow(struct mscorer *s, const char *text, size_t len, const char *src,
 	if (n == 0)
 		errx(EXIT_DATA, "%s: line %d: the follow-up has no tokens",
 		    src, line);
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] >= s->m->cfg.vocab_size)
+			errx(EXIT_DATA, "%s: line %d: token %zu of the "
+			    "follow-up is %d, outside the vocabulary [0, %d) "
+			    "of %s", src, line, i, (int)ids[i],
+			    s->m->cfg.vocab_size, s->path);
 	s->fol = xreallocarray(s->fol, s->npos + s->nneg + 1,
 	    sizeof(*s->fol));
 	s->fol[s->npos + s->nneg].tok = ids;
@@ -402,14 +408,15 @@ render(struct mscorer *s, const struct side *sd, const char *field,
 	return text;
 }
 
+/* Ids from a record, or from a tokenizer larger than the model. */
 static void
 check_ids(struct mscorer *s, const struct side *sd, const char *field,
-    const int32_t *ids, size_t n)
+    int inherit, const char *what, const int32_t *ids, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (ids[i] < 0 || ids[i] >= s->m->cfg.vocab_size)
-			side_die(sd, field, field[0] == 'p', "token %zu is %d, "
-			    "outside the vocabulary [0, %d) of %s", i,
+			side_die(sd, field, inherit, "%s %zu is %d, outside "
+			    "the vocabulary [0, %d) of %s", what, i,
 			    (int)ids[i], s->m->cfg.vocab_size, s->path);
 }
 
@@ -436,7 +443,7 @@ seq_job(struct mscorer *s, struct job *j)
 
 	if (!s->o.retokenize && side_get(sd, "prompt_tokens", 1) != NULL) {
 		np = side_need_tokens(sd, "prompt_tokens", 1, &p);
-		check_ids(s, sd, "prompt_tokens", p, np);
+		check_ids(s, sd, "prompt_tokens", 1, "token", p, np);
 	} else if (side_get(sd, "prompt", 1) == NULL &&
 	    side_get(sd, "messages", 1) != NULL) {
 		struct chat_msg *m;
@@ -448,6 +455,7 @@ seq_job(struct mscorer *s, struct job *j)
 		np = tokenizer_encode(s->tok, text, strlen(text), 0, &p);
 		free(text);
 		free_conv(m, n);
+		check_ids(s, sd, "messages", 1, "token", p, np);
 	} else {
 		if (side_get(sd, "prompt", 1) == NULL)
 			side_die(sd, s->o.retokenize ? "prompt" :
@@ -455,6 +463,7 @@ seq_job(struct mscorer *s, struct job *j)
 			    "prompt_tokens, prompt or messages)");
 		const char *t = side_need_str(sd, "prompt", 1, &len);
 		np = tokenizer_encode(need_tok(s, sd, "prompt"), t, len, 1, &p);
+		check_ids(s, sd, "prompt", 1, "token", p, np);
 	}
 	if (np == 0)
 		side_die(sd, "prompt_tokens", 1, "empty: the first response "
@@ -462,7 +471,7 @@ seq_job(struct mscorer *s, struct job *j)
 
 	if (!s->o.retokenize && side_get(sd, "response_tokens", 0) != NULL) {
 		nr = side_need_tokens(sd, "response_tokens", 0, &r);
-		check_ids(s, sd, "response_tokens", r, nr);
+		check_ids(s, sd, "response_tokens", 0, "token", r, nr);
 	} else {
 		if (side_get(sd, "response", 0) == NULL)
 			side_die(sd, s->o.retokenize ? "response" :
@@ -471,6 +480,7 @@ seq_job(struct mscorer *s, struct job *j)
 		const char *t = side_need_str(sd, "response", 0, &len);
 		nr = tokenizer_encode(need_tok(s, sd, "response"), t, len, 0,
 		    &r);
+		check_ids(s, sd, "response", 0, "token", r, nr);
 		/* As train-step does: a response from text ends with EOS. */
 		if (s->eos >= 0 && (nr == 0 || r[nr - 1] != s->eos)) {
 			r = xreallocarray(r, nr + 1, sizeof(*r));
@@ -546,6 +556,8 @@ flr_job(struct mscorer *s, struct job *j)
 	sb_free(&b);
 	if (len == 0)
 		side_die(sd, "response", 0, "the conversation has no tokens");
+	check_ids(s, sd, "response", 0, "the conversation's token", j->tok,
+	    len);
 	check_len(s, sd, "response", len + (size_t)s->maxfol);
 	j->len = (int)len;
 }
