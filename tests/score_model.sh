@@ -264,4 +264,96 @@ expect_fail 2 '--retokenize does not apply to --flr' \
     score --flr "$T/m" --retokenize
 expect_fail 2 '--batch-tokens: 0 is out of range' score --rm "$T/rm" -b 0
 
+# Everything read before a bad record is written (prefpipe(7)): the
+# batch it would have joined is scored and written first, with any
+# batch size, for a bad field, a bad side of a pair, and a record that
+# cannot be read.
+"$PYTHON3" -c 'for i in range(7): print("{\"id\":%d,\"prompt\":\"q%d\",\"response\":\"r%s\"}" % (i, i, "x" * i))' \
+    >"$T/seven"
+for bad in '{"prompt":"p","response":7}' \
+    '{"prompt":"p","chosen":{"response":"a"},"rejected":{"response":[]}}' \
+    'not a record'; do
+	{ cat "$T/seven"; printf '%s\n' "$bad"; } >"$T/sevenbad"
+	for sc in "--logprob $T/m" "--rm $T/rm" "--flr $T/m"; do
+		for b in 4096 40; do
+			score $sc -b $b -J "$T/seven" >"$T/want"
+			expect_fail 1 '^score: .*sevenbad: record 8: ' \
+			    score $sc -b $b -J "$T/sevenbad"
+			same "records before a bad one: $sc -b $b, $bad" \
+			    "$T/want" "$T/out"
+		done
+	done
+done
+
+# A tokenizer larger than the model (GPT-2's on a 259-token model): a
+# token of the text outside the vocabulary names the input, the record
+# and the field, after the records before it.
+for d in m rm; do
+	mkdir "$T/big$d" && cp "$T/$d"/* "$T/big$d" &&
+	    cp "$top_srcdir/tests/tokenizer/small_gpt2.json" \
+	    "$T/big$d/tokenizer.json" || fail "a larger tokenizer"
+done
+printf '%s\n' x >"$T/fpos"
+printf '%s\n' q >"$T/fneg"
+printf '%s\n' '{"prompt":"x","response":"q"}' '{"prompt":"x","response":"q"}' \
+    '{"prompt":"the the","response":"q"}' >"$T/vp"
+printf '%s\n' '{"prompt":"x","response":"q"}' '{"prompt":"x","response":"q"}' \
+    '{"prompt":"x","chosen":{"response":"q"},"rejected":{"response":"the"}}' \
+    >"$T/vr"
+msgs='{"messages":[{"role":"user","content":"the"}],"response":"q"}'
+printf '%s\n' '{"prompt":"x","response":"q"}' "$msgs" >"$T/vm"
+outside='token 0 is 1169, outside the vocabulary \[0, 259\) of '
+for sc in "--logprob $T/bigm" "--rm $T/bigrm"; do
+	expect_fail 1 "^score: .*vp: record 3: field \"prompt\": $outside" \
+	    score $sc "$T/vp"
+	check "$sc: records before a token outside the vocabulary" \
+	    test "$(recs count <"$T/out")" = 2
+	expect_fail 1 "vr: record 3: field \"rejected.response\": token 0 is 1169, outside" \
+	    score $sc "$T/vr"
+	check "$sc: records before a token outside the vocabulary (pair)" \
+	    test "$(recs count <"$T/out")" = 2
+	expect_fail 1 "vm: record 2: field \"messages\": token [0-9]+ is [0-9]+, outside" \
+	    score $sc --chat-template chatml "$T/vm"
+done
+expect_fail 1 'vp: record 3: field "response": the conversation.s token 0 is 1169, outside' \
+    score --flr "$T/bigm" --positive "$T/fpos" --negative "$T/fneg" "$T/vp"
+check "--flr: records before a token outside the vocabulary" \
+    test "$(recs count <"$T/out")" = 2
+printf '%s\n' x 'the' >"$T/fbad"
+expect_fail 1 'fbad: line 2: token 0 of the follow-up is 1169, outside the vocabulary' \
+    score --flr "$T/bigm" --positive "$T/fbad" --negative "$T/fneg" "$T/vp"
+
+# A NaN weight (the embedding of "Z"): the record it reaches stops the
+# run, named with the field its score would go to, after the records
+# before it (of the same batch); no NaN is ever written.
+nanrow() {
+	"$PYTHON3" - "$1" <<'E'
+import json, struct, sys
+f = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", f[:8])[0]
+t = json.loads(f[8:8 + n])["model.embed_tokens.weight"]
+C = t["shape"][1]
+at = 8 + n + t["data_offsets"][0] + ord("Z") * C * 4
+f[at:at + C * 4] = struct.pack("<f", float("nan")) * C
+open(sys.argv[1], "wb").write(f)
+E
+}
+cp -r "$T/m" "$T/mnan" && nanrow "$T/mnan/model.safetensors" ||
+    fail "NaN weights"
+cp -r "$T/rm" "$T/rmnan" && nanrow "$T/rmnan/model.safetensors" ||
+    fail "NaN weights, reward model"
+printf '%s\n' '{"prompt":"a","response":"b"}' '{"prompt":"a","response":"c"}' \
+    '{"prompt":"a","chosen":{"response":"b"},"rejected":{"response":"Z"}}' \
+    '{"prompt":"a","response":"d"}' >"$T/z"
+expect_fail 1 '^score: .*z: record 3: field "rejected.ref_logprobs": token 0: log-probability -?nan: the model.s output is not finite$' \
+    score --logprob "$T/mnan" -J "$T/z"
+check "--logprob: records before a NaN" test "$(recs count <"$T/out")" = 2
+expect_fail 1 'z: record 3: field "rejected.reward": score -?nan: the model.s output is not finite$' \
+    score --rm "$T/rmnan" -J "$T/z"
+check "--rm: records before a NaN" test "$(recs count <"$T/out")" = 2
+expect_fail 1 'z: record 3: field "rejected.reward": follow-up 0: mean log-probability -?nan: the model.s output is not finite$' \
+    score --flr "$T/mnan" -J "$T/z"
+check "--flr: records before a NaN" test "$(recs count <"$T/out")" = 2
+check "no NaN written" test "$(grep -ci nan "$T/out")" = 0
+
 finish

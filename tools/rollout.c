@@ -27,6 +27,7 @@
 #include <err.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ static struct tokenizer *tok;
 static struct conv *conv;	/* messages -> tokens, the stop ids */
 static int V, ctx;
 static char policy[17];
+static const char *model_path;	/* -m, for messages */
 
 /* One sample being generated. */
 struct seq {
@@ -133,6 +135,7 @@ load(const char *path)
 	struct ckpt *c = ckpt_load(path);
 	char e[512];
 
+	model_path = path;
 	model = model_from_ckpt(c);
 	if (!model->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a reward model has no language-model "
@@ -248,6 +251,13 @@ next_job(struct rec_reader *rd, uint64_t *ordinal)
 		j->rec = r;
 		j->idhash = h;
 		j->prompt = prompt_tokens(&j->rec, &j->plen);
+		/* A tokenizer larger than the model's vocabulary. */
+		for (int i = 0; i < j->plen; i++)
+			if (j->prompt[i] < 0 || j->prompt[i] >= V)
+				rec_die(&j->rec, rec_get(&j->rec, "prompt") ?
+				    "prompt" : "messages", "token %d is %d, "
+				    "outside the vocabulary [0, %d) of %s", i,
+				    (int)j->prompt[i], V, model_path);
 		j->nseq = nsamples + baseline;
 		j->seqs = xcalloc(j->nseq, sizeof(*j->seqs));
 
@@ -368,6 +378,17 @@ start_seq(struct job *j)
 static void
 write_job(struct rec_writer *w, struct job *j)
 {
+	/* Weights that overflow give NaN or Inf logits: stop at the first
+	 * prompt they reach rather than write its numbers. */
+	for (int i = 0; i < j->nseq; i++) {
+		struct seq *s = &j->seqs[i];
+		for (int t = 0; t < s->n; t++)
+			if (!isfinite(s->lps[t]))
+				rec_die(&j->rec, "logprobs", "sample %d, token "
+				    "%d: log-probability %g: the model's "
+				    "output is not finite", s->sample, t,
+				    s->lps[t]);
+	}
 	for (int i = 0; i < j->nseq; i++) {
 		struct seq *s = &j->seqs[i];
 		struct rec o;
@@ -413,28 +434,39 @@ show_progress(int last)
 		fputc('\n', stderr);
 }
 
-static void
-run(char **inputs, int ninputs, struct rec_writer *w)
-{
-	struct rec_reader *rd = rec_reader_open(inputs, ninputs);
-	struct job *head = NULL, *tail = NULL, *fill = NULL;
-	struct seq **act = xcalloc(batch, sizeof(*act));
-	struct kv_cache **kvs = xcalloc(batch, sizeof(*kvs));
-	int *feed = xcalloc(batch, sizeof(int));
-	float *logits = xmalloc((size_t)batch * V * sizeof(float));
-	uint64_t ordinal = 0;
-	int nact = 0, eof = 0;
+/*
+ * The run, in file scope: a data error met while reading (on_data_error)
+ * finishes it before the program ends.
+ */
+static struct rec_reader *rd;
+static struct rec_writer *out;
+static struct job *head, *tail, *fill;	/* in input order; fill: see pump */
+static struct seq **act;		/* (batch) the running sequences */
+static struct kv_cache **kvs;		/* (batch) their caches, for a step */
+static int *feed;			/* (batch) their last tokens */
+static float *logits;			/* (batch, V) */
+static uint64_t ordinal;
+static int nact, eof, reading;
 
-	t0 = tlast = pp_now();
+/*
+ * Sample until every prompt read is written: the batch is filled with
+ * the oldest prompt's samples not yet started, then with new prompts
+ * until eof is set.
+ */
+static void
+pump(void)
+{
 	for (;;) {
-		/* Fill the batch: the oldest prompt with samples not yet
-		 * started first, then new prompts. */
 		while (nact < batch) {
 			while (fill != NULL && fill->started == fill->nseq)
 				fill = fill->next;
 			if (fill == NULL) {
-				struct job *j = eof ? NULL :
-				    next_job(rd, &ordinal);
+				struct job *j = NULL;
+				if (!eof) {
+					reading = 1;
+					j = next_job(rd, &ordinal);
+					reading = 0;
+				}
 				if (j == NULL) {
 					eof = 1;
 					break;
@@ -463,7 +495,7 @@ run(char **inputs, int ninputs, struct rec_writer *w)
 				fill = head;
 			ndone++;
 			nsamp += j->nseq;
-			write_job(w, j);
+			write_job(out, j);
 		}
 		show_progress(0);
 		if (nact == 0)
@@ -501,7 +533,46 @@ run(char **inputs, int ninputs, struct rec_writer *w)
 		}
 		nact = k;
 	}
+}
+
+/*
+ * A record that is bad, or cannot be read, ends the program, but the
+ * prompts read before it are sampled and written first (prefpipe(7)):
+ * the state is whole whenever next_job runs, so pump can go on from
+ * here with no more reading.  An error from then on (a later one of an
+ * earlier record) ends the program at once.
+ */
+static void (*data_error)(const char *msg);
+
+static void
+on_data_error(const char *msg)
+{
+	rec_error_hook = data_error;
+	if (reading) {
+		reading = 0;
+		eof = 1;
+		pump();
+		show_progress(1);
+	}
+	data_error(msg);
+}
+
+static void
+run(char **inputs, int ninputs, struct rec_writer *w)
+{
+	rd = rec_reader_open(inputs, ninputs);
+	out = w;
+	act = xcalloc(batch, sizeof(*act));
+	kvs = xcalloc(batch, sizeof(*kvs));
+	feed = xcalloc(batch, sizeof(int));
+	logits = xmalloc((size_t)batch * V * sizeof(float));
+	data_error = rec_error_hook;
+	rec_error_hook = on_data_error;
+
+	t0 = tlast = pp_now();
+	pump();
 	show_progress(1);
+	rec_error_hook = data_error;
 	rec_reader_close(rd);
 	free(act);
 	free(kvs);

@@ -6,6 +6,10 @@
  * batch_tokens tokens, the batch runs through the model, and the records
  * are written in input order.  A record never waits for more than one
  * batch, so memory stays bounded however long the stream.
+ *
+ * A record is checked (and turned into tokens) before it joins the
+ * batch, and a bad one, or one the reader cannot read, ends the program
+ * only after the batch before it is scored and written (on_data_error).
  */
 #include "config.h"
 
@@ -106,10 +110,38 @@ struct mscorer {
 
 	struct ms_stats st;
 	double t0;
+
+	struct rec_writer *w;	/* where ms_add writes */
+	int flushing;		/* in ms_flush: its errors end at once */
 };
+
+/*
+ * The scorer whose batch a data error flushes first, and the handler it
+ * replaced; one at a time.
+ */
+static struct mscorer *active;
+static void (*data_error)(const char *msg);
 
 /* ------------------------------------------------------------------------ */
 /* Set-up */
+
+/*
+ * Everything read before a bad record is written (prefpipe(7)): errors
+ * come while a record is read or checked, when the batch holds only
+ * records before it, whole, so it can run now.  An error while flushing
+ * (a later one of an earlier record) ends the program at once.
+ */
+static void
+on_data_error(const char *msg)
+{
+	struct mscorer *s = active;
+
+	rec_error_hook = data_error;
+	active = NULL;
+	if (s != NULL && !s->flushing && s->w != NULL)
+		ms_flush(s, s->w);
+	data_error(msg);
+}
 
 static void
 add_follow(struct mscorer *s, const char *text, size_t len, const char *src,
@@ -125,6 +157,12 @@ add_follow(struct mscorer *s, const char *text, size_t len, const char *src,
 	if (n == 0)
 		errx(EXIT_DATA, "%s: line %d: the follow-up has no tokens",
 		    src, line);
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] >= s->m->cfg.vocab_size)
+			errx(EXIT_DATA, "%s: line %d: token %zu of the "
+			    "follow-up is %d, outside the vocabulary [0, %d) "
+			    "of %s", src, line, i, (int)ids[i],
+			    s->m->cfg.vocab_size, s->path);
 	s->fol = xreallocarray(s->fol, s->npos + s->nneg + 1,
 	    sizeof(*s->fol));
 	s->fol[s->npos + s->nneg].tok = ids;
@@ -222,6 +260,11 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 		load_follow(s, o->negative, flr_default_negative,
 		    "--negative", &s->nneg);
 	}
+	if (active == NULL) {
+		active = s;
+		data_error = rec_error_hook;
+		rec_error_hook = on_data_error;
+	}
 	return s;
 }
 
@@ -230,6 +273,10 @@ ms_free(struct mscorer *s)
 {
 	if (s == NULL)
 		return;
+	if (active == s) {
+		active = NULL;
+		rec_error_hook = data_error;
+	}
 	for (int i = 0; i < s->npos + s->nneg; i++)
 		free(s->fol[i].tok);
 	free(s->fol);
@@ -321,14 +368,16 @@ render(struct mscorer *s, const struct side *sd, const char *field,
 	return text;
 }
 
+/* Ids from a record, or from a tokenizer larger than the model. */
 static void
 check_ids(struct mscorer *s, const struct side *sd, const char *field,
-    const int32_t *ids, size_t n)
+    int inherit, const char *what, const int32_t *ids, size_t n)
 {
-	char e[256];
-
-	if (conv_check_vocab(s->m->cfg.vocab_size, ids, n, e, sizeof(e)) != 0)
-		side_die(sd, field, field[0] == 'p', "%s of %s", e, s->path);
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] < 0 || ids[i] >= s->m->cfg.vocab_size)
+			side_die(sd, field, inherit, "%s %zu is %d, outside "
+			    "the vocabulary [0, %d) of %s", what, i,
+			    (int)ids[i], s->m->cfg.vocab_size, s->path);
 }
 
 static void
@@ -355,7 +404,7 @@ seq_job(struct mscorer *s, struct job *j)
 
 	if (!s->o.retokenize && side_get(sd, "prompt_tokens", 1) != NULL) {
 		np = side_need_tokens(sd, "prompt_tokens", 1, &p);
-		check_ids(s, sd, "prompt_tokens", p, np);
+		check_ids(s, sd, "prompt_tokens", 1, "token", p, np);
 	} else if (side_get(sd, "prompt", 1) == NULL &&
 	    side_get(sd, "messages", 1) != NULL) {
 		struct chat_msg *m;
@@ -368,6 +417,7 @@ seq_job(struct mscorer *s, struct job *j)
 			side_die(sd, "messages", 1, "chat template %s: %s",
 			    chat_template_name(s->chat), e);
 		free_conv(m, n);
+		check_ids(s, sd, "messages", 1, "token", p, np);
 	} else {
 		if (side_get(sd, "prompt", 1) == NULL)
 			side_die(sd, s->o.retokenize ? "prompt" :
@@ -375,6 +425,7 @@ seq_job(struct mscorer *s, struct job *j)
 			    "prompt_tokens, prompt or messages)");
 		const char *t = side_need_str(sd, "prompt", 1, &len);
 		np = tokenizer_encode(need_tok(s, sd, "prompt"), t, len, 1, &p);
+		check_ids(s, sd, "prompt", 1, "token", p, np);
 	}
 	if (np == 0)
 		side_die(sd, "prompt_tokens", 1, "empty: the first response "
@@ -382,7 +433,7 @@ seq_job(struct mscorer *s, struct job *j)
 
 	if (!s->o.retokenize && side_get(sd, "response_tokens", 0) != NULL) {
 		nr = side_need_tokens(sd, "response_tokens", 0, &r);
-		check_ids(s, sd, "response_tokens", r, nr);
+		check_ids(s, sd, "response_tokens", 0, "token", r, nr);
 	} else {
 		if (side_get(sd, "response", 0) == NULL)
 			side_die(sd, s->o.retokenize ? "response" :
@@ -394,6 +445,7 @@ seq_job(struct mscorer *s, struct job *j)
 		nr = conv_response_tokens(s->conv, t, len,
 		    side_get(sd, "prompt", 1) == NULL &&
 		    side_get(sd, "messages", 1) != NULL, &r);
+		check_ids(s, sd, "response", 0, "token", r, nr);
 	}
 	check_len(s, sd, "response_tokens", np + nr);
 	j->tok = xreallocarray(p, np + nr, sizeof(*p));
@@ -464,6 +516,8 @@ flr_job(struct mscorer *s, struct job *j)
 	sb_free(&b);
 	if (len == 0)
 		side_die(sd, "response", 0, "the conversation has no tokens");
+	check_ids(s, sd, "response", 0, "the conversation's token", j->tok,
+	    len);
 	check_len(s, sd, "response", len + (size_t)s->maxfol);
 	j->len = (int)len;
 }
@@ -743,6 +797,9 @@ run_flr_cache(struct mscorer *s)
 	free(lg);
 }
 
+/* Weights that overflow give NaN or Inf: never write them as scores. */
+#define NOT_FINITE "the model's output is not finite"
+
 static void
 finish_job(struct mscorer *s, struct job *j)
 {
@@ -752,17 +809,30 @@ finish_job(struct mscorer *s, struct job *j)
 	case MS_LOGPROB: {
 		int n = j->len - j->np;
 		double sum = 0;
-		for (int t = 0; t < n; t++)
+		for (int t = 0; t < n; t++) {
+			if (!isfinite(j->lp[t]))
+				side_die(sd, s->field, 0, "token %d: "
+				    "log-probability %g: " NOT_FINITE, t,
+				    j->lp[t]);
 			sum += j->lp[t];
+		}
 		side_set_float_array(sd, s->field, j->lp, (size_t)n);
 		side_set_num(sd, s->field2, sum);
 		break;
 	}
 	case MS_RM:
+		if (!isfinite(j->score))
+			side_die(sd, s->o.as, 0, "score %g: " NOT_FINITE,
+			    j->score);
 		side_set_num(sd, s->o.as, j->score);
 		break;
 	case MS_FLR: {
 		double p = 0, q = 0;
+		for (int f = 0; f < s->npos + s->nneg; f++)
+			if (!isfinite(j->ell[f]))
+				side_die(sd, s->o.as, 0, "follow-up %d: mean "
+				    "log-probability %g: " NOT_FINITE, f,
+				    j->ell[f]);
 		for (int f = 0; f < s->npos; f++)
 			p += j->ell[f];
 		for (int f = 0; f < s->nneg; f++)
@@ -789,6 +859,7 @@ finish_job(struct mscorer *s, struct job *j)
 void
 ms_flush(struct mscorer *s, struct rec_writer *w)
 {
+	s->flushing = 1;
 	if (s->njobs > 0) {
 		if (s->kind != MS_FLR)
 			run_seqs(s);
@@ -797,10 +868,12 @@ ms_flush(struct mscorer *s, struct rec_writer *w)
 		else
 			run_flr_cache(s);
 	}
-	for (size_t i = 0; i < s->njobs; i++)
-		finish_job(s, &s->jobs[i]);
-	for (size_t i = 0; i < s->nitems; i++) {
+	/* Record by record, so that one in error leaves the ones before it
+	 * written. */
+	for (size_t i = 0, k = 0; i < s->nitems; i++) {
 		struct item *it = s->items[i];
+		for (int d = 0; d < it->nsides; d++)
+			finish_job(s, &s->jobs[k++]);
 		sides_close(it->side, it->nsides);
 		rec_write(w, &it->rec);
 		rec_free(&it->rec);
@@ -809,6 +882,7 @@ ms_flush(struct mscorer *s, struct rec_writer *w)
 	s->nitems = s->njobs = 0;
 	s->pending = 0;
 	s->st.total_s = pp_now() - s->t0;
+	s->flushing = 0;
 }
 
 void
@@ -821,6 +895,7 @@ ms_add(struct mscorer *s, struct rec *r, struct rec_writer *w)
 	if (s->st.records == 0)
 		s->t0 = pp_now();
 	s->st.records++;
+	s->w = w;
 	it->rec = *r;
 	it->nsides = sides_open(&it->rec, it->side);
 	/* The side's copies point at it->rec now, not at *r. */
