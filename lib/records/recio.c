@@ -495,6 +495,15 @@ rec_writer_open(int fd, const char *name, int flags)
 	return w;
 }
 
+/* Take w off the list flushed at exit. */
+static void
+forget_writer(struct rec_writer *w)
+{
+	for (size_t i = 0; i < sizeof(open_writers) / sizeof(*open_writers); i++)
+		if (open_writers[i] == w)
+			open_writers[i] = NULL;
+}
+
 static void
 write_all(struct rec_writer *w, const char *p, size_t n)
 {
@@ -508,8 +517,14 @@ write_all(struct rec_writer *w, const char *p, size_t n)
 			warn("%s", w->name);
 			_exit(EXIT_DATA);
 		}
-		if (k < 0)
+		if (k < 0) {
+			/*
+			 * The output is broken (ENOSPC, EIO): flushing it
+			 * again at exit would only repeat the message.
+			 */
+			forget_writer(w);
 			err(EXIT_DATA, "%s", w->name);
+		}
 		p += k;
 		n -= (size_t)k;
 	}
@@ -613,9 +628,7 @@ rec_writer_close(struct rec_writer *w)
 {
 	if (w == NULL)
 		return;
-	for (size_t i = 0; i < sizeof(open_writers) / sizeof(*open_writers); i++)
-		if (open_writers[i] == w)
-			open_writers[i] = NULL;
+	forget_writer(w);
 	rec_writer_flush(w);
 	if (w->zstd != NULL) {
 		compress_out(w, ZSTD_e_end);
