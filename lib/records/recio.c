@@ -4,7 +4,8 @@
  * Reading is three layers, each input detected on its own:
  *   bytes     read(2) from a file or stdin;
  *   decoded   the bytes, or what zstd makes of them when the input starts
- *             with the zstd magic (concatenated frames allowed);
+ *             with a zstd or skippable frame's magic (concatenated frames
+ *             allowed);
  *   records   msgpack maps from msgpack_unpacker, or JSON Lines parsed by
  *             json.c when the first non-blank decoded byte is '{'.
  * Memory is bounded by the largest record: the unpacker and the line buffer
@@ -27,7 +28,20 @@
 #include "util/util.h"
 
 enum { CHUNK = 1 << 16 };
-static const unsigned char zstd_magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
+
+/*
+ * Whether the input starts like zstd: a frame's magic, or a skippable
+ * frame's (pzstd puts one first, holding the size of the next frame).
+ * The magic numbers are little-endian 32-bit words.
+ */
+static int
+is_zstd(const unsigned char *p)
+{
+	uint32_t m = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+	    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	return m == ZSTD_MAGICNUMBER || (m & ZSTD_MAGIC_SKIPPABLE_MASK) ==
+	    ZSTD_MAGIC_SKIPPABLE_START;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Decoded bytes of one input */
@@ -81,7 +95,7 @@ input_open(struct input *in, const char *path)
 			break;
 		in->rawlen += (size_t)n;
 	}
-	if (in->rawlen >= 4 && memcmp(in->raw, zstd_magic, 4) == 0) {
+	if (in->rawlen >= 4 && is_zstd(in->raw)) {
 		if ((in->zstd = ZSTD_createDCtx()) == NULL)
 			errx(EXIT_DATA, "out of memory");
 	}
