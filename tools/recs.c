@@ -385,7 +385,7 @@ cmd_gen(int argc, char **argv)
 	};
 	long long n = 1000, seed = 0, digits = 3;
 	double noise = 0;
-	int eval = 0, sft = 0, c;
+	int eval = 0, sft = 0, have_noise = 0, c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "Jzn:", opts, NULL)) != -1) {
@@ -415,6 +415,7 @@ cmd_gen(int argc, char **argv)
 			break;
 		case 'e':
 			noise = pp_parse_num("--noise", optarg, 0, 1);
+			have_noise = 1;
 			break;
 		case 'h':
 			pp_help();
@@ -424,6 +425,9 @@ cmd_gen(int argc, char **argv)
 	}
 	if (optind != argc - 1 || strcmp(argv[optind], "arith") != 0)
 		pp_usage("gen: the only task is arith");
+	/* The noise is in the response, which only --sft writes. */
+	if (have_noise && !sft)
+		pp_usage("gen: --noise needs --sft");
 
 	uint64_t range = 1;
 	for (int i = 0; i < digits; i++)
@@ -450,18 +454,25 @@ cmd_gen(int argc, char **argv)
 		rec_set_str(&r, "prompt", prompt);
 		rec_set_str(&r, "answer", answer);
 		if (sft) {
-			/* A near miss: one digit of the sum off by one. */
+			/*
+			 * A near miss: one digit of the sum one up or down
+			 * (9 and 0 wrap).  A leading digit may not become 0,
+			 * so from 1 it goes up and from 9 down: every near
+			 * miss differs from the answer.
+			 */
 			char resp[32];
 			snprintf(resp, sizeof(resp), "%s", answer);
 			if (rng_uniform(&g) < noise) {
 				size_t len = strlen(resp);
 				size_t k = (size_t)rng_below(&g, len);
 				int d = resp[k] - '0';
-				d = rng_below(&g, 2) ? (d + 1) % 10 :
-				    (d + 9) % 10;
-				if (k == 0 && d == 0 && len > 1)
-					d = 1;
-				resp[k] = (char)('0' + d);
+				int up = (int)rng_below(&g, 2);
+				if (k == 0 && len > 1 && d == 1)
+					up = 1;
+				else if (k == 0 && len > 1 && d == 9)
+					up = 0;
+				resp[k] = (char)('0' + (up ? (d + 1) % 10 :
+				    (d + 9) % 10));
 			}
 			rec_set_str(&r, "response", resp);
 		}

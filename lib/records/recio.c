@@ -4,7 +4,8 @@
  * Reading is three layers, each input detected on its own:
  *   bytes     read(2) from a file or stdin;
  *   decoded   the bytes, or what zstd makes of them when the input starts
- *             with the zstd magic (concatenated frames allowed);
+ *             with a zstd or skippable frame's magic (concatenated frames
+ *             allowed);
  *   records   msgpack maps from msgpack_unpacker, or JSON Lines parsed by
  *             json.c when the first non-blank decoded byte is '{'.
  * Memory is bounded by the largest record: the unpacker and the line buffer
@@ -27,7 +28,20 @@
 #include "util/util.h"
 
 enum { CHUNK = 1 << 16 };
-static const unsigned char zstd_magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
+
+/*
+ * Whether the input starts like zstd: a frame's magic, or a skippable
+ * frame's (pzstd puts one first, holding the size of the next frame).
+ * The magic numbers are little-endian 32-bit words.
+ */
+static int
+is_zstd(const unsigned char *p)
+{
+	uint32_t m = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+	    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	return m == ZSTD_MAGICNUMBER || (m & ZSTD_MAGIC_SKIPPABLE_MASK) ==
+	    ZSTD_MAGIC_SKIPPABLE_START;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Decoded bytes of one input */
@@ -81,7 +95,7 @@ input_open(struct input *in, const char *path)
 			break;
 		in->rawlen += (size_t)n;
 	}
-	if (in->rawlen >= 4 && memcmp(in->raw, zstd_magic, 4) == 0) {
+	if (in->rawlen >= 4 && is_zstd(in->raw)) {
 		if ((in->zstd = ZSTD_createDCtx()) == NULL)
 			errx(EXIT_DATA, "out of memory");
 	}
@@ -495,6 +509,15 @@ rec_writer_open(int fd, const char *name, int flags)
 	return w;
 }
 
+/* Take w off the list flushed at exit. */
+static void
+forget_writer(struct rec_writer *w)
+{
+	for (size_t i = 0; i < sizeof(open_writers) / sizeof(*open_writers); i++)
+		if (open_writers[i] == w)
+			open_writers[i] = NULL;
+}
+
 static void
 write_all(struct rec_writer *w, const char *p, size_t n)
 {
@@ -508,8 +531,14 @@ write_all(struct rec_writer *w, const char *p, size_t n)
 			warn("%s", w->name);
 			_exit(EXIT_DATA);
 		}
-		if (k < 0)
+		if (k < 0) {
+			/*
+			 * The output is broken (ENOSPC, EIO): flushing it
+			 * again at exit would only repeat the message.
+			 */
+			forget_writer(w);
 			err(EXIT_DATA, "%s", w->name);
+		}
 		p += k;
 		n -= (size_t)k;
 	}
@@ -613,9 +642,7 @@ rec_writer_close(struct rec_writer *w)
 {
 	if (w == NULL)
 		return;
-	for (size_t i = 0; i < sizeof(open_writers) / sizeof(*open_writers); i++)
-		if (open_writers[i] == w)
-			open_writers[i] = NULL;
+	forget_writer(w);
 	rec_writer_flush(w);
 	if (w->zstd != NULL) {
 		compress_out(w, ZSTD_e_end);
