@@ -194,6 +194,7 @@ exact_new(const char *pattern)
 	if (e->re == NULL) {
 		PCRE2_UCHAR msg[256];
 		pcre2_get_error_message(code, msg, sizeof(msg));
+		free(e);	/* a leak at exit would change the status */
 		pp_usage("--extract: %s at offset %zu of \"%s\"", (char *)msg,
 		    (size_t)off, pattern);
 	}
