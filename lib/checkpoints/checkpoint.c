@@ -341,9 +341,11 @@ load_model(struct ckpt *c)
 	const char **shards = xreallocarray(NULL, json_object_size(map) + 1,
 	    sizeof *shards);
 	json_object_foreach(map, key, v) {
-		if (!json_is_string(v) || strchr(json_string_value(v), '/'))
+		if (!json_is_string(v) || strchr(json_string_value(v), '/')) {
+			free(shards);	/* a leak would change the status */
 			errx(EXIT_DATA, "%s: tensor \"%s\": bad shard "
 			    "name", ckpt_where(c, ix, w, sizeof w), key);
+		}
 		size_t j;
 		for (j = 0; j < nshard; j++)
 			if (strcmp(shards[j], json_string_value(v)) == 0)
@@ -357,6 +359,7 @@ load_model(struct ckpt *c)
 	qsort(shards, nshard, sizeof *shards, strcmp_ptr);
 	for (size_t j = 0; j < nshard; j++)
 		set_add_file(c, &c->model, shards[j]);
+	free(shards);
 	set_index(c, &c->model);
 	json_object_foreach(map, key, v) {
 		struct tensor *t = set_lookup(&c->model, key);
@@ -365,7 +368,6 @@ load_model(struct ckpt *c)
 			    "index puts it there)", ckpt_where(c,
 			    json_string_value(v), w, sizeof w), key);
 	}
-	free(shards);
 	json_decref(index);
 }
 
