@@ -254,6 +254,7 @@ pair_side(const struct train_ctx *t, const struct rec *r, const char *side,
 	if (nr == 0)
 		rec_die(r, ftok, "empty response");
 	int ok = make_seq(t, s, p, np, resp, nr, scored);
+	free(resp);	/* copied; rec_die below would leak it */
 	s->field = side[0] == 'c' ? "chosen.response_tokens" :
 	    "rejected.response_tokens";
 	if (ok && scored && t->o.objective == OBJ_DPO) {
@@ -277,7 +278,6 @@ pair_side(const struct train_ctx *t, const struct rec *r, const char *side,
 			rec_die(r, fsum, "missing: give reference log-probs "
 			    "(score --logprob) or --ref CKPT");
 	}
-	free(resp);
 	rec_free(&sub);
 	return ok;
 }
