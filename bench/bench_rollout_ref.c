@@ -15,6 +15,12 @@
  * single stream reads every weight once a token, from memory when the
  * weights are larger than the caches, so B / W tokens/s bounds any
  * decoder of the model on this machine.
+ *
+ * It is a second decoder on purpose, kept out of lib/ and sharing none of
+ * the block (lib/model/model_impl.h) or its backends: a yardstick that
+ * ran the library's own block would measure the library against itself.
+ * Only the loading (model_from_ckpt) and the tensor names are shared.
+ * It follows llama2.c, so it knows the Llama/Qwen2 block alone.
  */
 #include "config.h"
 
@@ -45,7 +51,7 @@ W(const char *fmt, int l)
 	char name[96];
 	snprintf(name, sizeof name, fmt, l);
 	const struct model_tensor *t = model_tensor(m, name);
-	return t ? m->params + t->offset : NULL;
+	return t ? model_param(m, t) : NULL;
 }
 
 /* xout (d) = w (d, n) x (n) */

@@ -11,8 +11,7 @@
  */
 #include <stdio.h>
 
-#define REAL double
-#include "model/model_impl.h"
+#include "model_f64.h"
 #include "training/loss.h"
 
 static int failures;
@@ -152,7 +151,7 @@ check(const char *what, struct model_config c, int objective)
 			p[t[i].offset + j] = (t[i].is_norm ? 1 : 0) +
 			    (t[i].is_norm || t[i].is_bias ? 0.1 : 0.3) *
 			    model_rng_normal(&st);
-	net_init(&w.net, &c, t, nt, p, g);
+	net_init(&w.net, &c, &cpu_ops, t, nt, p, g);
 	w.objective = objective;
 	int off = 0;
 	for (int s = 0; s < NSEQ; s++) {

@@ -14,6 +14,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
+#include "sampling/sample.h"
 #include "util/util.h"
 
 static int failures;
@@ -356,6 +357,163 @@ test_fixture(const char *name)
 	model_free(m);
 }
 
+/*
+ * The same block in its other two uses, against the same PyTorch numbers:
+ * prefill (model_extend on backend_cpu), half of each sequence in one call
+ * and then a token at a time; and decoding (sample_step on
+ * backend_cpu_decode), both sequences in one batch on forks of their
+ * first two tokens, each step's logits against PyTorch's at that position.
+ */
+static void
+test_fixture_cached(const char *name)
+{
+	struct model_config cfg = load_config(name);
+	struct model *m = model_new(&cfg);
+	struct fixture f;
+	int V = cfg.vocab_size, off[2], one = 1, pre = 2;
+	struct kv_cache *kv[2], *base[2];
+	struct sample_step *st;
+	float lg[2 * 64];
+	double e, wp = 0, wd = 0;
+
+	fixture_open(&f, name);
+	CHECK(f.b.nseq == 2 && V <= 64, "%s: fixture shape", name);
+	model_init_normal(m, SEED, 0.3, 0.2);
+	off[0] = 0;
+	off[1] = f.b.len[0];
+	for (int s = 0; s < 2; s++) {
+		const int *tok = f.b.tokens + off[s];
+		int n = f.b.len[s], h = (n + 1) / 2;
+
+		kv[s] = kv_cache_new(&cfg, n);
+		model_extend(m, &kv[s], 1, &h, tok, lg);
+		e = rel_err(lg, f.logits + (size_t)(off[s] + h - 1) * V, V);
+		wp = e > wp ? e : wp;
+		for (int i = h; i < n; i++) {
+			model_extend(m, &kv[s], 1, &one, tok + i, lg);
+			e = rel_err(lg, f.logits + (size_t)(off[s] + i) * V, V);
+			wp = e > wp ? e : wp;
+		}
+		kv_cache_free(kv[s]);
+	}
+	CHECK(wp <= 1e-4, "%s: prefill logits relative error %g", name, wp);
+
+	st = sample_step_new(m, 2);
+	for (int s = 0; s < 2; s++) {
+		base[s] = kv_cache_new(&cfg, pre);
+		model_extend(m, &base[s], 1, &pre, f.b.tokens + off[s], lg);
+		kv[s] = kv_cache_fork(base[s], f.b.len[s]);
+	}
+	for (int i = pre; i < f.b.len[0] || i < f.b.len[1]; i++) {
+		struct kv_cache *act[2];
+		int tok[2], row[2], B = 0;
+
+		for (int s = 0; s < 2; s++)
+			if (i < f.b.len[s]) {
+				act[B] = kv[s];
+				tok[B] = f.b.tokens[off[s] + i];
+				row[B++] = off[s] + i;
+			}
+		sample_step(st, act, B, tok, lg);
+		for (int b = 0; b < B; b++) {
+			e = rel_err(lg + (size_t)b * V, f.logits +
+			    (size_t)row[b] * V, V);
+			wd = e > wd ? e : wd;
+		}
+	}
+	CHECK(wd <= 1e-4, "%s: decode logits relative error %g", name, wd);
+	printf("%s: prefill and batched forked decoding match PyTorch "
+	    "(worst %.2g, %.2g)\n", name, wp, wd);
+	for (int s = 0; s < 2; s++) {
+		kv_cache_free(kv[s]);
+		kv_cache_free(base[s]);
+	}
+	sample_step_free(st);
+	st_close(&f.st);
+	model_free(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * Frozen tensors: model_set_trainable moves the trainable tensors to the
+ * front, the gradients cover them alone, and they are the same numbers as
+ * the fully trainable model's; the network computes the same bits.
+ */
+static int
+freeze_embed_layer0(const struct model_tensor *t, void *arg)
+{
+	(void)arg;
+	return !(t->layer == 0 || strcmp(t->name, "model.embed_tokens.weight")
+	    == 0);
+}
+
+static int
+all_trainable(const struct model_tensor *t, void *arg)
+{
+	(void)t;
+	(void)arg;
+	return 1;
+}
+
+static void
+test_trainable(void)
+{
+	struct model_config cfg = load_config("llama3_untied");
+	struct model *a = model_new(&cfg), *b = model_new(&cfg);
+	struct fixture f;
+	size_t want = 0, n;
+	float *lpa, *lpb;
+	int ok = 1;
+
+	fixture_open(&f, "llama3_untied");
+	model_init_normal(a, SEED, 0.3, 0.2);
+	model_init_normal(b, SEED, 0.3, 0.2);
+	n = model_set_trainable(b, freeze_embed_layer0, NULL);
+	for (int i = 0; i < b->ntensors; i++) {
+		const struct model_tensor *t = &b->tensors[i];
+		if (t->trainable) {
+			want += t->n;
+			ok &= t->offset + t->n <= n;
+		} else
+			ok &= t->offset >= n;
+		ok &= t->trainable == freeze_embed_layer0(t, NULL);
+	}
+	CHECK(n == want && b->ntrain == n && n < b->nparams && ok,
+	    "trainable: %zu floats in front, want %zu", n, want);
+	lpa = xmalloc(f.N * sizeof(float));
+	lpb = xmalloc(f.N * sizeof(float));
+	model_forward(a, &f.b, lpa);
+	model_forward(b, &f.b, lpb);
+	CHECK(memcmp(lpa, lpb, f.N * sizeof(float)) == 0,
+	    "trainable: the moved layout computes other numbers");
+	model_zero_grad(a);
+	model_zero_grad(b);
+	model_backward(a, f.dlp, NULL);
+	model_backward(b, f.dlp, NULL);
+	for (int i = 0; i < b->ntensors; i++) {
+		const struct model_tensor *tb = &b->tensors[i];
+		const struct model_tensor *ta = model_tensor(a, tb->name);
+		CHECK(memcmp(a->params + ta->offset, b->params + tb->offset,
+		    tb->n * sizeof(float)) == 0, "trainable: %s moved wrong",
+		    tb->name);
+		if (tb->trainable)
+			CHECK(memcmp(a->grads + ta->offset, b->grads +
+			    tb->offset, tb->n * sizeof(float)) == 0,
+			    "trainable: %s gradient differs", tb->name);
+	}
+	/* all trainable again: the HF layout, the same bits */
+	CHECK(model_set_trainable(b, all_trainable, NULL) == b->nparams &&
+	    memcmp(a->params, b->params, a->nparams * sizeof(float)) == 0,
+	    "trainable: layout not restored");
+	printf("trainable: %zu of %zu parameters, same gradients\n", n,
+	    b->nparams);
+	free(lpa);
+	free(lpb);
+	st_close(&f.st);
+	model_free(a);
+	model_free(b);
+}
+
 /* ------------------------------------------------------------------------ */
 /*
  * Thread-count independence: the same bits with 1 and 2 threads, on a
@@ -583,6 +741,10 @@ main(void)
 	test_fixture("llama_gqa_tied");
 	test_fixture("llama3_untied");
 	test_fixture("qwen2_bias");
+	test_fixture_cached("llama_gqa_tied");
+	test_fixture_cached("llama3_untied");
+	test_fixture_cached("qwen2_bias");
+	test_trainable();
 	test_threads();
 	test_decode();
 	test_ckpt();

@@ -16,10 +16,9 @@
  */
 #include <stdio.h>
 
-#define REAL double
 /* Query blocks of 2 rows, so the blocked attention paths are exercised. */
 #define ATT_ROWS 2
-#include "model/model_impl.h"
+#include "model_f64.h"
 
 static int failures;
 static uint64_t rng = 42;
@@ -119,19 +118,20 @@ test_matmul(void)
 /* rmsnorm */
 
 enum { RN = 4, RC = 9 };
-static struct { double *x, *w, *y, *rstd, *R; } rn;
+static struct { double *x, *w, *y, *rstd, *R, wofs; } rn;
 
 static double
 rn_loss(void *ctx)
 {
-	rmsnorm_forward(rn.y, rn.rstd, rn.x, rn.w, RN, RC, 1e-5);
+	rmsnorm_forward(rn.y, rn.rstd, rn.x, rn.w, rn.wofs, RN, RC, 1e-5);
 	return dot(rn.y, rn.R, RN * RC);
 }
 
 static void
-test_rmsnorm(void)
+test_rmsnorm(double wofs)
 {
 	double *dx = xcalloc(RN * RC, 8), *dw = xcalloc(RC, 8);
+	char what[64];
 
 	rn.x = randv(RN * RC, 1);
 	rn.w = randv(RC, 1);
@@ -139,9 +139,13 @@ test_rmsnorm(void)
 	rn.rstd = xmalloc(RN * 8);
 	rn.R = randv(RN * RC, 1);
 	rn_loss(NULL);
-	rmsnorm_backward(dx, dw, rn.R, rn.x, rn.w, rn.rstd, RN, RC);
-	fdcheck("rmsnorm d/dx", rn.x, dx, RN * RC, rn_loss, NULL);
-	fdcheck("rmsnorm d/dw", rn.w, dw, RC, rn_loss, NULL);
+	rn.wofs = wofs;
+	rn_loss(NULL);
+	rmsnorm_backward(dx, dw, rn.R, rn.x, rn.w, wofs, rn.rstd, RN, RC);
+	snprintf(what, sizeof what, "rmsnorm (w + %g) d/dx", wofs);
+	fdcheck(what, rn.x, dx, RN * RC, rn_loss, NULL);
+	snprintf(what, sizeof what, "rmsnorm (w + %g) d/dw", wofs);
+	fdcheck(what, rn.w, dw, RC, rn_loss, NULL);
 	free(dx); free(dw);
 	free(rn.x); free(rn.w); free(rn.y); free(rn.rstd); free(rn.R);
 }
@@ -192,6 +196,8 @@ static struct {
 	int qoff[2], nq[2], p0[2];
 	size_t aoff[2];
 	const double *kb[2], *vb[2];
+	double scale;
+	int window;
 } at;
 
 static double
@@ -201,16 +207,18 @@ at_loss(void *ctx)
 		at.kb[s] = at.k + (size_t)at.qoff[s] * AKV * AD;
 		at.vb[s] = at.v + (size_t)at.qoff[s] * AKV * AD;
 	}
-	attention_forward(at.y, at.att, at.row, 8, at.q, &at.as, AH, AKV, AD);
+	attention_forward(at.y, at.att, at.row, 8, at.q, &at.as, AH, AKV, AD,
+	    at.scale, at.window);
 	return dot(at.y, at.R, AN * AH * AD);
 }
 
 static void
-test_attention(void)
+test_attention(double scale, int window)
 {
 	size_t Q = AN * AH * AD, KV = AN * AKV * AD;
 	double *dq = xmalloc(Q * 8), *dk = xmalloc(KV * 8);
 	double *dv = xmalloc(KV * 8);
+	char what[96];
 
 	at.qoff[0] = 0; at.nq[0] = 5;
 	at.qoff[1] = 5; at.nq[1] = 3;
@@ -226,15 +234,17 @@ test_attention(void)
 	at.att = xmalloc((at.aoff[1] + attn_probs_size(AH, 3, 0)) * 8);
 	at.row = xmalloc((size_t)omp_get_max_threads() * ATT_ROWS * 8 * 8);
 	at.R = randv(Q, 1);
+	at.scale = scale;
+	at.window = window;
 	at_loss(NULL);
 	attention_backward(dq, dk, dv, at.R, at.q, at.k, at.v, at.att, at.row,
-	    8, &at.as, AH, AKV, AD);
-	fdcheck("attention (GQA, 2 sequences) d/dq", at.q, dq, Q, at_loss,
-	    NULL);
-	fdcheck("attention (GQA, 2 sequences) d/dk", at.k, dk, KV, at_loss,
-	    NULL);
-	fdcheck("attention (GQA, 2 sequences) d/dv", at.v, dv, KV, at_loss,
-	    NULL);
+	    8, &at.as, AH, AKV, AD, scale, window);
+	snprintf(what, sizeof what, "attention (GQA, window %d) d/dq", window);
+	fdcheck(what, at.q, dq, Q, at_loss, NULL);
+	snprintf(what, sizeof what, "attention (GQA, window %d) d/dk", window);
+	fdcheck(what, at.k, dk, KV, at_loss, NULL);
+	snprintf(what, sizeof what, "attention (GQA, window %d) d/dv", window);
+	fdcheck(what, at.v, dv, KV, at_loss, NULL);
 	free(dq); free(dk); free(dv);
 	free(at.q); free(at.k); free(at.v); free(at.y); free(at.att);
 	free(at.row); free(at.R);
@@ -342,7 +352,7 @@ test_model(const char *what, struct model_config c)
 			p[t[i].offset + j] = (t[i].is_norm ? 1 : 0) +
 			    (t[i].is_norm || t[i].is_bias ? 0.2 : 0.4) *
 			    randn();
-	net_init(&wm.net, &c, t, nt, p, g);
+	net_init(&wm.net, &c, &cpu_ops, t, nt, p, g);
 	for (int i = 0; i < 8; i++) {
 		tok[i] = (i * 5 + 1) % c.vocab_size;
 		tg[i] = (i * 3 + 2) % c.vocab_size;
@@ -365,6 +375,117 @@ test_model(const char *what, struct model_config c)
 	free(p); free(g); free(t);
 }
 
+/* ------------------------------------------------------------------------ */
+/*
+ * Frozen tensors: the CPU backend with its backward operations counted.
+ * With part of the model frozen, the trainable tensors' gradients must be
+ * the very numbers of the fully trainable model (the input gradients flow
+ * through the frozen ones unchanged), and no weight-gradient work may be
+ * done for a frozen tensor.
+ */
+static int ndw, ndx;
+
+static void
+count_matmul_backward(void *ctx, double *dx, double *dw, double *db,
+    const double *dout, const double *x, const double *w, int N, int I,
+    int O, int acc)
+{
+	ndw += dw != NULL;
+	ndx += dx != NULL;
+	cpu_ops.matmul_backward(ctx, dx, dw, db, dout, x, w, N, I, O, acc);
+}
+
+static void
+count_rmsnorm_backward(void *ctx, double *dx, double *dw, const double *dout,
+    const double *x, const double *w, double wofs, const double *rstd, int N,
+    int C)
+{
+	ndw += dw != NULL;
+	cpu_ops.rmsnorm_backward(ctx, dx, dw, dout, x, w, wofs, rstd, N, C);
+}
+
+static void
+count_embed_backward(void *ctx, double *dE, const double *dx, const int *tok,
+    int N, int C)
+{
+	ndw++;
+	cpu_ops.embed_backward(ctx, dE, dx, tok, N, C);
+}
+
+/* Frozen: the embedding, layer 0 and lm_head; layer 1 and the norm train. */
+static int
+frozen(const struct model_tensor *t)
+{
+	return t->layer == 0 || t->role == ROLE_EMBED ||
+	    t->role == ROLE_LM_HEAD;
+}
+
+static void
+test_frozen(struct model_config c)
+{
+	struct backend_f64 be = cpu_ops;
+	int nt, len[2] = { 5, 3 }, tok[8], tg[8], want_dw = 0, full_dx;
+	struct model_tensor *t = model_tensors(&c, &nt);
+	size_t np = t[nt - 1].offset + t[nt - 1].n;
+	double *p = xmalloc(np * 8), *g0 = xcalloc(np, 8), *g1 = xcalloc(np, 8);
+	double *dlp = randv(8, 1), worst = 0;
+	struct model_batch b = { 2, len, tok, tg };
+	struct net net;
+	int bad = 0;
+
+	be.matmul_backward = count_matmul_backward;
+	be.rmsnorm_backward = count_rmsnorm_backward;
+	be.embed_backward = count_embed_backward;
+	for (int i = 0; i < nt; i++)
+		for (size_t j = 0; j < t[i].n; j++)
+			p[t[i].offset + j] = (t[i].is_norm ? 1 : 0) +
+			    (t[i].is_norm || t[i].is_bias ? 0.2 : 0.4) * randn();
+	for (int i = 0; i < 8; i++) {
+		tok[i] = (i * 5 + 1) % c.vocab_size;
+		tg[i] = (i * 3 + 2) % c.vocab_size;
+	}
+	/* everything trainable */
+	ndw = ndx = 0;
+	net_init(&net, &c, &be, t, nt, p, g0);
+	net_forward(&net, &b, NULL);
+	net_backward(&net, dlp, NULL);
+	net_free(&net);
+	full_dx = ndx;
+	/* frozen */
+	for (int i = 0; i < nt; i++) {
+		t[i].trainable = !frozen(&t[i]);
+		/* a weight gradient per trainable tensor but biases, which
+		 * come with their matrix's product */
+		want_dw += t[i].trainable && !t[i].is_bias;
+	}
+	ndw = ndx = 0;
+	net_init(&net, &c, &be, t, nt, p, g1);
+	net_forward(&net, &b, NULL);
+	net_backward(&net, dlp, NULL);
+	net_free(&net);
+	for (int i = 0; i < nt; i++)
+		for (size_t j = 0; j < t[i].n; j++) {
+			size_t k = t[i].offset + j;
+			if (t[i].trainable && g1[k] != g0[k]) {
+				double e = fabs(g1[k] - g0[k]);
+				worst = e > worst ? e : worst;
+				bad++;
+			}
+			if (!t[i].trainable && g1[k] != 0)
+				bad++;
+		}
+	if (bad || ndw != want_dw || ndx != full_dx) {
+		fprintf(stderr, "FAIL frozen: %d gradients differ (worst %.3g), "
+		    "%d weight-gradient products (want %d), %d input "
+		    "gradients (want %d)\n", bad, worst, ndw, want_dw, ndx,
+		    full_dx);
+		failures++;
+	} else
+		printf("ok frozen embed, layer 0, lm_head: same gradients, "
+		    "%d weight-gradient products\n", ndw);
+	free(p); free(g0); free(g1); free(dlp); free(t);
+}
+
 int
 main(void)
 {
@@ -376,9 +497,11 @@ main(void)
 	};
 
 	test_matmul();
-	test_rmsnorm();
+	test_rmsnorm(0);
+	test_rmsnorm(1);
 	test_rope();
-	test_attention();
+	test_attention(1 / sqrt(AD), 0);
+	test_attention(0.7, 3);
 	test_swiglu();
 	test_logprob();
 
@@ -406,6 +529,9 @@ main(void)
 	c.tie_embeddings = 0;
 	c.num_labels = 2;
 	test_model("qwen2 classifier:", c);
+	c.lm_head = 1;
+	c.num_labels = 0;
+	test_frozen(c);
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;

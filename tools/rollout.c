@@ -107,26 +107,14 @@ struct job {
 /* The checkpoint */
 
 /*
- * The policy's fingerprint: FNV-1a over the fp32 parameters the model
- * runs with, in 1 MiB pieces hashed in parallel and then hashed together,
- * so a checkpoint converted between directory and archive keeps it.
+ * The policy's fingerprint: model_params_hash, FNV-1a over the fp32
+ * parameters the model runs with, so a checkpoint converted between
+ * directory and archive keeps it.
  */
 static void
 fingerprint(const struct model *m)
 {
-	size_t bytes = m->nparams * sizeof(float), piece = 1 << 20;
-	size_t np = (bytes + piece - 1) / piece;
-	uint64_t *h = xcalloc(np ? np : 1, sizeof(*h));
-	const char *p = (const char *)m->params;
-
-#pragma omp parallel for schedule(static)
-	for (size_t i = 0; i < np; i++) {
-		size_t len = i + 1 < np ? piece : bytes - i * piece;
-		h[i] = hash_bytes(p + i * piece, len);
-	}
-	snprintf(policy, sizeof policy, "%016" PRIx64,
-	    hash_bytes(h, np * sizeof(*h)));
-	free(h);
+	snprintf(policy, sizeof policy, "%016" PRIx64, model_params_hash(m));
 }
 
 static void

@@ -1,16 +1,18 @@
 /*
- * model.c: the fp32 model of model.h, around the arithmetic of
- * model_impl.h: allocation of parameters and gradients, initialisation,
- * the public forward and backward passes, FLOP counts, and KV caches.
+ * model.c: the fp32 model of model.h, around the network of model_impl.h
+ * on backend_cpu: allocation of parameters and gradients, the trainable
+ * set, initialisation, the public forward and backward passes, FLOP
+ * counts, and KV caches.
  */
 #include <err.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define REAL float
-#define MODEL_IMPL_EXTEND
 #include "model/model_impl.h"
+#include "util/strmap.h"
 
 struct model_acts {
 	struct net net;
@@ -32,10 +34,11 @@ model_new(const struct model_config *cfg)
 	m->tensors = model_tensors(cfg, &m->ntensors);
 	m->nparams = m->tensors[m->ntensors - 1].offset +
 	    m->tensors[m->ntensors - 1].n;
+	m->ntrain = m->nparams;
 	m->params = xmalloc_huge(m->nparams * sizeof(float));
 	m->acts = xcalloc(1, sizeof(*m->acts));
-	net_init(&m->acts->net, cfg, m->tensors, m->ntensors, m->params,
-	    NULL);
+	net_init(&m->acts->net, cfg, &backend_cpu, m->tensors, m->ntensors,
+	    m->params, NULL);
 	return m;
 }
 
@@ -110,15 +113,55 @@ model_init_random(struct model *m, uint64_t seed)
 /* ------------------------------------------------------------------------ */
 /* Training passes */
 
+size_t
+model_set_trainable(struct model *m,
+    int (*trainable)(const struct model_tensor *t, void *arg), void *arg)
+{
+	size_t *old = xcalloc(m->ntensors, sizeof(*old)), off = 0;
+	int moved = 0;
+
+	for (int i = 0; i < m->ntensors; i++) {
+		old[i] = m->tensors[i].offset;
+		m->tensors[i].trainable = trainable(&m->tensors[i], arg) != 0;
+	}
+	/* Trainable first, then frozen, each in HF order. */
+	for (int pass = 1; pass >= 0; pass--) {
+		for (int i = 0; i < m->ntensors; i++) {
+			struct model_tensor *t = &m->tensors[i];
+			if (t->trainable != pass)
+				continue;
+			moved |= t->offset != off;
+			t->offset = off;
+			off += t->n;
+		}
+		if (pass == 1)
+			m->ntrain = off;
+	}
+	if (moved) {
+		float *p = xmalloc_huge(m->nparams * sizeof(float));
+		for (int i = 0; i < m->ntensors; i++)
+			memcpy(p + m->tensors[i].offset, m->params + old[i],
+			    m->tensors[i].n * sizeof(float));
+		free(m->params);
+		m->params = p;
+	}
+	free(old);
+	free(m->grads);
+	m->grads = NULL;
+	net_rewire(&m->acts->net, m->tensors, m->ntensors, m->params, NULL);
+	return m->ntrain;
+}
+
 void
 model_zero_grad(struct model *m)
 {
 	if (m->grads == NULL) {
-		m->grads = xmalloc(m->nparams * sizeof(float));
-		net_set_grads(&m->acts->net, m->tensors, m->ntensors,
+		m->grads = xmalloc((m->ntrain > 0 ? m->ntrain : 1) *
+		    sizeof(float));
+		net_rewire(&m->acts->net, m->tensors, m->ntensors, m->params,
 		    m->grads);
 	}
-	memset(m->grads, 0, m->nparams * sizeof(float));
+	memset(m->grads, 0, m->ntrain * sizeof(float));
 }
 
 void
@@ -192,7 +235,8 @@ model_act_bytes(const struct model_config *c, int nseq, const int *len)
 		if (len[s] > maxL)
 			maxL = len[s];
 	}
-	return acts_floats(c, N, natt, maxL) * sizeof(float);
+	return (acts_floats(c, N, natt) + attn_scratch_floats(maxL)) *
+	    sizeof(float);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -271,34 +315,32 @@ model_extend(struct model *m, struct kv_cache **kv, int B, const int *ntok,
 		if (kv[i]->base != NULL)
 			errx(1, "model_extend: forked caches are decoded by "
 			    "sample_step");
-	net_extend(&m->acts->net, kv, B, ntok, tokens, logits);
-}
-
-/* ------------------------------------------------------------------------ */
-/* The kernels, for decoding steps of their own */
-
-void
-model_rmsnorm(float *out, const float *x, const float *w, int N, int C,
-    float eps)
-{
-	float rstd[N > 0 ? N : 1];
-	rmsnorm_forward(out, rstd, x, w, N, C, eps);
+	net_infer(&m->acts->net, &backend_cpu, m->acts->net.bx, kv, B, ntok,
+	    tokens, logits);
 }
 
 void
-model_rope_freqs(const struct model_config *c, float *freq)
+model_extend_backend(struct model *m, const struct backend *be, void *ctx,
+    struct kv_cache **kv, int B, const int *ntok, const int *tokens,
+    float *logits)
 {
-	rope_freqs(freq, c);
+	net_infer(&m->acts->net, be, ctx, kv, B, ntok, tokens, logits);
 }
 
-void
-model_rope_table(float *cs, const int *pos, const float *freq, int N, int hd)
+uint64_t
+model_params_hash(const struct model *m)
 {
-	rope_table(cs, pos, freq, N, hd);
-}
+	size_t bytes = m->nparams * sizeof(float), piece = 1 << 20;
+	size_t np = (bytes + piece - 1) / piece;
+	uint64_t *h = xcalloc(np ? np : 1, sizeof(*h)), r;
+	const char *p = (const char *)m->params;
 
-void
-model_rope(float *x, const float *cs, int N, int nh, int hd)
-{
-	rope_apply(x, cs, N, nh, hd, 1);
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < np; i++) {
+		size_t len = i + 1 < np ? piece : bytes - i * piece;
+		h[i] = hash_bytes(p + i * piece, len);
+	}
+	r = hash_bytes(h, np * sizeof(*h));
+	free(h);
+	return r;
 }

@@ -7,14 +7,20 @@
  * Three parts, in the order a program uses them:
  *
  *   1. model_config: the hyper-parameters, read from and written to an HF
- *      config.json, and the HF tensor names and shapes they imply.
- *   2. struct model: every parameter in one allocation, every gradient in
- *      a parallel one (so an optimizer or an all-reduce sees two flat float
- *      arrays), a forward pass over a packed batch of sequences returning
- *      per-token log-probabilities, and a backward pass from the gradient
- *      of a loss with respect to those log-probabilities.
- *   3. Generation: a per-sequence KV cache that can be forked, and a step
+ *      config.json, and the HF tensor names and shapes they imply (the
+ *      architecture table, lib/model/arch.h).
+ *   2. struct model: every parameter in one allocation, the gradients of
+ *      the trainable ones in a parallel one (so an optimizer or an
+ *      all-reduce sees two flat float arrays), a forward pass over a packed
+ *      batch of sequences returning per-token log-probabilities, and a
+ *      backward pass from the gradient of a loss with respect to those
+ *      log-probabilities.
+ *   3. Generation: a per-sequence KV cache that can be forked, and a pass
  *      that extends B caches at once so each matmul is matrix-matrix.
+ *
+ * The arithmetic is one decoder block (lib/model/model_impl.h) over the
+ * operations of a backend (lib/backend/backend.h): backend_cpu for
+ * training and prefill, backend_cpu_decode for sampling's decoding steps.
  *
  * Errors in a model's data (a config the code cannot honour, a missing
  * tensor) end the program with status 1 through errx(3), except in
@@ -26,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+
+#include "backend/backend.h"
 
 /* ------------------------------------------------------------------------ */
 /* 1. Configuration */
@@ -97,11 +105,15 @@ struct model_tensor {
 	int64_t shape[2];
 	size_t offset;		/* in floats, into model.params */
 	size_t n;		/* shape[0] * shape[1] */
+	int layer;		/* its layer, or -1 */
+	int role;		/* enum arch_role (lib/model/arch.h) */
 	int is_norm;		/* an RMSNorm weight (initialised to 1) */
 	int is_bias;		/* a bias (initialised to 0) */
+	int trainable;		/* 1 unless frozen (model_set_trainable) */
 };
 
-/* The tensors of cfg, in layout order; *n gets their count.  Free it. */
+/* The tensors of cfg, in HF order, laid out in that order; *n gets their
+ * count.  Free it. */
 struct model_tensor *model_tensors(const struct model_config *cfg, int *n);
 
 /* Total number of parameters. */
@@ -112,13 +124,24 @@ size_t model_num_params(const struct model_config *cfg);
 
 struct model_acts;	/* activations of the last forward pass */
 
+/*
+ * The parameters are two named sets, each flat: the trainable tensors
+ * laid out first, params[0 .. ntrain), with their gradients grads (ntrain)
+ * in the same layout, then the frozen ones, which have no gradient memory
+ * and cost no dW product in model_backward.  Everything is trainable
+ * until model_set_trainable says otherwise; then ntrain == nparams and the
+ * layout is model_tensors' order.  An optimizer steps params and grads
+ * over ntrain floats.
+ */
 struct model {
 	struct model_config cfg;
-	struct model_tensor *tensors;	/* (ntensors) layout of params */
+	struct model_tensor *tensors;	/* (ntensors) HF order; offsets say
+					 * where each lies in params */
 	int ntensors;
 	size_t nparams;
+	size_t ntrain;		/* trainable floats, params[0 .. ntrain) */
 	float *params;		/* (nparams) every weight, one allocation */
-	float *grads;		/* (nparams) same layout; NULL until needed */
+	float *grads;		/* (ntrain) NULL until model_zero_grad */
 	struct model_acts *acts;	/* private */
 };
 
@@ -159,7 +182,18 @@ struct ckpt_writer;
 struct model *model_from_ckpt(struct ckpt *c);
 void model_save(const struct model *m, struct ckpt_writer *w);
 
-/* Allocate (if needed) and zero the gradients. */
+/*
+ * Freeze every tensor for which trainable(t, arg) is 0, and make the rest
+ * trainable: the trainable tensors are moved to the front of params (in
+ * HF order among themselves, the frozen ones after), tensors[].offset and
+ * .trainable updated, and the gradients dropped, to be allocated for
+ * ntrain floats by the next model_zero_grad.  A sample_step made before
+ * must be made again.  Returns ntrain.
+ */
+size_t model_set_trainable(struct model *m,
+    int (*trainable)(const struct model_tensor *t, void *arg), void *arg);
+
+/* Allocate (if needed) and zero the gradients of the trainable tensors. */
 void model_zero_grad(struct model *m);
 
 /*
@@ -206,7 +240,8 @@ const float *model_scores(const struct model *m);	/* (N, num_labels) */
  * Backward pass of the last forward: dlogprobs (N) is d loss / d logprob
  * of each target token (ignored where the target is -1; NULL: none);
  * dscores (N, num_labels), if not NULL, is d loss / d score.  Gradients
- * are added to m->grads (call model_zero_grad first).
+ * are added to m->grads (call model_zero_grad first); frozen tensors get
+ * none, though the gradient flows through them to what lies below.
  */
 void model_backward(struct model *m, const float *dlogprobs,
     const float *dscores);
@@ -237,20 +272,8 @@ size_t model_act_bytes(const struct model_config *cfg, int nseq,
 /* ------------------------------------------------------------------------ */
 /* 3. Generation with a KV cache */
 
-/*
- * The keys and values one sequence has seen, for every layer.  A fork
- * (kv_cache_fork) shares the positions its base held when it was made, a
- * prompt read once for all its samples, and holds only its own after.
- */
-struct kv_cache {
-	int len;		/* positions filled, the base's included */
-	int cap;		/* positions it can hold, the base's included */
-	int nlayers, kvdim;
-	const struct kv_cache *base;	/* a fork's shared prefix, or NULL */
-	int off;		/* the positions in base (0 without one) */
-	float *k;		/* (nlayers, cap - off, kvdim): positions off.. */
-	float *v;		/* (nlayers, cap - off, kvdim) */
-};
+/* struct kv_cache, the keys and values one sequence has seen, is
+ * lib/backend/backend.h's: a backend reads and writes it. */
 
 struct kv_cache *kv_cache_new(const struct model_config *cfg, int cap);
 void kv_cache_free(struct kv_cache *kv);
@@ -278,21 +301,20 @@ static inline void kv_cache_reset(struct kv_cache *kv) { kv->len = 0; }
 void model_extend(struct model *m, struct kv_cache **kv, int B,
     const int *ntok, const int *tokens, float *logits);
 
-/* ------------------------------------------------------------------------ */
 /*
- * 4. The model's own kernels, for a decoding step written outside it
- * (lib/sampling/sample_step.c), so that it computes what model_forward computes.
+ * The same pass on another backend and its context (be->ctx_new()), as
+ * sample_step does with backend_cpu_decode; be's operations decide how the
+ * numbers are summed.  Not at the same time as another pass of m.
  */
+void model_extend_backend(struct model *m, const struct backend *be,
+    void *ctx, struct kv_cache **kv, int B, const int *ntok,
+    const int *tokens, float *logits);
 
-/* out (N, C) = x (N, C) normalised by its root mean square, times w (C). */
-void model_rmsnorm(float *out, const float *x, const float *w, int N, int C,
-    float eps);
-/* The rotary frequencies (head_dim / 2), llama3 scaling included. */
-void model_rope_freqs(const struct model_config *cfg, float *freq);
-/* cs (N, hd): cos (first half) and sin (second half) at positions pos. */
-void model_rope_table(float *cs, const int *pos, const float *freq, int N,
-    int hd);
-/* Rotate the nh heads of each row of x (N, nh * hd) by cs (N, hd). */
-void model_rope(float *x, const float *cs, int N, int nh, int hd);
+/*
+ * The policy's fingerprint: FNV-1a (hash_bytes) over the fp32 parameters
+ * in 1 MiB pieces, hashed in parallel, then hashed together; touching
+ * every page, it also brings a mapped checkpoint's weights in.
+ */
+uint64_t model_params_hash(const struct model *m);
 
 #endif

@@ -6,11 +6,14 @@
  * implemented or refused by name.  Keys that only matter to other software
  * (use_cache, torch_dtype, transformers_version...) are ignored.
  */
+#include <err.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/arch.h"
 #include "model/model.h"
 #include "util/util.h"
 
@@ -497,73 +500,60 @@ model_config_update_json(const struct model_config *cfg, const json_t *orig)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The tensors of a config */
+/* The tensors of a config: the architecture table's rows that exist. */
 
 static void
-add(struct model_tensor *t, int *n, size_t *off, int ndim, int64_t d0,
-    int64_t d1, int is_norm, int is_bias, const char *fmt, ...)
+add(struct model_tensor *x, size_t *off, const struct model_config *c,
+    const struct arch_tensor *a, int layer)
 {
-	struct model_tensor *x = &t[(*n)++];
-	va_list ap;
-
 	memset(x, 0, sizeof(*x));
-	va_start(ap, fmt);
-	vsnprintf(x->name, sizeof(x->name), fmt, ap);
-	va_end(ap);
-	x->ndim = ndim;
-	x->shape[0] = d0;
-	x->shape[1] = ndim > 1 ? d1 : 1;
-	x->n = (size_t)d0 * (ndim > 1 ? (size_t)d1 : 1);
+	if (layer >= 0)
+		snprintf(x->name, sizeof(x->name), "model.layers.%d.%s", layer,
+		    a->name);
+	else
+		snprintf(x->name, sizeof(x->name), "%s", a->name);
+	x->ndim = a->d1 == DIM_NONE ? 1 : 2;
+	x->shape[0] = arch_dim(c, a->d0);
+	x->shape[1] = arch_dim(c, a->d1);
+	x->n = (size_t)x->shape[0] * (size_t)x->shape[1];
 	x->offset = *off;
-	x->is_norm = is_norm;
-	x->is_bias = is_bias;
+	x->layer = layer;
+	x->role = a->role;
+	x->is_norm = a->kind == KIND_NORM;
+	x->is_bias = a->kind == KIND_BIAS;
+	x->trainable = 1;
 	*off += x->n;
 }
 
 struct model_tensor *
 model_tensors(const struct model_config *c, int *np)
 {
-	int C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
-	int F = c->hidden_dim, V = c->vocab_size, l, n = 0;
+	const struct arch *ar = arch_of(c);
 	struct model_tensor *t;
-	size_t off = 0;
+	size_t off = 0, cap;
+	int n = 0, per = 0, top = 0;
 
-	t = xcalloc(4 + 12 * (size_t)c->n_layers, sizeof(*t));
-	add(t, &n, &off, 2, V, C, 0, 0, "model.embed_tokens.weight");
-	for (l = 0; l < c->n_layers; l++) {
-		add(t, &n, &off, 1, C, 0, 1, 0,
-		    "model.layers.%d.input_layernorm.weight", l);
-		add(t, &n, &off, 2, Q, C, 0, 0,
-		    "model.layers.%d.self_attn.q_proj.weight", l);
-		if (c->qkv_bias)
-			add(t, &n, &off, 1, Q, 0, 0, 1,
-			    "model.layers.%d.self_attn.q_proj.bias", l);
-		add(t, &n, &off, 2, KV, C, 0, 0,
-		    "model.layers.%d.self_attn.k_proj.weight", l);
-		if (c->qkv_bias)
-			add(t, &n, &off, 1, KV, 0, 0, 1,
-			    "model.layers.%d.self_attn.k_proj.bias", l);
-		add(t, &n, &off, 2, KV, C, 0, 0,
-		    "model.layers.%d.self_attn.v_proj.weight", l);
-		if (c->qkv_bias)
-			add(t, &n, &off, 1, KV, 0, 0, 1,
-			    "model.layers.%d.self_attn.v_proj.bias", l);
-		add(t, &n, &off, 2, C, Q, 0, 0,
-		    "model.layers.%d.self_attn.o_proj.weight", l);
-		add(t, &n, &off, 1, C, 0, 1, 0,
-		    "model.layers.%d.post_attention_layernorm.weight", l);
-		add(t, &n, &off, 2, F, C, 0, 0,
-		    "model.layers.%d.mlp.gate_proj.weight", l);
-		add(t, &n, &off, 2, F, C, 0, 0,
-		    "model.layers.%d.mlp.up_proj.weight", l);
-		add(t, &n, &off, 2, C, F, 0, 0,
-		    "model.layers.%d.mlp.down_proj.weight", l);
-	}
-	add(t, &n, &off, 1, C, 0, 1, 0, "model.norm.weight");
-	if (c->lm_head && !c->tie_embeddings)
-		add(t, &n, &off, 2, V, C, 0, 0, "lm_head.weight");
-	if (c->num_labels > 0)
-		add(t, &n, &off, 2, c->num_labels, C, 0, 0, "score.weight");
+	/* Count first: the table says how many a layer has. */
+	for (int i = 0; i < ar->nlayer; i++)
+		per += arch_has(c, &ar->layer[i]);
+	for (int i = 0; i < ar->npre; i++)
+		top += arch_has(c, &ar->pre[i]);
+	for (int i = 0; i < ar->npost; i++)
+		top += arch_has(c, &ar->post[i]);
+	cap = (size_t)top + (size_t)per * c->n_layers;
+	if (cap > INT_MAX)
+		errx(EXIT_DATA, "model config: %zu tensors", cap);
+	t = xcalloc(cap, sizeof(*t));
+	for (int i = 0; i < ar->npre; i++)
+		if (arch_has(c, &ar->pre[i]))
+			add(&t[n++], &off, c, &ar->pre[i], -1);
+	for (int l = 0; l < c->n_layers; l++)
+		for (int i = 0; i < ar->nlayer; i++)
+			if (arch_has(c, &ar->layer[i]))
+				add(&t[n++], &off, c, &ar->layer[i], l);
+	for (int i = 0; i < ar->npost; i++)
+		if (arch_has(c, &ar->post[i]))
+			add(&t[n++], &off, c, &ar->post[i], -1);
 	*np = n;
 	return t;
 }

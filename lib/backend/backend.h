@@ -1,0 +1,161 @@
+/*
+ * backend.h: the operations the decoder block (lib/model/model_impl.h) is
+ * written over, and the KV cache they read and write.  The block and the
+ * network around it never touch numbers themselves: they call these, so a
+ * second implementation (a GPU's) can be added as one more table of
+ * functions without changing the block.
+ *
+ * Two implementations on the CPU:
+ *
+ *   backend_cpu (cpu.c, cpu_impl.h): OpenBLAS single-threaded, cut into
+ *     slabs across OpenMP threads by shape only, so results are the same
+ *     bits whatever the thread count.  Training forward and backward, and
+ *     prefill (model_extend).  Each operation opens its own parallel
+ *     region when it is large enough.
+ *   backend_cpu_decode (cpu_decode.c): decoding steps of single tokens
+ *     for a batch of sequences.  Every output element is the same sequence
+ *     of operations whatever the batch size, a row's place in it, or the
+ *     threads (AVX2 with FMA chosen at run time, the plain path with
+ *     PREFPIPE_NO_AVX2 set), so a sample never depends on its batch.  It
+ *     has no backward operations.
+ *
+ * Execution.  A pass (a forward, a backward, a decoding step) is handed to
+ * run(), which calls fn(arg) once in each thread of the team it chooses
+ * (backend_cpu: the calling thread alone; backend_cpu_decode: one OpenMP
+ * team for the whole step when the step is large enough).  fn then calls
+ * the operations, every thread with the same arguments, and computes
+ * nothing but pointers and sizes in its own locals.  An operation returns
+ * in every thread once its outputs are complete and visible to all of
+ * them.  Operations outside run() act as with a team of one.
+ *
+ * Shapes: N rows (tokens), linear layers as PyTorch stores them, w (O,K),
+ * out (N,O) = x (N,K) w^T.  Pointers NULL where the text says "or NULL".
+ * The table is written once for an element type T by BACKEND_OPS: the
+ * library's backends are float (struct backend); the double-precision
+ * gradient check builds the same table for double (tests/unit_model_grad.c).
+ */
+#ifndef PREFPIPE_BACKEND_H
+#define PREFPIPE_BACKEND_H
+
+#include <stddef.h>
+
+/*
+ * The keys and values one sequence has seen, for every layer, in fp32.
+ * A fork shares the positions its base held when it was made, a prompt
+ * read once for all its samples, and holds only its own after.
+ */
+struct kv_cache {
+	int len;		/* positions filled, the base's included */
+	int cap;		/* positions it can hold, the base's included */
+	int nlayers, kvdim;
+	const struct kv_cache *base;	/* a fork's shared prefix, or NULL */
+	int off;		/* the positions in base (0 without one) */
+	float *k;		/* (nlayers, cap - off, kvdim): positions off.. */
+	float *v;		/* (nlayers, cap - off, kvdim) */
+};
+
+/*
+ * The sequences of a pass, for attention.  Sequence s has nq[s] queries
+ * at rows qoff[s].. of the pass, at positions p0[s] .. p0[s]+nq[s]-1.
+ * Training (kv NULL): p0 is 0 and the keys and values are the pass's own
+ * rows.  With caches (kv[s]): attention first appends the sequence's new
+ * keys and values at position kv[s]->len == p0[s] of the layer (len is
+ * not changed: the caller advances it after the pass), then reads
+ * positions 0 .. p0+nq-1 there.  aoff[s]: where the sequence's
+ * probabilities (H, nq, p0 + nq) start in att, when they are kept.
+ */
+struct attn_batch {
+	int nseq;
+	const int *qoff, *nq, *p0;
+	const size_t *aoff;		/* or NULL */
+	struct kv_cache *const *kv;	/* (nseq) or NULL */
+	int maxL;			/* the largest p0 + nq */
+};
+
+/* Attention's shape and attributes for one layer. */
+struct attn_shape {
+	int H, KVH, hd;		/* query heads, kv heads, head_dim */
+	double scale;		/* scores are scale * q.k */
+	int window;		/* > 0: a query sees its last window positions */
+};
+
+#define BACKEND_OPS(T)							\
+	/* Run fn(arg) in the pass's team; work: multiply-adds, a hint. */ \
+	void (*run)(void *ctx, void (*fn)(void *), void *arg, double work); \
+	/* out (N,O) = x w^T + bias + res; res (N,O) may be out (the	\
+	 * residual stream), bias and res may be NULL. */		\
+	void (*matmul)(void *ctx, T *out, const T *x, const T *w,	\
+	    const T *bias, const T *res, int N, int K, int O);		\
+	/* n products of the same x (q, k and v; gate and up):		\
+	 * out[j] (N,O[j]) = x w[j]^T + bias[j]. */			\
+	void (*matmul_shared)(void *ctx, int n, T *const *out,		\
+	    const T *x, const T *const *w, const T *const *bias,	\
+	    const int *O, int N, int K);				\
+	/* dx (N,K) = dout w (added when acc); dw (O,K) += dout^T x;	\
+	 * dbias (O) += column sums of dout.  dx, dw, dbias may be NULL: \
+	 * a frozen weight costs no dW product. */			\
+	void (*matmul_backward)(void *ctx, T *dx, T *dw, T *dbias,	\
+	    const T *dout, const T *x, const T *w, int N, int K, int O,	\
+	    int acc);							\
+	/* out (N,C) = x / rms(x) * (wofs + w); rstd (N) kept, or NULL. */ \
+	void (*rmsnorm)(void *ctx, T *out, T *rstd, const T *x,		\
+	    const T *w, T wofs, int N, int C, T eps);			\
+	/* dx (N,C) += d/dx; dw (C) += d/dw (or NULL: frozen). */	\
+	void (*rmsnorm_backward)(void *ctx, T *dx, T *dw, const T *dout, \
+	    const T *x, const T *w, T wofs, const T *rstd, int N, int C); \
+	/* cs (N,hd): cos and sin of pos[n] * freq[j], j < hd/2. */	\
+	void (*rope_table)(void *ctx, T *cs, const int *pos,		\
+	    const T *freq, int N, int hd);				\
+	/* Rotate the heads of q (N,H*hd) and k (N,KVH*hd) in place, HF's \
+	 * rotate-half convention; sign -1: the inverse (backward). */	\
+	void (*rope)(void *ctx, T *q, T *k, const T *cs, int N, int H,	\
+	    int KVH, int hd, int sign);					\
+	/* Causal grouped-query attention: out (N,H*hd) from q (N,H*hd), \
+	 * k, v (N,KVH*hd), of layer l (see struct attn_batch).  att	\
+	 * keeps the probabilities for the backward pass, or NULL. */	\
+	void (*attention)(void *ctx, T *out, T *att, const T *q,	\
+	    const T *k, const T *v, const struct attn_batch *ab, int l,	\
+	    const struct attn_shape *sh);				\
+	/* dq, dk, dv (overwritten) from dout, training (kv NULL). */	\
+	void (*attention_backward)(void *ctx, T *dq, T *dk, T *dv,	\
+	    const T *dout, const T *q, const T *k, const T *v,		\
+	    const T *att, const struct attn_batch *ab,			\
+	    const struct attn_shape *sh);				\
+	/* h (n) = silu(g) * u; h may be g. */				\
+	void (*swiglu)(void *ctx, T *h, const T *g, const T *u, size_t n); \
+	/* dg, du (n) from dh; dg may be dh. */				\
+	void (*swiglu_backward)(void *ctx, T *dg, T *du, const T *dh,	\
+	    const T *g, const T *u, size_t n);				\
+	/* x (N,C) = rows tok[n] of E (V,C); a token outside is an error. */ \
+	void (*embed)(void *ctx, T *x, const T *E, const int *tok, int N, \
+	    int C, int V);						\
+	/* dE (V,C) += dx at rows tok[n]. */				\
+	void (*embed_backward)(void *ctx, T *dE, const T *dx,		\
+	    const int *tok, int N, int C);				\
+	/* dst (n,C) = rows row[i] of src. */				\
+	void (*gather)(void *ctx, T *dst, const T *src, const int *row,	\
+	    int n, int C);						\
+	/* lse (N) = logsumexp of each row of logits (N,V); lp (N) =	\
+	 * logit[target] - lse (0 where target < 0), or NULL. */	\
+	void (*logprob)(void *ctx, T *lp, T *lse, const T *logits,	\
+	    const int *targets, int N, int V);				\
+	/* logits (N,V) become d loss / d logits, from dlp (N) or NULL. */ \
+	void (*logprob_backward)(void *ctx, T *logits, const T *lse,	\
+	    const T *dlp, const int *targets, int N, int V);		\
+	/* AdamW on n parameters: m, v moments; decayed if wd != 0;	\
+	 * bc1 = 1 - b1^t, bc2 = 1 - b2^t. */				\
+	void (*adamw)(void *ctx, T *p, const T *g, T *m, T *v, size_t n, \
+	    double lr, double b1, double b2, double eps, double wd,	\
+	    double bc1, double bc2);
+
+struct backend {
+	const char *name;
+	void *(*ctx_new)(void);		/* scratch of one user */
+	void (*ctx_free)(void *ctx);
+	BACKEND_OPS(float)
+};
+
+extern const struct backend backend_cpu;
+extern const struct backend backend_cpu_decode;
+
+#endif

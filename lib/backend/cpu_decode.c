@@ -1,0 +1,687 @@
+/*
+ * cpu_decode.c: backend_cpu_decode, the operations of a decoding step:
+ * one new token for each of B sequences, on their KV caches.
+ *
+ * backend_cpu does the same through sgemm, and is what prefills prompts.
+ * For decoding it has two problems this file exists to avoid:
+ *
+ *   - sgemm packs the weight matrix into its own layout at every call; with
+ *     a handful of rows that copy costs several times the product itself.
+ *     Here each weight row is read in place, once per step, and used for
+ *     every sequence of the batch while it is in cache.
+ *   - OpenBLAS sums a row differently depending on how many rows there are
+ *     and where the row falls in its tiles, so a sample's log-probabilities
+ *     (and, at a near tie, its tokens) would depend on which other samples
+ *     happened to share its batch.  Here every output element is the same
+ *     sequence of operations whatever B, the row's place, or the threads:
+ *     eight partial sums over the input in order, added in a fixed tree.
+ *
+ * A step runs in one OpenMP team (run): the products and the attention
+ * share out their work (omp for), the small operations between them run
+ * in one thread (omp single: RMSNorm and the rotary embeddings are
+ * backend_cpu's own kernels, SwiGLU's exponentials lib/vmath's), and the
+ * threads wait at a barrier there instead of being woken for every
+ * product.  A step too small to pay for even that (a tiny model, one
+ * sequence) runs in the calling thread.  The AVX2 paths are chosen at run
+ * time (pp_cpu_avx2: the CPU, and PREFPIPE_NO_AVX2 unset).
+ * tests/unit_model.c checks a step against PyTorch's numbers and
+ * tests/rollout_basic.sh against model_forward.
+ */
+#include "config.h"
+
+#include <err.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backend/backend.h"
+#include "backend/vmath.h"
+#include "util/util.h"
+
+/* The runs of keys attention reads: shared prefix, own cache, new token. */
+#define NRUN 3
+/* The most products matmul_shared takes at once. */
+#define MAXJOBS 4
+
+/* Each thread's scores scratch, grown by the thread itself. */
+struct dec_thread {
+	float *scores;		/* (H, cap) */
+	size_t cap;
+	char pad[64 - sizeof(float *) - sizeof(size_t)];
+};
+
+struct dec_ctx {
+	int avx2;		/* the AVX2 and FMA paths */
+	int nth;		/* threads a step may use */
+	struct dec_thread *th;	/* (nth) */
+};
+
+static void *
+dec_ctx_new(void)
+{
+	struct dec_ctx *c = xcalloc(1, sizeof(*c));
+
+	c->nth = 1;
+#ifdef _OPENMP
+	c->nth = omp_get_max_threads();
+#endif
+	c->th = xcalloc(c->nth, sizeof(*c->th));
+	c->avx2 = pp_cpu_avx2();
+	return c;
+}
+
+static void
+dec_ctx_free(void *p)
+{
+	struct dec_ctx *c = p;
+
+	if (c == NULL)
+		return;
+	for (int t = 0; t < c->nth; t++)
+		free(c->th[t].scores);
+	free(c->th);
+	free(c);
+}
+
+static int
+thread_num(void)
+{
+#ifdef _OPENMP
+	return omp_get_thread_num();
+#else
+	return 0;
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * out (B,O) = x (B,I) @ w^T (w is (O,I)), plus bias, or added to out.
+ *
+ * Every element: eight running sums s[l] += x[i] w[i] over i = l mod 8 in
+ * increasing order, added as ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)), then
+ * the last I mod 8 products in order.  Tiles of rows and outputs only
+ * share loads, never sums.
+ */
+typedef float v8 __attribute__((vector_size(32)));
+/* The helpers below are always inlined: no v8 crosses a call. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+static inline __attribute__((always_inline)) v8
+load8(const float *p)
+{
+	v8 v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline __attribute__((always_inline)) float
+hsum(const v8 *ap, const float *x, const float *w, int i8, int I)
+{
+	v8 a = *ap;
+	float s = ((a[0] + a[1]) + (a[2] + a[3])) +
+	    ((a[4] + a[5]) + (a[6] + a[7]));
+	for (int i = i8; i < I; i++)
+		s += x[i] * w[i];
+	return s;
+}
+
+#define AI static inline __attribute__((always_inline))
+
+typedef int v8i __attribute__((vector_size(32)));
+
+/*
+ * Eight hsums at once: lane k of the result is a_k's lanes added in
+ * hsum's tree, ((0+1)+(2+3))+((4+5)+(6+7)), by pairwise shuffles (the
+ * shape of AVX's horizontal add) instead of one lane at a time.
+ */
+AI v8
+reduce8(v8 a0, v8 a1, v8 a2, v8 a3, v8 a4, v8 a5, v8 a6, v8 a7)
+{
+	const v8i ev = { 0, 2, 8, 10, 4, 6, 12, 14 };
+	const v8i od = { 1, 3, 9, 11, 5, 7, 13, 15 };
+	const v8i lo = { 0, 1, 2, 3, 8, 9, 10, 11 };
+	const v8i hi = { 4, 5, 6, 7, 12, 13, 14, 15 };
+	v8 t0 = __builtin_shuffle(a0, a1, ev) + __builtin_shuffle(a0, a1, od);
+	v8 t1 = __builtin_shuffle(a2, a3, ev) + __builtin_shuffle(a2, a3, od);
+	v8 t2 = __builtin_shuffle(a4, a5, ev) + __builtin_shuffle(a4, a5, od);
+	v8 t3 = __builtin_shuffle(a6, a7, ev) + __builtin_shuffle(a6, a7, od);
+	v8 u0 = __builtin_shuffle(t0, t1, ev) + __builtin_shuffle(t0, t1, od);
+	v8 u1 = __builtin_shuffle(t2, t3, ev) + __builtin_shuffle(t2, t3, od);
+	return __builtin_shuffle(u0, u1, lo) + __builtin_shuffle(u0, u1, hi);
+}
+
+/* Four rows by three outputs: r[3 * row + output].  Twelve running sums
+ * keep both FMA pipes busy through their latency, where eight barely do. */
+AI void
+k4x3(const float *x, int I, const float *w, float *r)
+{
+	v8 a00 = { 0 }, a01 = { 0 }, a02 = { 0 }, a10 = { 0 };
+	v8 a11 = { 0 }, a12 = { 0 }, a20 = { 0 }, a21 = { 0 };
+	v8 a22 = { 0 }, a30 = { 0 }, a31 = { 0 }, a32 = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8) {
+		v8 w0 = load8(w + i), w1 = load8(w + I + i);
+		v8 w2 = load8(w + 2 * I + i), xv;
+		__builtin_prefetch(w + 3 * I + i);
+		__builtin_prefetch(w + 4 * I + i);
+		__builtin_prefetch(w + 5 * I + i);
+		xv = load8(x + i);
+		a00 += xv * w0;
+		a01 += xv * w1;
+		a02 += xv * w2;
+		xv = load8(x + I + i);
+		a10 += xv * w0;
+		a11 += xv * w1;
+		a12 += xv * w2;
+		xv = load8(x + 2 * I + i);
+		a20 += xv * w0;
+		a21 += xv * w1;
+		a22 += xv * w2;
+		xv = load8(x + 3 * I + i);
+		a30 += xv * w0;
+		a31 += xv * w1;
+		a32 += xv * w2;
+	}
+	v8 z = { 0 }, v = reduce8(a00, a01, a02, a10, a11, a12, a20, a21);
+	memcpy(r, &v, sizeof v);
+	v = reduce8(a22, a30, a31, a32, z, z, z, z);
+	memcpy(r + 8, &v, 4 * sizeof(float));
+	for (int i = i8; i < I; i++)
+		for (int k = 0; k < 12; k++)
+			r[k] += x[(size_t)(k / 3) * I + i] *
+			    w[(size_t)(k % 3) * I + i];
+}
+
+/* Four rows by two outputs: r[2 * row + output]. */
+AI void
+k4x2(const float *x, int I, const float *w, float *r)
+{
+	v8 a00 = { 0 }, a01 = { 0 }, a10 = { 0 }, a11 = { 0 };
+	v8 a20 = { 0 }, a21 = { 0 }, a30 = { 0 }, a31 = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8) {
+		v8 w0 = load8(w + i), w1 = load8(w + I + i), xv;
+		/* The next two weight rows, while these are multiplied:
+		 * they come from memory, the batch's rows from cache. */
+		__builtin_prefetch(w + 2 * I + i);
+		__builtin_prefetch(w + 3 * I + i);
+		xv = load8(x + i);
+		a00 += xv * w0;
+		a01 += xv * w1;
+		xv = load8(x + I + i);
+		a10 += xv * w0;
+		a11 += xv * w1;
+		xv = load8(x + 2 * I + i);
+		a20 += xv * w0;
+		a21 += xv * w1;
+		xv = load8(x + 3 * I + i);
+		a30 += xv * w0;
+		a31 += xv * w1;
+	}
+	v8 v = reduce8(a00, a01, a10, a11, a20, a21, a30, a31);
+	memcpy(r, &v, sizeof v);
+	for (int i = i8; i < I; i++)
+		for (int k = 0; k < 8; k++)
+			r[k] += x[(size_t)(k / 2) * I + i] *
+			    w[(size_t)(k % 2) * I + i];
+}
+
+/* One row by four outputs. */
+AI void
+k1x4(const float *x, int I, const float *w, float *r)
+{
+	v8 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8) {
+		v8 xv = load8(x + i);
+		a0 += xv * load8(w + i);
+		a1 += xv * load8(w + I + i);
+		a2 += xv * load8(w + 2 * I + i);
+		a3 += xv * load8(w + 3 * I + i);
+	}
+	r[0] = hsum(&a0, x, w, i8, I);
+	r[1] = hsum(&a1, x, w + I, i8, I);
+	r[2] = hsum(&a2, x, w + 2 * I, i8, I);
+	r[3] = hsum(&a3, x, w + 3 * I, i8, I);
+}
+
+/* One row by eight outputs, whose rows of w lie ldw floats apart (the
+ * rows of a weight matrix, or the keys of a head in a KV cache). */
+AI void
+k1x8(const float *x, int I, const float *w, size_t ldw, float *r)
+{
+	v8 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+	v8 a4 = { 0 }, a5 = { 0 }, a6 = { 0 }, a7 = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8) {
+		v8 xv = load8(x + i);
+		/* The next eight rows, one cache line in two iterations. */
+		if ((i & 15) == 0)
+			for (int k = 8; k < 16; k++)
+				__builtin_prefetch(w + k * ldw + i);
+		a0 += xv * load8(w + i);
+		a1 += xv * load8(w + ldw + i);
+		a2 += xv * load8(w + 2 * ldw + i);
+		a3 += xv * load8(w + 3 * ldw + i);
+		a4 += xv * load8(w + 4 * ldw + i);
+		a5 += xv * load8(w + 5 * ldw + i);
+		a6 += xv * load8(w + 6 * ldw + i);
+		a7 += xv * load8(w + 7 * ldw + i);
+	}
+	v8 v = reduce8(a0, a1, a2, a3, a4, a5, a6, a7);
+	memcpy(r, &v, sizeof v);
+	for (int i = i8; i < I; i++)
+		for (int k = 0; k < 8; k++)
+			r[k] += x[i] * w[k * ldw + i];
+}
+
+/* One row by one output. */
+AI float
+k1x1(const float *x, int I, const float *w)
+{
+	v8 a = { 0 };
+	int i8 = I & ~7;
+
+	for (int i = 0; i < i8; i += 8)
+		a += load8(x + i) * load8(w + i);
+	return hsum(&a, x, w, i8, I);
+}
+
+AI void
+put(float *o, float v, const float *bias, int acc)
+{
+	if (bias)
+		v += *bias;
+	*o = acc ? *o + v : v;
+}
+
+/* Outputs o0..o1 for every row of the batch: each weight row comes from
+ * memory once and serves all the rows while it is in cache. */
+AI void
+chunk_body(float *out, const float *x, const float *w, const float *bias,
+    int B, int I, int O, int acc, int o0, int o1)
+{
+	float r[12];
+	int b;
+
+	int B4 = B & ~3, o = o0;
+
+	/* Three weight rows stay in L1 while every block of four rows of
+	 * the batch goes past them. */
+	if (B4 > 0)
+		for (; o + 3 <= o1; o += 3)
+			for (b = 0; b < B4; b += 4) {
+				float *ob = out + (size_t)b * O;
+				k4x3(x + (size_t)b * I, I, w + (size_t)o * I,
+				    r);
+				for (int k = 0; k < 12; k++)
+					put(ob + (size_t)(k / 3) * O + o +
+					    k % 3, r[k], bias ? bias + o +
+					    k % 3 : NULL, acc);
+			}
+	for (; o + 2 <= o1; o += 2)
+		for (b = 0; b < B4; b += 4) {
+			float *ob = out + (size_t)b * O;
+			k4x2(x + (size_t)b * I, I, w + (size_t)o * I, r);
+			for (int k = 0; k < 8; k++)
+				put(ob + (size_t)(k / 2) * O + o + k % 2, r[k],
+				    bias ? bias + o + k % 2 : NULL, acc);
+		}
+	for (; o < o1; o++)
+		for (b = 0; b < B4; b++)
+			put(out + (size_t)b * O + o, k1x1(x + (size_t)b * I, I,
+			    w + (size_t)o * I), bias ? bias + o : NULL, acc);
+	b = B4;
+	for (; b < B; b++) {
+		const float *xb = x + (size_t)b * I;
+		float *ob = out + (size_t)b * O;
+		o = o0;
+		for (; o + 8 <= o1; o += 8) {
+			k1x8(xb, I, w + (size_t)o * I, I, r);
+			for (int k = 0; k < 8; k++)
+				put(ob + o + k, r[k], bias ? bias + o + k :
+				    NULL, acc);
+		}
+		for (; o + 4 <= o1; o += 4) {
+			k1x4(xb, I, w + (size_t)o * I, r);
+			for (int k = 0; k < 4; k++)
+				put(ob + o + k, r[k], bias ? bias + o + k :
+				    NULL, acc);
+		}
+		for (; o < o1; o++)
+			put(ob + o, k1x1(xb, I, w + (size_t)o * I),
+			    bias ? bias + o : NULL, acc);
+	}
+}
+
+/*
+ * Attention of query heads h0..h1 of one sequence over its keys, which lie
+ * in up to three runs: the prefix a fork shares with its prompt's other
+ * samples, then its own in its cache, then the new token's, not yet
+ * stored (g = 0, 1, 2; k[g] and v[g] (L[g], KV)).  The keys are
+ * read a block of eight rows at a time, every head taking its scores from
+ * the block while it is in cache, and the values row by row, so each run
+ * is one pass in address order.  A key's score is summed as the matrix
+ * products sum (eight lanes, hsum's tree), eight keys in one reduction,
+ * and comes out the same whichever run or block it is in; then a softmax
+ * per head (vmath), and the values weighted by it, summed over the keys in
+ * order and normalised at the end.
+ *
+ *   q (H*hd), sc (H, L[0] + L[1]) scratch, out (H*hd)
+ */
+AI void
+attend_body(const float *q, const float *const k[NRUN],
+    const float *const v[NRUN], const int L[NRUN], int KV, int hd, int grp,
+    int h0, int h1, float scale, float *sc, float *out)
+{
+	int i8 = hd & ~7, n = L[0] + L[1] + L[2];
+	float r[8];
+
+	for (int g = 0, j0 = 0; g < NRUN; j0 += L[g], g++) {
+		int j = 0;
+		for (; j + 8 <= L[g]; j += 8)
+			for (int h = h0; h < h1; h++) {
+				const float *qh = q + (size_t)h * hd;
+				const float *k0 = k[g] + (size_t)j * KV +
+				    (size_t)(h / grp) * hd;
+				k1x8(qh, hd, k0, KV, r);
+				for (int t = 0; t < 8; t++)
+					sc[(size_t)(h - h0) * n + j0 + j + t] =
+					    r[t] * scale;
+			}
+		for (; j < L[g]; j++)
+			for (int h = h0; h < h1; h++) {
+				const float *qh = q + (size_t)h * hd;
+				const float *kj = k[g] + (size_t)j * KV +
+				    (size_t)(h / grp) * hd;
+				v8 a = { 0 };
+				for (int i = 0; i < i8; i += 8)
+					a += load8(qh + i) * load8(kj + i);
+				sc[(size_t)(h - h0) * n + j0 + j] =
+				    hsum(&a, qh, kj, i8, hd) * scale;
+			}
+	}
+
+	float inv[h1 - h0];
+	for (int h = h0; h < h1; h++) {
+		float *sh = sc + (size_t)(h - h0) * n;
+		inv[h - h0] = (float)(1 / vmath_exp_sum(sh, sh,
+		    vmath_max(sh, n), n));
+	}
+
+	float *o = out + (size_t)h0 * hd;
+	memset(o, 0, (size_t)(h1 - h0) * hd * sizeof(float));
+	for (int g = 0, j0 = 0; g < NRUN; j0 += L[g], g++)
+		for (int j = 0; j < L[g]; j++) {
+			const float *vj = v[g] + (size_t)j * KV;
+			for (int h = h0; h < h1; h++) {
+				const float *vh = vj + (size_t)(h / grp) * hd;
+				float *oh = out + (size_t)h * hd;
+				v8 w = { 0 };
+				w += sc[(size_t)(h - h0) * n + j0 + j];
+				for (int i = 0; i < i8; i += 8) {
+					v8 acc = load8(oh + i) +
+					    w * load8(vh + i);
+					memcpy(oh + i, &acc, sizeof acc);
+				}
+				for (int i = i8; i < hd; i++)
+					oh[i] += w[0] * vh[i];
+			}
+		}
+	for (int h = h0; h < h1; h++)
+		for (int i = 0; i < hd; i++)
+			out[(size_t)h * hd + i] *= inv[h - h0];
+}
+
+typedef void attend_fn(const float *, const float *const[NRUN],
+    const float *const[NRUN], const int[NRUN], int, int, int, int, int,
+    float, float *, float *);
+
+__attribute__((target("avx2,fma"))) static void
+attend_avx2(const float *q, const float *const k[NRUN],
+    const float *const v[NRUN], const int L[NRUN], int KV, int hd, int grp,
+    int h0, int h1, float scale, float *sc, float *out)
+{
+	attend_body(q, k, v, L, KV, hd, grp, h0, h1, scale, sc, out);
+}
+
+static void
+attend_generic(const float *q, const float *const k[NRUN],
+    const float *const v[NRUN], const int L[NRUN], int KV, int hd, int grp,
+    int h0, int h1, float scale, float *sc, float *out)
+{
+	attend_body(q, k, v, L, KV, hd, grp, h0, h1, scale, sc, out);
+}
+
+typedef void chunk_fn(float *, const float *, const float *, const float *,
+    int, int, int, int, int, int);
+
+/* The same code twice: once for any x86-64, once with AVX2 and FMA. */
+__attribute__((target("avx2,fma"))) static void
+chunk_avx2(float *out, const float *x, const float *w, const float *bias,
+    int B, int I, int O, int acc, int o0, int o1)
+{
+	chunk_body(out, x, w, bias, B, I, O, acc, o0, o1);
+}
+
+static void
+chunk_generic(float *out, const float *x, const float *w, const float *bias,
+    int B, int I, int O, int acc, int o0, int o1)
+{
+	chunk_body(out, x, w, bias, B, I, O, acc, o0, o1);
+}
+
+/* One product of a batch of matvec_jobs: out (B,O) = x w^T + bias. */
+struct mv_job {
+	float *out;
+	const float *w, *bias;
+	int O;
+};
+
+/*
+ * Products that share their input x (B,I), as q, k and v do: chunks of
+ * 24 outputs of all of them across the threads of the step's team (or
+ * all in this thread outside one; see dec_run).  Which thread
+ * computes an output changes nothing in how it is computed.
+ */
+static void
+matvec_jobs(const struct dec_ctx *s, const float *x, int B, int I,
+    int acc, const struct mv_job *jobs, int njobs)
+{
+	chunk_fn *f = s->avx2 ? chunk_avx2 : chunk_generic;
+	int nchunk = 0, first[MAXJOBS];
+
+	for (int j = 0; j < njobs; j++) {
+		first[j] = nchunk;
+		nchunk += (jobs[j].O + 23) / 24;
+	}
+#pragma omp for schedule(static)
+	for (int k = 0; k < nchunk; k++) {
+		int j = njobs - 1;
+		while (k < first[j])
+			j--;
+		const struct mv_job *jb = &jobs[j];
+		int o0 = (k - first[j]) * 24;
+		int o1 = o0 + 24 < jb->O ? o0 + 24 : jb->O;
+		f(jb->out, x, jb->w, jb->bias, B, I, jb->O, acc, o0, o1);
+	}
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* The operations. */
+
+static void
+dec_run(void *ctx, void (*fn)(void *), void *arg, double work)
+{
+	struct dec_ctx *c = ctx;
+	int team = c->nth > 1 && work >= 262144;
+
+#pragma omp parallel if (team) num_threads(c->nth)
+	fn(arg);
+}
+
+/* res is NULL, or out (the residual stream, added in place). */
+static void
+dec_matmul(void *ctx, float *out, const float *x, const float *w,
+    const float *bias, const float *res, int N, int I, int O)
+{
+	struct mv_job j = { out, w, bias, O };
+
+	if (res != NULL && res != out) {
+#pragma omp single
+		memcpy(out, res, (size_t)N * O * sizeof(float));
+	}
+	matvec_jobs(ctx, x, N, I, res != NULL, &j, 1);
+}
+
+static void
+dec_matmul_shared(void *ctx, int n, float *const *out, const float *x,
+    const float *const *w, const float *const *bias, const int *O, int N,
+    int I)
+{
+	struct mv_job j[MAXJOBS];
+
+	if (n > MAXJOBS)
+		errx(1, "backend cpu_decode: %d products at once", n);
+	for (int i = 0; i < n; i++)
+		j[i] = (struct mv_job){ out[i], w[i], bias[i], O[i] };
+	matvec_jobs(ctx, x, N, I, 0, j, n);
+}
+
+static void
+dec_rmsnorm(void *ctx, float *out, float *rstd, const float *x,
+    const float *w, float wofs, int N, int C, float eps)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.rmsnorm(NULL, out, rstd, x, w, wofs, N, C, eps);
+}
+
+static void
+dec_rope_table(void *ctx, float *cs, const int *pos, const float *freq,
+    int N, int hd)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.rope_table(NULL, cs, pos, freq, N, hd);
+}
+
+static void
+dec_rope(void *ctx, float *q, float *k, const float *cs, int N, int H,
+    int KVH, int hd, int sign)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.rope(NULL, q, k, cs, N, H, KVH, hd, sign);
+}
+
+/*
+ * A sequence per iteration, or a share of its heads when there are fewer
+ * sequences than threads.  The new token's key and value are read where
+ * the projections left them, and stored into the cache by the iteration
+ * of the sequence's first share, which no other iteration of this layer
+ * reads.
+ */
+static void
+dec_attention(void *ctx, float *out, float *att, const float *q,
+    const float *k, const float *v, const struct attn_batch *ab, int l,
+    const struct attn_shape *sh)
+{
+	struct dec_ctx *c = ctx;
+	int B = ab->nseq, H = sh->H, hd = sh->hd, KV = sh->KVH * hd;
+	int grp = H / sh->KVH, Q = H * hd;
+	float scale = (float)sh->scale;
+	attend_fn *af = c->avx2 ? attend_avx2 : attend_generic;
+	int parts = B < c->nth ? (c->nth + B - 1) / B : 1;
+
+	(void)att;
+	if (ab->kv == NULL || sh->window > 0)
+		errx(1, "backend cpu_decode: attention needs KV caches and "
+		    "no window");
+	if (parts > H)
+		parts = H;
+#pragma omp for schedule(dynamic, 1)
+	for (int bp = 0; bp < B * parts; bp++) {
+		int b = bp / parts, part = bp % parts;
+		int h0 = H * part / parts, h1 = H * (part + 1) / parts;
+		struct kv_cache *cb = ab->kv[b];
+		const struct kv_cache *cp = cb->base;
+		struct dec_thread *t = &c->th[thread_num()];
+		size_t own = (size_t)l * (cb->cap - cb->off) * KV;
+		size_t pre = cp ? (size_t)l * cp->cap * KV : 0;
+		size_t row = (size_t)ab->qoff[b] * KV;
+		size_t need = (size_t)H * (cb->len + 1);
+		const float *kk[NRUN] = { cp ? cp->k + pre : NULL, cb->k + own,
+		    k + row };
+		const float *vv[NRUN] = { cp ? cp->v + pre : NULL, cb->v + own,
+		    v + row };
+		int L3[NRUN] = { cb->off, cb->len - cb->off, 1 };
+
+		if (ab->nq[b] != 1)
+			errx(1, "backend cpu_decode: one new token a sequence");
+		if (need > t->cap) {
+			free(t->scores);
+			t->cap = need + need / 2;
+			t->scores = xmalloc(t->cap * sizeof(float));
+		}
+		af(q + (size_t)b * Q, kk, vv, L3, KV, hd, grp, h0, h1, scale,
+		    t->scores, out + (size_t)b * Q);
+		if (part == 0) {
+			size_t at = own + (size_t)(cb->len - cb->off) * KV;
+			memcpy(cb->k + at, k + row, KV * sizeof(float));
+			memcpy(cb->v + at, v + row, KV * sizeof(float));
+		}
+	}
+}
+
+static void
+dec_swiglu(void *ctx, float *h, const float *g, const float *u, size_t n)
+{
+	(void)ctx;
+#pragma omp single
+	vmath_silu_mul(h, g, u, n);
+}
+
+static void
+dec_embed(void *ctx, float *x, const float *E, const int *tok, int N, int C,
+    int V)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.embed(NULL, x, E, tok, N, C, V);
+}
+
+static void
+dec_gather(void *ctx, float *dst, const float *src, const int *row, int n,
+    int C)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.gather(NULL, dst, src, row, n, C);
+}
+
+/* No backward, no loss, no optimizer: a decoding step needs none. */
+const struct backend backend_cpu_decode = {
+	.name = "cpu_decode",
+	.ctx_new = dec_ctx_new,
+	.ctx_free = dec_ctx_free,
+	.run = dec_run,
+	.matmul = dec_matmul,
+	.matmul_shared = dec_matmul_shared,
+	.rmsnorm = dec_rmsnorm,
+	.rope_table = dec_rope_table,
+	.rope = dec_rope,
+	.attention = dec_attention,
+	.swiglu = dec_swiglu,
+	.embed = dec_embed,
+	.gather = dec_gather,
+};

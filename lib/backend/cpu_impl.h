@@ -1,0 +1,929 @@
+/*
+ * cpu_impl.h: the CPU backend's kernels and its table of operations
+ * (backend.h), written once for a floating-point type REAL and included
+ * twice: by lib/backend/cpu.c with REAL float (backend_cpu), and by
+ * tests/unit_model_grad.c with REAL double, where finite differences of
+ * every operation and of the whole loss are precise enough to check the
+ * backward pass.  Everything here is static.
+ *
+ * Reading order: the kernels (matmul, rmsnorm, rope, attention, swiglu,
+ * log-softmax, embedding, AdamW), each forward followed by its backward;
+ * then the operations of backend.h over them, and the table.
+ *
+ * Determinism: every parallel loop writes disjoint outputs, and every
+ * reduction runs in a fixed order inside one thread, so results do not
+ * depend on the number of threads.
+ */
+#ifndef REAL
+#error "define REAL (float or double) before including cpu_impl.h"
+#endif
+#ifndef BACKEND
+#define BACKEND backend
+#endif
+
+#include <cblas.h>
+#include <err.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tgmath.h>
+#undef I		/* complex.h's imaginary unit: I is an input width here */
+
+#include "backend/backend.h"
+#include "util/util.h"
+
+/* ------------------------------------------------------------------------ */
+/*
+ * Matrix products, row-major.  OpenBLAS runs single-threaded and the
+ * threads are OpenMP's: a large product is cut into slabs of GEMM_SLAB
+ * output rows (or columns), each a full-depth sgemm, spread over the
+ * threads.  The cut depends only on the shape, never on the thread count,
+ * because OpenBLAS does not sum the same way for every slab shape; so the
+ * bits of every result are the same with 1 thread or 16.  And two thread
+ * pools never spin against each other on the same cores.
+ */
+#define GEMM_SLAB 128
+
+/*
+ * Loops over fewer elements than this run in the calling thread: waking
+ * the team costs more than they do, and a tiny model (the tests) then
+ * never pays for barriers, even on a loaded machine.
+ */
+#define PAR_MIN 32768
+#define PAR(n) ((n) >= PAR_MIN)
+
+/* One cblas call in the calling thread. */
+static void
+gemm1(int transa, int transb, int M, int N, int K, REAL alpha, const REAL *A,
+    int lda, const REAL *B, int ldb, REAL beta, REAL *C, int ldc)
+{
+	enum CBLAS_TRANSPOSE ta = transa ? CblasTrans : CblasNoTrans;
+	enum CBLAS_TRANSPOSE tb = transb ? CblasTrans : CblasNoTrans;
+
+	if (M <= 0 || N <= 0)
+		return;
+	if (sizeof(REAL) == sizeof(float))
+		cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha,
+		    (const float *)A, lda, (const float *)B, ldb, beta,
+		    (float *)C, ldc);
+	else
+		cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha,
+		    (const double *)A, lda, (const double *)B, ldb, beta,
+		    (double *)C, ldc);
+}
+
+/* C (M,N) = alpha op(A) (M,K) op(B) (K,N) + beta C, over all threads. */
+static void
+gemm(int transa, int transb, int M, int N, int K, REAL alpha, const REAL *A,
+    int lda, const REAL *B, int ldb, REAL beta, REAL *C, int ldc)
+{
+	static int blas_single;
+	int splitm = M >= N, len = splitm ? M : N, nslab;
+
+	if (!blas_single) {
+		openblas_set_num_threads(1);
+		blas_single = 1;
+	}
+	nslab = (double)M * N * K < (1 << 18) ? 1 :
+	    (len + GEMM_SLAB - 1) / GEMM_SLAB;
+#pragma omp parallel for schedule(dynamic) if (nslab > 1)
+	for (int t = 0; t < nslab; t++) {
+		int i0 = t * GEMM_SLAB;
+		int n = nslab == 1 ? len : len - i0 < GEMM_SLAB ? len - i0 :
+		    GEMM_SLAB;
+
+		if (splitm)
+			gemm1(transa, transb, n, N, K, alpha,
+			    transa ? A + i0 : A + (size_t)i0 * lda, lda, B, ldb,
+			    beta, C + (size_t)i0 * ldc, ldc);
+		else
+			gemm1(transa, transb, M, n, K, alpha, A, lda,
+			    transb ? B + (size_t)i0 * ldb : B + i0, ldb, beta,
+			    C + i0, ldc);
+	}
+}
+
+/*
+ * The build targets baseline x86-64 (SSE2); these loops are where decoding
+ * spends its time, so on x86-64 they are also compiled for AVX2 with FMA,
+ * picked at load time.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HOT_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define HOT_CLONES
+#endif
+
+/*
+ * out (N,O) = inp (N,I) @ w^T for a few rows (decoding).  sgemm would
+ * repack all of w on every call, costing more than the product; instead w
+ * is streamed once, four weight rows at a time, each dotted with four
+ * input rows at once: sixteen running sums in vector registers, so the
+ * loop is bound by arithmetic, not loads.  Leftover rows take the plain
+ * dot product.  Which path an output takes depends only on the shape.
+ */
+static HOT_CLONES void
+dot_rows(REAL *out, const REAL *inp, const REAL *w, int n0, int N, int I,
+    int O, int o, int accumulate)
+{
+	const REAL *wo = w + (size_t)o * I;
+
+	for (int n = n0; n < N; n++) {
+		const REAL *x = inp + (size_t)n * I;
+		REAL s = 0;
+#pragma omp simd reduction(+:s)
+		for (int i = 0; i < I; i++)
+			s += x[i] * wo[i];
+		out[(size_t)n * O + o] = accumulate ?
+		    out[(size_t)n * O + o] + s : s;
+	}
+}
+
+/* out[n0..n0+3][o..o+3] = x rows n0.. dotted with w rows o..: 4 x 4 sums. */
+static HOT_CLONES void
+dot_block4(REAL *out, const REAL *inp, const REAL *w, int n, int I, int O,
+    int o, int accumulate)
+{
+	const REAL *w0 = w + (size_t)o * I, *w1 = w0 + I;
+	const REAL *w2 = w1 + I, *w3 = w2 + I;
+	const REAL *x0 = inp + (size_t)n * I, *x1 = x0 + I;
+	const REAL *x2 = x1 + I, *x3 = x2 + I;
+	REAL s00 = 0, s01 = 0, s02 = 0, s03 = 0;
+	REAL s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+	REAL s20 = 0, s21 = 0, s22 = 0, s23 = 0;
+	REAL s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+
+#pragma omp simd reduction(+:s00,s01,s02,s03,s10,s11,s12,s13,s20,s21,s22,s23,s30,s31,s32,s33)
+	for (int i = 0; i < I; i++) {
+		REAL a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];
+		REAL b0 = w0[i], b1 = w1[i], b2 = w2[i], b3 = w3[i];
+		s00 += a0 * b0; s01 += a0 * b1; s02 += a0 * b2; s03 += a0 * b3;
+		s10 += a1 * b0; s11 += a1 * b1; s12 += a1 * b2; s13 += a1 * b3;
+		s20 += a2 * b0; s21 += a2 * b1; s22 += a2 * b2; s23 += a2 * b3;
+		s30 += a3 * b0; s31 += a3 * b1; s32 += a3 * b2; s33 += a3 * b3;
+	}
+	REAL r[4][4] = { { s00, s01, s02, s03 }, { s10, s11, s12, s13 },
+	    { s20, s21, s22, s23 }, { s30, s31, s32, s33 } };
+	for (int a = 0; a < 4; a++)
+		for (int b = 0; b < 4; b++) {
+			REAL *d = out + (size_t)(n + a) * O + o + b;
+			*d = accumulate ? *d + r[a][b] : r[a][b];
+		}
+}
+
+static void
+matmul_few(REAL *out, const REAL *inp, const REAL *w, int N, int I, int O,
+    int accumulate)
+{
+	int nob = O / 4;
+
+#pragma omp parallel for if (PAR((size_t)O * N * I))
+	for (int ob = 0; ob <= nob; ob++) {
+		int o = ob * 4, n = 0;
+
+		if (ob == nob) {	/* the last O % 4 weight rows */
+			for (; o < O; o++)
+				dot_rows(out, inp, w, 0, N, I, O, o, accumulate);
+			continue;
+		}
+		for (; n + 4 <= N; n += 4)
+			dot_block4(out, inp, w, n, I, O, o, accumulate);
+		for (int b = 0; b < 4; b++)	/* the last N % 4 input rows */
+			dot_rows(out, inp, w, n, N, I, O, o + b, accumulate);
+	}
+}
+
+/* Below this many rows a linear layer is a set of dot products. */
+#define MATMUL_FEW_ROWS 16
+
+/*
+ * A linear layer as PyTorch stores it: out (N,O) = inp (N,I) @ w^T + bias,
+ * w (O,I).  accumulate adds to out instead (the residual connections).
+ */
+static void
+matmul_forward(REAL *out, const REAL *inp, const REAL *w, const REAL *bias,
+    int N, int I, int O, int accumulate)
+{
+	if (N < MATMUL_FEW_ROWS)
+		matmul_few(out, inp, w, N, I, O, accumulate);
+	else
+		gemm(0, 1, N, O, I, 1, inp, I, w, I, accumulate ? 1 : 0, out,
+		    O);
+	if (bias != NULL) {
+#pragma omp parallel for if (PAR((size_t)N * O))
+		for (int n = 0; n < N; n++)
+			for (int o = 0; o < O; o++)
+				out[(size_t)n * O + o] += bias[o];
+	}
+}
+
+/*
+ * dinp (N,I) = dout (N,O) @ w (set, or added when accumulate: q, k and v
+ * share one input); dw (O,I) += dout^T @ inp; dbias (O) += column sums.
+ * Any of dinp, dw, dbias may be NULL: that product is not computed.
+ */
+static void
+matmul_backward(REAL *dinp, REAL *dw, REAL *dbias, const REAL *dout,
+    const REAL *inp, const REAL *w, int N, int I, int O, int accumulate)
+{
+	if (dinp != NULL)
+		gemm(0, 0, N, I, O, 1, dout, O, w, I, accumulate ? 1 : 0,
+		    dinp, I);
+	if (dw != NULL)
+		gemm(1, 0, O, I, N, 1, dout, O, inp, I, 1, dw, I);
+	if (dbias != NULL) {
+		/* One output column per iteration: a fixed summation order. */
+#pragma omp parallel for if (PAR((size_t)N * O))
+		for (int o = 0; o < O; o++) {
+			REAL s = 0;
+			for (int n = 0; n < N; n++)
+				s += dout[(size_t)n * O + o];
+			dbias[o] += s;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * RMSNorm: out = (wofs + w) * x / sqrt(mean(x^2) + eps), rstd (N) kept for
+ * backward (or NULL).  wofs is 0 (Llama) or 1 (Gemma's 1 + w); adding 0
+ * changes no bit.
+ */
+
+static void
+rmsnorm_forward(REAL *out, REAL *rstd, const REAL *x, const REAL *w,
+    REAL wofs, int N, int C, REAL eps)
+{
+#pragma omp parallel for if (PAR((size_t)N * C))
+	for (int n = 0; n < N; n++) {
+		const REAL *xn = x + (size_t)n * C;
+		REAL *on = out + (size_t)n * C, ss = 0, r;
+
+		for (int c = 0; c < C; c++)
+			ss += xn[c] * xn[c];
+		r = 1 / sqrt(ss / C + eps);
+		for (int c = 0; c < C; c++)
+			on[c] = (wofs + w[c]) * (xn[c] * r);
+		if (rstd != NULL)
+			rstd[n] = r;
+	}
+}
+
+/*
+ * With xhat = x * r, W = wofs + w and y = W * xhat:
+ *   dx = r * (W*dy - xhat * mean(W*dy*xhat)),  dw = sum over rows dy*xhat.
+ * dx is added (it is the residual stream's gradient); dw NULL: frozen.
+ */
+static void
+rmsnorm_backward(REAL *dx, REAL *dw, const REAL *dout, const REAL *x,
+    const REAL *w, REAL wofs, const REAL *rstd, int N, int C)
+{
+#pragma omp parallel for if (PAR((size_t)N * C))
+	for (int n = 0; n < N; n++) {
+		const REAL *xn = x + (size_t)n * C, *dn = dout + (size_t)n * C;
+		REAL *dxn = dx + (size_t)n * C, r = rstd[n], dot = 0;
+
+		for (int c = 0; c < C; c++)
+			dot += (wofs + w[c]) * dn[c] * xn[c] * r;
+		dot /= C;
+		for (int c = 0; c < C; c++)
+			dxn[c] += r * ((wofs + w[c]) * dn[c] - xn[c] * r * dot);
+	}
+	if (dw == NULL)
+		return;
+	/* Columns in parallel, rows in order: deterministic. */
+#pragma omp parallel for if (PAR((size_t)N * C))
+	for (int c = 0; c < C; c++) {
+		REAL s = 0;
+		for (int n = 0; n < N; n++)
+			s += dout[(size_t)n * C + c] * x[(size_t)n * C + c] *
+			    rstd[n];
+		dw[c] += s;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * Rotary position embeddings, HF's rotate-half convention: in each head,
+ * element j < hd/2 rotates with element j + hd/2 by angle pos * freq[j].
+ */
+
+/* cs (N, hd) = cos (first half) and sin (second half) at each position. */
+static void
+rope_table(REAL *cs, const int *pos, const REAL *freq, int N, int hd)
+{
+	int half = hd / 2;
+
+#pragma omp parallel for if (PAR((size_t)N * hd))
+	for (int n = 0; n < N; n++)
+		for (int j = 0; j < half; j++) {
+			REAL a = (REAL)pos[n] * freq[j];
+			cs[(size_t)n * hd + j] = cos(a);
+			cs[(size_t)n * hd + half + j] = sin(a);
+		}
+}
+
+/* Rotate x (N, nh*hd) in place; sign -1 applies the inverse (backward). */
+static void
+rope_apply(REAL *x, const REAL *cs, int N, int nh, int hd, int sign)
+{
+	int half = hd / 2;
+
+#pragma omp parallel for if (PAR((size_t)N * nh * hd))
+	for (int n = 0; n < N; n++) {
+		const REAL *cn = cs + (size_t)n * hd, *sn = cn + half;
+		for (int h = 0; h < nh; h++) {
+			REAL *xh = x + ((size_t)n * nh + h) * hd;
+			for (int j = 0; j < half; j++) {
+				REAL a = xh[j], b = xh[j + half];
+				REAL co = cn[j], si = sign * sn[j];
+				xh[j] = a * co - b * si;
+				xh[j + half] = b * co + a * si;
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * Causal grouped-query attention over packed sequences.  Sequence s has
+ * nq[s] queries starting at row qoff[s] of q, at positions p0[s] ..
+ * p0[s]+nq[s]-1; its keys and values are rows 0 .. p0[s]+nq[s]-1 of
+ * kb[s], vb[s] (row stride KV): the packed batch itself when training,
+ * a KV cache when decoding.  Query head h reads kv head h / (H / KVH).
+ */
+struct attn_seqs {
+	int nseq;
+	const int *qoff, *nq, *p0;
+	const size_t *aoff;	/* offset of the sequence's probabilities */
+	const REAL **kb, **vb;
+};
+
+/*
+ * Queries are taken ATT_ROWS at a time: each block is two small sgemms
+ * (scores against the keys it can see, then probabilities times values)
+ * in the thread that owns the (sequence, head), and a block only reaches
+ * the keys up to its last query, so little of the causal triangle's
+ * masked half is computed.
+ */
+#ifndef ATT_ROWS
+#define ATT_ROWS 64
+#endif
+
+/*
+ * A query at position i sees keys lo .. i: all of them (window 0), or its
+ * last window positions (sliding-window attention).
+ */
+static inline int
+attn_lo(int i, int window)
+{
+	return window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
+}
+
+/*
+ * out (N,Q).  att, if not NULL, keeps each (s, h) block of probabilities
+ * (nq, L) with zeros outside what a query sees; else rowbuf gives each
+ * thread a scratch of ATT_ROWS * maxL.  Scores are scale * q.k.
+ */
+static void
+attention_forward(REAL *out, REAL *att, REAL *rowbuf, int maxL,
+    const REAL *q, const struct attn_seqs *as, int H, int KVH, int hd,
+    REAL scale, int window)
+{
+	int Q = H * hd, KV = KVH * hd, grp = H / KVH;
+	size_t work = 0;
+
+	for (int s = 0; s < as->nseq; s++)
+		work += (size_t)as->nq[s] * (as->p0[s] + as->nq[s]) * Q;
+#pragma omp parallel for schedule(dynamic) if (PAR(work))
+	for (int sh = 0; sh < as->nseq * H; sh++) {
+		int s = sh / H, h = sh % H, g = h / grp;
+		int n = as->nq[s], p0 = as->p0[s], L = p0 + n;
+		const REAL *kb = as->kb[s] + (size_t)g * hd;
+		const REAL *vb = as->vb[s] + (size_t)g * hd;
+		const REAL *qh = q + (size_t)as->qoff[s] * Q + (size_t)h * hd;
+		REAL *oh = out + (size_t)as->qoff[s] * Q + (size_t)h * hd;
+
+		for (int i0 = 0; i0 < n; i0 += ATT_ROWS) {
+			int r = n - i0 < ATT_ROWS ? n - i0 : ATT_ROWS;
+			int Lc = p0 + i0 + r;	/* keys the block sees */
+			int ld = att != NULL ? L : maxL;
+			REAL *P = att != NULL ?
+			    att + as->aoff[s] + ((size_t)h * n + i0) * L :
+			    rowbuf + (size_t)omp_get_thread_num() * ATT_ROWS *
+			    maxL;
+
+			/* S (r, Lc) = Q_blk K^T */
+			gemm1(0, 1, r, Lc, hd, scale, qh + (size_t)i0 * Q, Q,
+			    kb, KV, 0, P, ld);
+			for (int i = 0; i < r; i++) {
+				REAL *p = P + (size_t)i * ld, mx = -INFINITY;
+				REAL sum = 0;
+				int last = p0 + i0 + i;	/* own position */
+				int lo = attn_lo(last, window);
+
+				for (int j = lo; j <= last; j++)
+					if (p[j] > mx)
+						mx = p[j];
+				for (int j = lo; j <= last; j++) {
+					p[j] = exp(p[j] - mx);
+					sum += p[j];
+				}
+				for (int j = lo; j <= last; j++)
+					p[j] /= sum;
+				for (int j = 0; j < lo; j++)
+					p[j] = 0;
+				for (int j = last + 1; j < (att != NULL ? L : Lc);
+				    j++)
+					p[j] = 0;
+			}
+			/* O_blk (r, hd) = P V */
+			gemm1(0, 0, r, hd, Lc, 1, P, ld, vb, KV, 0,
+			    oh + (size_t)i0 * Q, Q);
+		}
+	}
+}
+
+/*
+ * Backward of training attention (p0 = 0, keys in the batch itself).
+ * dq (N,Q), dk (N,KV), dv (N,KV) are overwritten.  With P the
+ * probabilities and S the scaled scores, for each block of queries:
+ *   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(P * dP)),
+ *   dQ = scale dS K,  dK += scale dS^T Q.
+ * One (sequence, kv head) per iteration, so the query heads that share a
+ * kv head add to its dK, dV in a fixed order and no two threads write the
+ * same rows.  rowbuf: ATT_ROWS * maxL per thread.
+ */
+static void
+attention_backward(REAL *dq, REAL *dk, REAL *dv, const REAL *dout,
+    const REAL *q, const REAL *k, const REAL *v, const REAL *att,
+    REAL *rowbuf, int maxL, const struct attn_seqs *as, int H, int KVH,
+    int hd, REAL scale, int window)
+{
+	int Q = H * hd, KV = KVH * hd, grp = H / KVH;
+	size_t work = 0;
+
+	for (int s = 0; s < as->nseq; s++)
+		work += (size_t)as->nq[s] * as->nq[s] * Q;
+#pragma omp parallel for schedule(dynamic) if (PAR(work))
+	for (int sg = 0; sg < as->nseq * KVH; sg++) {
+		int s = sg / KVH, g = sg % KVH, n = as->nq[s];
+		size_t o = as->qoff[s];
+		REAL *dS = rowbuf + (size_t)omp_get_thread_num() * ATT_ROWS *
+		    maxL;
+		const REAL *kg = k + o * KV + g * hd, *vg = v + o * KV + g * hd;
+		REAL *dkg = dk + o * KV + g * hd, *dvg = dv + o * KV + g * hd;
+
+		for (int i = 0; i < n; i++)
+			for (int e = 0; e < hd; e++) {
+				dkg[(size_t)i * KV + e] = 0;
+				dvg[(size_t)i * KV + e] = 0;
+			}
+		for (int h = g * grp; h < (g + 1) * grp; h++) {
+			const REAL *doh = dout + o * Q + h * hd;
+			const REAL *qh = q + o * Q + h * hd;
+			REAL *dqh = dq + o * Q + h * hd;
+
+			for (int i0 = 0; i0 < n; i0 += ATT_ROWS) {
+				int r = n - i0 < ATT_ROWS ? n - i0 : ATT_ROWS;
+				int Lc = i0 + r;
+				const REAL *P = att + as->aoff[s] +
+				    ((size_t)h * n + i0) * n;
+
+				/* dV (Lc, hd) += P_blk^T dO_blk */
+				gemm1(1, 0, Lc, hd, r, 1, P, n,
+				    doh + (size_t)i0 * Q, Q, 1, dvg, KV);
+				/* dP (r, Lc) = dO_blk V^T */
+				gemm1(0, 1, r, Lc, hd, 1, doh + (size_t)i0 * Q,
+				    Q, vg, KV, 0, dS, Lc);
+				for (int i = 0; i < r; i++) {
+					const REAL *p = P + (size_t)i * n;
+					REAL *d = dS + (size_t)i * Lc, rs = 0;
+					int last = i0 + i;
+					int lo = attn_lo(last, window);
+
+					for (int j = lo; j <= last; j++)
+						rs += p[j] * d[j];
+					for (int j = 0; j < lo; j++)
+						d[j] = 0;
+					for (int j = lo; j <= last; j++)
+						d[j] = p[j] * (d[j] - rs) * scale;
+					for (int j = last + 1; j < Lc; j++)
+						d[j] = 0;
+				}
+				/* dQ_blk (r, hd) = dS K;  dK (Lc, hd) += dS^T Q_blk */
+				gemm1(0, 0, r, hd, Lc, 1, dS, Lc, kg, KV, 0,
+				    dqh + (size_t)i0 * Q, Q);
+				gemm1(1, 0, Lc, hd, r, 1, dS, Lc,
+				    qh + (size_t)i0 * Q, Q, 1, dkg, KV);
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* SwiGLU: h = silu(g) * u, silu(g) = g * sigmoid(g). */
+
+static void
+swiglu_forward(REAL *h, const REAL *g, const REAL *u, size_t n)
+{
+#pragma omp parallel for if (PAR(n))
+	for (size_t i = 0; i < n; i++)
+		h[i] = g[i] / (1 + exp(-g[i])) * u[i];
+}
+
+/* dg, du from dh; dg may be dh (each element is read before written). */
+static void
+swiglu_backward(REAL *dg, REAL *du, const REAL *dh, const REAL *g,
+    const REAL *u, size_t n)
+{
+#pragma omp parallel for if (PAR(n))
+	for (size_t i = 0; i < n; i++) {
+		REAL sg = 1 / (1 + exp(-g[i])), d = dh[i];
+		du[i] = d * g[i] * sg;
+		dg[i] = d * u[i] * sg * (1 + g[i] * (1 - sg));
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * Log-probabilities of target tokens: lp = logit[y] - logsumexp(logits),
+ * with the maximum subtracted first so no exp overflows.  lse (N) is kept.
+ */
+static void
+logprob_forward(REAL *lp, REAL *lse, const REAL *logits, const int *targets,
+    int N, int V)
+{
+#pragma omp parallel for if (PAR((size_t)N * V))
+	for (int n = 0; n < N; n++) {
+		const REAL *l = logits + (size_t)n * V;
+		REAL mx = -INFINITY, s = 0;
+
+		for (int i = 0; i < V; i++)
+			if (l[i] > mx)
+				mx = l[i];
+		for (int i = 0; i < V; i++)
+			s += exp(l[i] - mx);
+		lse[n] = mx + log(s);
+		if (lp != NULL)
+			lp[n] = targets[n] >= 0 ? l[targets[n]] - lse[n] : 0;
+	}
+}
+
+/*
+ * d lp / d logit[i] = [i == y] - softmax[i]: the logits (N,V) are turned
+ * into their gradient in place.
+ */
+static void
+logprob_backward(REAL *logits, const REAL *lse, const REAL *dlp,
+    const int *targets, int N, int V)
+{
+#pragma omp parallel for if (PAR((size_t)N * V))
+	for (int n = 0; n < N; n++) {
+		REAL *l = logits + (size_t)n * V;
+		REAL d = dlp != NULL && targets != NULL && targets[n] >= 0 ?
+		    dlp[n] : 0;
+
+		for (int i = 0; i < V; i++)
+			l[i] = d == 0 ? 0 : -d * exp(l[i] - lse[n]);
+		if (d != 0)
+			l[targets[n]] += d;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Token embeddings: x[n] = E[tok[n]]; dE[tok[n]] += dx[n]. */
+
+static void
+embed_forward(REAL *x, const REAL *E, const int *tok, int N, int C, int V)
+{
+#pragma omp parallel for if (PAR((size_t)N * C))
+	for (int n = 0; n < N; n++) {
+		if (tok[n] < 0 || tok[n] >= V)
+			errx(EXIT_DATA, "token %d is outside the vocabulary "
+			    "(0..%d)", tok[n], V - 1);
+		memcpy(x + (size_t)n * C, E + (size_t)tok[n] * C,
+		    C * sizeof(REAL));
+	}
+}
+
+/* Blocks of columns in parallel, tokens in order: repeated tokens add up
+ * deterministically. */
+static void
+embed_backward(REAL *dE, const REAL *dx, const int *tok, int N, int C)
+{
+	int nb = (C + 63) / 64;
+
+#pragma omp parallel for if (PAR((size_t)N * C))
+	for (int b = 0; b < nb; b++) {
+		int c0 = b * 64, c1 = c0 + 64 < C ? c0 + 64 : C;
+		for (int n = 0; n < N; n++) {
+			REAL *d = dE + (size_t)tok[n] * C;
+			const REAL *s = dx + (size_t)n * C;
+			for (int c = c0; c < c1; c++)
+				d[c] += s[c];
+		}
+	}
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* AdamW on one range, torch.optim.AdamW's arithmetic (lib/training/optim.h). */
+
+static void
+adamw_update(REAL *p, const REAL *g, REAL *m, REAL *v, size_t n, double lr,
+    double beta1, double beta2, double epsd, double wd, double bc1,
+    double bc2)
+{
+	REAL b1 = (REAL)beta1, b2 = (REAL)beta2, eps = (REAL)epsd;
+	REAL step = (REAL)(lr / bc1), rbc2 = (REAL)(1 / sqrt(bc2));
+	REAL keep = wd != 0 ? (REAL)(1 - lr * wd) : 1;
+
+#pragma omp parallel for schedule(static) if (PAR(n))
+	for (size_t i = 0; i < n; i++) {
+		REAL gi = g[i];
+		m[i] = b1 * m[i] + (1 - b1) * gi;
+		v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+		REAL denom = sqrt(v[i]) * rbc2 + eps;
+		p[i] = p[i] * keep - step * m[i] / denom;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * The operations of backend.h over the kernels.  The context holds the
+ * attention's scratch: each thread's block of rows, and the per-sequence
+ * key and value pointers.
+ */
+
+struct cpu_ctx {
+	REAL *rowbuf;		/* (nthr, ATT_ROWS, maxL) */
+	size_t rowcap;
+	const REAL **kb, **vb;	/* (seqcap) */
+	int seqcap;
+};
+
+static void *
+cpu_ctx_new(void)
+{
+	return xcalloc(1, sizeof(struct cpu_ctx));
+}
+
+static void
+cpu_ctx_free(void *p)
+{
+	struct cpu_ctx *c = p;
+
+	if (c == NULL)
+		return;
+	free(c->rowbuf);
+	free(c->kb);
+	free(c->vb);
+	free(c);
+}
+
+/* Scratch for ab: one block of rows a thread, the sequences' pointers. */
+static void
+cpu_reserve(struct cpu_ctx *c, const struct attn_batch *ab)
+{
+	size_t need = (size_t)omp_get_max_threads() * ATT_ROWS *
+	    (ab->maxL > 0 ? ab->maxL : 1);
+
+	if (need > c->rowcap) {
+		free(c->rowbuf);
+		c->rowbuf = xmalloc(need * sizeof(REAL));
+		c->rowcap = need;
+	}
+	if (ab->nseq > c->seqcap) {
+		c->seqcap = ab->nseq;
+		c->kb = xreallocarray(c->kb, ab->nseq, sizeof(*c->kb));
+		c->vb = xreallocarray(c->vb, ab->nseq, sizeof(*c->vb));
+	}
+}
+
+/* A pass runs in the calling thread: each operation brings its own team. */
+static void
+cpu_run(void *ctx, void (*fn)(void *), void *arg, double work)
+{
+	(void)ctx;
+	(void)work;
+	fn(arg);
+}
+
+static void
+cpu_matmul(void *ctx, REAL *out, const REAL *x, const REAL *w,
+    const REAL *bias, const REAL *res, int N, int I, int O)
+{
+	(void)ctx;
+	if (res != NULL && res != out)
+		memcpy(out, res, (size_t)N * O * sizeof(REAL));
+	matmul_forward(out, x, w, bias, N, I, O, res != NULL);
+}
+
+static void
+cpu_matmul_shared(void *ctx, int n, REAL *const *out, const REAL *x,
+    const REAL *const *w, const REAL *const *bias, const int *O, int N,
+    int I)
+{
+	(void)ctx;
+	for (int j = 0; j < n; j++)
+		matmul_forward(out[j], x, w[j], bias[j], N, I, O[j], 0);
+}
+
+static void
+cpu_matmul_backward(void *ctx, REAL *dx, REAL *dw, REAL *dbias,
+    const REAL *dout, const REAL *x, const REAL *w, int N, int I, int O,
+    int acc)
+{
+	(void)ctx;
+	matmul_backward(dx, dw, dbias, dout, x, w, N, I, O, acc);
+}
+
+static void
+cpu_rmsnorm(void *ctx, REAL *out, REAL *rstd, const REAL *x, const REAL *w,
+    REAL wofs, int N, int C, REAL eps)
+{
+	(void)ctx;
+	rmsnorm_forward(out, rstd, x, w, wofs, N, C, eps);
+}
+
+static void
+cpu_rmsnorm_backward(void *ctx, REAL *dx, REAL *dw, const REAL *dout,
+    const REAL *x, const REAL *w, REAL wofs, const REAL *rstd, int N, int C)
+{
+	(void)ctx;
+	rmsnorm_backward(dx, dw, dout, x, w, wofs, rstd, N, C);
+}
+
+static void
+cpu_rope_table(void *ctx, REAL *cs, const int *pos, const REAL *freq, int N,
+    int hd)
+{
+	(void)ctx;
+	rope_table(cs, pos, freq, N, hd);
+}
+
+static void
+cpu_rope(void *ctx, REAL *q, REAL *k, const REAL *cs, int N, int H, int KVH,
+    int hd, int sign)
+{
+	(void)ctx;
+	rope_apply(q, cs, N, H, hd, sign);
+	rope_apply(k, cs, N, KVH, hd, sign);
+}
+
+/*
+ * With caches, the new rows go in first (float: the KV cache is always
+ * fp32), then attention reads the layer's whole cache.  Forks are decoded
+ * by backend_cpu_decode only.
+ */
+static void
+cpu_attention(void *ctx, REAL *out, REAL *att, const REAL *q, const REAL *k,
+    const REAL *v, const struct attn_batch *ab, int l,
+    const struct attn_shape *sh)
+{
+	struct cpu_ctx *c = ctx;
+	int KV = sh->KVH * sh->hd;
+	struct attn_seqs as;
+
+	cpu_reserve(c, ab);
+	for (int s = 0; s < ab->nseq; s++) {
+		size_t rows = (size_t)ab->qoff[s] * KV;
+
+		if (ab->kv == NULL) {
+			c->kb[s] = k + rows;
+			c->vb[s] = v + rows;
+			continue;
+		}
+		struct kv_cache *kc = ab->kv[s];
+		size_t layer = (size_t)l * kc->cap * KV;
+		size_t at = layer + (size_t)kc->len * KV;
+
+		if (kc->base != NULL)
+			errx(1, "backend cpu: forked caches are decoded by "
+			    "backend_cpu_decode");
+		if (sizeof(REAL) != sizeof(float))
+			errx(1, "backend cpu: KV caches are fp32");
+		for (size_t i = 0; i < (size_t)ab->nq[s] * KV; i++) {
+			kc->k[at + i] = k[rows + i];
+			kc->v[at + i] = v[rows + i];
+		}
+		c->kb[s] = (const REAL *)(kc->k + layer);
+		c->vb[s] = (const REAL *)(kc->v + layer);
+	}
+	as = (struct attn_seqs){ ab->nseq, ab->qoff, ab->nq, ab->p0, ab->aoff,
+	    c->kb, c->vb };
+	attention_forward(out, att, c->rowbuf, ab->maxL, q, &as, sh->H,
+	    sh->KVH, sh->hd, (REAL)sh->scale, sh->window);
+}
+
+static void
+cpu_attention_backward(void *ctx, REAL *dq, REAL *dk, REAL *dv,
+    const REAL *dout, const REAL *q, const REAL *k, const REAL *v,
+    const REAL *att, const struct attn_batch *ab,
+    const struct attn_shape *sh)
+{
+	struct cpu_ctx *c = ctx;
+	struct attn_seqs as;
+
+	if (ab->kv != NULL)
+		errx(1, "backend cpu: no backward through a KV cache");
+	cpu_reserve(c, ab);
+	as = (struct attn_seqs){ ab->nseq, ab->qoff, ab->nq, ab->p0, ab->aoff,
+	    NULL, NULL };
+	attention_backward(dq, dk, dv, dout, q, k, v, att, c->rowbuf,
+	    ab->maxL, &as, sh->H, sh->KVH, sh->hd, (REAL)sh->scale,
+	    sh->window);
+}
+
+static void
+cpu_swiglu(void *ctx, REAL *h, const REAL *g, const REAL *u, size_t n)
+{
+	(void)ctx;
+	swiglu_forward(h, g, u, n);
+}
+
+static void
+cpu_swiglu_backward(void *ctx, REAL *dg, REAL *du, const REAL *dh,
+    const REAL *g, const REAL *u, size_t n)
+{
+	(void)ctx;
+	swiglu_backward(dg, du, dh, g, u, n);
+}
+
+static void
+cpu_embed(void *ctx, REAL *x, const REAL *E, const int *tok, int N, int C,
+    int V)
+{
+	(void)ctx;
+	embed_forward(x, E, tok, N, C, V);
+}
+
+static void
+cpu_embed_backward(void *ctx, REAL *dE, const REAL *dx, const int *tok,
+    int N, int C)
+{
+	(void)ctx;
+	embed_backward(dE, dx, tok, N, C);
+}
+
+static void
+cpu_gather(void *ctx, REAL *dst, const REAL *src, const int *row, int n,
+    int C)
+{
+	(void)ctx;
+	for (int i = 0; i < n; i++)
+		memcpy(dst + (size_t)i * C, src + (size_t)row[i] * C,
+		    C * sizeof(REAL));
+}
+
+static void
+cpu_logprob(void *ctx, REAL *lp, REAL *lse, const REAL *logits,
+    const int *targets, int N, int V)
+{
+	(void)ctx;
+	logprob_forward(lp, lse, logits, targets, N, V);
+}
+
+static void
+cpu_logprob_backward(void *ctx, REAL *logits, const REAL *lse,
+    const REAL *dlp, const int *targets, int N, int V)
+{
+	(void)ctx;
+	logprob_backward(logits, lse, dlp, targets, N, V);
+}
+
+static void
+cpu_adamw(void *ctx, REAL *p, const REAL *g, REAL *m, REAL *v, size_t n,
+    double lr, double b1, double b2, double eps, double wd, double bc1,
+    double bc2)
+{
+	(void)ctx;
+	adamw_update(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+}
+
+#define CPU_OPS_INIT {							\
+	.name = "cpu",	\
+	.ctx_new = cpu_ctx_new,	\
+	.ctx_free = cpu_ctx_free,	\
+	.run = cpu_run,	\
+	.matmul = cpu_matmul,	\
+	.matmul_shared = cpu_matmul_shared,	\
+	.matmul_backward = cpu_matmul_backward,	\
+	.rmsnorm = cpu_rmsnorm,	\
+	.rmsnorm_backward = cpu_rmsnorm_backward,	\
+	.rope_table = cpu_rope_table,	\
+	.rope = cpu_rope,	\
+	.attention = cpu_attention,	\
+	.attention_backward = cpu_attention_backward,	\
+	.swiglu = cpu_swiglu,	\
+	.swiglu_backward = cpu_swiglu_backward,	\
+	.embed = cpu_embed,	\
+	.embed_backward = cpu_embed_backward,	\
+	.gather = cpu_gather,	\
+	.logprob = cpu_logprob,	\
+	.logprob_backward = cpu_logprob_backward,	\
+	.adamw = cpu_adamw,	\
+}
+
+static const struct BACKEND cpu_ops __attribute__((unused)) = CPU_OPS_INIT;

@@ -1,0 +1,117 @@
+/*
+ * arch.c: the architecture table of arch.h.  Llama and Qwen2 share the
+ * block; Qwen2 adds q/k/v biases (config->qkv_bias, which
+ * model_config_from_json sets for it).  Mistral loads as llama.
+ */
+#include <math.h>
+#include <stddef.h>
+
+#include "model/arch.h"
+#include "model/model.h"
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* The pre-norm decoder layer of LlamaForCausalLM and Qwen2ForCausalLM. */
+static const struct arch_tensor llama_layer[] = {
+	{ "input_layernorm.weight", ROLE_ATTN_NORM, DIM_C, DIM_NONE,
+	    KIND_NORM, COND_ALWAYS },
+	{ "self_attn.q_proj.weight", ROLE_WQ, DIM_Q, DIM_C, KIND_MATRIX,
+	    COND_ALWAYS },
+	{ "self_attn.q_proj.bias", ROLE_BQ, DIM_Q, DIM_NONE, KIND_BIAS,
+	    COND_QKV_BIAS },
+	{ "self_attn.k_proj.weight", ROLE_WK, DIM_KV, DIM_C, KIND_MATRIX,
+	    COND_ALWAYS },
+	{ "self_attn.k_proj.bias", ROLE_BK, DIM_KV, DIM_NONE, KIND_BIAS,
+	    COND_QKV_BIAS },
+	{ "self_attn.v_proj.weight", ROLE_WV, DIM_KV, DIM_C, KIND_MATRIX,
+	    COND_ALWAYS },
+	{ "self_attn.v_proj.bias", ROLE_BV, DIM_KV, DIM_NONE, KIND_BIAS,
+	    COND_QKV_BIAS },
+	{ "self_attn.o_proj.weight", ROLE_WO, DIM_C, DIM_Q, KIND_MATRIX,
+	    COND_ALWAYS },
+	{ "post_attention_layernorm.weight", ROLE_MLP_NORM, DIM_C, DIM_NONE,
+	    KIND_NORM, COND_ALWAYS },
+	{ "mlp.gate_proj.weight", ROLE_WGATE, DIM_F, DIM_C, KIND_MATRIX,
+	    COND_ALWAYS },
+	{ "mlp.up_proj.weight", ROLE_WUP, DIM_F, DIM_C, KIND_MATRIX,
+	    COND_ALWAYS },
+	{ "mlp.down_proj.weight", ROLE_WDOWN, DIM_C, DIM_F, KIND_MATRIX,
+	    COND_ALWAYS },
+};
+
+static const struct arch_tensor llama_pre[] = {
+	{ "model.embed_tokens.weight", ROLE_EMBED, DIM_V, DIM_C, KIND_MATRIX,
+	    COND_ALWAYS },
+};
+
+static const struct arch_tensor llama_post[] = {
+	{ "model.norm.weight", ROLE_FINAL_NORM, DIM_C, DIM_NONE, KIND_NORM,
+	    COND_ALWAYS },
+	{ "lm_head.weight", ROLE_LM_HEAD, DIM_V, DIM_C, KIND_MATRIX,
+	    COND_LM_UNTIED },
+	{ "score.weight", ROLE_SCORE, DIM_LABELS, DIM_C, KIND_MATRIX,
+	    COND_CLASSIFIER },
+};
+
+/* Indexed by enum model_arch. */
+static const struct arch archs[] = {
+	[MODEL_LLAMA] = { "llama", llama_pre, llama_layer, llama_post,
+	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS },
+	[MODEL_QWEN2] = { "qwen2", llama_pre, llama_layer, llama_post,
+	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS },
+};
+
+const struct arch *
+arch_of(const struct model_config *c)
+{
+	return &archs[c->arch];
+}
+
+void
+arch_layer_attrs(const struct model_config *c, int l, struct layer_attrs *a)
+{
+	(void)l;
+	a->norm_offset = arch_of(c)->norm == NORM_RMS_PLUS_ONE ? 1 : 0;
+	a->attn_scale = 1 / sqrt((double)c->head_dim);
+	a->window = 0;
+}
+
+int
+arch_has(const struct model_config *c, const struct arch_tensor *t)
+{
+	switch (t->cond) {
+	case COND_ALWAYS:
+		return 1;
+	case COND_QKV_BIAS:
+		return c->qkv_bias;
+	case COND_LM_UNTIED:
+		return c->lm_head && !c->tie_embeddings;
+	case COND_CLASSIFIER:
+		return c->num_labels > 0;
+	}
+	return 0;
+}
+
+long long
+arch_dim(const struct model_config *c, enum arch_dim d)
+{
+	switch (d) {
+	case DIM_NONE:
+		return 1;
+	case DIM_C:
+		return c->dim;
+	case DIM_Q:
+		return model_q_dim(c);
+	case DIM_KV:
+		return model_kv_dim(c);
+	case DIM_F:
+		return c->hidden_dim;
+	case DIM_V:
+		return c->vocab_size;
+	case DIM_HD:
+		return c->head_dim;
+	case DIM_LABELS:
+		return c->num_labels;
+	}
+	return 0;
+}
