@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "model/arch.h"
-#include "model/model.h"
+#include "model/hparams.h"
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -38,86 +38,9 @@
 /* ------------------------------------------------------------------------ */
 /* 1. Configuration */
 
-enum model_arch { MODEL_LLAMA, MODEL_QWEN2 };
+#include "model/hparams.h"
+#include "model/model_config.h"
 
-enum model_rope_scaling { ROPE_NONE, ROPE_LLAMA3 };
-
-#define MODEL_MAX_EOS 8
-
-struct model_config {
-	enum model_arch arch;
-	int vocab_size;
-	int dim;		/* hidden_size */
-	int n_layers;		/* num_hidden_layers */
-	int n_heads;		/* num_attention_heads */
-	int n_kv_heads;		/* num_key_value_heads; divides n_heads */
-	int head_dim;		/* head_dim, else dim / n_heads */
-	int hidden_dim;		/* intermediate_size (the MLP's width) */
-	int max_seq_len;	/* max_position_embeddings */
-	float norm_eps;		/* rms_norm_eps */
-	double rope_theta;
-	enum model_rope_scaling rope_scaling;
-	double rope_factor;		/* llama3 scaling only */
-	double rope_low_freq_factor;
-	double rope_high_freq_factor;
-	int rope_orig_max_pos;		/* original_max_position_embeddings */
-	int tie_embeddings;	/* lm_head shares model.embed_tokens.weight */
-	int qkv_bias;		/* q/k/v projections have biases (Qwen2) */
-	int lm_head;		/* 1: causal LM head; 0: classification only */
-	int num_labels;		/* > 0: score.weight (num_labels, dim) */
-	int bos_id;		/* -1 if none */
-	int n_eos;
-	int eos_ids[MODEL_MAX_EOS];
-	int pad_id;		/* -1 if none */
-};
-
-/*
- * Fill cfg from a parsed config.json.  Reads rope_theta and rope_scaling at
- * the top level and in the newer rope_parameters object.  An architecture
- * or option the code does not implement (sliding windows, another rope
- * scaling, another activation...) is an error naming it, never an
- * approximation.  Returns 0, or -1 with a message in err.
- */
-int model_config_from_json(struct model_config *cfg, const json_t *config,
-    char *err, size_t errsz);
-
-/* A new HF-compatible config.json object (torch_dtype float32). */
-json_t *model_config_to_json(const struct model_config *cfg);
-
-/* Check a config built by hand; same contract as model_config_from_json. */
-int model_config_check(const struct model_config *cfg, char *err,
-    size_t errsz);
-
-/* Number of query/kv channels: n_heads * head_dim, n_kv_heads * head_dim. */
-static inline int model_q_dim(const struct model_config *c)
-{ return c->n_heads * c->head_dim; }
-static inline int model_kv_dim(const struct model_config *c)
-{ return c->n_kv_heads * c->head_dim; }
-
-/*
- * The parameters of a config, as HF names them, in the order they lie in
- * struct model's flat parameter array.  Shapes are PyTorch's (out, in) for
- * linear layers.
- */
-struct model_tensor {
-	char name[64];
-	int ndim;
-	int64_t shape[2];
-	size_t offset;		/* in floats, into model.params */
-	size_t n;		/* shape[0] * shape[1] */
-	int layer;		/* its layer, or -1 */
-	int role;		/* enum arch_role (lib/model/arch.h) */
-	int is_norm;		/* an RMSNorm weight (initialised to 1) */
-	int is_bias;		/* a bias (initialised to 0) */
-	int trainable;		/* 1 unless frozen (model_set_trainable) */
-};
-
-/* The tensors of cfg, in HF order, laid out in that order; *n gets their
- * count.  Free it. */
-struct model_tensor *model_tensors(const struct model_config *cfg, int *n);
-
-/* Total number of parameters. */
-size_t model_num_params(const struct model_config *cfg);
 
 /* ------------------------------------------------------------------------ */
 /* 2. The model: parameters, gradients, forward and backward */

@@ -17,17 +17,6 @@
 struct ckpt;
 struct tensor;
 
-/*
- * config.json for cfg, starting from orig (the checkpoint's own, or NULL):
- * orig's keys as they are, except those whose meaning cfg changes, set from
- * model_config_to_json; keys cfg drops are removed.  model_type and
- * architectures keep their family ("MistralForCausalLM" stays, and becomes
- * "MistralForSequenceClassification" with a reward head).  torch_dtype is
- * left to the writer.  A new reference.  (In model_config.c.)
- */
-json_t *model_config_update_json(const struct model_config *cfg,
-    const json_t *orig);
-
 /* The checkpoint's tensor that holds the model's parameter name (metadata
  * only), or NULL. */
 const struct tensor *model_ckpt_tensor(struct ckpt *c,

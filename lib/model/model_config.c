@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "model/arch.h"
-#include "model/model.h"
+#include "model/model_config.h"
 #include "util/util.h"
 
 /* ------------------------------------------------------------------------ */

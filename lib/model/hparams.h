@@ -1,0 +1,49 @@
+/*
+ * hparams.h: a decoder's hyper-parameters, as its config.json gives them.
+ * Kept apart from model.h so the architecture table (arch.c) and the
+ * config reader (model_config.c) share the struct without depending on
+ * the model itself.
+ */
+#ifndef PREFPIPE_HPARAMS_H
+#define PREFPIPE_HPARAMS_H
+
+enum model_arch { MODEL_LLAMA, MODEL_QWEN2 };
+
+enum model_rope_scaling { ROPE_NONE, ROPE_LLAMA3 };
+
+#define MODEL_MAX_EOS 8
+
+struct model_config {
+	enum model_arch arch;
+	int vocab_size;
+	int dim;		/* hidden_size */
+	int n_layers;		/* num_hidden_layers */
+	int n_heads;		/* num_attention_heads */
+	int n_kv_heads;		/* num_key_value_heads; divides n_heads */
+	int head_dim;		/* head_dim, else dim / n_heads */
+	int hidden_dim;		/* intermediate_size (the MLP's width) */
+	int max_seq_len;	/* max_position_embeddings */
+	float norm_eps;		/* rms_norm_eps */
+	double rope_theta;
+	enum model_rope_scaling rope_scaling;
+	double rope_factor;		/* llama3 scaling only */
+	double rope_low_freq_factor;
+	double rope_high_freq_factor;
+	int rope_orig_max_pos;		/* original_max_position_embeddings */
+	int tie_embeddings;	/* lm_head shares model.embed_tokens.weight */
+	int qkv_bias;		/* q/k/v projections have biases (Qwen2) */
+	int lm_head;		/* 1: causal LM head; 0: classification only */
+	int num_labels;		/* > 0: score.weight (num_labels, dim) */
+	int bos_id;		/* -1 if none */
+	int n_eos;
+	int eos_ids[MODEL_MAX_EOS];
+	int pad_id;		/* -1 if none */
+};
+
+/* Number of query/kv channels: n_heads * head_dim, n_kv_heads * head_dim. */
+static inline int model_q_dim(const struct model_config *c)
+{ return c->n_heads * c->head_dim; }
+static inline int model_kv_dim(const struct model_config *c)
+{ return c->n_kv_heads * c->head_dim; }
+
+#endif

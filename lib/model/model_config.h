@@ -1,0 +1,69 @@
+/*
+ * model_config.h: config.json to hyper-parameters and back, and the
+ * tensors (names, shapes, layout) a configuration implies, built from the
+ * architecture table (arch.h).
+ */
+#ifndef PREFPIPE_MODEL_CONFIG_H
+#define PREFPIPE_MODEL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "model/hparams.h"
+
+/*
+ * Fill cfg from a parsed config.json.  Reads rope_theta and rope_scaling at
+ * the top level and in the newer rope_parameters object.  An architecture
+ * or option the code does not implement (sliding windows, another rope
+ * scaling, another activation...) is an error naming it, never an
+ * approximation.  Returns 0, or -1 with a message in err.
+ */
+int model_config_from_json(struct model_config *cfg, const json_t *config,
+    char *err, size_t errsz);
+
+/* A new HF-compatible config.json object (torch_dtype float32). */
+json_t *model_config_to_json(const struct model_config *cfg);
+
+/* Check a config built by hand; same contract as model_config_from_json. */
+int model_config_check(const struct model_config *cfg, char *err,
+    size_t errsz);
+
+
+/*
+ * The parameters of a config, as HF names them, in the order they lie in
+ * struct model's flat parameter array.  Shapes are PyTorch's (out, in) for
+ * linear layers.
+ */
+struct model_tensor {
+	char name[64];
+	int ndim;
+	int64_t shape[2];
+	size_t offset;		/* in floats, into model.params */
+	size_t n;		/* shape[0] * shape[1] */
+	int layer;		/* its layer, or -1 */
+	int role;		/* enum arch_role (lib/model/arch.h) */
+	int is_norm;		/* an RMSNorm weight (initialised to 1) */
+	int is_bias;		/* a bias (initialised to 0) */
+	int trainable;		/* 1 unless frozen (model_set_trainable) */
+};
+
+/* The tensors of cfg, in HF order, laid out in that order; *n gets their
+ * count.  Free it. */
+struct model_tensor *model_tensors(const struct model_config *cfg, int *n);
+
+/* Total number of parameters. */
+size_t model_num_params(const struct model_config *cfg);
+
+/*
+ * config.json for cfg, starting from orig (the checkpoint's own, or NULL):
+ * orig's keys as they are, except those whose meaning cfg changes, set from
+ * model_config_to_json; keys cfg drops are removed.  model_type and
+ * architectures keep their family ("MistralForCausalLM" stays, and becomes
+ * "MistralForSequenceClassification" with a reward head).  torch_dtype is
+ * left to the writer.  A new reference.
+ */
+json_t *model_config_update_json(const struct model_config *cfg,
+    const json_t *orig);
+
+#endif
