@@ -96,7 +96,65 @@ test_json(void)
 	char deep[2000];
 	memset(deep, '[', sizeof(deep) - 1);
 	deep[sizeof(deep) - 1] = 0;
-	json_error(deep, 513, "nesting too deep");
+	json_error(deep, REC_MAX_DEPTH + 1, "nesting deeper than 32 levels");
+}
+
+/* n arrays around inner: "[[inner]]". */
+static char *
+nested(int n, const char *inner)
+{
+	struct strbuf b;
+	sb_init(&b);
+	for (int i = 0; i < n; i++)
+		sb_addc(&b, '[');
+	sb_adds(&b, inner);
+	for (int i = 0; i < n; i++)
+		sb_addc(&b, ']');
+	return b.data;
+}
+
+/* One depth limit: what parses is what emits, and the other way round. */
+static void
+test_depth(void)
+{
+	char *t;
+	t = nested(REC_MAX_DEPTH, "");
+	json_case(t, t);
+	free(t);
+	json_error(t = nested(REC_MAX_DEPTH + 1, ""), REC_MAX_DEPTH + 1,
+	    "nesting deeper than 32 levels");
+	free(t);
+	/* Empty maps count; a bin written as {"$bin": ...} does not. */
+	json_error(t = nested(REC_MAX_DEPTH, "{}"), REC_MAX_DEPTH + 1,
+	    "nesting deeper");
+	free(t);
+	json_error(t = nested(REC_MAX_DEPTH, "{\"a\":1}"), REC_MAX_DEPTH + 1,
+	    "nesting deeper");
+	free(t);
+	t = nested(REC_MAX_DEPTH, "{\"$bin\":\"AA==\"}");
+	json_case(t, t);
+	free(t);
+
+	/* Emitting: REC_MAX_DEPTH levels are written, one more is not. */
+	msgpack_object lv[REC_MAX_DEPTH + 1];
+	for (int i = 0; i <= REC_MAX_DEPTH; i++) {
+		lv[i].type = MSGPACK_OBJECT_ARRAY;
+		lv[i].via.array.size = i < REC_MAX_DEPTH ? 1 : 0;
+		lv[i].via.array.ptr = i < REC_MAX_DEPTH ? &lv[i + 1] : NULL;
+	}
+	struct strbuf b;
+	sb_init(&b);
+	CHECK(json_emit(&b, &lv[0]) == JSON_TOO_DEEP);
+	CHECK(strcmp(json_emit_error(JSON_TOO_DEEP),
+	    "nesting deeper than 32 levels") == 0);
+	sb_clear(&b);
+	CHECK(json_emit(&b, &lv[1]) == 0);
+	t = nested(REC_MAX_DEPTH, "");
+	CHECK(strcmp(b.data, t) == 0);
+	free(t);
+	sb_clear(&b);
+	CHECK(json_emit_in(&b, &lv[1], 1) == JSON_TOO_DEEP);
+	sb_free(&b);
 }
 
 static void
@@ -228,6 +286,7 @@ main(void)
 {
 	test_borrowed();
 	test_json();
+	test_depth();
 	test_float32();
 	test_fields();
 	return check_status();

@@ -126,6 +126,10 @@ b64_decode(const char *s, size_t n, unsigned char *out)
 /* ------------------------------------------------------------------------ */
 /* Emitting */
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define TOO_DEEP "nesting deeper than " STR(REC_MAX_DEPTH) " levels"
+
 static void
 emit_string(struct strbuf *b, const char *s, size_t n)
 {
@@ -328,9 +332,13 @@ emit_float(struct strbuf *b, double v, int single)
 		sb_addc(b, '0');
 }
 
+/* o inside depth containers; a container of its own is one level more. */
 int
-json_emit(struct strbuf *b, const msgpack_object *o)
+json_emit_in(struct strbuf *b, const msgpack_object *o, int depth)
 {
+	if ((o->type == MSGPACK_OBJECT_ARRAY || o->type == MSGPACK_OBJECT_MAP) &&
+	    depth >= REC_MAX_DEPTH)
+		return JSON_TOO_DEEP;
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
 		sb_add(b, "null", 4);
@@ -370,7 +378,8 @@ json_emit(struct strbuf *b, const msgpack_object *o)
 		for (uint32_t i = 0; i < o->via.array.size; i++) {
 			if (i)
 				sb_addc(b, ',');
-			int e = json_emit(b, &o->via.array.ptr[i]);
+			int e = json_emit_in(b, &o->via.array.ptr[i],
+			    depth + 1);
 			if (e)
 				return e;
 		}
@@ -384,11 +393,11 @@ json_emit(struct strbuf *b, const msgpack_object *o)
 				return JSON_BAD_KEY;
 			if (i)
 				sb_addc(b, ',');
-			int e = json_emit(b, &kv->key);
+			int e = json_emit_in(b, &kv->key, depth + 1);
 			if (e)
 				return e;
 			sb_addc(b, ':');
-			if ((e = json_emit(b, &kv->val)))
+			if ((e = json_emit_in(b, &kv->val, depth + 1)))
 				return e;
 		}
 		sb_addc(b, '}');
@@ -397,6 +406,12 @@ json_emit(struct strbuf *b, const msgpack_object *o)
 		return JSON_BAD_EXT;
 	}
 	return JSON_BAD_EXT;
+}
+
+int
+json_emit(struct strbuf *b, const msgpack_object *o)
+{
+	return json_emit_in(b, o, 0);
 }
 
 const char *
@@ -409,6 +424,8 @@ json_emit_error(int code)
 		return "map key is not a string";
 	case JSON_BAD_EXT:
 		return "msgpack ext values have no JSON form";
+	case JSON_TOO_DEEP:
+		return TOO_DEEP;
 	}
 	return "cannot be written as JSON";
 }
@@ -416,14 +433,14 @@ json_emit_error(int code)
 /* ------------------------------------------------------------------------ */
 /* Parsing */
 
-enum { MAX_DEPTH = 512 };
+
 
 struct parser {
 	const char *s, *end, *p;
 	msgpack_zone *zone;
 	const char *err;
 	const char *errp;
-	int depth;
+	int depth;		/* open arrays and objects */
 	/* Children of the open containers, as a stack shared by all levels. */
 	msgpack_object *items;
 	size_t nitems, capitems;
@@ -799,17 +816,31 @@ parse_value(struct parser *ps, msgpack_object *out)
 	skip_ws(ps);
 	if (ps->p >= ps->end)
 		return fail(ps, ps->p, "unexpected end of input");
-	if (++ps->depth > MAX_DEPTH)
-		return fail(ps, ps->p, "nesting too deep");
+	const char *at;
 	int rc;
 	switch (*ps->p) {
 	case '{':
-		ps->p++;
+		/*
+		 * One level more than the limit, for {"$bin": ...}: a bin
+		 * is no container.  Any other object there is too deep.
+		 */
+		if (ps->depth > REC_MAX_DEPTH)
+			return fail(ps, ps->p, TOO_DEEP);
+		at = ps->p++;
+		ps->depth++;
 		rc = parse_object(ps, out);
+		ps->depth--;
+		if (rc == 0 && out->type == MSGPACK_OBJECT_MAP &&
+		    ps->depth >= REC_MAX_DEPTH)
+			rc = fail(ps, at, TOO_DEEP);
 		break;
 	case '[':
+		if (ps->depth >= REC_MAX_DEPTH)
+			return fail(ps, ps->p, TOO_DEEP);
 		ps->p++;
+		ps->depth++;
 		rc = parse_array(ps, out);
+		ps->depth--;
 		break;
 	case '"':
 		ps->p++;
@@ -843,7 +874,6 @@ parse_value(struct parser *ps, msgpack_object *out)
 		rc = parse_number(ps, out);
 		break;
 	}
-	ps->depth--;
 	return rc;
 }
 

@@ -25,6 +25,7 @@
 #include <zstd.h>
 
 #include "records/record.h"
+#include "util/strmap.h"
 #include "util/util.h"
 
 enum { CHUNK = 1 << 16 };
@@ -157,6 +158,126 @@ input_read(struct input *in, void *dst, size_t cap)
 
 enum { FMT_NONE, FMT_MSGPACK, FMT_JSON };
 
+/*
+ * msgpack-c allocates an array's or map's objects as soon as it reads the
+ * header, trusting the count: a header claiming 2^32-1 items asks for
+ * 100 GB.  Its fixed stack also ends a record nested deeper than its
+ * limit with the same "out of memory" as a real one.  So the reader walks
+ * the bytes of each record first, allocating nothing, and hands the
+ * unpacker only a record that is whole and within REC_MAX_DEPTH: every
+ * count it then allocates for is backed by at least as many bytes.  The
+ * walk resumes where it stopped when more bytes come.
+ */
+struct mp_scan {
+	size_t pos;		/* bytes of the record walked */
+	int depth;		/* containers open at pos */
+	uint64_t left[REC_MAX_DEPTH];	/* items each still holds */
+};
+
+enum { SCAN_MORE, SCAN_DONE, SCAN_INVALID, SCAN_TOO_DEEP };
+
+/* A big-endian unsigned integer of n bytes. */
+static uint64_t
+be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * The whole size of an item by its first byte, where that alone tells it
+ * (fixints, nil, booleans, floats, ints, fixexts), else 0: the walk's fast
+ * path, since records are mostly such items and short strings.
+ */
+static const unsigned char fixed_size[256] = {
+	[0x00 ... 0x7f] = 1, [0xe0 ... 0xff] = 1,
+	[0xc0] = 1, [0xc2] = 1, [0xc3] = 1,
+	[0xca] = 5, [0xcb] = 9,
+	[0xcc] = 2, [0xcd] = 3, [0xce] = 5, [0xcf] = 9,
+	[0xd0] = 2, [0xd1] = 3, [0xd2] = 5, [0xd3] = 9,
+	[0xd4] = 3, [0xd5] = 4, [0xd6] = 6, [0xd7] = 10, [0xd8] = 18,
+};
+
+/*
+ * Walk p[0..n), the bytes from the start of the record, from sc->pos on.
+ * SCAN_DONE: the record is sc->pos bytes long.
+ */
+static int
+mp_scan(struct mp_scan *sc, const unsigned char *p, size_t n)
+{
+	size_t pos = sc->pos;
+	int ret = SCAN_MORE;
+
+	while (pos < n) {
+		unsigned b = p[pos];
+		size_t avail = n - pos, size;
+		/* Branches first for what records hold most. */
+		if (b < 0x80)
+			size = 1;			/* positive fixint */
+		else if (b >= 0xa0 && b <= 0xbf)
+			size = 1 + (b & 0x1f);		/* fixstr */
+		else
+			size = fixed_size[b];
+		if (size != 0) {
+			if (avail < size)
+				break;
+			pos += size;
+		} else {
+			uint64_t items = 0;	/* map: 2 per pair */
+			size_t hl;		/* header bytes */
+			if (b <= 0x8f) {
+				items = 2 * (uint64_t)(b & 0x0f);
+				hl = 1;
+			} else if (b <= 0x9f) {
+				items = b & 0x0f;
+				hl = 1;
+			} else if (b == 0xc1) {
+				ret = SCAN_INVALID;
+				break;
+			} else {
+				/* Length fields of str, bin, ext, array, map. */
+				int lb = b == 0xc4 || b == 0xc7 || b == 0xd9 ? 1 :
+				    b == 0xc5 || b == 0xc8 || b == 0xda ||
+				    b == 0xdc || b == 0xde ? 2 : 4;
+				hl = 1 + (size_t)lb;
+				if (avail < hl)
+					break;
+				uint64_t len = be(p + pos + 1, lb);
+				if (b < 0xdc) {
+					if (b >= 0xc7 && b <= 0xc9)
+						len++;	/* ext: the type byte */
+					if (avail - hl < len)
+						break;
+					pos += hl + (size_t)len;
+					goto item_done;
+				}
+				items = b >= 0xde ? 2 * len : len;
+			}
+			if (sc->depth >= REC_MAX_DEPTH) {
+				ret = SCAN_TOO_DEEP;
+				break;
+			}
+			pos += hl;
+			if (items > 0) {
+				sc->left[sc->depth++] = items;
+				continue;
+			}
+		}
+	item_done:
+		/* An item ended: so may the containers around it. */
+		while (sc->depth > 0 && --sc->left[sc->depth - 1] == 0)
+			sc->depth--;
+		if (sc->depth == 0) {
+			ret = SCAN_DONE;
+			break;
+		}
+	}
+	sc->pos = pos;
+	return ret;
+}
+
 struct rec_reader {
 	char **paths;
 	int npaths, next;	/* inputs, and the next one to open */
@@ -166,6 +287,7 @@ struct rec_reader {
 	uint64_t lineno;	/* JSON: lines read from the current input */
 	msgpack_unpacker unp;
 	int unp_ready;
+	struct mp_scan scan;	/* the walk of the next record's bytes */
 	char *buf;		/* JSON: decoded bytes, [start, end) unread */
 	size_t start, end, cap;
 };
@@ -216,6 +338,7 @@ next_input(struct rec_reader *rd)
 		rd->open = 1;
 		rd->recno = rd->lineno = 0;
 		rd->start = rd->end = 0;
+		memset(&rd->scan, 0, sizeof(rd->scan));
 		rd->format = FMT_NONE;
 		for (;;) {
 			size_t i;
@@ -261,13 +384,132 @@ next_input(struct rec_reader *rd)
 }
 
 /*
- * The top-level value must be a map with string keys.  On failure *zone is
- * freed first, so an error hook that returns (a fuzzer) leaks nothing.
+ * Duplicate keys.  A tool reads and updates the first of two equal keys,
+ * and a reader that keeps the last would see a stale value, so a record
+ * holds each key once, in its own map and in every map inside it.
+ */
+
+/* Where the duplicate is: the steps from the record to it, innermost first. */
+struct dup_path {
+	int n;
+	const msgpack_object *key[REC_MAX_DEPTH + 1];	/* NULL: array index */
+	uint32_t index[REC_MAX_DEPTH + 1];
+};
+
+static int
+same_key(const msgpack_object *a, const msgpack_object *b)
+{
+	return a->type == MSGPACK_OBJECT_STR && b->type == MSGPACK_OBJECT_STR &&
+	    a->via.str.size == b->via.str.size && (a->via.str.size == 0 ||
+	    memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
+}
+
+/*
+ * The index of a string key of m equal to an earlier one, or -1.  Records
+ * have a dozen fields: a scan over them is cheaper than hashing, which is
+ * kept for large maps.
+ */
+static long
+dup_key(const msgpack_object_map *m)
+{
+	enum { SCAN_UP_TO = 16 };
+	uint32_t n = m->size;
+	if (n <= SCAN_UP_TO) {
+		for (uint32_t i = 1; i < n; i++)
+			for (uint32_t j = 0; j < i; j++)
+				if (same_key(&m->ptr[j].key, &m->ptr[i].key))
+					return i;
+		return -1;
+	}
+	/* Open addressing over indices + 1 (0: empty), load below 1/2. */
+	size_t cap = 64;
+	while (cap < 2 * (size_t)n)
+		cap *= 2;
+	uint32_t *slot = xcalloc(cap, sizeof(*slot));
+	long found = -1;
+	for (uint32_t i = 0; i < n && found < 0; i++) {
+		const msgpack_object *k = &m->ptr[i].key;
+		if (k->type != MSGPACK_OBJECT_STR)
+			continue;
+		size_t h = (size_t)hash_bytes(k->via.str.ptr, k->via.str.size);
+		for (h &= cap - 1; slot[h] != 0; h = (h + 1) & (cap - 1))
+			if (same_key(&m->ptr[slot[h] - 1].key, k)) {
+				found = i;
+				break;
+			}
+		if (found < 0)
+			slot[h] = i + 1;
+	}
+	free(slot);
+	return found;
+}
+
+/* Whether o, or a map anywhere in it, has a duplicate key; where, in *p. */
+static int
+has_dup(const msgpack_object *o, struct dup_path *p)
+{
+	if (o->type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object_map *m = &o->via.map;
+		long d = dup_key(m);
+		if (d >= 0) {
+			p->key[p->n++] = &m->ptr[d].key;
+			return 1;
+		}
+		for (uint32_t i = 0; i < m->size; i++) {
+			const msgpack_object *v = &m->ptr[i].val;
+			if ((v->type == MSGPACK_OBJECT_MAP ||
+			    v->type == MSGPACK_OBJECT_ARRAY) && has_dup(v, p)) {
+				p->key[p->n++] = &m->ptr[i].key;
+				return 1;
+			}
+		}
+	} else if (o->type == MSGPACK_OBJECT_ARRAY) {
+		const msgpack_object_array *a = &o->via.array;
+		for (uint32_t i = 0; i < a->size; i++) {
+			const msgpack_object *v = &a->ptr[i];
+			if ((v->type == MSGPACK_OBJECT_MAP ||
+			    v->type == MSGPACK_OBJECT_ARRAY) && has_dup(v, p)) {
+				p->key[p->n] = NULL;
+				p->index[p->n++] = i;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The path as a field name: "chosen.reward", "messages[2].role". */
+static void
+dup_path_str(const struct dup_path *p, char *buf, size_t sz)
+{
+	struct strbuf b;
+	sb_init(&b);
+	for (int i = p->n - 1; i >= 0; i--) {
+		const msgpack_object *k = p->key[i];
+		if (k == NULL) {
+			sb_printf(&b, "[%u]", p->index[i]);
+			continue;
+		}
+		if (i < p->n - 1)
+			sb_addc(&b, '.');
+		if (k->type == MSGPACK_OBJECT_STR)
+			sb_add(&b, k->via.str.ptr, k->via.str.size);
+		else
+			sb_printf(&b, "(%s key)", rec_type_name(k));
+	}
+	snprintf(buf, sz, "%s", b.data ? b.data : "");
+	sb_free(&b);
+}
+
+/*
+ * The top-level value must be a map with string keys, each key once (in
+ * nested maps too).  On failure *zone is freed first, so an error hook
+ * that returns (a fuzzer) leaks nothing.
  */
 static void
 check_map(struct rec_reader *rd, const msgpack_object *o, msgpack_zone *zone)
 {
-	char msg[128] = "";
+	char msg[512] = "";
 	if (o->type != MSGPACK_OBJECT_MAP)
 		snprintf(msg, sizeof(msg), "not a map, got %s",
 		    rec_type_name(o));
@@ -276,6 +518,13 @@ check_map(struct rec_reader *rd, const msgpack_object *o, msgpack_zone *zone)
 		if (k->type != MSGPACK_OBJECT_STR)
 			snprintf(msg, sizeof(msg), "key %u is not a string, "
 			    "got %s", i, rec_type_name(k));
+	}
+	struct dup_path p;
+	p.n = 0;
+	if (!*msg && has_dup(o, &p)) {
+		char path[400];
+		dup_path_str(&p, path, sizeof(path));
+		snprintf(msg, sizeof(msg), "field \"%s\": duplicate key", path);
 	}
 	if (*msg) {
 		msgpack_zone_free(zone);
@@ -288,6 +537,36 @@ static int
 read_msgpack(struct rec_reader *rd, struct rec *r)
 {
 	for (;;) {
+		/* The unparsed bytes; the walk goes on where it stopped. */
+		const unsigned char *p = (const unsigned char *)rd->unp.buffer +
+		    rd->unp.off;
+		size_t avail = rd->unp.used - rd->unp.off;
+		int sc = mp_scan(&rd->scan, p, avail);
+		if (sc == SCAN_INVALID)
+			rec_fail("%s: record %llu: invalid msgpack",
+			    rd->in.name, (unsigned long long)rd->recno + 1);
+		if (sc == SCAN_TOO_DEEP)
+			rec_fail("%s: record %llu: nesting deeper than %d levels",
+			    rd->in.name, (unsigned long long)rd->recno + 1,
+			    REC_MAX_DEPTH);
+		if (sc == SCAN_MORE) {
+			if (!msgpack_unpacker_reserve_buffer(&rd->unp, CHUNK))
+				errx(EXIT_DATA, "out of memory");
+			size_t n = input_read(&rd->in,
+			    msgpack_unpacker_buffer(&rd->unp),
+			    msgpack_unpacker_buffer_capacity(&rd->unp));
+			if (n == 0) {
+				if (avail > 0)
+					rec_fail("%s: record %llu: truncated "
+					    "msgpack at end of input",
+					    rd->in.name,
+					    (unsigned long long)rd->recno + 1);
+				return 0;
+			}
+			msgpack_unpacker_buffer_consumed(&rd->unp, n);
+			continue;
+		}
+		memset(&rd->scan, 0, sizeof(rd->scan));
 		msgpack_unpacked res;
 		msgpack_unpacked_init(&res);
 		size_t size = 0;
@@ -318,26 +597,12 @@ read_msgpack(struct rec_reader *rd, struct rec *r)
 			return 1;
 		}
 		msgpack_unpacked_destroy(&res);
-		if (ret == MSGPACK_UNPACK_PARSE_ERROR)
-			rec_fail("%s: record %llu: invalid msgpack",
-			    rd->in.name, (unsigned long long)rd->recno + 1);
+		/* The walk found a whole, valid record: only memory is left. */
 		if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-			rec_fail("%s: record %llu: out of memory (a corrupt "
-			    "msgpack length?)",
+			errx(EXIT_DATA, "%s: record %llu: out of memory",
 			    rd->in.name, (unsigned long long)rd->recno + 1);
-		/* MSGPACK_UNPACK_CONTINUE: the record goes on; read more. */
-		if (!msgpack_unpacker_reserve_buffer(&rd->unp, CHUNK))
-			errx(EXIT_DATA, "out of memory");
-		size_t n = input_read(&rd->in, msgpack_unpacker_buffer(&rd->unp),
-		    msgpack_unpacker_buffer_capacity(&rd->unp));
-		if (n == 0) {
-			if (msgpack_unpacker_message_size(&rd->unp) > 0)
-				rec_fail("%s: record %llu: truncated "
-				    "msgpack at end of input", rd->in.name,
-				    (unsigned long long)rd->recno + 1);
-			return 0;
-		}
-		msgpack_unpacker_buffer_consumed(&rd->unp, n);
+		rec_fail("%s: record %llu: invalid msgpack", rd->in.name,
+		    (unsigned long long)rd->recno + 1);
 	}
 }
 
@@ -441,6 +706,7 @@ struct rec_writer {
 	const char *name;
 	int json;
 	int eager;		/* flush every record: a terminal */
+	uint64_t nrec;		/* records written */
 	struct strbuf out;	/* encoded, unwritten records */
 	msgpack_packer pk;
 	ZSTD_CCtx *zstd;
@@ -581,10 +847,10 @@ encode_json(struct rec_writer *w, const msgpack_object_kv *kv, uint32_t n,
 		if (i)
 			sb_addc(&w->out, ',');
 		int e = kv[i].key.type == MSGPACK_OBJECT_STR ?
-		    json_emit(&w->out, &kv[i].key) : JSON_BAD_KEY;
+		    json_emit_in(&w->out, &kv[i].key, 1) : JSON_BAD_KEY;
 		if (e == 0) {
 			sb_addc(&w->out, ':');
-			e = json_emit(&w->out, &kv[i].val);
+			e = json_emit_in(&w->out, &kv[i].val, 1);
 		}
 		if (e != 0) {
 			/* Keep the records before this one; drop this one. */
@@ -603,21 +869,73 @@ encode_json(struct rec_writer *w, const msgpack_object_kv *kv, uint32_t n,
 	sb_add(&w->out, "}\n", 2);
 }
 
+/*
+ * msgpack_pack_object, refusing to go deeper than REC_MAX_DEPTH: o is
+ * inside depth containers.  Returns -1 when too deep.
+ */
+static int
+pack_obj(msgpack_packer *pk, const msgpack_object *o, int depth)
+{
+	if (o->type == MSGPACK_OBJECT_ARRAY) {
+		if (depth >= REC_MAX_DEPTH)
+			return -1;
+		msgpack_pack_array(pk, o->via.array.size);
+		for (uint32_t i = 0; i < o->via.array.size; i++)
+			if (pack_obj(pk, &o->via.array.ptr[i], depth + 1) < 0)
+				return -1;
+		return 0;
+	}
+	if (o->type == MSGPACK_OBJECT_MAP) {
+		if (depth >= REC_MAX_DEPTH)
+			return -1;
+		msgpack_pack_map(pk, o->via.map.size);
+		for (uint32_t i = 0; i < o->via.map.size; i++)
+			if (pack_obj(pk, &o->via.map.ptr[i].key, depth + 1) < 0 ||
+			    pack_obj(pk, &o->via.map.ptr[i].val, depth + 1) < 0)
+				return -1;
+		return 0;
+	}
+	msgpack_pack_object(pk, *o);
+	return 0;
+}
+
+static void
+encode_msgpack(struct rec_writer *w, const msgpack_object_kv *kv, uint32_t n,
+    const char *src, uint64_t recno)
+{
+	size_t mark = w->out.len;
+	msgpack_pack_map(&w->pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_object(&w->pk, kv[i].key);
+		if (pack_obj(&w->pk, &kv[i].val, 1) < 0) {
+			/* As a reader would refuse it: keep the ones before. */
+			w->out.len = mark;
+			rec_writer_flush(w);
+			if (kv[i].key.type != MSGPACK_OBJECT_STR)
+				rec_fail("%s: record %llu: key %u: nesting "
+				    "deeper than %d levels", src,
+				    (unsigned long long)recno, i,
+				    REC_MAX_DEPTH);
+			rec_fail("%s: record %llu: field \"%.*s\": nesting "
+			    "deeper than %d levels", src,
+			    (unsigned long long)recno,
+			    (int)kv[i].key.via.str.size, kv[i].key.via.str.ptr,
+			    REC_MAX_DEPTH);
+		}
+	}
+}
+
 static void
 encode(struct rec_writer *w, const msgpack_object_kv *kv, uint32_t n,
     const char *raw, size_t rawlen, const char *src, uint64_t recno)
 {
-	if (w->json) {
+	if (w->json)
 		encode_json(w, kv, n, src, recno);
-	} else if (raw != NULL) {
-		sb_add(&w->out, raw, rawlen);
-	} else {
-		msgpack_pack_map(&w->pk, n);
-		for (uint32_t i = 0; i < n; i++) {
-			msgpack_pack_object(&w->pk, kv[i].key);
-			msgpack_pack_object(&w->pk, kv[i].val);
-		}
-	}
+	else if (raw != NULL)
+		sb_add(&w->out, raw, rawlen);	/* read, so within the limit */
+	else
+		encode_msgpack(w, kv, n, src, recno);
+	w->nrec++;
 	if (w->eager || w->out.len >= FLUSH_AT)
 		rec_writer_flush(w);
 }
@@ -634,7 +952,9 @@ rec_write_object(struct rec_writer *w, const msgpack_object *o)
 	if (o->type != MSGPACK_OBJECT_MAP)
 		errx(EXIT_DATA, "internal error: writing a %s as a record",
 		    rec_type_name(o));
-	encode(w, o->via.map.ptr, o->via.map.size, NULL, 0, "output", 0);
+	/* Built by hand, so named by its place in the output. */
+	encode(w, o->via.map.ptr, o->via.map.size, NULL, 0, w->name,
+	    w->nrec + 1);
 }
 
 void

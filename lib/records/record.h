@@ -21,6 +21,19 @@
 #include <stdio.h>
 #include <msgpack.h>
 
+/*
+ * How deep a record may nest: the record's own map is level 1, a map or
+ * array in one of its fields level 2, and so on; empty ones count too.
+ * msgpack-c's unpacker keeps its open containers in a fixed stack of
+ * MSGPACK_EMBED_STACK_SIZE (32) entries, so that is the most a msgpack
+ * record can hold; JSON Lines and every writer keep the same limit, so
+ * whatever a tool writes, in either form, reads back.
+ */
+#define REC_MAX_DEPTH 32
+#if defined(MSGPACK_EMBED_STACK_SIZE) && MSGPACK_EMBED_STACK_SIZE < REC_MAX_DEPTH
+#error "msgpack-c unpacks fewer levels than REC_MAX_DEPTH"
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Records */
 
@@ -171,16 +184,21 @@ void rec_writer_close(struct rec_writer *w);
 
 /*
  * Append the JSON text of o to buf.  Returns 0, or one of the negative codes
- * below, after which buf holds a partial text to be thrown away.
+ * below, after which buf holds a partial text to be thrown away.  o nests
+ * at most REC_MAX_DEPTH levels; json_emit_in counts depth containers
+ * around it as well (1 for the value of a record's field).
  */
-enum { JSON_BAD_UTF8 = -1, JSON_BAD_KEY = -2, JSON_BAD_EXT = -3 };
+enum { JSON_BAD_UTF8 = -1, JSON_BAD_KEY = -2, JSON_BAD_EXT = -3,
+    JSON_TOO_DEEP = -4 };
 struct strbuf;
 int json_emit(struct strbuf *buf, const msgpack_object *o);
+int json_emit_in(struct strbuf *buf, const msgpack_object *o, int depth);
 const char *json_emit_error(int code);
 /*
  * Parse one JSON value from text[0..len) into *out, allocating in zone.
  * Returns 0; on error -1 with a message in err and the byte offset of the
- * problem in *errpos.  Trailing whitespace is allowed, anything else is not.
+ * problem in *errpos.  Trailing whitespace is allowed, anything else is not;
+ * nor is nesting deeper than REC_MAX_DEPTH.
  */
 int json_parse(const char *text, size_t len, msgpack_zone *zone,
     msgpack_object *out, char *err, size_t errsz, size_t *errpos);
