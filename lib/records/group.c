@@ -182,17 +182,23 @@ grouper_add(struct grouper *gr, const struct rec *r)
 	msgpack_sbuffer_clear(&gr->kb);
 	msgpack_pack_object(&gr->kp, *k);
 
+	/*
+	 * Sorted, a record with another key completes the current group:
+	 * it is handed over before the record is checked further, so a bad
+	 * record does not take the group before it down too.
+	 */
+	if (gr->sorted && gr->ngs > 0 && (gr->kb.size != gr->gs[0].keylen ||
+	    memcmp(gr->kb.data, gr->keys.data, gr->kb.size) != 0))
+		flush_sorted(gr);
+
 	int greedy = rec_opt_bool(r, "greedy", 0);
 	double val = greedy ? 0 : by_value(r, gr->by);
 
 	/* Find the record's group, or start one. */
 	size_t g;
-	if (gr->sorted) {
-		if (gr->ngs > 0 && (gr->kb.size != gr->gs[0].keylen ||
-		    memcmp(gr->kb.data, gr->keys.data, gr->kb.size) != 0))
-			flush_sorted(gr);
+	if (gr->sorted)
 		g = gr->ngs ? 0 : NONE;
-	} else {
+	else {
 		long v = strmap_get(gr->index, gr->kb.data, gr->kb.size);
 		g = v < 0 ? NONE : (size_t)v;
 	}
