@@ -360,9 +360,11 @@ main(int argc, char **argv)
 			parse_keep(&f, optarg);
 			break;
 		case O_BY:
+			rec_path_option("--by", optarg);
 			by = optarg;
 			break;
 		case O_GROUP_BY:
+			rec_path_option("--group-by", optarg);
 			group_by = optarg;
 			break;
 		case O_SORTED:
@@ -382,6 +384,7 @@ main(int argc, char **argv)
 			where_src = optarg;
 			break;
 		case O_R2:
+			rec_path_option("--r2", optarg);
 			f.truth = optarg;
 			break;
 		case O_BINS:

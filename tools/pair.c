@@ -304,10 +304,12 @@ main(int argc, char **argv)
 			break;
 		}
 		case O_BY:
+			rec_path_option("--by", optarg);
 			by = optarg;
 			grouping_opt = 1;
 			break;
 		case O_GROUP_BY:
+			rec_path_option("--group-by", optarg);
 			group_by = optarg;
 			grouping_opt = 1;
 			break;

@@ -158,13 +158,17 @@ cmd_stats(int argc, char **argv)
 	char **names = NULL;		/* the fields, in order seen */
 	struct strmap *fieldidx = strmap_new(), *groupidx = strmap_new();
 	struct group *groups = NULL;
-	size_t ngroups = 0;
+	size_t ngroups = 0, groupcap = 0, namecap = nfields;
 	msgpack_zone *keyzone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
 	msgpack_sbuffer kb;
 	msgpack_packer kp;
 	msgpack_sbuffer_init(&kb);
 	msgpack_packer_init(&kp, &kb, msgpack_sbuffer_write);
 
+	if (by != NULL)
+		rec_path_option("stats: --by", by);
+	for (size_t i = 0; i < nfields; i++)
+		rec_path_option("stats", fields[i]);
 	if (!all) {
 		names = fields;
 		for (size_t i = 0; i < nfields; i++)
@@ -184,7 +188,13 @@ cmd_stats(int argc, char **argv)
 		long g = strmap_get(groupidx, kb.data, kb.size);
 		if (g < 0) {
 			g = (long)ngroups++;
-			groups = xreallocarray(groups, ngroups, sizeof(*groups));
+			/* Doubling: one new group per record must not be
+			 * quadratic in the number of groups. */
+			if (ngroups > groupcap) {
+				groupcap = groupcap ? 2 * groupcap : 16;
+				groups = xreallocarray(groups, groupcap,
+				    sizeof(*groups));
+			}
 			memset(&groups[g], 0, sizeof(groups[g]));
 			/* Keep the key: unpack a copy of its bytes. */
 			char *bytes = msgpack_zone_malloc(keyzone, kb.size);
@@ -215,8 +225,11 @@ cmd_stats(int argc, char **argv)
 				    k->via.str.size);
 				if (f < 0) {
 					f = (long)nfields++;
-					names = xreallocarray(names, nfields,
-					    sizeof(*names));
+					if (nfields > namecap) {
+						namecap = 2 * namecap + 8;
+						names = xreallocarray(names,
+						    namecap, sizeof(*names));
+					}
 					names[f] = xmalloc(k->via.str.size + 1);
 					memcpy(names[f], k->via.str.ptr,
 					    k->via.str.size);

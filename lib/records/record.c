@@ -149,6 +149,22 @@ rec_get(const struct rec *r, const char *key)
 	return i < 0 ? NULL : &r->kv[i].val;
 }
 
+int
+rec_path_ok(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n > 0 && path[0] != '.' && path[n - 1] != '.' &&
+	    strstr(path, "..") == NULL;
+}
+
+void
+rec_path_option(const char *opt, const char *path)
+{
+	if (!rec_path_ok(path))
+		pp_usage("%s: malformed field name \"%s\"", opt, path);
+}
+
 const msgpack_object *
 rec_get_path(const struct rec *r, const char *path)
 {

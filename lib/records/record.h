@@ -66,6 +66,15 @@ void rec_copy(struct rec *dst, const struct rec *src);
 const msgpack_object *rec_get(const struct rec *r, const char *key);
 /* Like rec_get, for a dotted path into nested maps ("chosen.reward"). */
 const msgpack_object *rec_get_path(const struct rec *r, const char *path);
+/*
+ * Whether path is a well-formed field path: not empty, and no empty
+ * component (a leading or trailing dot, or "..").  Tools check their
+ * field options with it and refuse a malformed one as a usage error,
+ * as --where does.
+ */
+int rec_path_ok(const char *path);
+/* pp_usage (status 2) naming option opt unless rec_path_ok(path). */
+void rec_path_option(const char *opt, const char *path);
 
 /*
  * Typed getters.  rec_need_* end the program with the standard message when
