@@ -156,4 +156,15 @@ expect_fail 2 'usage:' score --exact --bogus
 score --help >"$T/got" || fail "--help"
 check "help names every scorer" grep -q -- '--flr' "$T/got"
 
+# A pattern that hits PCRE2's match limit on one record's response names
+# that record and field, and the records before it are written.
+printf '%s\n' '{"id":"a","response":"c","answer":"c"}' \
+    '{"id":"b","response":"aaaaaaaaaaaaaaaaaaaaaaaab","answer":"1"}' >"$T/lim.jsonl"
+expect_fail 1 '^score: .*lim.jsonl: record 2: field "response": --extract: match limit exceeded$' \
+	score --exact --extract '(*LIMIT_MATCH=1000)(?:a|a)*c|\d' "$T/lim.jsonl"
+score -J --exact --extract '(*LIMIT_MATCH=1000)(?:a|a)*c|\d' "$T/lim.jsonl" \
+    >"$T/lim.out" 2>/dev/null
+check "match limit: the record before is written" \
+	test "$(cat "$T/lim.out")" = '{"id":"a","response":"c","answer":"c","reward":1.0}'
+
 finish

@@ -98,8 +98,11 @@ run_exact(struct rec_reader *rd, struct rec_writer *w, const char *field,
 			const char *ans = side_need_str(&s[i], field, 1, &alen);
 			const char *resp = side_need_str(&s[i], "response", 0,
 			    &rlen);
-			side_set_num(&s[i], as, exact_match(e, resp, rlen, ans,
-			    alen) ? 1.0 : 0.0);
+			int ok = exact_match(e, resp, rlen, ans, alen);
+			if (ok < 0)
+				side_die(&s[i], "response", 0, "--extract: %s",
+				    exact_error(e));
+			side_set_num(&s[i], as, ok ? 1.0 : 0.0);
 		}
 		sides_close(s, n);
 		rec_write(w, &r);

@@ -173,6 +173,7 @@ struct exact {
 	pcre2_code *re;
 	pcre2_match_data *md;
 	int group;		/* 1 when the pattern has a capture group */
+	char err[256];		/* why the last match failed (returned -1) */
 };
 
 struct exact *
@@ -214,6 +215,12 @@ exact_free(struct exact *e)
 	free(e);
 }
 
+const char *
+exact_error(const struct exact *e)
+{
+	return e->err;
+}
+
 int
 exact_extract(struct exact *e, const char *text, size_t len,
     const char **out, size_t *outlen)
@@ -237,9 +244,10 @@ exact_extract(struct exact *e, const char *text, size_t len,
 			continue;
 		}
 		if (rc < 0) {
-			PCRE2_UCHAR msg[256];
-			pcre2_get_error_message(rc, msg, sizeof(msg));
-			errx(EXIT_DATA, "--extract: %s", (char *)msg);
+			/* A match limit, say: the caller names the record. */
+			pcre2_get_error_message(rc, (PCRE2_UCHAR *)e->err,
+			    sizeof(e->err));
+			return -1;
 		}
 		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
 		int g = e->group ? 1 : 0;
@@ -277,8 +285,11 @@ int
 exact_match(struct exact *e, const char *resp, size_t rlen,
     const char *answer, size_t alen)
 {
-	if (e->re != NULL && !exact_extract(e, resp, rlen, &resp, &rlen))
-		return 0;
+	if (e->re != NULL) {
+		int rc = exact_extract(e, resp, rlen, &resp, &rlen);
+		if (rc <= 0)
+			return rc;
+	}
 	trim(&resp, &rlen);
 	trim(&answer, &alen);
 	return rlen == alen && memcmp(resp, answer, rlen) == 0;

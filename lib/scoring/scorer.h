@@ -61,16 +61,19 @@ void exact_free(struct exact *e);
 /*
  * 1 when the response (or its last match of the pattern, group 1 if the
  * pattern has groups) equals the answer, both trimmed of surrounding
- * whitespace; else 0.  A response without a match scores 0.
+ * whitespace; else 0.  A response without a match scores 0.  -1 when
+ * the pattern could not be matched (a PCRE2 match or depth limit):
+ * exact_error says why, and the caller names the record.
  */
 int exact_match(struct exact *e, const char *resp, size_t rlen,
     const char *answer, size_t alen);
 /*
  * What the pattern extracts from text: *out points into text; returns 0
- * when there is no match.
+ * when there is no match, -1 as exact_match does.
  */
 int exact_extract(struct exact *e, const char *text, size_t len,
     const char **out, size_t *outlen);
+const char *exact_error(const struct exact *e);
 
 /* ------------------------------------------------------------------------ */
 /* --cmd */
