@@ -14,20 +14,6 @@
 /* ------------------------------------------------------------------------ */
 /* Reading */
 
-static int
-fail(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* By where the data starts, then ends (empty tensors first), then name. */
 static int
 by_offset(const void *a, const void *b)
@@ -52,14 +38,14 @@ parse_entry(struct st_file *f, const char *key, json_t *v, struct tensor *t,
 	char shp[128];
 
 	if (!json_is_object(v))
-		return fail(err, errsz, "tensor \"%s\": header entry is not "
+		return pp_errf(err, errsz, "tensor \"%s\": header entry is not "
 		    "an object", key);
 	if (!json_is_string(jd) || !json_is_array(js) || !json_is_array(jo))
-		return fail(err, errsz, "tensor \"%s\": header entry lacks "
+		return pp_errf(err, errsz, "tensor \"%s\": header entry lacks "
 		    "dtype, shape or data_offsets", key);
 	int dt = dtype_parse(json_string_value(jd));
 	if (dt < 0)
-		return fail(err, errsz, "tensor \"%s\": unsupported dtype %s "
+		return pp_errf(err, errsz, "tensor \"%s\": unsupported dtype %s "
 		    "(prefpipe reads F32, BF16 and F16)", key,
 		    json_string_value(jd));
 	t->name = xstrdup(key);
@@ -67,17 +53,17 @@ parse_entry(struct st_file *f, const char *key, json_t *v, struct tensor *t,
 	t->file = f->name;
 	t->ndim = (int)json_array_size(js);
 	if (t->ndim > TENSOR_MAXDIM)
-		return fail(err, errsz, "tensor \"%s\": %d dimensions; at most "
+		return pp_errf(err, errsz, "tensor \"%s\": %d dimensions; at most "
 		    "%d are supported", key, t->ndim, TENSOR_MAXDIM);
 	uint64_t n = 1;
 	for (int d = 0; d < t->ndim; d++) {
 		json_t *x = json_array_get(js, d);
 		if (!json_is_integer(x) || json_integer_value(x) < 0)
-			return fail(err, errsz, "tensor \"%s\": shape is not a "
+			return pp_errf(err, errsz, "tensor \"%s\": shape is not a "
 			    "list of sizes", key);
 		t->shape[d] = json_integer_value(x);
 		if (t->shape[d] && n > (UINT64_MAX >> 4) / (uint64_t)t->shape[d])
-			return fail(err, errsz, "tensor \"%s\": shape too "
+			return pp_errf(err, errsz, "tensor \"%s\": shape too "
 			    "large", key);
 		n *= (uint64_t)t->shape[d];
 	}
@@ -86,17 +72,17 @@ parse_entry(struct st_file *f, const char *key, json_t *v, struct tensor *t,
 	json_t *b = json_array_get(jo, 0), *e = json_array_get(jo, 1);
 	if (json_array_size(jo) != 2 || !json_is_integer(b) ||
 	    !json_is_integer(e))
-		return fail(err, errsz, "tensor \"%s\": data_offsets is not "
+		return pp_errf(err, errsz, "tensor \"%s\": data_offsets is not "
 		    "[begin, end]", key);
 	json_int_t begin = json_integer_value(b), end = json_integer_value(e);
 	if (begin < 0 || end < begin || (uint64_t)end > f->datalen)
-		return fail(err, errsz, "tensor \"%s\": data_offsets [%lld, "
+		return pp_errf(err, errsz, "tensor \"%s\": data_offsets [%lld, "
 		    "%lld] out of range: the data section has %zu bytes "
 		    "(truncated file?)", key, (long long)begin,
 		    (long long)end, f->datalen);
 	uint64_t want = n * dtype_size(t->dtype);
 	if ((uint64_t)(end - begin) != want)
-		return fail(err, errsz, "tensor \"%s\": %lld bytes, but shape "
+		return pp_errf(err, errsz, "tensor \"%s\": %lld bytes, but shape "
 		    "%s of %s needs %" PRIu64, key, (long long)(end - begin),
 		    tensor_shape_str(shp, sizeof shp, t->ndim, t->shape),
 		    dtype_name(t->dtype), want);
@@ -114,13 +100,13 @@ st_parse(struct st_file *f, const char *name, const void *buf, size_t len,
 	f->len = len;
 
 	if (len < 8)
-		return fail(err, errsz, "truncated: %zu bytes, less than the "
+		return pp_errf(err, errsz, "truncated: %zu bytes, less than the "
 		    "8-byte header length", len);
 	uint64_t hl = 0;
 	for (int i = 7; i >= 0; i--)
 		hl = hl << 8 | f->base[i];
 	if (hl > len - 8)
-		return fail(err, errsz, "header length %" PRIu64 " exceeds "
+		return pp_errf(err, errsz, "header length %" PRIu64 " exceeds "
 		    "the file's %zu bytes (truncated file?)", hl, len);
 	f->data = f->base + 8 + hl;
 	f->datalen = len - 8 - hl;
@@ -129,16 +115,16 @@ st_parse(struct st_file *f, const char *name, const void *buf, size_t len,
 	json_t *h = json_loadb((const char *)f->base + 8, hl,
 	    JSON_REJECT_DUPLICATES, &je);
 	if (h == NULL)
-		return fail(err, errsz, "header is not JSON: %s at byte %d",
+		return pp_errf(err, errsz, "header is not JSON: %s at byte %d",
 		    je.text, je.position);
 	if (!json_is_object(h)) {
 		json_decref(h);
-		return fail(err, errsz, "header is not a JSON object");
+		return pp_errf(err, errsz, "header is not a JSON object");
 	}
 	/* The format: the object starts at the header's first byte. */
 	if (f->base[8] != '{') {
 		json_decref(h);
-		return fail(err, errsz, "header does not begin with '{' (a "
+		return pp_errf(err, errsz, "header does not begin with '{' (a "
 		    "wrong header length?)");
 	}
 
@@ -174,18 +160,18 @@ st_parse(struct st_file *f, const char *name, const void *buf, size_t len,
 		uint64_t b = (uint64_t)((const unsigned char *)q->raw -
 		    f->data);
 		if (b < at)
-			return fail(err, errsz, "tensor \"%s\": its data "
+			return pp_errf(err, errsz, "tensor \"%s\": its data "
 			    "overlaps tensor \"%s\"", q->name,
 			    f->t[i - 1].name);
 		if (b > at)
-			return fail(err, errsz, "tensor \"%s\": data_offsets "
+			return pp_errf(err, errsz, "tensor \"%s\": data_offsets "
 			    "begin at %" PRIu64 ", but the data before it ends "
 			    "at %" PRIu64 " (a gap: the header's offsets must "
 			    "tile the data)", q->name, b, at);
 		at = b + tensor_bytes(q);
 	}
 	if (at != f->datalen)
-		return fail(err, errsz, "trailing data: the tensors end at "
+		return pp_errf(err, errsz, "trailing data: the tensors end at "
 		    "byte %" PRIu64 " of the data section's %zu (the header's "
 		    "offsets must tile it; a wrong header length?)", at,
 		    f->datalen);

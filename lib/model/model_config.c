@@ -20,17 +20,6 @@
 /* ------------------------------------------------------------------------ */
 /* Reading config.json */
 
-static int
-fail(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* An integer field: def when absent or null; -2 on a wrong type. */
 static int
 get_int(const json_t *o, const char *key, long long def, long long *out)
@@ -86,9 +75,9 @@ get_bool(const json_t *o, const char *key, int def, int *out)
 #define INT(o, key, def, dst, lo, hi) do {				\
 	long long v_;							\
 	if (get_int((o), (key), (def), &v_) != 0)			\
-		return fail(err, errsz, "config.json: \"%s\" is not an integer", (key)); \
+		return pp_errf(err, errsz, "config.json: \"%s\" is not an integer", (key)); \
 	if (v_ < (lo) || v_ > (hi))					\
-		return fail(err, errsz, "config.json: \"%s\" = %lld is out of range [%lld, %lld]", \
+		return pp_errf(err, errsz, "config.json: \"%s\" = %lld is out of range [%lld, %lld]", \
 		    (key), v_, (long long)(lo), (long long)(hi));	\
 	(dst) = v_;							\
 } while (0)
@@ -96,13 +85,13 @@ get_bool(const json_t *o, const char *key, int def, int *out)
 #define NUM(o, key, def, dst) do {					\
 	double v_;							\
 	if (get_num((o), (key), (def), &v_) != 0)			\
-		return fail(err, errsz, "config.json: \"%s\" is not a number", (key)); \
+		return pp_errf(err, errsz, "config.json: \"%s\" is not a number", (key)); \
 	(dst) = v_;							\
 } while (0)
 
 #define BOOL(o, key, def, dst) do {					\
 	if (get_bool((o), (key), (def), &(dst)) != 0)			\
-		return fail(err, errsz, "config.json: \"%s\" is not a boolean", (key)); \
+		return pp_errf(err, errsz, "config.json: \"%s\" is not a boolean", (key)); \
 } while (0)
 
 /*
@@ -123,19 +112,19 @@ read_rope(struct model_config *cfg, const json_t *config, char *err,
 	cfg->rope_scaling = ROPE_NONE;
 	if (rp != NULL && !json_is_null(rp)) {
 		if (!json_is_object(rp))
-			return fail(err, errsz, "config.json: \"rope_parameters\" is not an object");
+			return pp_errf(err, errsz, "config.json: \"rope_parameters\" is not an object");
 		if (json_object_get(rp, "full_attention") != NULL)
-			return fail(err, errsz, "config.json: per-layer-type \"rope_parameters\" is not supported");
+			return pp_errf(err, errsz, "config.json: per-layer-type \"rope_parameters\" is not supported");
 		NUM(rp, "rope_theta", cfg->rope_theta, cfg->rope_theta);
 		src = rp;
 	} else if (rs != NULL && !json_is_null(rs)) {
 		if (!json_is_object(rs))
-			return fail(err, errsz, "config.json: \"rope_scaling\" is not an object");
+			return pp_errf(err, errsz, "config.json: \"rope_scaling\" is not an object");
 		src = rs;
 	} else
 		src = NULL;
 	if (cfg->rope_theta <= 0)
-		return fail(err, errsz, "config.json: \"rope_theta\" must be positive");
+		return pp_errf(err, errsz, "config.json: \"rope_theta\" must be positive");
 	if (src == NULL)
 		return 0;
 	if ((tv = json_object_get(src, "rope_type")) == NULL)
@@ -144,7 +133,7 @@ read_rope(struct model_config *cfg, const json_t *config, char *err,
 	if (strcmp(type, "default") == 0)
 		return 0;
 	if (strcmp(type, "llama3") != 0)
-		return fail(err, errsz, "config.json: rope scaling type \"%s\" is not supported (supported: default, llama3)", type);
+		return pp_errf(err, errsz, "config.json: rope scaling type \"%s\" is not supported (supported: default, llama3)", type);
 	cfg->rope_scaling = ROPE_LLAMA3;
 	NUM(src, "factor", -1, cfg->rope_factor);
 	NUM(src, "low_freq_factor", -1, cfg->rope_low_freq_factor);
@@ -154,7 +143,7 @@ read_rope(struct model_config *cfg, const json_t *config, char *err,
 	if (cfg->rope_factor <= 0 || cfg->rope_low_freq_factor <= 0 ||
 	    cfg->rope_high_freq_factor <= cfg->rope_low_freq_factor ||
 	    cfg->rope_orig_max_pos <= 0)
-		return fail(err, errsz, "config.json: llama3 rope scaling needs factor, low_freq_factor < high_freq_factor and original_max_position_embeddings, all positive");
+		return pp_errf(err, errsz, "config.json: llama3 rope scaling needs factor, low_freq_factor < high_freq_factor and original_max_position_embeddings, all positive");
 	return 0;
 }
 
@@ -176,11 +165,11 @@ read_special(struct model_config *cfg, const json_t *config, char *err,
 		return 0;
 	}
 	if (!json_is_array(e) || json_array_size(e) > MODEL_MAX_EOS)
-		return fail(err, errsz, "config.json: \"eos_token_id\" must be an integer or a list of at most %d", MODEL_MAX_EOS);
+		return pp_errf(err, errsz, "config.json: \"eos_token_id\" must be an integer or a list of at most %d", MODEL_MAX_EOS);
 	for (i = 0; i < json_array_size(e); i++) {
 		json_t *x = json_array_get(e, i);
 		if (!json_is_integer(x))
-			return fail(err, errsz, "config.json: \"eos_token_id\" holds a non-integer");
+			return pp_errf(err, errsz, "config.json: \"eos_token_id\" holds a non-integer");
 		cfg->eos_ids[cfg->n_eos++] = json_integer_value(x);
 	}
 	return 0;
@@ -198,19 +187,19 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 	v = json_object_get(config, "hidden_act");
 	act = json_is_string(v) ? json_string_value(v) : "silu";
 	if (strcmp(act, "silu") != 0 && strcmp(act, "swish") != 0)
-		return fail(err, errsz, "config.json: hidden_act \"%s\" is not supported (only silu)", act);
+		return pp_errf(err, errsz, "config.json: hidden_act \"%s\" is not supported (only silu)", act);
 	BOOL(config, "attention_bias", 0, b);
 	if (b && arch == MODEL_LLAMA)
-		return fail(err, errsz, "config.json: attention_bias is not supported for llama");
+		return pp_errf(err, errsz, "config.json: attention_bias is not supported for llama");
 	BOOL(config, "mlp_bias", 0, b);
 	if (b)
-		return fail(err, errsz, "config.json: mlp_bias is not supported");
+		return pp_errf(err, errsz, "config.json: mlp_bias is not supported");
 	NUM(config, "attention_dropout", 0, d);
 	if (d != 0)
-		return fail(err, errsz, "config.json: attention_dropout %g is not supported", d);
+		return pp_errf(err, errsz, "config.json: attention_dropout %g is not supported", d);
 	if ((v = json_object_get(config, "quantization_config")) != NULL &&
 	    !json_is_null(v))
-		return fail(err, errsz, "config.json: quantized models (quantization_config) are not supported");
+		return pp_errf(err, errsz, "config.json: quantized models (quantization_config) are not supported");
 	if ((v = json_object_get(config, "layer_types")) != NULL &&
 	    json_is_array(v)) {
 		size_t i;
@@ -218,7 +207,7 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 			json_t *x = json_array_get(v, i);
 			if (!json_is_string(x) ||
 			    strcmp(json_string_value(x), "full_attention") != 0)
-				return fail(err, errsz, "config.json: layer_types other than full_attention (sliding windows) are not supported");
+				return pp_errf(err, errsz, "config.json: layer_types other than full_attention (sliding windows) are not supported");
 		}
 	}
 	/* Sliding windows: Mistral when sliding_window is set; Qwen2 when
@@ -226,11 +215,11 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 	if (arch == MODEL_QWEN2) {
 		BOOL(config, "use_sliding_window", 0, b);
 		if (b)
-			return fail(err, errsz, "config.json: use_sliding_window is not supported");
+			return pp_errf(err, errsz, "config.json: use_sliding_window is not supported");
 	} else {
 		v = json_object_get(config, "sliding_window");
 		if (v != NULL && !json_is_null(v))
-			return fail(err, errsz, "config.json: sliding_window is not supported (Mistral with sliding-window attention)");
+			return pp_errf(err, errsz, "config.json: sliding_window is not supported (Mistral with sliding-window attention)");
 	}
 	return 0;
 }
@@ -259,13 +248,13 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (!json_is_object(config))
-		return fail(err, errsz, "config.json: not a JSON object");
+		return pp_errf(err, errsz, "config.json: not a JSON object");
 	a = json_object_get(config, "architectures");
 	if (json_is_array(a) && json_array_size(a) > 0) {
 		if (json_array_size(a) > 1)
-			return fail(err, errsz, "config.json: several architectures are listed; expected one");
+			return pp_errf(err, errsz, "config.json: several architectures are listed; expected one");
 		if (!json_is_string(json_array_get(a, 0)))
-			return fail(err, errsz, "config.json: \"architectures\" holds a non-string");
+			return pp_errf(err, errsz, "config.json: \"architectures\" holds a non-string");
 		name = json_string_value(json_array_get(a, 0));
 	}
 	mt = json_object_get(config, "model_type");
@@ -279,17 +268,17 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 				found = 1;
 			}
 		if (!found)
-			return fail(err, errsz, "config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and their ForSequenceClassification)", name);
+			return pp_errf(err, errsz, "config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and their ForSequenceClassification)", name);
 	} else if (type != NULL) {
 		if (strcmp(type, "llama") == 0 || strcmp(type, "mistral") == 0)
 			cfg->arch = MODEL_LLAMA;
 		else if (strcmp(type, "qwen2") == 0)
 			cfg->arch = MODEL_QWEN2;
 		else
-			return fail(err, errsz, "config.json: model_type %s is not supported (supported: llama, mistral, qwen2)", type);
+			return pp_errf(err, errsz, "config.json: model_type %s is not supported (supported: llama, mistral, qwen2)", type);
 		cfg->lm_head = 1;
 	} else
-		return fail(err, errsz, "config.json: neither \"architectures\" nor \"model_type\" says what the model is");
+		return pp_errf(err, errsz, "config.json: neither \"architectures\" nor \"model_type\" says what the model is");
 	if (refuse_options(config, cfg->arch, err, errsz) != 0)
 		return -1;
 
@@ -334,15 +323,15 @@ model_config_check(const struct model_config *cfg, char *err, size_t errsz)
 	if (cfg->vocab_size < 1 || cfg->dim < 1 || cfg->n_layers < 1 ||
 	    cfg->n_heads < 1 || cfg->n_kv_heads < 1 || cfg->head_dim < 1 ||
 	    cfg->hidden_dim < 1 || cfg->max_seq_len < 1)
-		return fail(err, errsz, "model config: a size is missing or not positive");
+		return pp_errf(err, errsz, "model config: a size is missing or not positive");
 	if (cfg->n_heads % cfg->n_kv_heads != 0)
-		return fail(err, errsz, "model config: num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg->n_heads, cfg->n_kv_heads);
+		return pp_errf(err, errsz, "model config: num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg->n_heads, cfg->n_kv_heads);
 	if (cfg->head_dim % 2 != 0)
-		return fail(err, errsz, "model config: head_dim %d is odd; rotary embeddings need it even", cfg->head_dim);
+		return pp_errf(err, errsz, "model config: head_dim %d is odd; rotary embeddings need it even", cfg->head_dim);
 	if (!cfg->lm_head && cfg->num_labels < 1)
-		return fail(err, errsz, "model config: a classification model needs num_labels");
+		return pp_errf(err, errsz, "model config: a classification model needs num_labels");
 	if (cfg->norm_eps <= 0)
-		return fail(err, errsz, "model config: rms_norm_eps must be positive");
+		return pp_errf(err, errsz, "model config: rms_norm_eps must be positive");
 	return 0;
 }
 

@@ -180,20 +180,6 @@ conv_template_error(const struct conv *cv)
 /* Messages */
 
 static int
-fail(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static int
 key_is(const msgpack_object *k, const char *s)
 {
 	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(s) &&
@@ -209,7 +195,7 @@ conv_messages(const msgpack_object *o, struct conv_msgs *ms, char *err,
 	ms->m = NULL;
 	ms->n = 0;
 	if (o->type != MSGPACK_OBJECT_ARRAY)
-		return fail(err, errsz, "expected array, got %s",
+		return pp_errf(err, errsz, "expected array, got %s",
 		    rec_type_name(o));
 	ms->m = xcalloc(o->via.array.size + 2, sizeof(*ms->m));
 	for (uint32_t i = 0; i < o->via.array.size; i++) {
@@ -217,7 +203,7 @@ conv_messages(const msgpack_object *o, struct conv_msgs *ms, char *err,
 		char *got[2] = { NULL, NULL };
 		if (x->type != MSGPACK_OBJECT_MAP) {
 			conv_messages_free(ms);
-			return fail(err, errsz, "element %u: expected map, got "
+			return pp_errf(err, errsz, "element %u: expected map, got "
 			    "%s", i, rec_type_name(x));
 		}
 		for (uint32_t k = 0; k < x->via.map.size; k++) {
@@ -230,7 +216,7 @@ conv_messages(const msgpack_object *o, struct conv_msgs *ms, char *err,
 					free(got[0]);
 					free(got[1]);
 					conv_messages_free(ms);
-					return fail(err, errsz, "element %u: "
+					return pp_errf(err, errsz, "element %u: "
 					    "\"%s\": expected string, got %s",
 					    i, want[f], rec_type_name(val));
 				}
@@ -245,7 +231,7 @@ conv_messages(const msgpack_object *o, struct conv_msgs *ms, char *err,
 		for (int f = 0; f < 2; f++)
 			if (got[f] == NULL) {
 				conv_messages_free(ms);
-				return fail(err, errsz, "element %u: \"%s\": "
+				return pp_errf(err, errsz, "element %u: \"%s\": "
 				    "missing", i, want[f]);
 			}
 	}
@@ -280,7 +266,7 @@ conv_render(const struct conv *cv, const struct chat_msg *m, size_t n, int gen,
     char *err, size_t errsz)
 {
 	if (cv->tmpl == NULL) {
-		fail(err, errsz, "%s", cv->tmplerr);
+		pp_errf(err, errsz, "%s", cv->tmplerr);
 		return NULL;
 	}
 	return chat_render(cv->tmpl, m, n, gen, tokenizer_bos_token(cv->tok),
@@ -328,7 +314,7 @@ conv_turn_tokens(const struct conv *cv, const struct chat_msg *m, size_t n,
 				    strncmp(a, full, from) != 0 ||
 				    strncmp(b, full, to) != 0;
 				if (bad)
-					fail(err, errsz, "the template does "
+					pp_errf(err, errsz, "the template does "
 					    "not render turn %zu as a prefix "
 					    "of the whole conversation", i);
 			}
@@ -422,7 +408,7 @@ conv_check_vocab(int vocab, const int32_t *ids, size_t n, char *err,
 {
 	for (size_t i = 0; i < n; i++)
 		if (ids[i] < 0 || ids[i] >= vocab)
-			return fail(err, errsz, "token %zu is %d, outside the "
+			return pp_errf(err, errsz, "token %zu is %d, outside the "
 			    "vocabulary [0, %d)", i, (int)ids[i], vocab);
 	return 0;
 }
@@ -431,7 +417,7 @@ int
 conv_check_length(int ctx, size_t n, char *err, size_t errsz)
 {
 	if (n > (size_t)ctx)
-		return fail(err, errsz, "%zu tokens, more than the %d "
+		return pp_errf(err, errsz, "%zu tokens, more than the %d "
 		    "positions", n, ctx);
 	return 0;
 }
@@ -442,13 +428,13 @@ conv_same_tokenizer(const struct tokenizer *a, const struct tokenizer *b,
 {
 	size_t na = tokenizer_vocab_size(a), nb = tokenizer_vocab_size(b);
 	if (na != nb)
-		return fail(err, errsz, "%zu tokens against %zu", na, nb);
+		return pp_errf(err, errsz, "%zu tokens against %zu", na, nb);
 	for (size_t i = 0; i < na; i++) {
 		const char *x = tokenizer_id_to_token(a, (int32_t)i);
 		const char *y = tokenizer_id_to_token(b, (int32_t)i);
 		if ((x == NULL) != (y == NULL) ||
 		    (x != NULL && strcmp(x, y) != 0))
-			return fail(err, errsz, "token %zu is \"%s\" against "
+			return pp_errf(err, errsz, "token %zu is \"%s\" against "
 			    "\"%s\"", i, x ? x : "", y ? y : "");
 	}
 	return 0;

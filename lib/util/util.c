@@ -241,3 +241,14 @@ pp_cpu_avx2(void)
 	return 0;
 #endif
 }
+
+int
+pp_errf(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+	return -1;
+}

@@ -14,6 +14,13 @@
 /* Exit statuses shared by every tool. */
 enum { EXIT_DATA = 1, EXIT_USAGE = 2 };
 
+/*
+ * For functions that return errors in a caller's buffer: format the
+ * message into err (errsz bytes) and return -1.
+ */
+int pp_errf(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Memory allocation that ends the program with a message when it fails. */
 void *xmalloc(size_t n);
 /*
