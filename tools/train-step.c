@@ -54,7 +54,7 @@ enum {
 	O_SCHEDULE, O_SCHED_STEPS, O_MIN_LR, O_WD, O_CLIP_GRAD, O_BETA1,
 	O_BETA2, O_EPS, O_SEED, O_NO_SHUFFLE, O_MAX_LENGTH, O_TRUNCATE, O_REF,
 	O_RESET, O_DTYPE, O_BETA, O_VARIANT, O_LS, O_NLL, O_ADD_HEAD, O_ADV,
-	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT,
+	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT, O_FREEZE,
 };
 
 static const struct option longopts[] = {
@@ -90,6 +90,7 @@ static const struct option longopts[] = {
 	{ "label-smoothing", required_argument, NULL, O_LS },
 	{ "nll-coef", required_argument, NULL, O_NLL },
 	{ "add-head", no_argument, NULL, O_ADD_HEAD },
+	{ "freeze", required_argument, NULL, O_FREEZE },
 	{ "advantage", required_argument, NULL, O_ADV },
 	{ "scale", required_argument, NULL, O_SCALE },
 	{ "clip", required_argument, NULL, O_CLIP },
@@ -192,6 +193,7 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 		case O_TRUNCATE: o->truncate = 1; break;
 		case O_REF: o->ref = optarg; break;
 		case O_RESET: o->reset_optimizer = 1; break;
+		case O_FREEZE: o->freeze = optarg; break;
 		case O_DTYPE:
 			if (dtype_parse(optarg) < 0)
 				pp_usage("--dtype: unknown value \"%s\"", optarg);

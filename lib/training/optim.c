@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "training/optim.h"
 #include "util/util.h"
 
@@ -51,34 +52,15 @@ adamw_step(struct adamw *o, float *p, const float *g, double lr)
 	/* Bias corrections in double: b^t underflows gently, not to 1 - 1. */
 	double bc1 = 1 - pow(o->beta1, (double)o->t);
 	double bc2 = 1 - pow(o->beta2, (double)o->t);
-	float b1 = (float)o->beta1, b2 = (float)o->beta2;
-	float step = (float)(lr / bc1);
-	float rbc2 = (float)(1 / sqrt(bc2));
-	float eps = (float)o->eps;
-	float decayed = (float)(1 - lr * o->weight_decay);
 
-	/*
-	 * One parallel region for all ranges, without a barrier between
-	 * them: most ranges are small (norm weights, biases), and a team
-	 * that waits at each would spend longer waiting than updating.
-	 */
-#pragma omp parallel
+	/* The arithmetic is the backend's optimizer operation, one call a
+	 * range; decay multiplies p before the Adam update, as torch does. */
 	for (int r = 0; r < o->nranges; r++) {
 		const struct optim_range *rg = &o->ranges[r];
-		/* Decay multiplies p before the Adam update, as torch does. */
-		float keep = rg->decay ? decayed : 1;
-		float *pp = p + rg->offset, *m = o->m + rg->offset,
-		    *v = o->v + rg->offset;
-		const float *gg = g + rg->offset;
-		ptrdiff_t n = (ptrdiff_t)rg->n;
-#pragma omp for schedule(static) nowait
-		for (ptrdiff_t i = 0; i < n; i++) {
-			float gi = gg[i];
-			m[i] = b1 * m[i] + (1 - b1) * gi;
-			v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-			float denom = sqrtf(v[i]) * rbc2 + eps;
-			pp[i] = pp[i] * keep - step * m[i] / denom;
-		}
+		backend_cpu.adamw(NULL, p + rg->offset, g + rg->offset,
+		    o->m + rg->offset, o->v + rg->offset, rg->n, lr,
+		    o->beta1, o->beta2, o->eps,
+		    rg->decay ? o->weight_decay : 0, bc1, bc2);
 	}
 }
 

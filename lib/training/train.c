@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <err.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,60 @@ load_model(struct train_ctx *t)
 	return m;
 }
 
+/*
+ * --freeze: the tensors whose HF names match one of the comma-separated
+ * globs (fnmatch) get no gradient, no dW work and no optimizer state.
+ * A glob that matches nothing is a usage error, as is freezing all.
+ */
+static int
+glob_list_match(const char *list, const char *name)
+{
+	char pat[256];
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		if (n > 0 && n < sizeof(pat)) {
+			memcpy(pat, p, n);
+			pat[n] = '\0';
+			if (fnmatch(pat, name, 0) == 0)
+				return 1;
+		}
+		p += n + (p[n] == ',');
+	}
+	return 0;
+}
+
+static int
+not_frozen(const struct model_tensor *mt, void *arg)
+{
+	return !glob_list_match(arg, mt->name);
+}
+
+static void
+apply_freeze(struct train_ctx *t)
+{
+	const char *list = t->o.freeze;
+	struct model *m = t->m;
+	char pat[256];
+
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		if (n == 0 || n >= sizeof(pat))
+			pp_usage("--freeze: an empty or overlong pattern in "
+			    "\"%s\"", list);
+		memcpy(pat, p, n);
+		pat[n] = '\0';
+		int hit = 0;
+		for (int i = 0; i < m->ntensors && !hit; i++)
+			hit = fnmatch(pat, m->tensors[i].name, 0) == 0;
+		if (!hit)
+			pp_usage("--freeze: \"%s\" matches no tensor of %s",
+			    pat, t->o.model);
+		p += n + (p[n] == ',');
+	}
+	if (model_set_trainable(m, not_frozen, (void *)list) == 0)
+		pp_usage("--freeze: \"%s\" freezes every tensor", list);
+}
+
 struct train_ctx *
 train_new(const struct train_opts *o)
 {
@@ -142,6 +197,8 @@ train_new(const struct train_opts *o)
 		t->o.micro = t->o.batch;
 	t->ckpt = ckpt_load(o->model);
 	t->m = load_model(t);
+	if (o->freeze)
+		apply_freeze(t);
 	t->max_len = t->m->cfg.max_seq_len;
 	if (o->max_length > 0 && o->max_length < t->max_len)
 		t->max_len = (int)o->max_length;
@@ -634,12 +691,14 @@ check_finite(const struct train_ctx *t, int64_t stepno)
 	    "exp_avg_sq." };
 	const float *arr[3] = { m->params, t->adam.m, t->adam.v };
 
+	/* Only trainable tensors have moments; frozen weights do not move. */
 	for (int a = 0; a < 3; a++) {
-		if (!any_nonfinite(arr[a], m->nparams))
+		if (!any_nonfinite(arr[a], m->ntrain))
 			continue;
 		for (int i = 0; i < m->ntensors; i++) {
 			const struct model_tensor *mt = &m->tensors[i];
-			if (any_nonfinite(arr[a] + mt->offset, mt->n))
+			if (mt->trainable &&
+			    any_nonfinite(arr[a] + mt->offset, mt->n))
 				errx(EXIT_DATA, "step %lld: non-finite %s "
 				    "(%s%s); no checkpoint written",
 				    (long long)stepno, what[a], prefix[a],
@@ -698,8 +757,8 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 	free(exs);
 	pack_free(&pk);
 
-	sum_gradients(m->grads, m->nparams);
-	double gn = grad_norm(m->grads, m->nparams);
+	sum_gradients(m->grads, m->ntrain);
+	double gn = grad_norm(m->grads, m->ntrain);
 	/* A non-finite step would poison the checkpoint: stop before it. */
 	if (!isfinite(st->loss))
 		errx(EXIT_DATA, "step %lld: non-finite loss (%g); no "
@@ -707,7 +766,7 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 	if (!isfinite(gn))
 		errx(EXIT_DATA, "step %lld: non-finite gradient norm (%g); no "
 		    "checkpoint written", (long long)stepno, gn);
-	grad_clip(m->grads, m->nparams, gn, t->o.clip_grad);
+	grad_clip(m->grads, m->ntrain, gn, t->o.clip_grad);
 	adamw_step(&t->adam, m->params, m->grads, lr);
 	check_finite(t, stepno);
 	return gn;
@@ -747,6 +806,8 @@ load_state(struct train_ctx *t)
 	json_decref(ts);
 	for (int i = 0; i < m->ntensors; i++) {
 		const struct model_tensor *mt = &m->tensors[i];
+		if (!mt->trainable)
+			continue;
 		for (int k = 0; k < 2; k++) {
 			snprintf(name, sizeof(name), "%s.%s",
 			    k ? "exp_avg_sq" : "exp_avg", mt->name);
@@ -773,9 +834,13 @@ train_save(struct train_ctx *t)
 
 	ckpt_writer_carry(w, t->ckpt);
 	model_save(m, w);
-	/* Moments stay fp32 whatever the weights' dtype: resuming exactly. */
+	/* Moments stay fp32 whatever the weights' dtype: resuming exactly.
+	 * Frozen tensors have none (torch's state holds only the params the
+	 * optimizer was given). */
 	for (int i = 0; i < m->ntensors; i++) {
 		const struct model_tensor *mt = &m->tensors[i];
+		if (!mt->trainable)
+			continue;
 		for (int k = 0; k < 2; k++) {
 			snprintf(name, sizeof(name), "%s.%s",
 			    k ? "exp_avg_sq" : "exp_avg", mt->name);
@@ -825,17 +890,22 @@ train_prepare(struct train_ctx *t)
 	if (o->objective == OBJ_PG)
 		forward_logprobs(t, m, want_old, got_old);
 
-	adamw_init(&t->adam, m->nparams, o->beta1, o->beta2, o->eps,
+	/* The optimizer sees the trainable set alone, params[0 .. ntrain). */
+	adamw_init(&t->adam, m->ntrain, o->beta1, o->beta2, o->eps,
 	    o->weight_decay);
 	/* Decoupled weight decay spares norm weights and biases. */
 	struct optim_range *rg = xreallocarray(NULL, m->ntensors,
 	    sizeof(*rg));
+	int nrg = 0;
 	for (int i = 0; i < m->ntensors; i++) {
-		rg[i].offset = m->tensors[i].offset;
-		rg[i].n = m->tensors[i].n;
-		rg[i].decay = !m->tensors[i].is_norm && !m->tensors[i].is_bias;
+		const struct model_tensor *mt = &m->tensors[i];
+		if (!mt->trainable)
+			continue;
+		rg[nrg].offset = mt->offset;
+		rg[nrg].n = mt->n;
+		rg[nrg++].decay = !mt->is_norm && !mt->is_bias;
 	}
-	adamw_set_ranges(&t->adam, rg, m->ntensors);
+	adamw_set_ranges(&t->adam, rg, nrg);
 	free(rg);
 
 	t->nbatches = (t->nex + o->batch - 1) / o->batch;

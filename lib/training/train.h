@@ -48,6 +48,7 @@ struct train_opts {
 	int schedule;			/* enum lr_schedule */
 	uint64_t seed;
 	int shuffle, truncate, reset_optimizer, add_head;
+	const char *freeze;		/* comma-separated globs, or NULL */
 	long long max_length;		/* <= 0: the model's context */
 	/* dpo */
 	double beta, label_smoothing, nll_coef;
