@@ -29,6 +29,17 @@ for k in tied_alias tied_head; do
 	same "$k trains as tied_embed" t_tied_embed/model.safetensors \
 	    "t_$k/model.safetensors"
 done
+# ckpt convert, tensor by tensor, writes the same form: a head stored
+# alone (with or without the alias) becomes the embedding.
+for k in tied_embed tied_alias tied_head; do
+	ckpt convert "$H/$k" "c_$k" || fail "convert $k"
+done
+for k in tied_alias tied_head; do
+	same "$k converts as tied_embed" c_tied_embed/model.safetensors \
+	    "c_$k/model.safetensors"
+done
+ckpt info c_tied_alias | grep -q '^lm_head.weight ' &&
+    fail "convert tied_alias: lm_head.weight written"
 same "sharded trains as untied" t_untied/model.safetensors \
     t_sharded/model.safetensors
 same "bf16 trains as untied" t_untied/model.safetensors \

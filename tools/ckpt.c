@@ -488,14 +488,14 @@ cmd_info(int argc, char **argv)
 /* Copy one tensor: bit for bit when its dtype stays, else via fp32. */
 static void
 copy_tensor(struct ckpt_writer *w, struct ckpt *c, const char *file,
-    const struct tensor *t, int dt)
+    const char *name, const struct tensor *t, int dt)
 {
 	if (dt < 0 || (enum dtype)dt == t->dtype) {
-		ckpt_writer_add_raw_to(w, file, t->name, t->ndim, t->shape,
+		ckpt_writer_add_raw_to(w, file, name, t->ndim, t->shape,
 		    t->raw, t->dtype);
 		return;
 	}
-	ckpt_writer_add_tensor_to(w, file, t->name, t->ndim, t->shape,
+	ckpt_writer_add_tensor_to(w, file, name, t->ndim, t->shape,
 	    ckpt_data(c, t), (enum dtype)dt);
 	ckpt_drop(c, t);
 }
@@ -531,10 +531,14 @@ cmd_convert(int argc, char **argv)
 	    dtype_name((enum dtype)wdt));
 	ckpt_writer_plan(w, in);
 
-	/* The model's tensors, shards or not, into one model.safetensors. */
-	for (size_t i = 0; i < ckpt_ntensors(in); i++)
-		copy_tensor(w, in, "model.safetensors", ckpt_tensor(in, i),
-		    dt);
+	/* The model's tensors, shards or not, into one model.safetensors,
+	 * named as transformers writes them (a tied matrix stored as the
+	 * head alone becomes the embedding). */
+	for (size_t i = 0; i < ckpt_ntensors(in); i++) {
+		const struct tensor *t = ckpt_tensor(in, i);
+		copy_tensor(w, in, "model.safetensors",
+		    model_ckpt_write_name(in, t), t, dt);
+	}
 
 	/* Everything else as it is, other safetensors files tensor by
 	 * tensor (optimizer state keeps its dtype). */
@@ -551,8 +555,9 @@ cmd_convert(int argc, char **argv)
 		if (nl > 12 && strcmp(name + nl - 12, ".safetensors") == 0) {
 			struct st_set *s = ckpt_extra(in, name);
 			for (size_t k = 0; k < st_set_ntensors(s); k++)
-				copy_tensor(w, in, name, st_set_tensor(s, k),
-				    -1);
+				copy_tensor(w, in, name,
+				    st_set_tensor(s, k)->name,
+				    st_set_tensor(s, k), -1);
 			continue;
 		}
 		if (strcmp(name, "config.json") == 0 && dt >= 0) {

@@ -25,6 +25,24 @@ model_ckpt_tensor(struct ckpt *c, const struct model_config *cfg,
 	return t;
 }
 
+const char *
+model_ckpt_write_name(struct ckpt *c, const struct tensor *t)
+{
+	struct model_config cfg;
+	char e[256];
+
+	if (strcmp(t->name, "lm_head.weight") != 0 ||
+	    model_config_from_json(&cfg, ckpt_config(c), e, sizeof(e)) != 0 ||
+	    !cfg.tie_embeddings)
+		return t->name;
+	/* Stored under its own name too: then lm_head.weight is a copy. */
+	for (size_t i = 0; i < ckpt_ntensors(c); i++)
+		if (strcmp(ckpt_tensor(c, i)->name,
+		    "model.embed_tokens.weight") == 0)
+			return t->name;
+	return "model.embed_tokens.weight";
+}
+
 /* The tensor for model tensor mt: there, and shaped as the config says. */
 static const struct tensor *
 need(struct ckpt *c, const struct model_config *cfg,

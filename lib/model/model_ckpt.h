@@ -23,6 +23,15 @@ const struct tensor *model_ckpt_tensor(struct ckpt *c,
     const struct model_config *cfg, const char *name);
 
 /*
+ * The name under which tensor t of c is written in transformers' form:
+ * its own, except a tied matrix stored as lm_head.weight alone (the
+ * save_model form), which transformers writes as
+ * model.embed_tokens.weight.  For copying a checkpoint tensor by tensor
+ * (ckpt convert); a config that is not a model's keeps every name.
+ */
+const char *model_ckpt_write_name(struct ckpt *c, const struct tensor *t);
+
+/*
  * Check c as a model, as loading it would: config.json into *cfg (a config
  * the model cannot run is an error) and every tensor it implies there with
  * its shape.  Reads no weights.  Errors end the program with status 1,
