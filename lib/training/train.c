@@ -27,6 +27,7 @@
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
 #include "records/record.h"
+#include "text/chat.h"
 #include "text/conversation.h"
 #include "text/tokenizer.h"
 #include "training/train_impl.h"
@@ -190,7 +191,6 @@ struct train_ctx *
 train_new(const struct train_opts *o)
 {
 	struct train_ctx *t = xcalloc(1, sizeof(*t));
-	char e[512];
 
 	t->o = *o;
 	if (t->o.micro <= 0 || t->o.micro > t->o.batch)
@@ -202,13 +202,34 @@ train_new(const struct train_opts *o)
 	t->max_len = t->m->cfg.max_seq_len;
 	if (o->max_length > 0 && o->max_length < t->max_len)
 		t->max_len = (int)o->max_length;
-	t->conv = conv_open(t->ckpt, t->m->cfg.vocab_size, o->chat_template,
-	    e, sizeof(e));
-	if (t->conv == NULL)
-		pp_usage("--chat-template: %s", e);
+	/* The conversation rules load with the first record that needs
+	 * them (train_conv); a bad template name is a usage error now. */
+	if (o->chat_template != NULL &&
+	    chat_template_by_name(o->chat_template) == NULL)
+		pp_usage("--chat-template: unknown chat template \"%s\" "
+		    "(known: %s)", o->chat_template, chat_template_names());
 	t->groups = strmap_new();
 	t->src = "stdin";
 	return t;
+}
+
+/*
+ * The tokenizer, template and end-of-turn rules, opened the first time a
+ * record carries text or messages (or --ref is compared): records of
+ * token ids alone never pay for a tokenizer.
+ */
+struct conv *
+train_conv(struct train_ctx *t)
+{
+	char e[512];
+
+	if (t->conv == NULL) {
+		t->conv = conv_open(t->ckpt, t->m->cfg.vocab_size,
+		    t->o.chat_template, e, sizeof(e));
+		if (t->conv == NULL)	/* the name was checked: cannot be */
+			errx(EXIT_DATA, "%s: %s", t->o.model, e);
+	}
+	return t->conv;
 }
 
 void
@@ -461,7 +482,7 @@ static void
 check_ref(struct train_ctx *t, struct ckpt *rc, const struct model *ref)
 {
 	const char *path = t->o.ref;
-	struct tokenizer *pt = conv_tokenizer(t->conv), *rt;
+	struct tokenizer *pt = conv_tokenizer(train_conv(t)), *rt;
 	char e[512];
 
 	rt = tokenizer_from_ckpt(rc, e, sizeof(e));

@@ -19,12 +19,12 @@
 
 /* The tokenizer, for a record that carries only text. */
 static struct tokenizer *
-tokenizer(const struct train_ctx *t, const struct rec *r, const char *field)
+tokenizer(struct train_ctx *t, const struct rec *r, const char *field)
 {
-	struct tokenizer *tok = conv_tokenizer(t->conv);
+	struct tokenizer *tok = conv_tokenizer(train_conv(t));
 	if (tok == NULL)
 		rec_die(r, field, "text without tokens, and %s",
-		    conv_tokenizer_error(t->conv));
+		    conv_tokenizer_error(train_conv(t)));
 	return tok;
 }
 
@@ -36,7 +36,7 @@ tokenizer(const struct train_ctx *t, const struct rec *r, const char *field)
  * stops.
  */
 static int32_t *
-get_tokens(const struct train_ctx *t, const struct rec *r, const char *tfield,
+get_tokens(struct train_ctx *t, const struct rec *r, const char *tfield,
     const char *sfield, int prompt, int chat, size_t *n)
 {
 	int32_t *ids;
@@ -53,13 +53,13 @@ get_tokens(const struct train_ctx *t, const struct rec *r, const char *tfield,
 	if (prompt)
 		*n = tokenizer_encode(tok, s, len, 1, &ids);
 	else
-		*n = conv_response_tokens(t->conv, s, len, chat, &ids);
+		*n = conv_response_tokens(train_conv(t), s, len, chat, &ids);
 	return ids;
 }
 
 /* Check token ids against the vocabulary. */
 static void
-check_ids(const struct train_ctx *t, const struct rec *r, const char *field,
+check_ids(struct train_ctx *t, const struct rec *r, const char *field,
     const int32_t *ids, size_t n)
 {
 	char e[256];
@@ -72,7 +72,7 @@ check_ids(const struct train_ctx *t, const struct rec *r, const char *field,
  * 0 when the record must be dropped (too long, without --truncate).
  */
 static int
-make_seq(const struct train_ctx *t, struct seq *s, const int32_t *p,
+make_seq(struct train_ctx *t, struct seq *s, const int32_t *p,
     size_t np, const int32_t *resp, size_t nr, int scored)
 {
 	size_t max_len = (size_t)t->max_len;
@@ -132,20 +132,20 @@ get_scored_floats(const struct rec *r, const char *field, const char *name,
 
 /* The record's messages; errors name the field. */
 static void
-get_messages(const struct train_ctx *t, const struct rec *r,
+get_messages(struct train_ctx *t, const struct rec *r,
     struct conv_msgs *ms)
 {
 	char e[512];
 	if (conv_messages(rec_get(r, "messages"), ms, e, sizeof(e)) != 0)
 		rec_die(r, "messages", "%s", e);
-	if (conv_template(t->conv) == NULL)
+	if (conv_template(train_conv(t)) == NULL)
 		rec_die(r, "messages", "%s (choose one with --chat-template)",
-		    conv_template_error(t->conv));
+		    conv_template_error(train_conv(t)));
 }
 
 /* A sequence scoring the tokens mask marks; 0 when it must be dropped. */
 static int
-make_masked_seq(const struct train_ctx *t, struct seq *s, const int32_t *all,
+make_masked_seq(struct train_ctx *t, struct seq *s, const int32_t *all,
     const char *mask, size_t n)
 {
 	memset(s, 0, sizeof(*s));
@@ -178,7 +178,7 @@ is_chat(const struct rec *r)
 
 /* The common part of every objective: prompt tokens of a record. */
 static int32_t *
-prompt_tokens(const struct train_ctx *t, const struct rec *r, size_t *n)
+prompt_tokens(struct train_ctx *t, const struct rec *r, size_t *n)
 {
 	int32_t *p;
 	if (rec_get(r, "prompt_tokens") == NULL &&
@@ -187,7 +187,7 @@ prompt_tokens(const struct train_ctx *t, const struct rec *r, size_t *n)
 		struct conv_msgs ms;
 		char e[512];
 		get_messages(t, r, &ms);
-		*n = conv_prompt_tokens(t->conv, ms.m, ms.n, &p, e, sizeof(e));
+		*n = conv_prompt_tokens(train_conv(t), ms.m, ms.n, &p, e, sizeof(e));
 		if (*n == (size_t)-1)
 			rec_die(r, "messages", "%s", e);
 		conv_messages_free(&ms);
@@ -237,7 +237,7 @@ side_field(char *buf, size_t n, const char *side, const char *key)
 
 /* One side of a pair: the sub-map's response, and its reference sum. */
 static int
-pair_side(const struct train_ctx *t, const struct rec *r, const char *side,
+pair_side(struct train_ctx *t, const struct rec *r, const char *side,
     const int32_t *p, size_t np, struct seq *s, int scored)
 {
 	struct rec sub;
@@ -324,7 +324,7 @@ sft_example(struct train_ctx *t, const struct rec *r, struct example *e)
 		char *mask, err[512];
 		int32_t *all;
 		get_messages(t, r, &ms);
-		size_t n = conv_turn_tokens(t->conv, ms.m, ms.n, &all, &mask,
+		size_t n = conv_turn_tokens(train_conv(t), ms.m, ms.n, &all, &mask,
 		    err, sizeof(err));
 		if (n == (size_t)-1)
 			rec_die(r, "messages", "%s", err);

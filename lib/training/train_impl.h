@@ -45,7 +45,8 @@ struct train_ctx {
 	struct train_opts o;
 	struct ckpt *ckpt;
 	struct model *m;
-	struct conv *conv;	/* messages -> tokens, the turn's end */
+	struct conv *conv;	/* messages -> tokens, the turn's end; NULL
+				 * until train_conv opens it */
 	const char *src;	/* the input's name, for messages */
 
 	/* Examples */
@@ -69,6 +70,9 @@ struct train_ctx {
 	size_t b;
 	int started;		/* the epoch's order is drawn */
 };
+
+/* train.c: the conversation rules, opened on first use. */
+struct conv *train_conv(struct train_ctx *t);
 
 /* train_examples.c */
 int train_read_example(struct train_ctx *t, const struct rec *r,
