@@ -17,7 +17,7 @@ and the starting checkpoints init/ (a Qwen2 causal LM, so biases are
 exercised) and init_rm/ (the same body with a score head).
 
 Run it with Debian's interpreter, from the top of the tree:
-    /usr/bin/python3 tests/gen_train_fixtures.py
+    /usr/bin/python3 tests/gen_train_fixtures.py [NAME ...]
 """
 import json
 import math
@@ -192,6 +192,57 @@ def fixture_dpo():
         "--nll-coef", str(nll_coef), "--clip-grad", "0.5"], w, loss, gn)
 
 
+def pairs(base):
+    """Three prompt/chosen/rejected triples of different lengths."""
+    out = []
+    for i in range(3):
+        p = [1] + walk(base + i, 2 + i)
+        out.append((p, walk(base + 10 + i, 3 + i) + [2],
+                    walk(base + 20 + i, 5 - i) + [2]))
+    return out
+
+
+def fixture_simpo():
+    """SimPO: -log sigmoid(beta (mean lp_w - mean lp_l) - gamma), no ref."""
+    w, kinds = init(CFG, False)
+    beta, gamma = 2.0, 0.7
+    recs, loss = [], 0
+    for p, yw, yl in pairs(90):
+        recs.append(dict(prompt_tokens=p, chosen=dict(response_tokens=yw),
+                         rejected=dict(response_tokens=yl)))
+        mw = token_logprobs(w, p, yw).mean()
+        ml = token_logprobs(w, p, yl).mean()
+        loss = loss - torch.nn.functional.logsigmoid(beta * (mw - ml) - gamma)
+    loss, gn = step(w, kinds, loss / len(recs), 1.0)
+    write("simpo", recs, COMMON + [
+        "--loss", "simpo", "--batch-size", "3", "--micro-batch", "2",
+        "--beta", str(beta), "--simpo-gamma", str(gamma),
+        "--clip-grad", "1.0"], w, loss, gn)
+
+
+def fixture_orpo():
+    """ORPO as TRL computes it: the chosen tokens' mean NLL over the batch,
+    minus lambda times the mean log sigmoid of the log odds ratio of the
+    responses' mean log-probs."""
+    w, kinds = init(CFG, False)
+    lam = 0.25
+    recs, nll, ntok, ratio = [], 0, 0, 0
+    for p, yw, yl in pairs(120):
+        recs.append(dict(prompt_tokens=p, chosen=dict(response_tokens=yw),
+                         rejected=dict(response_tokens=yl)))
+        lw, ll = token_logprobs(w, p, yw), token_logprobs(w, p, yl)
+        nll, ntok = nll - lw.sum(), ntok + len(yw)
+        mw, ml = lw.mean(), ll.mean()
+        log_odds = (mw - ml) - (torch.log1p(-torch.exp(mw))
+                                - torch.log1p(-torch.exp(ml)))
+        ratio = ratio + torch.nn.functional.logsigmoid(log_odds)
+    loss = nll / ntok - lam * ratio / len(recs)
+    loss, gn = step(w, kinds, loss, 1.0)
+    write("orpo", recs, COMMON + [
+        "--loss", "orpo", "--batch-size", "3", "--micro-batch", "2",
+        "--orpo-lambda", str(lam), "--clip-grad", "1.0"], w, loss, gn)
+
+
 def fixture_rm():
     """Bradley-Terry on a score head."""
     w, kinds = init(CFG, True)
@@ -256,13 +307,15 @@ def fixture_pg():
         w, loss, gn)
 
 
+FIXTURES = ["pg", "sft", "dpo", "rm", "simpo", "orpo"]   # pg writes init/
+
+
 def main():
+    """Every fixture, or those named on the command line."""
     torch.set_num_threads(2)
     os.makedirs(OUT, exist_ok=True)
-    fixture_pg()        # writes init/
-    fixture_sft()
-    fixture_dpo()
-    fixture_rm()
+    for name in sys.argv[1:] or FIXTURES:
+        globals()["fixture_" + name]()
 
 
 if __name__ == "__main__":

@@ -65,6 +65,12 @@ expect_fail 2 '--loss: unknown value "foo"' \
     train-step -m "$F/init" -o "$T/x" --loss sft --loss foo <"$F/sft.jsonl"
 expect_fail 2 '--adam-eps' \
     train-step -m "$F/init" -o "$T/x" --loss sft --adam-eps 0 <"$F/sft.jsonl"
+# SimPO and ORPO are reference-free: --ref is a mistake, not ignored.
+for l in simpo orpo; do
+	expect_fail 2 "--loss $l is reference-free" \
+	    train-step -m "$F/init" -o "$T/x" --loss $l --ref "$F/init" \
+	    <"$F/dpo.jsonl"
+done
 test -e "$T/x" && fail "a checkpoint was written after a usage error"
 
 # 20: --ref must read the policy's sequences: the same tokenizer, and

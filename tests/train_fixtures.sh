@@ -14,7 +14,7 @@ close() {
 	}' || fail "$1: got $2, want $3"
 }
 
-for n in sft dpo rm pg; do
+for n in sft dpo rm pg simpo orpo; do
 	init=$F/init
 	[ "$n" = rm ] && init=$F/init_rm
 	# shellcheck disable=SC2046

@@ -41,9 +41,13 @@ near(const char *what, double got, double want, double tol)
 
 enum { NW = 5, NL = 3 };
 
+/* The pair objectives: DPO's variants, SimPO, ORPO. */
+enum pair_method { M_DPO, M_SIMPO, M_ORPO };
+
 struct dpo_case {
+	enum pair_method method;
 	enum dpo_variant v;
-	double beta, eps, nll;
+	double beta, eps, nll, gamma;	/* ORPO: beta is lambda */
 	double lw[NW], ll[NL];		/* policy token log-probs */
 	double ref_w, ref_l;		/* reference sums */
 };
@@ -56,7 +60,12 @@ dpo_eval(const struct dpo_case *c, struct dpo_out *out)
 		in.pol_w += c->lw[t];
 	for (int t = 0; t < NL; t++)
 		in.pol_l += c->ll[t];
-	loss_dpo(c->v, c->beta, c->eps, c->nll, 0.25, &in, out);
+	if (c->method == M_SIMPO)
+		loss_simpo(c->beta, c->gamma, 0.25, &in, out);
+	else if (c->method == M_ORPO)
+		loss_orpo(c->beta, 0.25, &in, out);
+	else
+		loss_dpo(c->v, c->beta, c->eps, c->nll, 0.25, &in, out);
 	return out->loss;
 }
 
@@ -78,6 +87,42 @@ check_dpo(const char *name, struct dpo_case c)
 		near(what, t < NW ? o.d_w : o.d_l, (up - dn) / (2 * FD_H),
 		    FD_TOL);
 	}
+}
+
+/* SimPO and ORPO: finite differences over random cases, and by hand. */
+static void
+test_simpo_orpo(void)
+{
+	uint64_t seed = 7;
+	char name[64];
+
+	for (int k = 0; k < 6; k++) {
+		struct dpo_case c = { .method = k % 2 ? M_ORPO : M_SIMPO,
+		    .beta = 0.2 + 0.7 * k, .gamma = 0.3 * k };
+		/* token log-probs in (-3, 0): ORPO's odds need P < 1 */
+		for (int t = 0; t < NW; t++)
+			c.lw[t] = -3 * unit(&seed) - 1e-3;
+		for (int t = 0; t < NL; t++)
+			c.ll[t] = -3 * unit(&seed) - 1e-3;
+		snprintf(name, sizeof(name), "%s case %d",
+		    k % 2 ? "orpo" : "simpo", k);
+		check_dpo(name, c);
+	}
+	/* l_w = -1, l_l = -2 */
+	struct dpo_in in = { -2, 0, -6, 0, 2, 3 };
+	struct dpo_out o;
+	loss_simpo(2, 1, 1, &in, &o);
+	near("simpo by hand", o.loss, 0.31326168751822286, 1e-12);
+	near("simpo reward", o.chosen_reward, -2, 1e-12);
+	loss_orpo(0.5, 1, &in, &o);
+	/* log odds(-1) - log odds(-2) = 1 + log(1 + e^-1) */
+	near("orpo log odds ratio", o.h, 1.3132616875182228, 1e-12);
+	near("orpo by hand", o.loss, 0.11909151320691412, 1e-12);
+	/* probability 1: finite, as TRL's log1p(-exp(0)) is not */
+	struct dpo_in one = { 0, 0, -4, 0, 2, 2 };
+	loss_orpo(1, 1, &one, &o);
+	near("orpo at P = 1 is finite", isfinite(o.loss) && isfinite(o.d_w),
+	    1, 0);
 }
 
 static void
@@ -280,6 +325,7 @@ main(void)
 {
 	test_sft();
 	test_dpo();
+	test_simpo_orpo();
 	test_rm();
 	test_ppo();
 	test_advantages();

@@ -26,7 +26,7 @@
 #include "util/util.h"
 
 #define SYNOPSIS \
-	"train-step -m CKPT -o OUT --loss sft|dpo|rm|pg [--lr X] " \
+	"train-step -m CKPT -o OUT --loss sft|dpo|rm|pg|simpo|orpo [--lr X] " \
 	"[--batch-size N]\n" \
 	"           [--micro-batch N] [--epochs N] [--max-steps N] " \
 	"[--warmup N]\n" \
@@ -40,7 +40,9 @@
 	"[-Jz]\n" \
 	"           [--beta X] [--dpo-variant sigmoid|hinge|ipo|robust] " \
 	"[--label-smoothing X]\n" \
-	"           [--nll-coef X] [--add-head] " \
+	"           [--nll-coef X] [--simpo-gamma X] [--orpo-lambda X] " \
+	"[--add-head]\n" \
+	"           " \
 	"[--advantage reinforce|remax|rloo|grpo]\n" \
 	"           [--scale group|batch|none] [--clip X] [--ppo-epochs N] " \
 	"[--kl-coef X]\n" \
@@ -54,7 +56,7 @@ enum {
 	O_SCHEDULE, O_SCHED_STEPS, O_MIN_LR, O_WD, O_CLIP_GRAD, O_BETA1,
 	O_BETA2, O_EPS, O_SEED, O_NO_SHUFFLE, O_MAX_LENGTH, O_TRUNCATE, O_REF,
 	O_RESET, O_DTYPE, O_BETA, O_VARIANT, O_LS, O_NLL, O_ADD_HEAD, O_ADV,
-	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT, O_FREEZE,
+	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT, O_FREEZE, O_SIMPO_GAMMA, O_ORPO_LAMBDA,
 };
 
 static const struct option longopts[] = {
@@ -91,6 +93,8 @@ static const struct option longopts[] = {
 	{ "nll-coef", required_argument, NULL, O_NLL },
 	{ "add-head", no_argument, NULL, O_ADD_HEAD },
 	{ "freeze", required_argument, NULL, O_FREEZE },
+	{ "simpo-gamma", required_argument, NULL, O_SIMPO_GAMMA },
+	{ "orpo-lambda", required_argument, NULL, O_ORPO_LAMBDA },
 	{ "advantage", required_argument, NULL, O_ADV },
 	{ "scale", required_argument, NULL, O_SCALE },
 	{ "clip", required_argument, NULL, O_CLIP },
@@ -114,7 +118,7 @@ static void
 parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 {
 	const long long BIG = (long long)1 << 40;
-	int c;
+	int c, beta_given = 0;
 
 	while ((c = getopt_long(argc, argv, "m:o:Jzh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -201,6 +205,15 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 			break;
 		case O_BETA:
 			o->beta = pp_parse_num("--beta", optarg, 1e-12, 1e12);
+			beta_given = 1;
+			break;
+		case O_SIMPO_GAMMA:
+			o->simpo_gamma = pp_parse_num("--simpo-gamma", optarg,
+			    -1e12, 1e12);
+			break;
+		case O_ORPO_LAMBDA:
+			o->orpo_lambda = pp_parse_num("--orpo-lambda", optarg,
+			    0, 1e12);
 			break;
 		case O_VARIANT:
 			o->dpo_variant = choice("--dpo-variant", optarg,
@@ -262,7 +275,13 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 	if (o->model == NULL || o->out == NULL)
 		pp_usage("-m CKPT and -o OUT are required");
 	if (o->objective < 0)
-		pp_usage("--loss sft|dpo|rm|pg is required");
+		pp_usage("--loss sft|dpo|rm|pg|simpo|orpo is required");
+	/* SimPO's beta is on mean log-probs: the paper's range, not DPO's. */
+	if (o->objective == OBJ_SIMPO && !beta_given)
+		o->beta = 2.0;
+	if ((o->objective == OBJ_SIMPO || o->objective == OBJ_ORPO) && o->ref)
+		pp_usage("--loss %s is reference-free: no --ref",
+		    train_objective_name(o->objective));
 	if (o->dpo_variant == DPO_ROBUST && o->label_smoothing >= 0.5)
 		pp_usage("--dpo-variant robust needs --label-smoothing < 0.5");
 	if (o->micro <= 0 || o->micro > o->batch)

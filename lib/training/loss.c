@@ -110,6 +110,54 @@ loss_dpo(enum dpo_variant v, double beta, double eps, double nll_coef,
 	out->d_l = scale * (-dh + dl_extra);
 }
 
+void
+loss_simpo(double beta, double gamma, double scale, const struct dpo_in *in,
+    struct dpo_out *out)
+{
+	double nw = in->n_w > 0 ? in->n_w : 1, nl = in->n_l > 0 ? in->n_l : 1;
+	double lw = in->pol_w / nw, ll = in->pol_l / nl;
+	double z = beta * (lw - ll) - gamma;
+	double dz = -sigmoid(-z);	/* d/dz -log sigma(z) */
+
+	memset(out, 0, sizeof(*out));
+	out->h = lw - ll;
+	out->chosen_reward = beta * lw;
+	out->rejected_reward = beta * ll;
+	out->loss = -scale * log_sigmoid(z);
+	out->d_w = scale * dz * beta / nw;
+	out->d_l = -scale * dz * beta / nl;
+}
+
+/* log odds of a mean log-probability l < 0, and its derivative in l:
+ * d/dl [l - log(1 - e^l)] = 1 / (1 - e^l). */
+static double
+log_odds(double l, double *dl)
+{
+	if (l > -1e-12)
+		l = -1e-12;
+	double q = -expm1(l);		/* 1 - e^l, exactly for l near 0 */
+	*dl = 1 / q;
+	return l - log(q);
+}
+
+void
+loss_orpo(double lambda, double scale, const struct dpo_in *in,
+    struct dpo_out *out)
+{
+	double nw = in->n_w > 0 ? in->n_w : 1, nl = in->n_l > 0 ? in->n_l : 1;
+	double lw = in->pol_w / nw, ll = in->pol_l / nl, dw, dl;
+	double u = log_odds(lw, &dw) - log_odds(ll, &dl);
+	double du = -lambda * sigmoid(-u);	/* d/du -lambda log sigma(u) */
+
+	memset(out, 0, sizeof(*out));
+	out->h = u;
+	out->chosen_reward = lambda * lw;
+	out->rejected_reward = lambda * ll;
+	out->loss = -scale * lambda * log_sigmoid(u);
+	out->d_w = scale * du * dw / nw;
+	out->d_l = -scale * du * dl / nl;
+}
+
 double
 loss_rm(double r_w, double r_l, double scale, double *d_w, double *d_l)
 {

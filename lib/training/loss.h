@@ -69,6 +69,32 @@ void loss_dpo(enum dpo_variant v, double beta, double eps, double nll_coef,
     double scale, const struct dpo_in *in, struct dpo_out *out);
 
 /* ------------------------------------------------------------------------ */
+/* Reference-free pair objectives: SimPO and ORPO. */
+
+/*
+ * In both, l_w = pol_w / n_w and l_l = pol_l / n_l are the mean token
+ * log-probabilities of the chosen and rejected responses (ref_* unused).
+ *
+ * SimPO (Meng et al. 2024), gamma the paper's target margin:
+ *   loss = -scale * log sigma(beta l_w - beta l_l - gamma)
+ * chosen_reward = beta l_w, rejected_reward = beta l_l; h = l_w - l_l.
+ */
+void loss_simpo(double beta, double gamma, double scale,
+    const struct dpo_in *in, struct dpo_out *out);
+
+/*
+ * ORPO (Hong et al. 2024), the odds-ratio term of one pair:
+ *   log odds(y) = l - log(1 - exp l)
+ *   loss = -scale * lambda * log sigma(log odds(y_w) - log odds(y_l))
+ * chosen_reward = lambda l_w, rejected_reward = lambda l_l (TRL's), h the
+ * log odds ratio.  ORPO's NLL term is the token mean of the batch's
+ * chosen tokens, an SFT loss the caller adds (loss_sft).  A response of
+ * probability 1 (l = 0) has infinite odds: l is taken as at most -1e-12.
+ */
+void loss_orpo(double lambda, double scale, const struct dpo_in *in,
+    struct dpo_out *out);
+
+/* ------------------------------------------------------------------------ */
 /* Reward model: Bradley-Terry on one pair of scores. */
 
 /*

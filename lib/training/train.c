@@ -35,12 +35,13 @@
 #include "util/strmap.h"
 #include "util/util.h"
 
-static const char *const objective_names[] = { "sft", "dpo", "rm", "pg" };
+static const char *const objective_names[OBJ_COUNT] = { "sft", "dpo", "rm",
+    "pg", "simpo", "orpo" };
 
 int
 train_objective_parse(const char *s)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < OBJ_COUNT; i++)
 		if (strcmp(s, objective_names[i]) == 0)
 			return i;
 	return -1;
@@ -49,7 +50,8 @@ train_objective_parse(const char *s)
 const char *
 train_objective_name(int objective)
 {
-	return objective >= 0 && objective < 4 ? objective_names[objective] :
+	return objective >= 0 && objective < OBJ_COUNT ?
+	    objective_names[objective] :
 	    "?";
 }
 
@@ -71,6 +73,8 @@ train_opts_init(struct train_opts *o)
 	o->shuffle = 1;
 	o->max_length = -1;
 	o->beta = 0.1;
+	o->simpo_gamma = 1.0;
+	o->orpo_lambda = 0.1;
 	o->dpo_variant = DPO_SIGMOID;
 	o->advantage = ADV_GRPO;
 	o->scale = SCALE_GROUP;
@@ -443,6 +447,8 @@ want_ref(const struct train_ctx *t, struct seq *s)
 {
 	if (t->o.objective == OBJ_DPO)
 		return !s->has_ref;
+	if (t->o.objective != OBJ_PG)	/* sft, rm, simpo, orpo: none */
+		return 0;
 	return t->o.kl_coef > 0 && s->ref == NULL;
 }
 
@@ -563,6 +569,16 @@ batch_norm(const struct train_ctx *t, const size_t *idx, size_t n)
 	return d > 0 ? d : 1;
 }
 
+/* ORPO's second normaliser: the chosen responses' scored tokens. */
+static double
+batch_chosen_tokens(const struct train_ctx *t, const size_t *idx, size_t n)
+{
+	double d = 0;
+	for (size_t i = 0; i < n; i++)
+		d += t->ex[idx[i]].s[0].nscored;
+	return d > 0 ? d : 1;
+}
+
 /*
  * The loss of the examples of one micro-batch, given the model's output:
  * fills dlp (N) and dscores (N) and adds to *st.
@@ -570,7 +586,8 @@ batch_norm(const struct train_ctx *t, const size_t *idx, size_t n)
 static void
 micro_loss(const struct train_ctx *t, const struct packed *pk,
     struct example **exs, int nexs, const float *lp, const float *scores,
-    float *dlp, float *dscores, double norm, struct train_metrics *st)
+    float *dlp, float *dscores, double norm, double norm_tok,
+    struct train_metrics *st)
 {
 	const struct train_opts *o = &t->o;
 	int max_len = t->max_len;
@@ -597,7 +614,9 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 			st->scored += s0->nscored;
 			break;
 		}
-		case OBJ_DPO: {
+		case OBJ_DPO:
+		case OBJ_SIMPO:
+		case OBJ_ORPO: {
 			struct dpo_in in = { 0, s0->ref_sum, 0, s1->ref_sum,
 			    s0->nscored, s1->nscored };
 			struct dpo_out out;
@@ -607,11 +626,24 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 			for (int j = 0; j < s1->len; j++)
 				if (s1->tgt[j] >= 0)
 					in.pol_l += lp[o1 + j];
-			loss_dpo(o->dpo_variant, o->beta, e->label_smoothing,
-			    o->nll_coef, 1 / norm, &in, &out);
+			/* ORPO's NLL: the token mean over the batch's chosen
+			 * tokens (TRL's), beside the per-pair odds term. */
+			double nll_d = 0;
+			if (o->objective == OBJ_SIMPO)
+				loss_simpo(o->beta, o->simpo_gamma, 1 / norm, &in,
+				    &out);
+			else if (o->objective == OBJ_ORPO) {
+				loss_orpo(o->orpo_lambda, 1 / norm, &in, &out);
+				nll_d = -1 / norm_tok;
+				out.loss -= in.pol_w / norm_tok;
+				st->nll -= in.pol_w / norm_tok;
+			} else
+				loss_dpo(o->dpo_variant, o->beta,
+				    e->label_smoothing, o->nll_coef, 1 / norm,
+				    &in, &out);
 			for (int j = 0; j < s0->len; j++)
 				if (s0->tgt[j] >= 0)
-					dlp[o0 + j] = (float)out.d_w;
+					dlp[o0 + j] = (float)(out.d_w + nll_d);
 			for (int j = 0; j < s1->len; j++)
 				if (s1->tgt[j] >= 0)
 					dlp[o1 + j] = (float)out.d_l;
@@ -742,6 +774,8 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 	struct packed pk = { 0 };
 	struct example **exs = xreallocarray(NULL, micro, sizeof(*exs));
 	double norm = batch_norm(t, idx, n);
+	double norm_tok = t->o.objective == OBJ_ORPO ?
+	    batch_chosen_tokens(t, idx, n) : 1;
 	float *lp = NULL, *dlp = NULL, *dscores = NULL;
 	int cap = 0;
 
@@ -768,7 +802,7 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 		struct model_batch b = pack_batch(&pk, !rm);
 		model_forward(m, &b, rm ? NULL : lp);
 		micro_loss(t, &pk, exs, nexs, lp, rm ? model_scores(m) : NULL,
-		    dlp, dscores, norm, st);
+		    dlp, dscores, norm, norm_tok, st);
 		model_backward(m, rm ? NULL : dlp, rm ? dscores : NULL);
 		st->tokens += pk.N;
 	}
@@ -1032,6 +1066,10 @@ train_metrics_rec(const struct train_ctx *t, const struct train_metrics *st,
 		rec_set_num(o, "ppl", exp(st->loss));
 		break;
 	case OBJ_DPO:
+	case OBJ_SIMPO:
+	case OBJ_ORPO:
+		if (t->o.objective == OBJ_ORPO)
+			rec_set_num(o, "nll", st->nll);
 		rec_set_num(o, "reward_accuracy", st->correct / st->pairs);
 		rec_set_num(o, "chosen_reward", st->chosen / st->pairs);
 		rec_set_num(o, "rejected_reward", st->rejected / st->pairs);

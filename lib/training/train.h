@@ -33,7 +33,11 @@
 struct rec;
 struct rec_reader;
 
-enum train_objective { OBJ_SFT, OBJ_DPO, OBJ_RM, OBJ_PG };
+enum train_objective { OBJ_SFT, OBJ_DPO, OBJ_RM, OBJ_PG, OBJ_SIMPO, OBJ_ORPO,
+	OBJ_COUNT };
+/* The reference-free pair objectives read pairs as DPO does. */
+#define OBJ_IS_PAIR_LM(o) ((o) == OBJ_DPO || (o) == OBJ_SIMPO || \
+	(o) == OBJ_ORPO)
 enum train_agg { AGG_TOKEN, AGG_SEQ };
 
 /* "sft", "dpo", "rm", "pg": the enum, or -1; and back. */
@@ -52,6 +56,7 @@ struct train_opts {
 	long long max_length;		/* <= 0: the model's context */
 	/* dpo */
 	double beta, label_smoothing, nll_coef;
+	double simpo_gamma, orpo_lambda;
 	int dpo_variant;
 	/* pg */
 	int advantage, scale, kl_est, agg;
@@ -71,6 +76,7 @@ struct train_metrics {
 	long long tokens, truncated;
 	double scored;					/* sft */
 	double correct, chosen, rejected, margin, pairs;	/* dpo, rm */
+	double nll;					/* orpo */
 	double reward_sum, adv_sum, adv_sq, samples;		/* pg */
 	struct pg_stats pg;
 };

@@ -407,9 +407,11 @@ train_read_example(struct train_ctx *t, const struct rec *r,
 		ok = sft_example(t, r, e);
 		break;
 	case OBJ_DPO:
+	case OBJ_SIMPO:
+	case OBJ_ORPO:
 	case OBJ_RM: {
 		size_t np;
-		int dpo = t->o.objective == OBJ_DPO;
+		int dpo = OBJ_IS_PAIR_LM(t->o.objective);	/* scored */
 		int32_t *p = prompt_tokens(t, r, &np);
 		e->nseq = 2;
 		ok = pair_side(t, r, "chosen", p, np, &e->s[0], dpo) &&
