@@ -32,7 +32,7 @@ expect_fail 1 '^pair: .*bad: record 1: field "rejected": missing' \
 	pair --from-strings "$T/bad"
 printf '%s\n' '{"prompt":"x","chosen":"a","rejected":"b"}' \
     '{"prompt":"x","chosen":[{"role":"assistant"}],"rejected":"b"}' >"$T/bad"
-expect_fail 1 'bad: record 2: field "chosen": expected string, got array$' \
+expect_fail 1 'bad: record 2: field "rejected": expected the type of chosen \(array\), got string$' \
 	pair --from-strings "$T/bad"
 expect_fail 2 'from-strings takes none' pair --from-strings --strategy all
 

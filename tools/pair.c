@@ -17,6 +17,7 @@
 
 #include "records/group.h"
 #include "records/record.h"
+#include "records/trl.h"
 #include "util/rng.h"
 #include "util/util.h"
 
@@ -213,48 +214,25 @@ on_group(struct group *g, void *arg)
 }
 
 /*
- * --from-strings: {prompt, chosen: "...", rejected: "..."} as found in
- * offline preference datasets, into pair records.
+ * --from-strings: an offline preference dataset in TRL's forms (explicit
+ * or implicit prompt, strings or messages; lib/records/trl.h) into pair
+ * records, as recs from-trl converts it; other types are an error.
  */
 static void
 from_strings(struct pair *p, struct rec_reader *rd)
 {
-	struct rec r;
+	struct rec r, o;
 	uint64_t ordinal = 0;
-	char idbuf[32];
-	msgpack_object response = str_obj("response");
-	struct kvbuf *sides[2] = { &p->chosen, &p->rejected };
-	const char *names[2] = { "chosen", "rejected" };
 
 	while (rec_read(rd, &r)) {
 		ordinal++;
-		p->out.n = 0;
-		if (rec_get(&r, "id") == NULL) {
-			snprintf(idbuf, sizeof(idbuf), "%llu",
-			    (unsigned long long)ordinal);
-			kv_push(&p->out, str_obj("id"), str_obj(idbuf));
-		}
-		for (int s = 0; s < 2; s++)
-			(void)rec_need_str(&r, names[s], NULL);
-		for (uint32_t f = 0; f < r.n; f++) {
-			msgpack_object val = r.kv[f].val;
-			for (int s = 0; s < 2; s++) {
-				if (!key_eq(&r.kv[f].key, names[s],
-				    strlen(names[s])))
-					continue;
-				sides[s]->n = 0;
-				kv_push(sides[s], response, r.kv[f].val);
-				val.type = MSGPACK_OBJECT_MAP;
-				val.via.map.ptr = sides[s]->kv;
-				val.via.map.size = 1;
-			}
-			kv_push(&p->out, r.kv[f].key, val);
-		}
-		msgpack_object o;
-		o.type = MSGPACK_OBJECT_MAP;
-		o.via.map.ptr = p->out.kv;
-		o.via.map.size = p->out.n;
-		rec_write_object(p->w, &o);
+		for (int k = 0; k < 2; k++)
+			if (rec_get(&r, k ? "rejected" : "chosen") == NULL)
+				rec_die(&r, k ? "rejected" : "chosen",
+				    "missing");
+		(void)trl_to_rec(&r, ordinal, &o);
+		rec_write(p->w, &o);
+		rec_free(&o);
 		rec_free(&r);
 	}
 }

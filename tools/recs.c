@@ -17,6 +17,7 @@
 
 #include "records/record.h"
 #include "util/rng.h"
+#include "records/trl.h"
 #include "util/strmap.h"
 #include "util/util.h"
 
@@ -28,6 +29,8 @@
 	"       recs count [FILE ...]\n" \
 	"       recs stats [-Jz] [--by FIELD] [FIELD ...]\n" \
 	"       recs to-tsv [-H] FIELD ...\n" \
+	"       recs from-trl [-Jz] [FILE ...]\n" \
+	"       recs to-trl [-z] [FILE ...]\n" \
 	"       recs gen arith [-Jz] [-n N] [--seed S] [--digits D] " \
 	"[--split train|eval]\n" \
 	"                      [--sft] [--noise P]"
@@ -115,6 +118,35 @@ cmd_count(int argc, char **argv)
 	}
 	rec_reader_close(rd);
 	printf("%llu\n", n);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* from-trl, to-trl: TRL's dataset formats (lib/records/trl.h) */
+
+static int
+cmd_trl(int argc, char **argv, int from)
+{
+	int first = parse_opts(argc, argv, from ? "Jz" : "z", NULL, NULL,
+	    NULL);
+	if (!from)	/* for Python's tooling: JSON Lines */
+		out_flags = (out_flags & REC_ZSTD) | REC_JSON;
+	struct rec_reader *rd = rec_reader_open(argv + first, argc - first);
+	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
+	struct rec r, o;
+	uint64_t ordinal = 0;
+	while (rec_read(rd, &r)) {
+		ordinal++;
+		if (from)
+			(void)trl_to_rec(&r, ordinal, &o);
+		else
+			(void)trl_from_rec(&r, &o);
+		rec_write(w, &o);
+		rec_free(&o);
+		rec_free(&r);
+	}
+	rec_writer_close(w);
+	rec_reader_close(rd);
 	return 0;
 }
 
@@ -527,6 +559,10 @@ main(int argc, char **argv)
 		rc = cmd_to_tsv(argc, argv);
 	else if (strcmp(cmd, "gen") == 0)
 		rc = cmd_gen(argc, argv);
+	else if (strcmp(cmd, "from-trl") == 0)
+		rc = cmd_trl(argc, argv, 1);
+	else if (strcmp(cmd, "to-trl") == 0)
+		rc = cmd_trl(argc, argv, 0);
 	else
 		pp_usage("unknown command: %s", cmd);
 	pp_close_stdout();
