@@ -22,13 +22,14 @@
 
 #include "checkpoints/checkpoint.h"
 #include "util/rng.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #define SYNOPSIS \
 	"merge -o OUT [--method METHOD] [--weights W1,W2,...] [--base CKPT]\n" \
 	"             [--t X] [--density D] [--lambda L]\n" \
 	"             [--normalize | --no-normalize] [--seed S]\n" \
-	"             [--dtype f32|bf16|f16] CKPT ..."
+	"             [--dtype f32|bf16|f16] [-q] CKPT ..."
 
 enum method { LINEAR, SLERP, TASK_ARITH, TIES, DARE_LINEAR, DARE_TIES };
 
@@ -59,6 +60,7 @@ struct merge {
 	double t, density, lambda;
 	int normalize;
 	uint64_t seed;
+	int quiet;		/* -q: no progress line */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -364,7 +366,8 @@ merge_all(struct merge *m, struct ckpt_writer *wr)
 {
 	struct ckpt *ref = m->ref;
 	size_t big = 0;
-	int tty = isatty(2);
+	struct progress *pr = progress_new("tensors", ckpt_ntensors(ref),
+	    m->quiet);
 	float wf[m->n];
 	double wd[m->n];
 	float *x[m->n];
@@ -416,11 +419,9 @@ merge_all(struct merge *m, struct ckpt_writer *wr)
 			ckpt_drop(m->in[i], ts[i]);
 		if (bt != NULL)
 			ckpt_drop(m->base, bt);
-		if (tty)
-			fprintf(stderr, "\rmerge: tensor %zu/%zu", ti + 1, nt);
+		progress_update(pr, ti + 1, 0, NULL);
 	}
-	if (tty)
-		fprintf(stderr, "\n");
+	progress_end(pr);
 	free(out);
 	free(scratch);
 }
@@ -460,6 +461,7 @@ main(int argc, char **argv)
 		{ "no-normalize", no_argument, NULL, O_NONORM },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "dtype", required_argument, NULL, O_DTYPE },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -471,9 +473,10 @@ main(int argc, char **argv)
 
 	pp_init(argc, argv);
 	pp_synopsis = SYNOPSIS;
-	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': out = optarg; break;
+		case 'q': m.quiet = 1; break;
 		case O_METHOD: {
 			size_t i;
 			for (i = 0; i < sizeof methods / sizeof methods[0]; i++)

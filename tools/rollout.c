@@ -47,6 +47,7 @@
 #include "sampling/sample.h"
 #include "util/strmap.h"
 #include "text/tokenizer.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #define SYNOPSIS \
@@ -403,23 +404,21 @@ write_job(struct rec_writer *w, struct job *j)
 	free(j);
 }
 
-/* Progress on a terminal: prompts done, samples, tokens per second. */
-static int progress;
-static double t0, tlast;
+/* Progress on a terminal (lib/util/progress.h): prompts done, samples,
+ * tokens per second. */
+static struct progress *progress;
 static uint64_t ndone, nsamp, ntoks;
 
 static void
 show_progress(int last)
 {
-	double now = pp_now();
-	if (!progress || (!last && now - tlast < 0.5))
-		return;
-	tlast = now;
-	fprintf(stderr, "\rrollout: %" PRIu64 " prompts, %" PRIu64
-	    " samples, %.0f tokens/s ", ndone, nsamp,
-	    ntoks / (now - t0 > 1e-9 ? now - t0 : 1e-9));
-	if (last)
-		fputc('\n', stderr);
+	char extra[48];
+	snprintf(extra, sizeof(extra), "%" PRIu64 " samples", nsamp);
+	progress_update(progress, ndone, ntoks, extra);
+	if (last) {
+		progress_end(progress);
+		progress = NULL;
+	}
 }
 
 /*
@@ -557,7 +556,6 @@ run(char **inputs, int ninputs, struct rec_writer *w)
 	data_error = rec_error_hook;
 	rec_error_hook = on_data_error;
 
-	t0 = tlast = pp_now();
 	pump();
 	show_progress(1);
 	rec_error_hook = data_error;
@@ -694,7 +692,7 @@ main(int argc, char **argv)
 	ws = xcalloc(nws, sizeof(*ws));
 	for (int i = 0; i < nws; i++)
 		sample_ws_init(&ws[i], V);
-	progress = !quiet && isatty(2);
+	progress = progress_new("prompts", 0, quiet);
 	stepper = sample_step_new(model, batch);
 
 	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);

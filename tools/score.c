@@ -17,6 +17,7 @@
 
 #include "records/record.h"
 #include "scoring/scorer.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #define SYNOPSIS \
@@ -24,12 +25,12 @@
 	"             [-Jz] [FILE ...]\n" \
 	"       score --cmd COMMAND [--as FIELD] [-Jz] [FILE ...]\n" \
 	"       score --logprob CKPT [--as PREFIX] [--retokenize] [-b TOKENS]\n" \
-	"             [--chat-template NAME] [-Jz] [FILE ...]\n" \
+	"             [--chat-template NAME] [-qJz] [FILE ...]\n" \
 	"       score --rm CKPT [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
-	"             [-Jz] [FILE ...]\n" \
+	"             [-qJz] [FILE ...]\n" \
 	"       score --flr CKPT [--positive FILE] [--negative FILE] [--details]\n" \
 	"             [--no-cache] [--as FIELD] [-b TOKENS]\n" \
-	"             [--chat-template NAME] [-Jz] [FILE ...]"
+	"             [--chat-template NAME] [-qJz] [FILE ...]"
 
 enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR };
 
@@ -57,6 +58,7 @@ static const struct option longopts[] = {
 	{ "batch-tokens", required_argument, NULL, 'b' },
 	{ "json", no_argument, NULL, 'J' },
 	{ "zstd", no_argument, NULL, 'z' },
+	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
@@ -81,6 +83,8 @@ only_for(int given, const char *opt, enum scorer s, enum scorer want)
 	if (given && s != want)
 		pp_usage("%s does not apply to %s", opt, scorer_opt[s]);
 }
+
+static int quiet;	/* -q: no progress line */
 
 /* --exact: every side's response against the record's answer. */
 static void
@@ -136,11 +140,17 @@ run_model(struct rec_reader *rd, struct rec_writer *w, enum ms_kind kind,
     const char *ckpt, const struct ms_opts *o)
 {
 	struct mscorer *ms = ms_new(kind, ckpt, o);
+	struct progress *pr = progress_new("records", 0, quiet);
 	struct rec r;
+	uint64_t n = 0;
 
-	while (rec_read(rd, &r))
+	while (rec_read(rd, &r)) {
 		ms_add(ms, &r, w);
+		progress_update(pr, ++n, ms_stats(ms)->tokens, NULL);
+	}
 	ms_flush(ms, w);
+	progress_update(pr, n, ms_stats(ms)->tokens, NULL);
+	progress_end(pr);
 	if (getenv("PREFPIPE_SCORE_STATS") != NULL) {
 		const struct ms_stats *st = ms_stats(ms);
 		fprintf(stderr, "score: %llu records, %llu model positions, "
@@ -166,8 +176,11 @@ main(int argc, char **argv)
 
 	pp_init(argc, argv);
 	pp_synopsis = SYNOPSIS;
-	while ((c = getopt_long(argc, argv, "b:Jzh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:qJzh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'q':
+			quiet = 1;
+			break;
 		case O_EXACT:
 			pick(&s, S_EXACT);
 			break;

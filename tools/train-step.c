@@ -23,6 +23,7 @@
 #include "records/record.h"
 #include "text/chat.h"
 #include "training/train.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #define SYNOPSIS \
@@ -37,7 +38,7 @@
 	"           [--adam-eps X] [--seed N] [--no-shuffle] " \
 	"[--max-length N] [--truncate]\n" \
 	"           [--ref CKPT] [--reset-optimizer] [--dtype f32|bf16|f16] " \
-	"[-Jz]\n" \
+	"[-qJz]\n" \
 	"           [--beta X] [--dpo-variant sigmoid|hinge|ipo|robust] " \
 	"[--label-smoothing X]\n" \
 	"           [--nll-coef X] [--simpo-gamma X] [--orpo-lambda X] " \
@@ -50,6 +51,8 @@
 
 /* ------------------------------------------------------------------------ */
 /* Options */
+
+static int quiet;	/* -q: no progress line */
 
 enum {
 	O_LOSS = 256, O_LR, O_BATCH, O_MICRO, O_EPOCHS, O_MAX_STEPS, O_WARMUP,
@@ -64,6 +67,7 @@ static const struct option longopts[] = {
 	{ "output", required_argument, NULL, 'o' },
 	{ "json", no_argument, NULL, 'J' },
 	{ "zstd", no_argument, NULL, 'z' },
+	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "loss", required_argument, NULL, O_LOSS },
 	{ "lr", required_argument, NULL, O_LR },
@@ -120,8 +124,9 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 	const long long BIG = (long long)1 << 40;
 	int c, beta_given = 0;
 
-	while ((c = getopt_long(argc, argv, "m:o:Jzh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:o:qJzh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'q': quiet = 1; break;
 		case 'm': o->model = optarg; break;
 		case 'o': o->out = optarg; break;
 		case 'J':
@@ -310,21 +315,20 @@ main(int argc, char **argv)
 	train_prepare(t);
 
 	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
-	int progress = isatty(2);
-	int64_t done = 0, planned = train_planned(t);
+	struct progress *pr = progress_new("steps",
+	    (uint64_t)train_planned(t), quiet);
+	uint64_t done = 0, tokens = 0;
+	char loss[32];
 	while (train_step(t, &mt)) {
-		done++;
 		train_metrics_rec(t, &mt, &rec);
 		rec_write(w, &rec);
 		rec_writer_flush(w);
 		rec_free(&rec);
-		if (progress)
-			fprintf(stderr, "\rtrain-step: step %lld/%lld loss "
-			    "%.4f ", (long long)done, (long long)planned,
-			    mt.loss);
+		tokens += (uint64_t)mt.tokens;
+		snprintf(loss, sizeof(loss), "loss %.4f", mt.loss);
+		progress_update(pr, ++done, tokens, loss);
 	}
-	if (progress)
-		fputc('\n', stderr);
+	progress_end(pr);
 	rec_writer_close(w);
 
 	train_save(t);
