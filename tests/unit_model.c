@@ -192,6 +192,25 @@ test_config(void)
 	CHECK(parse("{\"model_type\":\"qwen3\"," BASE "}", &cfg, e,
 	    sizeof(e)) == 0 && cfg.arch == MODEL_QWEN3 && cfg.head_dim == 128 &&
 	    !cfg.qkv_bias && !cfg.o_bias, "qwen3 defaults: %s", e);
+	/* Qwen3-0.6B's config.json as transformers 4.51 wrote it */
+	CHECK(parse("{\"architectures\":[\"Qwen3ForCausalLM\"],"
+	    "\"attention_bias\":false,\"attention_dropout\":0.0,"
+	    "\"bos_token_id\":151643,\"eos_token_id\":151645,"
+	    "\"head_dim\":128,\"hidden_act\":\"silu\",\"hidden_size\":1024,"
+	    "\"initializer_range\":0.02,\"intermediate_size\":3072,"
+	    "\"max_position_embeddings\":40960,\"max_window_layers\":28,"
+	    "\"model_type\":\"qwen3\",\"num_attention_heads\":16,"
+	    "\"num_hidden_layers\":28,\"num_key_value_heads\":8,"
+	    "\"rms_norm_eps\":1e-06,\"rope_scaling\":null,"
+	    "\"rope_theta\":1000000,\"sliding_window\":null,"
+	    "\"tie_word_embeddings\":true,\"torch_dtype\":\"bfloat16\","
+	    "\"transformers_version\":\"4.51.0\",\"use_cache\":true,"
+	    "\"use_sliding_window\":false,\"vocab_size\":151936}", &cfg, e,
+	    sizeof(e)) == 0, "Qwen3-0.6B config: %s", e);
+	CHECK(cfg.arch == MODEL_QWEN3 && cfg.head_dim == 128 &&
+	    model_q_dim(&cfg) == 2048 && model_kv_dim(&cfg) == 1024 &&
+	    cfg.tie_embeddings && !cfg.qkv_bias && cfg.rope_theta == 1e6 &&
+	    cfg.eos_ids[0] == 151645, "Qwen3-0.6B config fields");
 	CHECK(parse("{\"architectures\":[\"Qwen3ForSequenceClassification\"],"
 	    BASE ",\"head_dim\":8,\"num_labels\":1}", &cfg, e, sizeof(e)) == 0 &&
 	    cfg.arch == MODEL_QWEN3 && !cfg.lm_head && cfg.num_labels == 1,

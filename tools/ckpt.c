@@ -454,6 +454,7 @@ cmd_info(int argc, char **argv)
 		rec_set_int(&r, "num_hidden_layers", cfg.n_layers);
 		rec_set_int(&r, "num_attention_heads", cfg.n_heads);
 		rec_set_int(&r, "num_key_value_heads", cfg.n_kv_heads);
+		rec_set_int(&r, "head_dim", cfg.head_dim);
 		rec_set_int(&r, "intermediate_size", cfg.hidden_dim);
 		rec_set_int(&r, "max_position_embeddings", cfg.max_seq_len);
 		rec_set_uint(&r, "params", params);
@@ -478,9 +479,10 @@ cmd_info(int argc, char **argv)
 		printf("architecture  %s (%s)\n", arch ? arch : "?",
 		    mtype ? mtype : "?");
 		printf("dimensions    vocab %d, dim %d, layers %d, "
-		    "heads %d, kv-heads %d, ffn %d, ctx %d\n",
+		    "heads %d, kv-heads %d, head-dim %d, ffn %d, ctx %d\n",
 		    cfg.vocab_size, cfg.dim, cfg.n_layers, cfg.n_heads,
-		    cfg.n_kv_heads, cfg.hidden_dim, cfg.max_seq_len);
+		    cfg.n_kv_heads, cfg.head_dim, cfg.hidden_dim,
+		    cfg.max_seq_len);
 		printf("parameters    %zu\n", params);
 		printf("files        ");
 		for (size_t i = 0; i < ckpt_nfiles(c); i++)
