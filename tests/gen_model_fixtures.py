@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """gen_model_fixtures.py: reference outputs for tests/unit_model.c.
 
-An independent implementation of the Llama/Qwen2 decoder in PyTorch (by
-hand: transformers is not needed), run in float64 on the weights lib/model/model.c
+An independent implementation of the Llama/Qwen2/Qwen3 decoder in PyTorch
+(by hand: transformers is not needed), run in float64 on the weights lib/model/model.c
 draws with model_init_normal, which this script reproduces bit for bit
 (splitmix64 and Box-Muller).  For each configuration it writes
 
@@ -59,6 +59,29 @@ CONFIGS = {
         max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=1e6,
         tie_word_embeddings=False, hidden_act="silu", use_sliding_window=False,
         bos_token_id=1, eos_token_id=2),
+    # Qwen3: RMSNorm of each query and key head (q_norm, k_norm) before
+    # rope; head_dim 8 with 4 heads on a width of 16; tied; no biases
+    "qwen3_tied": dict(
+        architectures=["Qwen3ForCausalLM"], model_type="qwen3",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, max_position_embeddings=64, rms_norm_eps=1e-6,
+        rope_theta=1e6, rope_scaling=None, attention_bias=False,
+        attention_dropout=0.0, use_sliding_window=False, sliding_window=None,
+        max_window_layers=2, layer_types=["full_attention"] * 2,
+        tie_word_embeddings=True, hidden_act="silu", bos_token_id=1,
+        eos_token_id=2),
+    # Qwen3 with attention_bias: q, k, v and o_proj biases; head_dim 6,
+    # one kv head for four query heads, a separate lm_head
+    "qwen3_bias": dict(
+        architectures=["Qwen3ForCausalLM"], model_type="qwen3",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
+        head_dim=6, max_position_embeddings=64, rms_norm_eps=1e-6,
+        rope_theta=10000.0, attention_bias=True, use_sliding_window=False,
+        sliding_window=4096, max_window_layers=28,
+        tie_word_embeddings=False, hidden_act="silu", bos_token_id=1,
+        eos_token_id=2),
 }
 
 LENS = [7, 5]
@@ -86,14 +109,29 @@ class Rng:
         return math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
 
 
+def head_dim(c):
+    return c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+
+
+def biases(c):
+    """(q/k/v biases, o_proj bias): Qwen2 always has the first alone;
+    Qwen3 has both as attention_bias says (Qwen3Attention)."""
+    if c["model_type"] == "qwen2":
+        return True, False
+    if c["model_type"] == "qwen3":
+        return c.get("attention_bias", False), c.get("attention_bias", False)
+    return False, False
+
+
 def tensor_list(c):
     """(name, shape, kind) in lib/model/model_config.c's layout order."""
     C, V = c["hidden_size"], c["vocab_size"]
-    hd = c.get("head_dim") or C // c["num_attention_heads"]
+    hd = head_dim(c)
     Q = c["num_attention_heads"] * hd
     KV = c["num_key_value_heads"] * hd
     F = c["intermediate_size"]
-    bias = c["model_type"] == "qwen2"
+    bias, obias = biases(c)
+    qk_norm = c["model_type"] == "qwen3"
     t = [("model.embed_tokens.weight", (V, C), "mat")]
     for i in range(c["num_hidden_layers"]):
         p = "model.layers.%d." % i
@@ -103,6 +141,11 @@ def tensor_list(c):
             if bias:
                 t.append((p + "self_attn.%s_proj.bias" % nm, (o,), "bias"))
         t.append((p + "self_attn.o_proj.weight", (C, Q), "mat"))
+        if obias:
+            t.append((p + "self_attn.o_proj.bias", (C,), "bias"))
+        if qk_norm:
+            t.append((p + "self_attn.q_norm.weight", (hd,), "norm"))
+            t.append((p + "self_attn.k_norm.weight", (hd,), "norm"))
         t.append((p + "post_attention_layernorm.weight", (C,), "norm"))
         t.append((p + "mlp.gate_proj.weight", (F, C), "mat"))
         t.append((p + "mlp.up_proj.weight", (F, C), "mat"))
@@ -158,7 +201,7 @@ def forward(c, w, tokens):
     """Logits (T, V) of one sequence."""
     C = c["hidden_size"]
     H, KVH = c["num_attention_heads"], c["num_key_value_heads"]
-    hd = c.get("head_dim") or C // H
+    hd = head_dim(c)
     eps = c["rms_norm_eps"]
     T = len(tokens)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq(c, hd)
@@ -177,6 +220,11 @@ def forward(c, w, tokens):
         q = lin(h, "self_attn.q_proj").view(T, H, hd)
         k = lin(h, "self_attn.k_proj").view(T, KVH, hd)
         v = lin(h, "self_attn.v_proj").view(T, KVH, hd)
+        if p + "self_attn.q_norm.weight" in w:
+            # Qwen3: each head normalised over its hd channels, one
+            # weight (hd) for all heads, before rotary
+            q = rmsnorm(q, w[p + "self_attn.q_norm.weight"], eps)
+            k = rmsnorm(k, w[p + "self_attn.k_norm.weight"], eps)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = k.repeat_interleave(H // KVH, dim=1)

@@ -14,7 +14,9 @@ writes under tests/fixtures/train/:
     NAME.expect.safetensors  every parameter after the update
 
 and the starting checkpoints init/ (a Qwen2 causal LM, so biases are
-exercised) and init_rm/ (the same body with a score head).
+exercised) and init_rm/ (the same body with a score head).  sft_qwen3 and
+dpo_qwen3 are the SFT and DPO steps again from init_qwen3/, a Qwen3 causal
+LM (q/k norms, which are not decayed, and attention_bias).
 
 Run it with Debian's interpreter, from the top of the tree:
     /usr/bin/python3 tests/gen_train_fixtures.py [NAME ...]
@@ -45,6 +47,17 @@ CFG = dict(
 
 CFG_RM = dict(CFG, architectures=["Qwen2ForSequenceClassification"],
               id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
+
+CFG_QWEN3 = dict(
+    architectures=["Qwen3ForCausalLM"], model_type="qwen3",
+    vocab_size=32, hidden_size=16, intermediate_size=24,
+    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    head_dim=6, max_position_embeddings=64, rms_norm_eps=1e-6,
+    rope_theta=1000000.0, rope_scaling=None, attention_bias=True,
+    attention_dropout=0.0, use_sliding_window=False, sliding_window=None,
+    max_window_layers=2, layer_types=["full_attention"] * 2,
+    tie_word_embeddings=False, hidden_act="silu", bos_token_id=1,
+    eos_token_id=2, torch_dtype="float32")
 
 # Optimizer settings shared by every fixture: a large learning rate so the
 # update dominates the comparison, weight decay so its masking is tested.
@@ -85,10 +98,10 @@ def save_ckpt(path, cfg, w):
                          for n, t in w.items()])
 
 
-def token_logprobs(w, prompt, resp):
+def token_logprobs(w, prompt, resp, cfg=CFG):
     """Log-probabilities (len(resp),) of the response given the prompt."""
     seq = prompt + resp
-    lsm = gm.forward(CFG, w, seq).log_softmax(-1)
+    lsm = gm.forward(cfg, w, seq).log_softmax(-1)
     p = len(prompt)
     return torch.stack([lsm[p - 1 + i, y] for i, y in enumerate(resp)])
 
@@ -143,34 +156,35 @@ COMMON = ["--lr", str(LR), "--weight-decay", str(WD), "--adam-beta1",
           "--no-shuffle"]
 
 
-def fixture_sft():
+def fixture_sft(cfg=CFG, name="sft"):
     """prompt + response records and one plain token record."""
-    w, kinds = init(CFG, False)
+    w, kinds = init(cfg, False)
     recs = [dict(prompt_tokens=[1] + walk(1, 4), response_tokens=walk(2, 5)),
             dict(prompt_tokens=[1] + walk(3, 2), response_tokens=walk(4, 7)),
             dict(tokens=[1] + walk(5, 6))]
     nll, ntok = 0, 0
     for r in recs:
         if "tokens" in r:
-            lp = token_logprobs(w, r["tokens"][:1], r["tokens"][1:])
+            lp = token_logprobs(w, r["tokens"][:1], r["tokens"][1:], cfg)
         else:
-            lp = token_logprobs(w, r["prompt_tokens"], r["response_tokens"])
+            lp = token_logprobs(w, r["prompt_tokens"], r["response_tokens"],
+                                cfg)
         nll = nll - lp.sum()
         ntok += len(lp)
     loss, gn = step(w, kinds, nll / ntok, 1.0)
-    write("sft", recs, COMMON + ["--loss", "sft", "--batch-size", "3",
+    write(name, recs, COMMON + ["--loss", "sft", "--batch-size", "3",
                                  "--clip-grad", "1.0"], w, loss, gn)
 
 
-def fixture_dpo():
+def fixture_dpo(cfg=CFG, name="dpo"):
     """cDPO with a per-record label_smoothing, RPO's NLL term, clipping."""
-    w, kinds = init(CFG, False)
+    w, kinds = init(cfg, False)
     beta, eps, nll_coef = 0.5, 0.1, 0.3
     recs, loss = [], 0
     for i in range(3):
         p = [1] + walk(10 + i, 3 + i)
         yw, yl = walk(20 + i, 4 + i) + [2], walk(30 + i, 6 - i) + [2]
-        lw, ll = token_logprobs(w, p, yw), token_logprobs(w, p, yl)
+        lw, ll = token_logprobs(w, p, yw, cfg), token_logprobs(w, p, yl, cfg)
         rw = float(lw.sum()) - 0.7 + 0.4 * i    # a reference that differs
         rl = float(ll.sum()) + 0.5 - 0.3 * i
         r = dict(id="p%d" % i, prompt_tokens=p,
@@ -186,7 +200,7 @@ def fixture_dpo():
         li = li + nll_coef * (-lw.sum() / len(yw))
         loss = loss + li
     loss, gn = step(w, kinds, loss / len(recs), 0.5)
-    write("dpo", recs, COMMON + [
+    write(name, recs, COMMON + [
         "--loss", "dpo", "--batch-size", "3", "--micro-batch", "2",
         "--beta", str(beta), "--label-smoothing", str(eps),
         "--nll-coef", str(nll_coef), "--clip-grad", "0.5"], w, loss, gn)
@@ -307,7 +321,16 @@ def fixture_pg():
         w, loss, gn)
 
 
-FIXTURES = ["pg", "sft", "dpo", "rm", "simpo", "orpo"]   # pg writes init/
+def fixture_qwen3():
+    """init_qwen3/, and the SFT and DPO steps from it."""
+    w, _ = init(CFG_QWEN3, False)
+    save_ckpt(os.path.join(OUT, "init_qwen3"), CFG_QWEN3, w)
+    fixture_sft(CFG_QWEN3, "sft_qwen3")
+    fixture_dpo(CFG_QWEN3, "dpo_qwen3")
+
+
+FIXTURES = ["pg", "sft", "dpo", "rm", "simpo", "orpo",  # pg writes init/
+            "qwen3"]
 
 
 def main():

@@ -11,6 +11,9 @@ chk="$top_builddir/tests/unit_sample_check"
 ckpt init -o "$T/m" --seed 3 || fail "ckpt init"
 ckpt init -o "$T/q" --arch qwen2 --dim 48 --heads 4 --kv-heads 2 \
     --layers 3 --seed 4 || fail "ckpt init qwen2"
+# Qwen3: q/k norms, head_dim 16 on a width of 40 (not 40 / 4), biases.
+ckpt init -o "$T/q3" --arch qwen3 --dim 40 --heads 4 --kv-heads 2 \
+    --head-dim 16 --attention-bias --layers 2 --seed 6 || fail "ckpt init qwen3"
 # Llama 3's rope scaling: the same weights, the config edited.
 cp -R "$T/m" "$T/l3" || fail "cp"
 "$PYTHON3" - "$T/l3/config.json" <<'X' || fail "llama3 config"
@@ -62,7 +65,7 @@ a=json.loads(open(sys.argv[1]).readline()); b=json.loads(open(sys.argv[2]).readl
 assert a["policy"] != b["policy"]' "$T/out1" "$T/outq" || fail "policy differs"
 
 # Greedy equals step-by-step argmax; logprobs equal a forward pass.
-for m in m q l3; do
+for m in m q q3 l3; do
 	rollout -m "$T/$m" --temperature 0 -n 2 --max-tokens 40 \
 	    <"$T/p.jsonl" >"$T/g" || fail "greedy $m"
 	check "greedy $m is argmax" "$chk" -g "$T/$m" <"$T/g" >/dev/null
@@ -80,7 +83,7 @@ for m in m q l3; do
 done
 
 # The plain kernels, which CPUs without AVX2 run, agree with the model too.
-for m in m q; do
+for m in m q q3; do
 	PREFPIPE_NO_AVX2=1 rollout -m "$T/$m" --temperature 0 -n 2 \
 	    --max-tokens 40 <"$T/p.jsonl" >"$T/g" || fail "plain greedy $m"
 	check "plain greedy $m is argmax" "$chk" -g "$T/$m" <"$T/g" >/dev/null

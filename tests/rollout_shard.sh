@@ -53,6 +53,29 @@ for b in 1 7; do
 	same "plain kernels, --batch $b" "$T/plain_all" "$T/plain_b$b"
 done
 
+# Qwen3 (q/k norms over head_dim 10, on a width of 36 with 4 heads,
+# biases): the same invariance over batches, threads and both kernels.
+ckpt init -o "$T/q3" --arch qwen3 --dim 36 --heads 4 --kv-heads 2 \
+    --head-dim 10 --attention-bias --ffn 52 --layers 2 --seed 10 ||
+    fail "ckpt init qwen3"
+rollout -m "$T/q3" -n 3 --max-tokens 24 <"$T/p.jsonl" >"$T/q3_all" ||
+    fail "rollout qwen3"
+for b in 1 4 7; do
+	OMP_NUM_THREADS=$((b % 3 + 1)) rollout -m "$T/q3" -n 3 \
+	    --max-tokens 24 --batch $b <"$T/p.jsonl" >"$T/q3_b$b" ||
+	    fail "rollout qwen3 --batch $b"
+	same "qwen3, --batch $b" "$T/q3_all" "$T/q3_b$b"
+done
+PREFPIPE_NO_AVX2=1 rollout -m "$T/q3" -n 3 --max-tokens 24 \
+    <"$T/p.jsonl" >"$T/q3_plain" || fail "rollout qwen3 plain"
+for b in 1 7; do
+	PREFPIPE_NO_AVX2=1 OMP_NUM_THREADS=$((b % 3 + 1)) rollout \
+	    -m "$T/q3" -n 3 --max-tokens 24 --batch $b <"$T/p.jsonl" \
+	    >"$T/q3_plain_b$b" || fail "rollout qwen3 plain --batch $b"
+	same "qwen3 plain kernels, --batch $b" "$T/q3_plain" \
+	    "$T/q3_plain_b$b"
+done
+
 # Prompts in reverse order: the same records, in reverse prompt order.
 # (The prompt without an id is left out: its id is its ordinal.)
 grep '"id"' "$T/p.jsonl" >"$T/ids.jsonl"

@@ -11,6 +11,11 @@ ckpt init -o "$T/rm" --dim 32 --layers 2 --heads 4 --ffn 48 --head score \
     --seed 4 || fail "ckpt init --head score"
 ckpt init -o "$T/q" --arch qwen2 --dim 32 --layers 2 --heads 4 \
     --kv-heads 2 --ffn 48 --seed 5 || fail "ckpt init qwen2"
+ckpt init -o "$T/q3" --arch qwen3 --dim 32 --layers 2 --heads 4 \
+    --kv-heads 2 --head-dim 12 --ffn 48 --seed 6 || fail "ckpt init qwen3"
+ckpt init -o "$T/q3rm" --arch qwen3 --dim 32 --layers 2 --heads 4 \
+    --head-dim 12 --attention-bias --ffn 48 --head score --seed 7 ||
+    fail "ckpt init qwen3 --head score"
 
 # close A B [TOL]: two JSON Lines files whose numbers agree to TOL.
 close() {
@@ -178,6 +183,16 @@ score --flr "$T/q" --chat-template chatml -b 1 -J "$T/msgs" >"$T/a" ||
 score --flr "$T/q" --chat-template chatml --no-cache -J "$T/msgs" >"$T/b" ||
     fail "flr messages --no-cache"
 close "$T/a" "$T/b" || fail "flr messages: cache equals forward passes"
+# Qwen3 (q/k norms): the cached and the plain passes agree, and a reward
+# model's rewards do not depend on the batch.
+score --flr "$T/q3" --chat-template chatml -b 1 -J "$T/msgs" >"$T/a" ||
+    fail "qwen3 flr"
+score --flr "$T/q3" --chat-template chatml --no-cache -J "$T/msgs" \
+    >"$T/b" || fail "qwen3 flr --no-cache"
+close "$T/a" "$T/b" || fail "qwen3 flr: cache equals forward passes"
+score --rm "$T/q3rm" -J "$T/text" >"$T/a" || fail "qwen3 rm"
+score --rm "$T/q3rm" -b 1 -J "$T/text" >"$T/b" || fail "qwen3 rm -b 1"
+close "$T/a" "$T/b" || fail "qwen3 rm: batch 1 equals one batch"
 # Follow-up files: one a line, blank lines skipped.
 printf 'Thanks!\n\n  Perfect.\n' >"$T/pos"
 printf 'No.\n' >"$T/neg"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # train_fixtures: one step of each objective against PyTorch
 # (tests/gen_train_fixtures.py): loss, gradient norm and every updated
-# weight within 1e-4 relative.
+# weight within 1e-4 relative; SFT and DPO on a Qwen3 model too.
 . "$top_srcdir/tests/lib.sh"
 F=$fixtures/train
 cmp_tool=$top_builddir/tests/unit_train_cmp
@@ -14,9 +14,12 @@ close() {
 	}' || fail "$1: got $2, want $3"
 }
 
-for n in sft dpo rm pg simpo orpo; do
-	init=$F/init
-	[ "$n" = rm ] && init=$F/init_rm
+for n in sft dpo rm pg simpo orpo sft_qwen3 dpo_qwen3; do
+	case $n in
+	rm) init=$F/init_rm ;;
+	*_qwen3) init=$F/init_qwen3 ;;
+	*) init=$F/init ;;
+	esac
 	# shellcheck disable=SC2046
 	if ! train-step -m "$init" -o "$T/$n" $(cat "$F/$n.args") \
 	    <"$F/$n.jsonl" >"$T/$n.metrics"; then

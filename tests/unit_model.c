@@ -180,6 +180,42 @@ test_config(void)
 	    &cfg, e, sizeof(e)) == 0 && cfg.rope_scaling == ROPE_LLAMA3 &&
 	    cfg.rope_theta == 500000, "rope_parameters llama3: %s", e);
 
+	/* Qwen3: attention_bias read, not implied; Qwen3Config's head_dim
+	 * (128) when absent, not hidden_size / heads */
+	CHECK(parse("{\"architectures\":[\"Qwen3ForCausalLM\"]," BASE
+	    ",\"head_dim\":16,\"attention_bias\":true,"
+	    "\"use_sliding_window\":false,\"sliding_window\":4096,"
+	    "\"max_window_layers\":28}", &cfg, e, sizeof(e)) == 0,
+	    "qwen3 config: %s", e);
+	CHECK(cfg.arch == MODEL_QWEN3 && cfg.head_dim == 16 && cfg.qkv_bias &&
+	    cfg.o_bias && cfg.max_seq_len == 32768, "qwen3 config fields");
+	CHECK(parse("{\"model_type\":\"qwen3\"," BASE "}", &cfg, e,
+	    sizeof(e)) == 0 && cfg.arch == MODEL_QWEN3 && cfg.head_dim == 128 &&
+	    !cfg.qkv_bias && !cfg.o_bias, "qwen3 defaults: %s", e);
+	/* Qwen3-0.6B's config.json as transformers 4.51 wrote it */
+	CHECK(parse("{\"architectures\":[\"Qwen3ForCausalLM\"],"
+	    "\"attention_bias\":false,\"attention_dropout\":0.0,"
+	    "\"bos_token_id\":151643,\"eos_token_id\":151645,"
+	    "\"head_dim\":128,\"hidden_act\":\"silu\",\"hidden_size\":1024,"
+	    "\"initializer_range\":0.02,\"intermediate_size\":3072,"
+	    "\"max_position_embeddings\":40960,\"max_window_layers\":28,"
+	    "\"model_type\":\"qwen3\",\"num_attention_heads\":16,"
+	    "\"num_hidden_layers\":28,\"num_key_value_heads\":8,"
+	    "\"rms_norm_eps\":1e-06,\"rope_scaling\":null,"
+	    "\"rope_theta\":1000000,\"sliding_window\":null,"
+	    "\"tie_word_embeddings\":true,\"torch_dtype\":\"bfloat16\","
+	    "\"transformers_version\":\"4.51.0\",\"use_cache\":true,"
+	    "\"use_sliding_window\":false,\"vocab_size\":151936}", &cfg, e,
+	    sizeof(e)) == 0, "Qwen3-0.6B config: %s", e);
+	CHECK(cfg.arch == MODEL_QWEN3 && cfg.head_dim == 128 &&
+	    model_q_dim(&cfg) == 2048 && model_kv_dim(&cfg) == 1024 &&
+	    cfg.tie_embeddings && !cfg.qkv_bias && cfg.rope_theta == 1e6 &&
+	    cfg.eos_ids[0] == 151645, "Qwen3-0.6B config fields");
+	CHECK(parse("{\"architectures\":[\"Qwen3ForSequenceClassification\"],"
+	    BASE ",\"head_dim\":8,\"num_labels\":1}", &cfg, e, sizeof(e)) == 0 &&
+	    cfg.arch == MODEL_QWEN3 && !cfg.lm_head && cfg.num_labels == 1,
+	    "qwen3 classifier: %s", e);
+
 	/* a reward model */
 	CHECK(parse("{\"architectures\":[\"LlamaForSequenceClassification\"],"
 	    BASE ",\"id2label\":{\"0\":\"LABEL_0\"}}", &cfg, e, sizeof(e))
@@ -193,6 +229,14 @@ test_config(void)
 	    ",\"sliding_window\":4096}", "sliding_window");
 	expect_error("{\"model_type\":\"qwen2\"," BASE
 	    ",\"use_sliding_window\":true}", "use_sliding_window");
+	expect_error("{\"model_type\":\"qwen3\"," BASE
+	    ",\"use_sliding_window\":true,\"sliding_window\":64}",
+	    "use_sliding_window");
+	expect_error("{\"model_type\":\"qwen3\"," BASE
+	    ",\"layer_types\":[\"sliding_attention\",\"full_attention\"]}",
+	    "layer_types");
+	expect_error("{\"model_type\":\"qwen3\"," BASE
+	    ",\"attention_bias\":1}", "attention_bias");
 	expect_error("{\"model_type\":\"llama\"," BASE
 	    ",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4}}", "yarn");
 	expect_error("{\"model_type\":\"llama\"," BASE
@@ -217,6 +261,21 @@ test_config(void)
 	    memcmp(&cfg, &back, sizeof(cfg)) == 0, "config round trip: %s", e);
 	CHECK(strcmp(json_string_value(json_object_get(j, "torch_dtype")),
 	    "float32") == 0, "torch_dtype");
+	json_decref(j);
+	cfg = load_config("qwen3_bias");
+	j = model_config_to_json(&cfg);
+	CHECK(model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+	    memcmp(&cfg, &back, sizeof(cfg)) == 0, "qwen3 round trip: %s", e);
+	CHECK(json_is_true(json_object_get(j, "attention_bias")) &&
+	    json_is_false(json_object_get(j, "use_sliding_window")) &&
+	    strcmp(json_string_value(json_object_get(j, "model_type")),
+	    "qwen3") == 0, "qwen3 config.json keys");
+	json_decref(j);
+	cfg = load_config("qwen3_tied");
+	j = model_config_to_json(&cfg);
+	CHECK(model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+	    memcmp(&cfg, &back, sizeof(cfg)) == 0, "qwen3 tied round trip: %s",
+	    e);
 	json_decref(j);
 	cfg = load_config("qwen2_bias");
 	j = model_config_to_json(&cfg);
@@ -279,6 +338,32 @@ test_layout(void)
 	CHECK(m->params[t->offset] == 0, "biases 0");
 	model_free(m);
 	model_free(m2);
+
+	/* Qwen3: per layer q_norm and k_norm (hd) after o_proj, norms 1 */
+	cfg = load_config("qwen3_bias");
+	ts = model_tensors(&cfg, &n);
+	/* embed, 2 x (2 norms, 4 weights + 4 biases, 2 qk norms, 3 mlp),
+	 * norm, lm_head */
+	CHECK(n == 1 + 2 * 15 + 2, "qwen3 has %d tensors", n);
+	CHECK(strcmp(ts[10].name, "model.layers.0.self_attn.q_norm.weight")
+	    == 0 && ts[10].ndim == 1 && ts[10].shape[0] == 6 &&
+	    ts[10].is_norm, "q_norm is %s", ts[10].name);
+	free(ts);
+	m = model_new(&cfg);
+	t = model_tensor(m, "model.layers.1.self_attn.q_proj.weight");
+	CHECK(t != NULL && t->shape[0] == 24 && t->shape[1] == 16,
+	    "qwen3 q_proj (heads * head_dim, hidden)");
+	t = model_tensor(m, "model.layers.1.self_attn.o_proj.bias");
+	CHECK(t != NULL && t->shape[0] == 16 && t->is_bias, "o_proj.bias");
+	model_init_random(m, 7);
+	t = model_tensor(m, "model.layers.1.self_attn.k_norm.weight");
+	CHECK(t != NULL && m->params[t->offset] == 1 &&
+	    m->params[t->offset + 5] == 1, "k_norm weights 1");
+	model_free(m);
+	cfg = load_config("qwen3_tied");
+	CHECK(model_num_params(&cfg) == 32 * 16 + 2 * (2 * 16 + 32 * 16 +
+	    2 * 16 * 16 + 16 * 32 + 2 * 8 + 3 * 24 * 16) + 16,
+	    "qwen3 tied parameter count");
 
 	cfg = load_config("llama_gqa_tied");
 	CHECK(model_num_params(&cfg) == 32 * 16 + 2 * (2 * 16 + 16 * 16 +
@@ -741,9 +826,13 @@ main(void)
 	test_fixture("llama_gqa_tied");
 	test_fixture("llama3_untied");
 	test_fixture("qwen2_bias");
+	test_fixture("qwen3_tied");
+	test_fixture("qwen3_bias");
 	test_fixture_cached("llama_gqa_tied");
 	test_fixture_cached("llama3_untied");
 	test_fixture_cached("qwen2_bias");
+	test_fixture_cached("qwen3_tied");
+	test_fixture_cached("qwen3_bias");
 	test_trainable();
 	test_threads();
 	test_decode();

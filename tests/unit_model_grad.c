@@ -8,7 +8,9 @@
  * grouped-query attention over two packed sequences, swiglu, log-softmax
  * of target tokens, embedding), then the loss of whole tiny models with
  * respect to every parameter: GQA, tied and untied lm_head, Qwen2 biases,
- * llama3 rope scaling, and a classification (reward) head.
+ * llama3 rope scaling, a classification (reward) head, and Qwen3's
+ * per-head q/k RMSNorms (through which q_proj's and k_proj's gradients
+ * flow too) with and without its q/k/v/o biases.
  *
  * The loss of an operation with output y is sum(y * R) for a fixed random
  * R, whose gradient with respect to y is R: the backward pass must turn R
@@ -529,6 +531,25 @@ main(void)
 	c.tie_embeddings = 0;
 	c.num_labels = 2;
 	test_model("qwen2 classifier:", c);
+	c.lm_head = 1;
+	c.num_labels = 0;
+	test_frozen(c);
+
+	/* Qwen3: q/k norms over head_dim 6 (4 heads of 6 on a width of 8,
+	 * not dim / heads), GQA */
+	c.arch = MODEL_QWEN3;
+	c.qkv_bias = 0;
+	c.head_dim = 6;
+	c.n_kv_heads = 2;
+	c.tie_embeddings = 1;
+	test_model("qwen3 qk-norm tied:", c);
+	c.tie_embeddings = 0;
+	c.qkv_bias = c.o_bias = 1;	/* attention_bias */
+	c.n_kv_heads = 1;
+	test_model("qwen3 qk-norm attention_bias untied:", c);
+	c.lm_head = 0;
+	c.num_labels = 1;
+	test_model("qwen3 classifier:", c);
 	c.lm_head = 1;
 	c.num_labels = 0;
 	test_frozen(c);

@@ -25,10 +25,11 @@
 #include "util/util.h"
 
 #define SYNOPSIS \
-	"ckpt init -o OUT [--arch llama|qwen2] [--tokenizer byte|FILE]\n" \
+	"ckpt init -o OUT [--arch llama|qwen2|qwen3] [--tokenizer byte|FILE]\n" \
 	"            [--vocab-size N] [--dim N] [--layers N] [--heads N]\n" \
-	"            [--kv-heads N] [--ffn N] [--ctx N] [--rope-theta X]\n" \
-	"            [--tie] [--head score] [--seed S] [--dtype DTYPE]\n" \
+	"            [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N]\n" \
+	"            [--rope-theta X] [--attention-bias] [--tie]\n" \
+	"            [--head score] [--seed S] [--dtype DTYPE]\n" \
 	"       ckpt info [-Jz] CKPT\n" \
 	"       ckpt convert [--dtype f32|bf16|f16] IN OUT\n" \
 	"       ckpt diff [-Jz] A B\n" \
@@ -205,7 +206,8 @@ static int
 cmd_init(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_TOK, O_VOCAB, O_DIM, O_LAYERS, O_HEADS, O_KV,
-	    O_FFN, O_CTX, O_THETA, O_TIE, O_HEAD, O_SEED, O_DTYPE };
+	    O_HD, O_FFN, O_CTX, O_THETA, O_BIAS, O_TIE, O_HEAD, O_SEED,
+	    O_DTYPE };
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "arch", required_argument, NULL, O_ARCH },
@@ -215,9 +217,11 @@ cmd_init(int argc, char **argv)
 		{ "layers", required_argument, NULL, O_LAYERS },
 		{ "heads", required_argument, NULL, O_HEADS },
 		{ "kv-heads", required_argument, NULL, O_KV },
+		{ "head-dim", required_argument, NULL, O_HD },
 		{ "ffn", required_argument, NULL, O_FFN },
 		{ "ctx", required_argument, NULL, O_CTX },
 		{ "rope-theta", required_argument, NULL, O_THETA },
+		{ "attention-bias", no_argument, NULL, O_BIAS },
 		{ "tie", no_argument, NULL, O_TIE },
 		{ "head", required_argument, NULL, O_HEAD },
 		{ "seed", required_argument, NULL, O_SEED },
@@ -227,9 +231,10 @@ cmd_init(int argc, char **argv)
 	};
 	const char *out = NULL, *tokpath = "byte", *dtype = NULL;
 	struct model_config cfg = { .arch = MODEL_LLAMA };
-	long long vocab = 0, ffn = 0, kv = 0, seed = 0;
+	long long vocab = 0, ffn = 0, kv = 0, hd = 0, seed = 0;
 	double theta = 0;
 	int dim = 64, layers = 2, heads = 4, ctx = 512, tie = 0, score = 0;
+	int bias = 0;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -240,9 +245,11 @@ cmd_init(int argc, char **argv)
 				cfg.arch = MODEL_LLAMA;
 			else if (strcmp(optarg, "qwen2") == 0)
 				cfg.arch = MODEL_QWEN2;
+			else if (strcmp(optarg, "qwen3") == 0)
+				cfg.arch = MODEL_QWEN3;
 			else
-				pp_usage("--arch: llama or qwen2, not \"%s\"",
-				    optarg);
+				pp_usage("--arch: llama, qwen2 or qwen3, not "
+				    "\"%s\"", optarg);
 			break;
 		case O_TOK: tokpath = optarg; break;
 		case O_VOCAB:
@@ -257,12 +264,15 @@ cmd_init(int argc, char **argv)
 			    1024); break;
 		case O_KV: kv = pp_parse_int("--kv-heads", optarg, 1, 1024);
 			break;
+		case O_HD: hd = pp_parse_int("--head-dim", optarg, 2, 4096);
+			break;
 		case O_FFN: ffn = pp_parse_int("--ffn", optarg, 1, 1 << 20);
 			break;
 		case O_CTX: ctx = (int)pp_parse_int("--ctx", optarg, 1,
 			    1 << 24); break;
 		case O_THETA: theta = pp_parse_num("--rope-theta", optarg, 1,
 			    1e12); break;
+		case O_BIAS: bias = 1; break;
 		case O_TIE: tie = 1; break;
 		case O_HEAD:
 			if (strcmp(optarg, "score") != 0)
@@ -280,9 +290,12 @@ cmd_init(int argc, char **argv)
 		pp_usage("init: -o OUT and no operands");
 	if (dtype != NULL && dtype_parse(dtype) < 0)
 		pp_usage("--dtype: f32, bf16 or f16, not \"%s\"", dtype);
-	if (dim % heads != 0)
-		pp_usage("--dim %d is not a multiple of --heads %d", dim,
-		    heads);
+	if (hd == 0 && dim % heads != 0)
+		pp_usage("--dim %d is not a multiple of --heads %d (or give "
+		    "--head-dim)", dim, heads);
+	if (bias && cfg.arch != MODEL_QWEN3)
+		pp_usage("--attention-bias: only with --arch qwen3 (qwen2 "
+		    "always has q/k/v biases, llama none)");
 
 	/* The tokenizer fixes the least vocabulary and the special ids. */
 	json_t *tok = NULL, *tokcfg = NULL;
@@ -317,14 +330,17 @@ cmd_init(int argc, char **argv)
 	cfg.n_layers = layers;
 	cfg.n_heads = heads;
 	cfg.n_kv_heads = kv ? (int)kv : heads;
-	cfg.head_dim = dim / heads;
+	cfg.head_dim = hd ? (int)hd : dim / heads;
 	/* Llama's MLP: 8/3 of the width, rounded up to a multiple of 32. */
 	cfg.hidden_dim = ffn ? (int)ffn : (8 * dim / 3 + 31) / 32 * 32;
 	cfg.max_seq_len = ctx;
-	cfg.qkv_bias = cfg.arch == MODEL_QWEN2;
-	cfg.norm_eps = cfg.arch == MODEL_QWEN2 ? 1e-6f : 1e-5f;
+	cfg.qkv_bias = cfg.arch == MODEL_QWEN2 || bias;
+	cfg.o_bias = bias;
+	/* The released checkpoints' values: Qwen2 and Qwen3 1e-6 and
+	 * 1000000, Llama 1e-5 and 10000. */
+	cfg.norm_eps = cfg.arch == MODEL_LLAMA ? 1e-5f : 1e-6f;
 	cfg.rope_theta = theta ? theta :
-	    cfg.arch == MODEL_QWEN2 ? 1e6 : 1e4;
+	    cfg.arch == MODEL_LLAMA ? 1e4 : 1e6;
 	cfg.rope_scaling = ROPE_NONE;
 	cfg.tie_embeddings = tie;
 	cfg.lm_head = !score;
@@ -438,6 +454,7 @@ cmd_info(int argc, char **argv)
 		rec_set_int(&r, "num_hidden_layers", cfg.n_layers);
 		rec_set_int(&r, "num_attention_heads", cfg.n_heads);
 		rec_set_int(&r, "num_key_value_heads", cfg.n_kv_heads);
+		rec_set_int(&r, "head_dim", cfg.head_dim);
 		rec_set_int(&r, "intermediate_size", cfg.hidden_dim);
 		rec_set_int(&r, "max_position_embeddings", cfg.max_seq_len);
 		rec_set_uint(&r, "params", params);
@@ -462,9 +479,10 @@ cmd_info(int argc, char **argv)
 		printf("architecture  %s (%s)\n", arch ? arch : "?",
 		    mtype ? mtype : "?");
 		printf("dimensions    vocab %d, dim %d, layers %d, "
-		    "heads %d, kv-heads %d, ffn %d, ctx %d\n",
+		    "heads %d, kv-heads %d, head-dim %d, ffn %d, ctx %d\n",
 		    cfg.vocab_size, cfg.dim, cfg.n_layers, cfg.n_heads,
-		    cfg.n_kv_heads, cfg.hidden_dim, cfg.max_seq_len);
+		    cfg.n_kv_heads, cfg.head_dim, cfg.hidden_dim,
+		    cfg.max_seq_len);
 		printf("parameters    %zu\n", params);
 		printf("files        ");
 		for (size_t i = 0; i < ckpt_nfiles(c); i++)

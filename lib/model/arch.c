@@ -1,7 +1,10 @@
 /*
- * arch.c: the architecture table of arch.h.  Llama and Qwen2 share the
- * block; Qwen2 adds q/k/v biases (config->qkv_bias, which
- * model_config_from_json sets for it).  Mistral loads as llama.
+ * arch.c: the architecture table of arch.h.  Llama, Qwen2 and Qwen3 share
+ * the block and one list of layer tensors.  Qwen2 adds q/k/v biases
+ * (config->qkv_bias, which model_config_from_json sets for it); Qwen3
+ * normalises each query and key head (q_norm, k_norm) and has q/k/v/o
+ * biases when its config.json says attention_bias.  Mistral loads as
+ * llama.
  */
 #include <math.h>
 #include <stddef.h>
@@ -11,7 +14,10 @@
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* The pre-norm decoder layer of LlamaForCausalLM and Qwen2ForCausalLM. */
+/*
+ * The pre-norm decoder layer of LlamaForCausalLM, Qwen2ForCausalLM and
+ * Qwen3ForCausalLM, in the order the modules are declared.
+ */
 static const struct arch_tensor llama_layer[] = {
 	{ "input_layernorm.weight", ROLE_ATTN_NORM, DIM_C, DIM_NONE,
 	    KIND_NORM, COND_ALWAYS },
@@ -29,6 +35,12 @@ static const struct arch_tensor llama_layer[] = {
 	    COND_QKV_BIAS },
 	{ "self_attn.o_proj.weight", ROLE_WO, DIM_C, DIM_Q, KIND_MATRIX,
 	    COND_ALWAYS },
+	{ "self_attn.o_proj.bias", ROLE_BO, DIM_C, DIM_NONE, KIND_BIAS,
+	    COND_O_BIAS },
+	{ "self_attn.q_norm.weight", ROLE_Q_NORM, DIM_HD, DIM_NONE, KIND_NORM,
+	    COND_QK_NORM },
+	{ "self_attn.k_norm.weight", ROLE_K_NORM, DIM_HD, DIM_NONE, KIND_NORM,
+	    COND_QK_NORM },
 	{ "post_attention_layernorm.weight", ROLE_MLP_NORM, DIM_C, DIM_NONE,
 	    KIND_NORM, COND_ALWAYS },
 	{ "mlp.gate_proj.weight", ROLE_WGATE, DIM_F, DIM_C, KIND_MATRIX,
@@ -56,9 +68,11 @@ static const struct arch_tensor llama_post[] = {
 /* Indexed by enum model_arch. */
 static const struct arch archs[] = {
 	[MODEL_LLAMA] = { "llama", llama_pre, llama_layer, llama_post,
-	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS },
+	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS, 0 },
 	[MODEL_QWEN2] = { "qwen2", llama_pre, llama_layer, llama_post,
-	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS },
+	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS, 0 },
+	[MODEL_QWEN3] = { "qwen3", llama_pre, llama_layer, llama_post,
+	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS, 1 },
 };
 
 const struct arch *
@@ -84,6 +98,10 @@ arch_has(const struct model_config *c, const struct arch_tensor *t)
 		return 1;
 	case COND_QKV_BIAS:
 		return c->qkv_bias;
+	case COND_O_BIAS:
+		return c->o_bias;
+	case COND_QK_NORM:
+		return arch_of(c)->qk_norm;
 	case COND_LM_UNTIED:
 		return c->lm_head && !c->tie_embeddings;
 	case COND_CLASSIFIER:

@@ -23,7 +23,9 @@ enum arch_role {
 	ROLE_WQ, ROLE_BQ,	/* (Q,C), (Q) */
 	ROLE_WK, ROLE_BK,	/* (KV,C), (KV) */
 	ROLE_WV, ROLE_BV,	/* (KV,C), (KV) */
-	ROLE_WO,		/* (C,Q) */
+	ROLE_WO, ROLE_BO,	/* (C,Q), (C) */
+	ROLE_Q_NORM,		/* (hd) RMSNorm of each query head */
+	ROLE_K_NORM,		/* (hd) RMSNorm of each key head */
 	ROLE_MLP_NORM,		/* (C) RMSNorm before the MLP */
 	ROLE_WGATE, ROLE_WUP,	/* (F,C) */
 	ROLE_WDOWN,		/* (C,F) */
@@ -44,6 +46,8 @@ enum arch_dim { DIM_NONE, DIM_C, DIM_Q, DIM_KV, DIM_F, DIM_V, DIM_HD,
 enum arch_cond {
 	COND_ALWAYS,
 	COND_QKV_BIAS,		/* cfg->qkv_bias */
+	COND_O_BIAS,		/* cfg->o_bias */
+	COND_QK_NORM,		/* the family normalises q and k heads */
 	COND_LM_UNTIED,		/* a causal LM head not tied to embed_tokens */
 	COND_CLASSIFIER,	/* cfg->num_labels > 0 */
 };
@@ -76,6 +80,9 @@ struct arch {
 	const struct arch_tensor *pre, *layer, *post;
 	int npre, nlayer, npost;
 	enum arch_norm norm;
+	/* q and k, each head, RMS-normalised over head_dim after their
+	 * projections and before rotary (Qwen3) */
+	int qk_norm;
 };
 
 /* The row of cfg->arch (enum model_arch). */

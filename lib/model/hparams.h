@@ -7,7 +7,7 @@
 #ifndef PREFPIPE_HPARAMS_H
 #define PREFPIPE_HPARAMS_H
 
-enum model_arch { MODEL_LLAMA, MODEL_QWEN2 };
+enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3 };
 
 enum model_rope_scaling { ROPE_NONE, ROPE_LLAMA3 };
 
@@ -31,7 +31,9 @@ struct model_config {
 	double rope_high_freq_factor;
 	int rope_orig_max_pos;		/* original_max_position_embeddings */
 	int tie_embeddings;	/* lm_head shares model.embed_tokens.weight */
-	int qkv_bias;		/* q/k/v projections have biases (Qwen2) */
+	int qkv_bias;		/* q/k/v projections have biases (Qwen2;
+				 * Qwen3's attention_bias) */
+	int o_bias;		/* o_proj has a bias (Qwen3's attention_bias) */
 	int lm_head;		/* 1: causal LM head; 0: classification only */
 	int num_labels;		/* > 0: score.weight (num_labels, dim) */
 	int bos_id;		/* -1 if none */

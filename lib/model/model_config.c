@@ -210,9 +210,10 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 				return pp_errf(err, errsz, "config.json: layer_types other than full_attention (sliding windows) are not supported");
 		}
 	}
-	/* Sliding windows: Mistral when sliding_window is set; Qwen2 when
-	 * use_sliding_window is true. */
-	if (arch == MODEL_QWEN2) {
+	/* Sliding windows: Mistral when sliding_window is set; Qwen2 and
+	 * Qwen3 when use_sliding_window is true (their sliding_window and
+	 * max_window_layers are read only then). */
+	if (arch == MODEL_QWEN2 || arch == MODEL_QWEN3) {
 		BOOL(config, "use_sliding_window", 0, b);
 		if (b)
 			return pp_errf(err, errsz, "config.json: use_sliding_window is not supported");
@@ -232,9 +233,11 @@ static const struct {
 	{ "LlamaForCausalLM", MODEL_LLAMA, 1 },
 	{ "MistralForCausalLM", MODEL_LLAMA, 1 },
 	{ "Qwen2ForCausalLM", MODEL_QWEN2, 1 },
+	{ "Qwen3ForCausalLM", MODEL_QWEN3, 1 },
 	{ "LlamaForSequenceClassification", MODEL_LLAMA, 0 },
 	{ "MistralForSequenceClassification", MODEL_LLAMA, 0 },
 	{ "Qwen2ForSequenceClassification", MODEL_QWEN2, 0 },
+	{ "Qwen3ForSequenceClassification", MODEL_QWEN3, 0 },
 };
 
 int
@@ -268,14 +271,16 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 				found = 1;
 			}
 		if (!found)
-			return pp_errf(err, errsz, "config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and their ForSequenceClassification)", name);
+			return pp_errf(err, errsz, "config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and their ForSequenceClassification)", name);
 	} else if (type != NULL) {
 		if (strcmp(type, "llama") == 0 || strcmp(type, "mistral") == 0)
 			cfg->arch = MODEL_LLAMA;
 		else if (strcmp(type, "qwen2") == 0)
 			cfg->arch = MODEL_QWEN2;
+		else if (strcmp(type, "qwen3") == 0)
+			cfg->arch = MODEL_QWEN3;
 		else
-			return pp_errf(err, errsz, "config.json: model_type %s is not supported (supported: llama, mistral, qwen2)", type);
+			return pp_errf(err, errsz, "config.json: model_type %s is not supported (supported: llama, mistral, qwen2, qwen3)", type);
 		cfg->lm_head = 1;
 	} else
 		return pp_errf(err, errsz, "config.json: neither \"architectures\" nor \"model_type\" says what the model is");
@@ -288,11 +293,12 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 	INT(config, "num_attention_heads", -1, cfg->n_heads, 1, 4096);
 	INT(config, "num_key_value_heads", cfg->n_heads, cfg->n_kv_heads, 1,
 	    4096);
-	INT(config, "head_dim", cfg->dim / cfg->n_heads, cfg->head_dim, 1,
-	    4096);
+	/* Qwen3Config's head_dim is 128 unless given, whatever the width. */
+	INT(config, "head_dim", cfg->arch == MODEL_QWEN3 ? 128 :
+	    cfg->dim / cfg->n_heads, cfg->head_dim, 1, 4096);
 	INT(config, "intermediate_size", -1, cfg->hidden_dim, 1, 1 << 20);
 	INT(config, "max_position_embeddings",
-	    cfg->arch == MODEL_QWEN2 ? 32768 : 2048, cfg->max_seq_len, 1,
+	    cfg->arch == MODEL_LLAMA ? 2048 : 32768, cfg->max_seq_len, 1,
 	    1 << 30);
 	{
 		double eps;
@@ -300,7 +306,14 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 		cfg->norm_eps = eps;
 	}
 	BOOL(config, "tie_word_embeddings", 0, cfg->tie_embeddings);
-	cfg->qkv_bias = cfg->arch == MODEL_QWEN2;
+	/* Qwen2's q/k/v always have biases and its o_proj none; Qwen3's
+	 * four projections have them as attention_bias says (llama's is
+	 * refused above). */
+	if (cfg->arch == MODEL_QWEN3) {
+		BOOL(config, "attention_bias", 0, cfg->qkv_bias);
+		cfg->o_bias = cfg->qkv_bias;
+	} else
+		cfg->qkv_bias = cfg->arch == MODEL_QWEN2;
 	if (read_rope(cfg, config, err, errsz) != 0)
 		return -1;
 	if (read_special(cfg, config, err, errsz) != 0)
@@ -324,6 +337,12 @@ model_config_check(const struct model_config *cfg, char *err, size_t errsz)
 	    cfg->n_heads < 1 || cfg->n_kv_heads < 1 || cfg->head_dim < 1 ||
 	    cfg->hidden_dim < 1 || cfg->max_seq_len < 1)
 		return pp_errf(err, errsz, "model config: a size is missing or not positive");
+	if (cfg->o_bias && cfg->arch != MODEL_QWEN3)
+		return pp_errf(err, errsz, "model config: an o_proj bias is only read for qwen3 (attention_bias)");
+	if (cfg->qkv_bias && cfg->arch == MODEL_LLAMA)
+		return pp_errf(err, errsz, "model config: q/k/v biases are not supported for llama");
+	if (cfg->arch == MODEL_QWEN3 && cfg->qkv_bias != cfg->o_bias)
+		return pp_errf(err, errsz, "model config: qwen3's attention_bias gives q, k, v and o_proj biases together");
 	if (cfg->n_heads % cfg->n_kv_heads != 0)
 		return pp_errf(err, errsz, "model config: num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg->n_heads, cfg->n_kv_heads);
 	if (cfg->head_dim % 2 != 0)
@@ -345,7 +364,10 @@ model_config_to_json(const struct model_config *c)
 	const char *arch;
 	int i;
 
-	if (c->arch == MODEL_QWEN2)
+	if (c->arch == MODEL_QWEN3)
+		arch = c->lm_head ? "Qwen3ForCausalLM" :
+		    "Qwen3ForSequenceClassification";
+	else if (c->arch == MODEL_QWEN2)
 		arch = c->lm_head ? "Qwen2ForCausalLM" :
 		    "Qwen2ForSequenceClassification";
 	else
@@ -353,8 +375,7 @@ model_config_to_json(const struct model_config *c)
 		    "LlamaForSequenceClassification";
 	json_array_append_new(a, json_string(arch));
 	json_object_set_new(j, "architectures", a);
-	json_object_set_new(j, "model_type",
-	    json_string(c->arch == MODEL_QWEN2 ? "qwen2" : "llama"));
+	json_object_set_new(j, "model_type", json_string(arch_of(c)->model_type));
 	json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
 	json_object_set_new(j, "hidden_size", json_integer(c->dim));
 	json_object_set_new(j, "intermediate_size", json_integer(c->hidden_dim));
@@ -394,6 +415,18 @@ model_config_to_json(const struct model_config *c)
 	} else {
 		json_object_set_new(j, "use_sliding_window", json_false());
 		json_object_set_new(j, "sliding_window", json_null());
+	}
+	/* Qwen3Config's own keys, as transformers writes them: no layer
+	 * slides (use_sliding_window false), every layer full attention. */
+	if (c->arch == MODEL_QWEN3) {
+		json_t *lt = json_array();
+		for (i = 0; i < c->n_layers; i++)
+			json_array_append_new(lt, json_string("full_attention"));
+		json_object_set_new(j, "attention_bias",
+		    json_boolean(c->qkv_bias));
+		json_object_set_new(j, "max_window_layers",
+		    json_integer(c->n_layers));
+		json_object_set_new(j, "layer_types", lt);
 	}
 	json_object_set_new(j, "attention_dropout", json_real(0));
 	json_object_set_new(j, "initializer_range", json_real(0.02));

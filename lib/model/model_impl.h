@@ -145,6 +145,9 @@ struct layer_acts {
 	REAL *rstd1;		/* (N) */
 	REAL *q;		/* (N,Q) after rope */
 	REAL *k, *v;		/* (N,KV), k after rope */
+	/* with q/k norms (arch.h): q and k as projected, and the norms' */
+	REAL *qp, *kp;		/* (N,Q), (N,KV) */
+	REAL *rstdq, *rstdk;	/* (N*H), (N*KVH) */
 	REAL *att;		/* (sum over s of H * T_s^2) probabilities */
 	REAL *atty;		/* (N,Q) attention output */
 	REAL *xmid;		/* (N,C) residual after attention */
@@ -172,6 +175,7 @@ struct acts {
 	REAL *df1, *df2;	/* (N,F) */
 	REAL *datty, *dq;	/* (N,Q) */
 	REAL *dk, *dv;		/* (N,KV) */
+	REAL *dqp, *dkp;	/* (N,Q), (N,KV) through the q/k norms */
 	/* the batch */
 	int *tokens, *targets, *pos;	/* (N) */
 	int *last;		/* (nseq) a sequence's last row */
@@ -255,9 +259,11 @@ acts_floats(const struct model_config *c, size_t N, size_t natt)
 {
 	size_t C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
 	size_t F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
-	size_t per = N * (4 * C + 2 * Q + 2 * KV + 3 * F + 2) + natt;
+	size_t qk = arch_of(c)->qk_norm;
+	size_t per = N * (4 * C + 2 * Q + 2 * KV + 3 * F + 2) + natt +
+	    qk * N * (Q + KV + c->n_heads + c->n_kv_heads);
 	size_t fin = N * (2 * C + 2 + V + (size_t)c->num_labels + c->head_dim);
-	size_t back = N * (2 * C + 2 * F + 2 * Q + 2 * KV);
+	size_t back = N * (2 * C + 2 * F + 2 * Q + 2 * KV) + qk * N * (Q + KV);
 
 	return L * per + fin + back;
 }
@@ -277,6 +283,8 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 	struct acts *a = &net->a;
 	size_t C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
 	size_t F = c->hidden_dim, V = c->vocab_size;
+	size_t H = c->n_heads, KVH = c->n_kv_heads;
+	int qk = arch_of(c)->qk_norm;
 	REAL *p;
 
 	if (nseq > a->capseq) {
@@ -303,6 +311,12 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 		a->layer = xcalloc(c->n_layers, sizeof(*a->layer));
 	p = a->mem;
 #define TAKE(dst, n) do { (dst) = p; p += (n); } while (0)
+#define TAKE_IF(on, dst, n) do {					\
+	if (on)								\
+		TAKE(dst, n);						\
+	else								\
+		(dst) = NULL;						\
+} while (0)
 	for (int l = 0; l < c->n_layers; l++) {
 		struct layer_acts *la = &a->layer[l];
 		TAKE(la->x, N * C);
@@ -311,6 +325,10 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 		TAKE(la->q, N * Q);
 		TAKE(la->k, N * KV);
 		TAKE(la->v, N * KV);
+		TAKE_IF(qk, la->qp, N * Q);
+		TAKE_IF(qk, la->kp, N * KV);
+		TAKE_IF(qk, la->rstdq, N * H);
+		TAKE_IF(qk, la->rstdk, N * KVH);
 		TAKE(la->att, a->capatt);
 		TAKE(la->atty, N * Q);
 		TAKE(la->xmid, N * C);
@@ -335,6 +353,9 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 	TAKE(a->dq, N * Q);
 	TAKE(a->dk, N * KV);
 	TAKE(a->dv, N * KV);
+	TAKE_IF(qk, a->dqp, N * Q);
+	TAKE_IF(qk, a->dkp, N * KV);
+#undef TAKE_IF
 #undef TAKE
 }
 
@@ -342,15 +363,19 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 /*
  * The decoder block, forward: x -> xmid -> xout, pre-norm:
  *
- *   xmid = x + o_proj(attention(rope(q_proj(n1)), rope(k_proj(n1)),
+ *   xmid = x + o_proj(attention(rope(qn(q_proj(n1))), rope(kn(k_proj(n1))),
  *          v_proj(n1))),  n1 = norm(x)
  *   xout = xmid + down_proj(silu(gate_proj(n2)) * up_proj(n2)),
  *          n2 = norm(xmid)
  *
+ * where qn and kn are the identity, or with q/k norms (Qwen3) RMSNorms of
+ * each head over head_dim: the norm op over (N * heads, hd) rows.
+ *
  * Every step is an operation of be; in a decoding step every thread of
  * the team runs this with the same arguments (backend.h).  la's buffers
  * may coincide where nothing is kept (net_infer): xmid, xout and x one
- * residual stream, ln2 ln1, h g; att and the rstds NULL.
+ * residual stream, ln2 ln1, h g, qp q and kp k (the norms in place); att
+ * and the rstds NULL.
  */
 static void
 block_forward(const struct net *net, const struct BACKEND *be, void *bx,
@@ -361,10 +386,12 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	const struct layer_w *w = &net->w.layer[l];
 	int C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
 	int F = c->hidden_dim;
+	int H = c->n_heads, KVH = c->n_kv_heads, hd = c->head_dim;
 	REAL eps = c->norm_eps, wofs = w->at.norm_offset;
-	struct attn_shape sh = { c->n_heads, c->n_kv_heads, c->head_dim,
-	    w->at.attn_scale, w->at.window };
-	REAL *qkv[3] = { la->q, la->k, la->v };
+	struct attn_shape sh = { H, KVH, hd, w->at.attn_scale, w->at.window };
+	const REAL *qn = w->p[ROLE_Q_NORM], *kn = w->p[ROLE_K_NORM];
+	REAL *qkv[3] = { qn != NULL ? la->qp : la->q,
+	    kn != NULL ? la->kp : la->k, la->v };
 	const REAL *wqkv[3] = { w->p[ROLE_WQ], w->p[ROLE_WK], w->p[ROLE_WV] };
 	const REAL *bqkv[3] = { w->p[ROLE_BQ], w->p[ROLE_BK], w->p[ROLE_BV] };
 	int oqkv[3] = { Q, KV, KV };
@@ -373,15 +400,21 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	const REAL *bgu[2] = { NULL, NULL };
 	int ogu[2] = { F, F };
 
-	/* attention: pre-norm, projections, rotary, softmax(QK^T)V, output */
+	/* attention: pre-norm, projections, q/k norms, rotary,
+	 * softmax(QK^T)V, output */
 	be->rmsnorm(bx, la->ln1, la->rstd1, la->x, w->p[ROLE_ATTN_NORM], wofs,
 	    N, C, eps);
 	be->matmul_shared(bx, 3, qkv, la->ln1, wqkv, bqkv, oqkv, N, C);
-	be->rope(bx, la->q, la->k, cs, N, c->n_heads, c->n_kv_heads,
-	    c->head_dim, 1);
+	if (qn != NULL)
+		be->rmsnorm(bx, la->q, la->rstdq, la->qp, qn, wofs, N * H, hd,
+		    eps);
+	if (kn != NULL)
+		be->rmsnorm(bx, la->k, la->rstdk, la->kp, kn, wofs, N * KVH,
+		    hd, eps);
+	be->rope(bx, la->q, la->k, cs, N, H, KVH, hd, 1);
 	be->attention(bx, la->atty, la->att, la->q, la->k, la->v, ab, l, &sh);
-	be->matmul(bx, la->xmid, la->atty, w->p[ROLE_WO], NULL, la->x, N, Q,
-	    C);
+	be->matmul(bx, la->xmid, la->atty, w->p[ROLE_WO], w->p[ROLE_BO], la->x,
+	    N, Q, C);
 
 	/* MLP: pre-norm, down(silu(gate(x)) * up(x)) */
 	be->rmsnorm(bx, la->ln2, la->rstd2, la->xmid, w->p[ROLE_MLP_NORM],
@@ -409,9 +442,11 @@ block_backward(struct net *net, int l, REAL *dres)
 	struct layer_acts *la = &a->layer[l];
 	int N = a->N, C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
 	int F = c->hidden_dim, hd = c->head_dim;
+	int H = c->n_heads, KVH = c->n_kv_heads;
 	REAL wofs = w->at.norm_offset;
-	struct attn_shape sh = { c->n_heads, c->n_kv_heads, hd,
-	    w->at.attn_scale, w->at.window };
+	struct attn_shape sh = { H, KVH, hd, w->at.attn_scale, w->at.window };
+	const REAL *qn = w->p[ROLE_Q_NORM], *kn = w->p[ROLE_K_NORM];
+	REAL *dq = a->dq, *dk = a->dk;
 
 	/* MLP branch */
 	be->matmul_backward(bx, a->df1, gw[ROLE_WDOWN], NULL, dres, la->h,
@@ -426,15 +461,28 @@ block_backward(struct net *net, int l, REAL *dres)
 	    w->p[ROLE_MLP_NORM], wofs, la->rstd2, N, C);
 
 	/* attention branch */
-	be->matmul_backward(bx, a->datty, gw[ROLE_WO], NULL, dres, la->atty,
-	    w->p[ROLE_WO], N, Q, C, 0);
+	be->matmul_backward(bx, a->datty, gw[ROLE_WO], gw[ROLE_BO], dres,
+	    la->atty, w->p[ROLE_WO], N, Q, C, 0);
 	be->attention_backward(bx, a->dq, a->dk, a->dv, a->datty, la->q,
 	    la->k, la->v, la->att, &a->ab, &sh);
-	be->rope(bx, a->dq, a->dk, a->cs, N, c->n_heads, c->n_kv_heads, hd,
-	    -1);
-	be->matmul_backward(bx, a->dln, gw[ROLE_WQ], gw[ROLE_BQ], a->dq,
+	be->rope(bx, a->dq, a->dk, a->cs, N, H, KVH, hd, -1);
+	/* through the q/k norms: their backward adds to its dx, zeroed
+	 * first as net_backward zeroes its accumulators */
+	if (qn != NULL) {
+		memset(a->dqp, 0, (size_t)N * Q * sizeof(REAL));
+		be->rmsnorm_backward(bx, a->dqp, gw[ROLE_Q_NORM], a->dq, la->qp,
+		    qn, wofs, la->rstdq, N * H, hd);
+		dq = a->dqp;
+	}
+	if (kn != NULL) {
+		memset(a->dkp, 0, (size_t)N * KV * sizeof(REAL));
+		be->rmsnorm_backward(bx, a->dkp, gw[ROLE_K_NORM], a->dk, la->kp,
+		    kn, wofs, la->rstdk, N * KVH, hd);
+		dk = a->dkp;
+	}
+	be->matmul_backward(bx, a->dln, gw[ROLE_WQ], gw[ROLE_BQ], dq,
 	    la->ln1, w->p[ROLE_WQ], N, C, Q, 0);
-	be->matmul_backward(bx, a->dln, gw[ROLE_WK], gw[ROLE_BK], a->dk,
+	be->matmul_backward(bx, a->dln, gw[ROLE_WK], gw[ROLE_BK], dk,
 	    la->ln1, w->p[ROLE_WK], N, C, KV, 1);
 	be->matmul_backward(bx, a->dln, gw[ROLE_WV], gw[ROLE_BV], a->dv,
 	    la->ln1, w->p[ROLE_WV], N, C, KV, 1);
@@ -566,7 +614,9 @@ infer_body(void *arg)
 	REAL *x = la.x, *xl = a->xf;
 
 	la.att = NULL;
-	la.rstd1 = la.rstd2 = NULL;
+	la.rstd1 = la.rstd2 = la.rstdq = la.rstdk = NULL;
+	la.qp = la.q;		/* the q/k norms in place */
+	la.kp = la.k;
 	la.xmid = x;
 	la.ln2 = la.ln1;
 	la.h = la.g;
