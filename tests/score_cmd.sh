@@ -1,6 +1,7 @@
 #!/bin/sh
 # score --cmd: a child that answers, in shell and in Python; one that
-# prints garbage; one that dies, early or late; one that says too much;
+# prints garbage; one that dies, early or late; one that says too much,
+# at a record or at the end;
 # large records to a child that stops reading (EPIPE, not SIGPIPE).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
@@ -97,17 +98,51 @@ score --cmd 'head -c 10 >/dev/null; echo 1' "$T/big" >"$T/out" 2>"$T/err"
 st=$?
 check "partial read: status 1 ($st)" test "$st" = 1
 check "partial read: names record 2" grep -q 'record 2:' "$T/err"
-# A child that writes while score is still writing a large record.
+# A child that answers each record once it has read its first byte,
+# while score is still writing the rest.
 score --cmd "'$PYTHON3' -c 'import sys
-sys.stdout.write(\"1\\n\" * 4); sys.stdout.flush()
-for l in sys.stdin: pass'" "$T/big" | recs count >"$T/got" ||
+while sys.stdin.buffer.read(1):
+    sys.stdout.write(\"1\\n\"); sys.stdout.flush()
+    sys.stdin.buffer.readline()'" "$T/big" | recs count >"$T/got" ||
     fail "early answers"
 echo 4 >"$T/want"
 same "early answers" "$T/want" "$T/got"
+# But not before it was sent a record: four answers to the first record
+# are three too many, whatever it means them for.
+expect_fail 1 '^score: .*/big: record 1: --cmd: the command answered more lines than records sent \("1", then "1"\)$' \
+    score -J --cmd "'$PYTHON3' -c 'import sys
+sys.stdout.write(\"1\\n\" * 4); sys.stdout.flush()
+for l in sys.stdin: pass'" "$T/big"
+check "answers ahead: nothing written" test ! -s "$T/out"
+
+# Two lines for a record: an error at that record, before it is
+# written, not rewards shifted by one from there on.  In one write:
+expect_fail 1 '^score: .*/in: record 1: --cmd: the command answered more lines than records sent \("1", then "2"\)$' \
+    score -J --cmd "while read -r l; do printf '1\\n2\\n'; done" "$T/in"
+check "two lines: nothing written" test ! -s "$T/out"
+# The records before the first one answered twice are written, whole.
+cat >"$T/twice.py" <<'E'
+import sys
+for line in sys.stdin:
+    print("7" if '"id":3' not in line else "8\n9", flush=True)
+E
+expect_fail 1 '^score: .*/in: record 3: --cmd: the command answered more lines than records sent \("8", then "9"\)$' \
+    score -J --cmd "'$PYTHON3' '$T/twice.py'" "$T/in"
+recs to-tsv id reward <"$T/out" >"$T/got"
+printf '1\t7.0\n2\t7.0\n' >"$T/want"
+same "answered twice: the records before" "$T/want" "$T/got"
+# In two writes the second line may come after score has sent the next
+# record, as its answer would; it is caught there (it came before the
+# child read that record), or at the first record if it was in time.
+# Either way no record goes out with the second line as its reward.
+expect_fail 1 '^score: .*/in: record [12]: --cmd: the command answered more lines than records sent' \
+    score -J --cmd 'while read -r l; do echo 1; echo 2; done' "$T/in"
+check "two writes: no shifted reward" test "$(recs to-tsv reward <"$T/out" |
+    grep -cv '^1\.0$')" = 0
 
 # After the last record: more output, or a failing exit, is an error.
-expect_fail 1 '--cmd: the command wrote more than one line per record' \
-    score --cmd 'while read -r l; do echo 1; echo 2; done' "$T/in"
+expect_fail 1 '^score: --cmd: the command answered more lines than records sent \(3 records\)$' \
+    score --cmd 'while read -r l; do echo 1; done; echo 2' "$T/in"
 expect_fail 1 '--cmd: the command exited with status 3 after 3 records' \
     score --cmd 'while read -r l; do echo 1; done; exit 3' "$T/in"
 # No records: the command starts and ends.

@@ -8,6 +8,18 @@
  * (long) record cannot deadlock with us, and writes happen with SIGPIPE
  * ignored so that a child that dies shows up as EPIPE, which we can report
  * with the record's number, instead of killing score silently.
+ *
+ * A child may answer a record once it has been sent (some of) it, never
+ * before: output beyond one line per record sent is an extra answer, and
+ * taking it for the next record's would shift every reward after it.  So
+ * once a record's answer is in, whatever else the child has written by
+ * then is read without waiting, and any line of it (or the start of one)
+ * ends the program naming that record, before the record is written.  An
+ * extra line the child writes later, after the next record went out,
+ * cannot be told from that record's answer; it shows at the latest after
+ * the last record (cmd_finish).  The rule counts records sent against
+ * answers, not strict turns, so a child that reads several records before
+ * answering keeps to it once score sends ahead.
  */
 #include "config.h"
 
@@ -19,6 +31,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +46,8 @@ struct cmd_child {
 	struct strbuf in;	/* read from the child, not yet used */
 	struct strbuf line;	/* the JSON line being sent */
 	int broken;		/* its stdin is closed: only read what is left */
+	uint64_t asked;		/* records sent (or offered, once broken) */
+	uint64_t answered;	/* answers taken */
 };
 
 struct cmd_child *
@@ -131,6 +146,109 @@ write_nosig(int fd, const void *p, size_t n)
 	return w;
 }
 
+/* Append s[0..len) for a message, cut short and with controls escaped. */
+static void
+quote(struct strbuf *q, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len && i < 60; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == 0x7f)
+			sb_printf(q, "\\x%02x", ch);
+		else
+			sb_addc(q, (char)ch);
+	}
+	if (len > 60)
+		sb_adds(q, "...");
+}
+
+/*
+ * Where the child's output from offset off holds a line or the start of
+ * one (blanks alone are not: they may lead the next answer), or NULL.
+ */
+static const char *
+more_output(const struct strbuf *b, size_t off)
+{
+	for (size_t i = off; i < b->len; i++)
+		if (b->data[i] == '\n' || !isspace((unsigned char)b->data[i]))
+			return b->data + i;
+	return NULL;
+}
+
+/*
+ * Read what the child has written so far, without waiting, until it is
+ * all in or output beyond offset off shows.  Its end of output is left
+ * for the next read to find.
+ */
+static void
+read_ready(struct cmd_child *c, size_t off)
+{
+	struct pollfd pf;
+	ssize_t got;
+
+	while (more_output(&c->in, off) == NULL) {
+		pf.fd = c->from;
+		pf.events = POLLIN;
+		if (poll(&pf, 1, 0) != 1)
+			return;
+		sb_reserve(&c->in, 4096);
+		got = read(c->from, c->in.data + c->in.len,
+		    c->in.cap - c->in.len - 1);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1)
+			err(EXIT_DATA, "--cmd: reading from the command");
+		if (got == 0)
+			return;
+		c->in.len += (size_t)got;
+		c->in.data[c->in.len] = 0;
+	}
+}
+
+/*
+ * Whether the answer line just in was written before the child read a
+ * byte of the record, sent bytes of which are out: the pipe still holds
+ * them all, so it answered an earlier record twice.  Reading only goes
+ * on, so what holds now held when it wrote.  Where the pipe cannot say
+ * (FIONREAD), no answer is taken for premature.
+ */
+static int
+premature(struct cmd_child *c, size_t sent)
+{
+	int unread;
+
+	if (c->broken || ioctl(c->to, FIONREAD, &unread) == -1)
+		return 0;
+	return (size_t)unread >= sent;
+}
+
+/*
+ * The command answered more than it was sent: x is the first line too
+ * many (NULL: the first line in, the answer to an earlier record).
+ */
+static void __attribute__((noreturn))
+extra_answer(struct cmd_child *c, const struct rec *r, const char *x)
+{
+	const char *nl = memchr(c->in.data, '\n', c->in.len);
+	size_t len = nl ? (size_t)(nl - c->in.data) : c->in.len;
+	struct strbuf q;
+
+	sb_init(&q);
+	sb_adds(&q, "\"");
+	quote(&q, c->in.data, len);
+	if (x == NULL)
+		sb_adds(&q, "\" came before it read this record");
+	else {
+		const char *xe = memchr(x, '\n',
+		    c->in.len - (size_t)(x - c->in.data));
+		sb_adds(&q, "\", then \"");
+		quote(&q, x, xe ? (size_t)(xe - x) :
+		    c->in.len - (size_t)(x - c->in.data));
+		sb_adds(&q, "\"");
+	}
+	rec_die(r, NULL, "--cmd: the command answered more lines than "
+	    "records sent (%s)", q.data);
+}
+
 double
 cmd_ask(struct cmd_child *c, const struct rec *r)
 {
@@ -146,6 +264,7 @@ cmd_ask(struct cmd_child *c, const struct rec *r)
 	sb_addc(&c->line, '\n');
 	if (c->broken)
 		sent = c->line.len;
+	c->asked++;
 
 	/* Until the line is sent and a line has come back. */
 	while (sent < c->line.len || (nl = c->in.len == 0 ? NULL :
@@ -197,25 +316,28 @@ cmd_ask(struct cmd_child *c, const struct rec *r)
 			if (got > 0) {
 				c->in.len += (size_t)got;
 				c->in.data[c->in.len] = 0;
+				if (memchr(c->in.data + c->in.len - got, '\n',
+				    (size_t)got) != NULL && premature(c, sent))
+					extra_answer(c, r, NULL);
 			}
 		}
 	}
 
 	size_t len = (size_t)(nl - c->in.data);
 	double v;
+	c->answered++;
+	/* Every record sent is answered: nothing more may have come. */
+	if (c->answered == c->asked) {
+		const char *x;
+		read_ready(c, len + 1);
+		nl = c->in.data + len;	/* the buffer may have moved */
+		if ((x = more_output(&c->in, len + 1)) != NULL)
+			extra_answer(c, r, x);
+	}
 	if (parse_number_line(c->in.data, len, &v) != 0) {
-		/* Quote the answer, cut short and with controls escaped. */
 		struct strbuf q;
 		sb_init(&q);
-		for (size_t i = 0; i < len && i < 60; i++) {
-			unsigned char ch = (unsigned char)c->in.data[i];
-			if (ch < 0x20 || ch == 0x7f)
-				sb_printf(&q, "\\x%02x", ch);
-			else
-				sb_addc(&q, (char)ch);
-		}
-		if (len > 60)
-			sb_adds(&q, "...");
+		quote(&q, c->in.data, len);
 		rec_die(r, NULL, "--cmd: the command answered \"%s\", not a "
 		    "number", q.data ? q.data : "");
 	}
@@ -252,8 +374,8 @@ cmd_finish(struct cmd_child *c, uint64_t nrec)
 	c->from = -1;
 	child_status(c, 1, how, sizeof(how));
 	if (extra > 0)
-		errx(EXIT_DATA, "--cmd: the command wrote more than one line "
-		    "per record (%llu records)", (unsigned long long)nrec);
+		errx(EXIT_DATA, "--cmd: the command answered more lines than "
+		    "records sent (%llu records)", (unsigned long long)nrec);
 	if (strcmp(how, "exited with status 0") != 0)
 		errx(EXIT_DATA, "--cmd: the command %s after %llu records", how,
 		    (unsigned long long)nrec);
