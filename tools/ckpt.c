@@ -720,8 +720,11 @@ encode_record(struct tokenizer *tok, const struct tok_opts *o, struct rec *r)
 {
 	size_t len, n;
 	int32_t *ids;
+	char e[256];
 	const char *s = rec_need_str(r, o->field, &len);
-	n = tokenizer_encode(tok, s, len, o->special, &ids);
+	n = tokenizer_try_encode(tok, s, len, o->special, &ids, e, sizeof(e));
+	if (n == (size_t)-1)
+		rec_die(r, o->field, "%s", e);
 	rec_set_int_array(r, "tokens", ids, n);
 	free(ids);
 }

@@ -181,7 +181,10 @@ prompt_tokens(const struct rec *r, int *plen)
 	if (p != NULL) {
 		size_t len;
 		const char *s = rec_need_str(r, "prompt", &len);
-		n = tokenizer_encode(tok, s, len, 1, &ids);
+		char e[256];
+		n = tokenizer_try_encode(tok, s, len, 1, &ids, e, sizeof e);
+		if (n == (size_t)-1)
+			rec_die(r, "prompt", "%s", e);
 	} else if (rec_get(r, "messages") != NULL) {
 		struct conv_msgs ms;
 		char e[512];

@@ -153,7 +153,10 @@ add_follow(struct mscorer *s, const char *text, size_t len, const char *src,
 	if (s->tok == NULL)
 		errx(EXIT_DATA, "%s: %s (--flr needs the judge's tokenizer)",
 		    s->path, s->tokerr);
-	n = tokenizer_encode(s->tok, text, len, 0, &ids);
+	char e[256];
+	n = tokenizer_try_encode(s->tok, text, len, 0, &ids, e, sizeof(e));
+	if (n == (size_t)-1)
+		errx(EXIT_DATA, "%s: line %d: %s", src, line, e);
 	if (n == 0)
 		errx(EXIT_DATA, "%s: line %d: the follow-up has no tokens",
 		    src, line);
@@ -401,6 +404,7 @@ seq_job(struct mscorer *s, struct job *j)
 	const struct side *sd = j->side;
 	int32_t *p, *r;
 	size_t np, nr, len;
+	char e[512];
 
 	if (!s->o.retokenize && side_get(sd, "prompt_tokens", 1) != NULL) {
 		np = side_need_tokens(sd, "prompt_tokens", 1, &p);
@@ -410,7 +414,6 @@ seq_job(struct mscorer *s, struct job *j)
 		struct chat_msg *m;
 		const char *f;
 		size_t n = get_conv(sd, &m, &f);
-		char e[512];
 		need_tok(s, sd, "messages");
 		np = conv_prompt_tokens(s->conv, m, n, &p, e, sizeof(e));
 		if (np == (size_t)-1)
@@ -424,7 +427,10 @@ seq_job(struct mscorer *s, struct job *j)
 			    "prompt_tokens", 1, "missing (a record needs "
 			    "prompt_tokens, prompt or messages)");
 		const char *t = side_need_str(sd, "prompt", 1, &len);
-		np = tokenizer_encode(need_tok(s, sd, "prompt"), t, len, 1, &p);
+		np = tokenizer_try_encode(need_tok(s, sd, "prompt"), t, len, 1,
+		    &p, e, sizeof(e));
+		if (np == (size_t)-1)
+			side_die(sd, "prompt", 1, "%s", e);
 		check_ids(s, sd, "prompt", 1, "token", p, np);
 	}
 	if (np == 0)
@@ -442,9 +448,11 @@ seq_job(struct mscorer *s, struct job *j)
 		const char *t = side_need_str(sd, "response", 0, &len);
 		need_tok(s, sd, "response");
 		/* As train-step does: a response from text ends its turn. */
-		nr = conv_response_tokens(s->conv, t, len,
+		nr = conv_try_response_tokens(s->conv, t, len,
 		    side_get(sd, "prompt", 1) == NULL &&
-		    side_get(sd, "messages", 1) != NULL, &r);
+		    side_get(sd, "messages", 1) != NULL, &r, e, sizeof(e));
+		if (nr == (size_t)-1)
+			side_die(sd, "response", 0, "%s", e);
 		check_ids(s, sd, "response", 0, "token", r, nr);
 	}
 	check_len(s, sd, "response_tokens", np + nr);
@@ -511,9 +519,12 @@ flr_job(struct mscorer *s, struct job *j)
 		special = 0;
 	}
 	free_conv(m, n);
-	len = tokenizer_encode(s->tok, b.data ? b.data : "", b.len, special,
-	    &j->tok);
+	char e[256];
+	len = tokenizer_try_encode(s->tok, b.data ? b.data : "", b.len,
+	    special, &j->tok, e, sizeof(e));
 	sb_free(&b);
+	if (len == (size_t)-1)
+		side_die(sd, "response", 0, "%s", e);
 	if (len == 0)
 		side_die(sd, "response", 0, "the conversation has no tokens");
 	check_ids(s, sd, "response", 0, "the conversation's token", j->tok,

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <err.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +84,12 @@ probe_end_of_turn(struct conv *cv)
 	char *at = strstr(text, TURN_MARK);
 	if (at != NULL) {
 		at += strlen(TURN_MARK);
-		size_t n = tokenizer_encode(cv->tok, at, strlen(at), 0, &ids);
+		/* A text the template wrote: a regex that fails on it
+		 * leaves the template without an end of turn. */
+		size_t n = tokenizer_try_encode(cv->tok, at, strlen(at), 0,
+		    &ids, e, sizeof(e));
+		if (n == (size_t)-1)
+			n = 0;
 		for (size_t i = 0; i < n && id < 0; i++)
 			if (tokenizer_is_special(cv->tok, ids[i]) &&
 			    ids[i] < cv->vocab)
@@ -281,7 +287,8 @@ conv_prompt_tokens(const struct conv *cv, const struct chat_msg *m, size_t n,
 	if (text == NULL)
 		return (size_t)-1;
 	/* The template writes the special tokens itself. */
-	size_t k = tokenizer_encode(cv->tok, text, strlen(text), 0, ids);
+	size_t k = tokenizer_try_encode(cv->tok, text, strlen(text), 0, ids,
+	    err, errsz);
 	free(text);
 	return k;
 }
@@ -335,8 +342,16 @@ conv_turn_tokens(const struct conv *cv, const struct chat_msg *m, size_t n,
 			int32_t *ids;
 			if (hi <= lo)
 				continue;
-			size_t k = tokenizer_encode(cv->tok, full + lo, hi - lo,
-			    0, &ids);
+			size_t k = tokenizer_try_encode(cv->tok, full + lo,
+			    hi - lo, 0, &ids, err, errsz);
+			if (k == (size_t)-1) {
+				free(full);
+				free(*all);
+				free(*mask);
+				*all = NULL;
+				*mask = NULL;
+				return (size_t)-1;
+			}
 			*all = xreallocarray(*all, len + k + 1,
 			    sizeof(int32_t));
 			*mask = xreallocarray(*mask, len + k + 1, 1);
@@ -388,8 +403,25 @@ size_t
 conv_response_tokens(const struct conv *cv, const char *text, size_t len,
     int chat, int32_t **ids)
 {
-	size_t n = tokenizer_encode(cv->tok, text, len, 0, ids);
+	char e[256];
+	size_t n = conv_try_response_tokens(cv, text, len, chat, ids, e,
+	    sizeof(e));
+
+	if (n == (size_t)-1)
+		errx(EXIT_DATA, "%s", e);
+	return n;
+}
+
+size_t
+conv_try_response_tokens(const struct conv *cv, const char *text, size_t len,
+    int chat, int32_t **ids, char *err, size_t errsz)
+{
+	size_t n = tokenizer_try_encode(cv->tok, text, len, 0, ids, err,
+	    errsz);
 	int32_t end = conv_response_end(cv, chat);
+
+	if (n == (size_t)-1)
+		return n;
 
 	/* A model learns to stop only from a response that does. */
 	if (end >= 0 && (n == 0 || (*ids)[n - 1] != end)) {

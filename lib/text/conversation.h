@@ -133,6 +133,10 @@ int32_t conv_end_of_turn(const struct conv *cv);
  */
 size_t conv_response_tokens(const struct conv *cv, const char *text,
     size_t len, int chat, int32_t **ids);
+/* The same, with a tokenizer failure (tokenizer_try_encode) returned as
+ * (size_t)-1 and a message in err, for the caller to name the record. */
+size_t conv_try_response_tokens(const struct conv *cv, const char *text,
+    size_t len, int chat, int32_t **ids, char *err, size_t errsz);
 
 /* ------------------------------------------------------------------------ */
 /* Does a sequence fit a model? */

@@ -88,9 +88,17 @@ int tpat_build(struct tok_pattern *p, json_t *j, struct tok_err *e,
 pcre2_code *tok_regex(const char *src, struct tok_err *e,
     const char *field);
 void tpat_free(struct tok_pattern *p);
-/* Find the next match at or after *pos in s; 1 with [*ms, *me), or 0. */
+/*
+ * Find the next match at or after *pos in s; 1 with [*ms, *me), or 0.
+ * A regex that fails to run (a PCRE2 match or depth limit) gives 0 too,
+ * and says why in tpat_fault unless it holds a message already; encode
+ * and decode clear it first and fail when it is set after.  Per thread,
+ * not per tokenizer, because a pattern does not know its tokenizer and
+ * a thread runs one tokenizer at a time.
+ */
 int tpat_next(struct tok_pattern *p, const char *s, size_t n, size_t pos,
     size_t *ms, size_t *me);
+extern _Thread_local char tpat_fault[192];
 
 /* ------------------------------------------------------------------------ */
 /* Normalizers */

@@ -377,6 +377,8 @@ tpat_free(struct tok_pattern *p)
 	memset(p, 0, sizeof(*p));
 }
 
+_Thread_local char tpat_fault[192];
+
 int
 tpat_next(struct tok_pattern *p, const char *s, size_t n, size_t pos,
     size_t *ms, size_t *me)
@@ -402,11 +404,18 @@ tpat_next(struct tok_pattern *p, const char *s, size_t n, size_t pos,
 		if (rc == PCRE2_ERROR_NOMATCH)
 			return 0;
 		if (rc < 0) {
-			/* Splitting wrongly would be silent corruption. */
-			PCRE2_UCHAR msg[160];
-			pcre2_get_error_message(rc, msg, sizeof(msg));
-			errx(EXIT_DATA, "tokenizer: regular expression failed "
-			    "on a %zu-byte text: %s", n, (char *)msg);
+			/*
+			 * Splitting wrongly would be silent corruption: stop,
+			 * and let encode or decode fail with the message.
+			 */
+			if (tpat_fault[0] == 0) {
+				PCRE2_UCHAR msg[160];
+				pcre2_get_error_message(rc, msg, sizeof(msg));
+				snprintf(tpat_fault, sizeof(tpat_fault),
+				    "regular expression failed (%s)",
+				    (char *)msg);
+			}
+			return 0;
 		}
 		ov = pcre2_get_ovector_pointer(p->md);
 		if (ov[1] > ov[0]) {

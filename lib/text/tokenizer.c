@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <err.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -754,9 +755,24 @@ size_t
 tokenizer_encode(struct tokenizer *t, const char *text, size_t len,
     int add_special, int32_t **ids)
 {
+	char e[256];
+	size_t n = tokenizer_try_encode(t, text, len, add_special, ids, e,
+	    sizeof(e));
+
+	if (n == (size_t)-1)
+		errx(EXIT_DATA, "%s", e);
+	return n;
+}
+
+size_t
+tokenizer_try_encode(struct tokenizer *t, const char *text, size_t len,
+    int add_special, int32_t **ids, char *err, size_t errsz)
+{
 	struct idvec iv = { NULL, 0, 0 };
 	size_t pos = 0, ms, me, i;
 	int k;
+
+	tpat_fault[0] = 0;
 
 	if (add_special)
 		for (i = 0; i < t->npre; i++)
@@ -773,6 +789,12 @@ tokenizer_encode(struct tokenizer *t, const char *text, size_t len,
 	if (add_special)
 		for (i = 0; i < t->npost; i++)
 			idvec_push(&iv, t->post[i]);
+	if (tpat_fault[0] != 0) {
+		free(iv.v);
+		*ids = NULL;
+		pp_errf(err, errsz, "tokenizer: %s", tpat_fault);
+		return (size_t)-1;
+	}
 	if (iv.v == NULL)
 		iv.v = xmalloc(sizeof(int32_t));
 	*ids = iv.v;
@@ -792,6 +814,7 @@ tokenizer_decode(struct tokenizer *t, const int32_t *ids, size_t n,
 	size_t i;
 	int32_t a;
 
+	tpat_fault[0] = 0;
 	toklist_clear(in);
 	for (i = 0; i < n; i++) {
 		if (ids[i] < 0 || (size_t)ids[i] >= t->nids)
@@ -815,6 +838,9 @@ tokenizer_decode(struct tokenizer *t, const int32_t *ids, size_t n,
 				sb_addc(&b, ' ');
 			sb_add(&b, in->buf.data + in->off[i], in->len[i]);
 		}
+	/* Decoding is of the tool's own ids: no record to blame. */
+	if (tpat_fault[0] != 0)
+		errx(EXIT_DATA, "tokenizer: decoding: %s", tpat_fault);
 	if (b.data == NULL)
 		b.data = xstrdup("");
 	if (outlen)

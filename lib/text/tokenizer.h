@@ -75,6 +75,15 @@ int tokenizer_load_config(struct tokenizer *t, const char *json, size_t len,
  */
 size_t tokenizer_encode(struct tokenizer *t, const char *text, size_t len,
     int add_special, int32_t **ids);
+/*
+ * The same, where a caller knows what the text is (a record's field) and
+ * names it: a regular expression of the tokenizer that fails to run on
+ * the text (a PCRE2 match or depth limit) returns (size_t)-1 with a
+ * message in err, "tokenizer: regular expression failed (...)", and
+ * *ids NULL.  tokenizer_encode ends the program with that message.
+ */
+size_t tokenizer_try_encode(struct tokenizer *t, const char *text,
+    size_t len, int add_special, int32_t **ids, char *err, size_t errsz);
 
 /*
  * Decode n ids into a malloc'd NUL-terminated string.  With skip_special,
