@@ -54,15 +54,13 @@ printf '{"text":"1+1="}\n{"text":"x %s"}\n' "$a" >"$T/t.jsonl"
 expect_fail 1 "^ckpt: .*/t.jsonl: record 2: field \"text\": $msg" \
     ckpt tokenize "$T/m" "$T/t.jsonl"
 records "ckpt tokenize" 1
-# train-step: a conversation names its record; a plain prompt or
-# response stops too, but says where only once lib/training calls
-# tokenizer_try_encode and conv_try_response_tokens.
+# train-step: a conversation and a plain prompt name their record.
 printf '{"id":"a","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"ok"}]}\n' >"$T/s.jsonl"
 printf '{"id":"b","messages":[{"role":"user","content":"x %s"},{"role":"assistant","content":"ok"}]}\n' "$a" >>"$T/s.jsonl"
 expect_fail 1 "^train-step: stdin: record 2: field \"messages\": $msg" \
     train-step -m "$T/m" -o "$T/o" --loss sft --chat-template chatml \
     <"$T/s.jsonl"
-expect_fail 1 "^train-step: .*$msg" \
+expect_fail 1 "^train-step: stdin: record 2: field \"prompt\": $msg" \
     train-step -m "$T/m" -o "$T/o" --loss sft <"$T/p.jsonl"
 
 finish

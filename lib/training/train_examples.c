@@ -50,10 +50,14 @@ get_tokens(struct train_ctx *t, const struct rec *r, const char *tfield,
 	size_t len;
 	const char *s = rec_need_str(r, sfield, &len);
 	struct tokenizer *tok = tokenizer(t, r, sfield);
+	char e[256];
 	if (prompt)
-		*n = tokenizer_encode(tok, s, len, 1, &ids);
+		*n = tokenizer_try_encode(tok, s, len, 1, &ids, e, sizeof(e));
 	else
-		*n = conv_response_tokens(train_conv(t), s, len, chat, &ids);
+		*n = conv_try_response_tokens(train_conv(t), s, len, chat, &ids,
+		    e, sizeof(e));
+	if (*n == (size_t)-1)
+		rec_die(r, sfield, "%s", e);
 	return ids;
 }
 
