@@ -29,6 +29,14 @@ head -c 3000 "$T/tiny.tar" >"$T/trunc.tar"
 mkdir "$T/empty"
 # A checkpoint with an unreadable config.json.
 cp -r "$tiny" "$T/badconf"; printf '{"hidden_size":' >"$T/badconf/config.json"
+# A size written as a real too large for any integer (found by fuzz_config).
+cp -r "$tiny" "$T/hugeconf"
+sed 's/"hidden_size": *[0-9]*/"hidden_size": 1e30/' "$tiny/config.json" \
+    >"$T/hugeconf/config.json"
+# An rms_norm_eps no float holds (it would be inf; found by fuzz_config).
+cp -r "$tiny" "$T/epsconf"
+sed 's/"rms_norm_eps": *[0-9.e-]*/"rms_norm_eps": 1e306/' "$tiny/config.json" \
+    >"$T/epsconf/config.json"
 # A bad trainer_state.json next to an optimizer state.
 cp -r "$tiny" "$T/s1"
 printf '{"id":"a","prompt":"1+1=","response":"2"}\n' |
@@ -78,6 +86,10 @@ bad 1 '^ckpt: .*trunc.tar: \./tokenizer.json: Truncated tar archive' \
     ckpt info "$T/trunc.tar"
 bad 1 '^ckpt: .*trunc.tar: ' ckpt convert "$T/trunc.tar" "$T/conv"
 bad 1 '^ckpt: .*badconf.*config.json: ' ckpt info "$T/badconf"
+bad 1 '^ckpt: .*hugeconf.*"hidden_size" is not an integer' \
+    ckpt info "$T/hugeconf"
+bad 1 '^ckpt: .*epsconf.*"rms_norm_eps" = 1e.306 is out of range' \
+    ckpt info "$T/epsconf"
 bad 1 '^ckpt: .*index.json: tensor "model.norm.weight": bad shard name' \
     ckpt info "$T/shard"
 bad 1 '^ckpt: tensor "model.embed_tokens.weight": shape \[259, 32\] in .*tiny, \[259, 64\] in .*wide$' \

@@ -68,6 +68,19 @@ ckpt tokenize -J "$T/gpt2" "$T/corpus.jsonl" |
 sed 's/^{"ids":\(\[[^]]*\]\).*/\1/' "$d/ref/small_gpt2.jsonl" >"$T/want"
 same "tokenize, small GPT-2" "$T/want" "$T/ids"
 
+# A post-processor whose special token has an id outside the vocabulary
+# (found by fuzz_tokenizer; it crashed loading): the id is still added.
+cp -r "$T/byte" "$T/bosx"
+"$PYTHON3" -c 'import json, sys
+t = json.load(open(sys.argv[1]))
+t["post_processor"]["special_tokens"]["<|bos|>"]["ids"] = [999]
+json.dump(t, open(sys.argv[1], "w"))' "$T/bosx/tokenizer.json" ||
+    fail "rewrite tokenizer.json"
+printf '{"text":"hi"}\n' | ckpt tokenize -J "$T/bosx" >"$T/out" ||
+    fail "tokenize, BOS id outside the vocabulary"
+echo '{"text":"hi","tokens":[999,104,105]}' >"$T/want"
+same "tokenize, BOS id outside the vocabulary" "$T/want" "$T/out"
+
 # Errors name the field and the record.
 echo '{"txt":"x"}' >"$T/bad"
 expect_fail 1 'record 1.*"text"' ckpt tokenize "$T/byte" "$T/bad"

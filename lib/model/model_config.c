@@ -7,6 +7,7 @@
  * (use_cache, torch_dtype, transformers_version...) are ignored.
  */
 #include <err.h>
+#include <float.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,10 +35,16 @@ get_int(const json_t *o, const char *key, long long def, long long *out)
 		*out = json_integer_value(v);
 		return 0;
 	}
-	/* Some writers emit 2048.0 for integers. */
-	if (json_is_real(v) && json_real_value(v) == (long long)json_real_value(v)) {
-		*out = (long long)json_real_value(v);
-		return 0;
+	/*
+	 * Some writers emit 2048.0 for integers.  A real outside long long's
+	 * range (1e30) is no integer here: converting it would be undefined.
+	 */
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+		if (d >= -0x1p63 && d < 0x1p63 && d == (long long)d) {
+			*out = (long long)d;
+			return 0;
+		}
 	}
 	return -2;
 }
@@ -303,6 +310,9 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 	{
 		double eps;
 		NUM(config, "rms_norm_eps", 1e-6, eps);
+		/* Kept as a float: 1e306 would become inf and zero every norm. */
+		if (!(eps > 0 && eps <= FLT_MAX))
+			return pp_errf(err, errsz, "config.json: \"rms_norm_eps\" = %g is out of range (0, %g]", eps, (double)FLT_MAX);
 		cfg->norm_eps = eps;
 	}
 	BOOL(config, "tie_word_embeddings", 0, cfg->tie_embeddings);

@@ -598,7 +598,10 @@ bpe_encode(struct bpe *m, const char *s, size_t n, int32_t **ids,
 	}
 	off = m->ncacheids;
 	m->cacheids[off] = cnt;
-	memcpy(m->cacheids + off + 1, *ids + start, cnt * sizeof(int32_t));
+	/* A word of no ids (every symbol dropped) may have *ids NULL. */
+	if (cnt > 0)
+		memcpy(m->cacheids + off + 1, *ids + start,
+		    cnt * sizeof(int32_t));
 	m->ncacheids += cnt + 1;
 	tmap_put(&m->cache, s, n, off);
 }

@@ -410,7 +410,9 @@ guess_specials(struct tokenizer *t)
 	if (t->npre > 0) {
 		/* The post-processor's first special token is the BOS. */
 		t->bos = t->pre[0];
-		t->bos_tok = xstrdup(tokenizer_id_to_token(t, t->bos));
+		/* Its id may name no token: then it has no text. */
+		const char *tok = tokenizer_id_to_token(t, t->bos);
+		t->bos_tok = xstrdup(tok ? tok : "");
 	} else
 		t->bos = guess_special(t, bos, &t->bos_tok);
 	t->eos = guess_special(t, eos, &t->eos_tok);
