@@ -23,7 +23,8 @@
 #define SYNOPSIS \
 	"score --exact [--answer-field FIELD] [--extract REGEX] [--as FIELD]\n" \
 	"             [-Jz] [FILE ...]\n" \
-	"       score --cmd COMMAND [--as FIELD] [-Jz] [FILE ...]\n" \
+	"       score --cmd COMMAND [--window N] [--timeout S] [--as FIELD] [-Jz]\n" \
+	"             [FILE ...]\n" \
 	"       score --logprob CKPT [--as PREFIX] [--retokenize] [-b TOKENS]\n" \
 	"             [--chat-template NAME] [-qJz] [FILE ...]\n" \
 	"       score --rm CKPT [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
@@ -37,7 +38,7 @@ enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR };
 enum {
 	O_EXACT = 256, O_ANSWER, O_EXTRACT, O_CMD, O_LOGPROB, O_RM, O_FLR,
 	O_POSITIVE, O_NEGATIVE, O_DETAILS, O_AS, O_RETOKENIZE, O_NOCACHE,
-	O_CHAT
+	O_CHAT, O_WINDOW, O_TIMEOUT
 };
 
 static const struct option longopts[] = {
@@ -55,6 +56,8 @@ static const struct option longopts[] = {
 	{ "retokenize", no_argument, NULL, O_RETOKENIZE },
 	{ "no-cache", no_argument, NULL, O_NOCACHE },
 	{ "chat-template", required_argument, NULL, O_CHAT },
+	{ "window", required_argument, NULL, O_WINDOW },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "batch-tokens", required_argument, NULL, 'b' },
 	{ "json", no_argument, NULL, 'J' },
 	{ "zstd", no_argument, NULL, 'z' },
@@ -115,23 +118,53 @@ run_exact(struct rec_reader *rd, struct rec_writer *w, const char *field,
 	exact_free(e);
 }
 
-/* --cmd: one child for the whole stream, one record at a time. */
+/* --cmd: one child for the whole stream, records streamed to it. */
+struct cmd_out {
+	struct rec_writer *w;
+	const char *as;
+};
+
+static void
+cmd_done(struct rec *r, double v, void *arg)
+{
+	struct cmd_out *o = arg;
+	rec_set_num(r, o->as, v);
+	rec_write(o->w, r);
+}
+
+/* A bad input record: the records before it are answered and written
+ * first (cmd_drain), as everywhere else. */
+static struct cmd_child *cmd_running;
+static void (*cmd_data_error)(const char *msg);
+
+static void
+cmd_on_data_error(const char *msg)
+{
+	rec_error_hook = cmd_data_error;
+	cmd_drain(cmd_running);
+	cmd_data_error(msg);
+}
+
 static void
 run_cmd(struct rec_reader *rd, struct rec_writer *w, const char *command,
-    const char *as)
+    const char *as, int window, double timeout)
 {
-	struct cmd_child *c = cmd_start(command);
+	struct cmd_out o = { w, as };
+	struct cmd_child *c = cmd_start(command, window, timeout, cmd_done, &o);
 	struct rec r;
-	uint64_t n = 0;
 
-	while (rec_read(rd, &r)) {
-		double v = cmd_ask(c, &r);
-		rec_set_num(&r, as, v);
-		rec_write(w, &r);
-		rec_free(&r);
-		n++;
+	cmd_running = c;
+	cmd_data_error = rec_error_hook;
+	for (;;) {
+		/* Only the reader's errors drain: the child's own end it. */
+		rec_error_hook = cmd_on_data_error;
+		int got = rec_read(rd, &r);
+		rec_error_hook = cmd_data_error;
+		if (!got)
+			break;
+		cmd_send(c, &r);
 	}
-	cmd_finish(c, n);
+	cmd_finish(c);
 }
 
 /* --logprob, --rm, --flr: records in batches through the model. */
@@ -171,7 +204,8 @@ main(int argc, char **argv)
 	const char *ckpt = NULL, *positive = NULL, *negative = NULL;
 	const char *as = NULL, *chat = NULL;
 	int details = 0, retokenize = 0, nocache = 0, flags = REC_AUTO;
-	long long batch = 0;
+	long long batch = 0, window = -1;
+	double timeout = -1;
 	int c;
 
 	pp_init(argc, argv);
@@ -229,6 +263,12 @@ main(int argc, char **argv)
 		case O_CHAT:
 			chat = optarg;
 			break;
+		case O_WINDOW:
+			window = pp_parse_int("--window", optarg, 1, 1 << 20);
+			break;
+		case O_TIMEOUT:
+			timeout = pp_parse_num("--timeout", optarg, 0, 1e9);
+			break;
 		case 'b':
 			batch = pp_parse_int("--batch-tokens", optarg, 1,
 			    1 << 30);
@@ -253,6 +293,8 @@ main(int argc, char **argv)
 	only_for(details, "--details", s, S_FLR);
 	only_for(nocache, "--no-cache", s, S_FLR);
 	only_for(retokenize, "--retokenize", s, S_LOGPROB);
+	only_for(window >= 0, "--window", s, S_CMD);
+	only_for(timeout >= 0, "--timeout", s, S_CMD);
 	if ((batch != 0 || chat != NULL) && (s == S_EXACT || s == S_CMD))
 		pp_usage("%s does not apply to %s", batch ? "--batch-tokens" :
 		    "--chat-template", scorer_opt[s]);
@@ -268,7 +310,8 @@ main(int argc, char **argv)
 		run_exact(rd, w, answer ? answer : "answer", extract, as);
 		break;
 	case S_CMD:
-		run_cmd(rd, w, command, as);
+		run_cmd(rd, w, command, as, window > 0 ? (int)window : 256,
+		    timeout > 0 ? timeout : 0);
 		break;
 	default:
 		run_model(rd, w, s == S_LOGPROB ? MS_LOGPROB : s == S_RM ?

@@ -79,15 +79,25 @@ const char *exact_error(const struct exact *e);
 /* --cmd */
 
 struct cmd_child;
-/* Start sh -c command with pipes on its stdin and stdout. */
-struct cmd_child *cmd_start(const char *command);
-/* Send r as a JSON line and return the number the command answers. */
-double cmd_ask(struct cmd_child *c, const struct rec *r);
+/* What an answered record goes to: r with the command's number v. */
+typedef void cmd_done_fn(struct rec *r, double v, void *arg);
 /*
- * Close the command's stdin and wait for it: output after the last answer,
- * or an exit status other than 0, ends the program (after nrec records).
+ * Start sh -c command with pipes on its stdin and stdout.  Up to window
+ * records are out without an answer (1: lockstep); timeout > 0 makes a
+ * command that says nothing for that many seconds, while an answer is
+ * due, an error.  Answered records go to done, in order.
  */
-void cmd_finish(struct cmd_child *c, uint64_t nrec);
+struct cmd_child *cmd_start(const char *command, int window, double timeout,
+    cmd_done_fn *done, void *arg);
+/* Send r as a JSON line; r is the child's now (freed after done). */
+void cmd_send(struct cmd_child *c, struct rec *r);
+/* End the command's input and take the answers still due. */
+void cmd_drain(struct cmd_child *c);
+/*
+ * cmd_drain, then wait for the command: output after the last answer, or
+ * an exit status other than 0, ends the program.
+ */
+void cmd_finish(struct cmd_child *c);
 
 /* ------------------------------------------------------------------------ */
 /* Model scorers: --logprob, --rm, --flr */
