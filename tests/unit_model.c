@@ -216,6 +216,26 @@ test_config(void)
 	    cfg.arch == MODEL_QWEN3 && !cfg.lm_head && cfg.num_labels == 1,
 	    "qwen3 classifier: %s", e);
 
+	/* Mistral: sliding_window read (null: none; absent: MistralConfig's
+	 * 4096), head_dim null is hidden_size / heads */
+	CHECK(parse("{\"architectures\":[\"MistralForCausalLM\"]," BASE
+	    ",\"sliding_window\":3,\"head_dim\":null}", &cfg, e,
+	    sizeof(e)) == 0, "mistral config: %s", e);
+	CHECK(cfg.arch == MODEL_MISTRAL && cfg.sliding_window == 3 &&
+	    cfg.head_dim == 8 && !cfg.qkv_bias && cfg.max_seq_len == 131072,
+	    "mistral config fields");
+	CHECK(parse("{\"model_type\":\"mistral\"," BASE
+	    ",\"sliding_window\":null}", &cfg, e, sizeof(e)) == 0 &&
+	    cfg.arch == MODEL_MISTRAL && cfg.sliding_window == 0,
+	    "mistral without a window: %s", e);
+	CHECK(parse("{\"model_type\":\"mistral\"," BASE "}", &cfg, e,
+	    sizeof(e)) == 0 && cfg.sliding_window == 4096,
+	    "mistral's default window: %s", e);
+	CHECK(parse("{\"architectures\":[\"MistralForSequenceClassification\"],"
+	    BASE ",\"sliding_window\":16,\"num_labels\":1}", &cfg, e,
+	    sizeof(e)) == 0 && cfg.arch == MODEL_MISTRAL && !cfg.lm_head &&
+	    cfg.sliding_window == 16, "mistral classifier: %s", e);
+
 	/* a reward model */
 	CHECK(parse("{\"architectures\":[\"LlamaForSequenceClassification\"],"
 	    BASE ",\"id2label\":{\"0\":\"LABEL_0\"}}", &cfg, e, sizeof(e))
@@ -225,8 +245,12 @@ test_config(void)
 	expect_error("{\"architectures\":[\"GPT2LMHeadModel\"]," BASE "}",
 	    "GPT2LMHeadModel");
 	expect_error("{\"model_type\":\"gemma\"," BASE "}", "gemma");
-	expect_error("{\"model_type\":\"mistral\"," BASE
+	expect_error("{\"model_type\":\"llama\"," BASE
 	    ",\"sliding_window\":4096}", "sliding_window");
+	expect_error("{\"model_type\":\"mistral\"," BASE
+	    ",\"sliding_window\":0}", "sliding_window");
+	expect_error("{\"model_type\":\"mistral\"," BASE
+	    ",\"attention_bias\":true}", "attention_bias");
 	expect_error("{\"model_type\":\"qwen2\"," BASE
 	    ",\"use_sliding_window\":true}", "use_sliding_window");
 	expect_error("{\"model_type\":\"qwen3\"," BASE
@@ -270,6 +294,22 @@ test_config(void)
 	    json_is_false(json_object_get(j, "use_sliding_window")) &&
 	    strcmp(json_string_value(json_object_get(j, "model_type")),
 	    "qwen3") == 0, "qwen3 config.json keys");
+	json_decref(j);
+	cfg = load_config("mistral_window");
+	j = model_config_to_json(&cfg);
+	CHECK(model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+	    memcmp(&cfg, &back, sizeof(cfg)) == 0, "mistral round trip: %s", e);
+	CHECK(json_integer_value(json_object_get(j, "sliding_window")) == 3 &&
+	    strcmp(json_string_value(json_object_get(j, "model_type")),
+	    "mistral") == 0 && strcmp(json_string_value(json_array_get(
+	    json_object_get(j, "architectures"), 0)), "MistralForCausalLM")
+	    == 0, "mistral config.json keys");
+	json_decref(j);
+	cfg.sliding_window = 0;
+	j = model_config_to_json(&cfg);
+	CHECK(json_is_null(json_object_get(j, "sliding_window")) &&
+	    model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+	    back.sliding_window == 0, "mistral without a window writes null");
 	json_decref(j);
 	cfg = load_config("qwen3_tied");
 	j = model_config_to_json(&cfg);
@@ -828,11 +868,13 @@ main(void)
 	test_fixture("qwen2_bias");
 	test_fixture("qwen3_tied");
 	test_fixture("qwen3_bias");
+	test_fixture("mistral_window");
 	test_fixture_cached("llama_gqa_tied");
 	test_fixture_cached("llama3_untied");
 	test_fixture_cached("qwen2_bias");
 	test_fixture_cached("qwen3_tied");
 	test_fixture_cached("qwen3_bias");
+	test_fixture_cached("mistral_window");
 	test_trainable();
 	test_threads();
 	test_decode();

@@ -604,9 +604,8 @@ dec_attention(void *ctx, float *out, float *att, const float *q,
 	int parts = B < c->nth ? (c->nth + B - 1) / B : 1;
 
 	(void)att;
-	if (ab->kv == NULL || sh->window > 0)
-		errx(1, "backend cpu_decode: attention needs KV caches and "
-		    "no window");
+	if (ab->kv == NULL)
+		errx(1, "backend cpu_decode: attention needs KV caches");
 	if (parts > H)
 		parts = H;
 #pragma omp for schedule(dynamic, 1)
@@ -625,6 +624,20 @@ dec_attention(void *ctx, float *out, float *att, const float *q,
 		const float *vv[NRUN] = { cp ? cp->v + pre : NULL, cb->v + own,
 		    v + row };
 		int L3[NRUN] = { cb->off, cb->len - cb->off, 1 };
+
+		/* A sliding window: the query at position len sees keys
+		 * len - window + 1 .. len; drop the older ones from the
+		 * front of the runs (the prefix's, then its own). */
+		int drop = sh->window > 0 ? cb->len - sh->window + 1 : 0;
+		for (int r = 0; r < NRUN - 1 && drop > 0; r++) {
+			int d = drop < L3[r] ? drop : L3[r];
+			if (kk[r] != NULL) {
+				kk[r] += (size_t)d * KV;
+				vv[r] += (size_t)d * KV;
+			}
+			L3[r] -= d;
+			drop -= d;
+		}
 
 		if (ab->nq[b] != 1)
 			errx(1, "backend cpu_decode: one new token a sequence");
