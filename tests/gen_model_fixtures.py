@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """gen_model_fixtures.py: reference outputs for tests/unit_model.c.
 
-An independent implementation of the Llama/Qwen2/Qwen3 decoder in PyTorch
+An independent implementation of the Llama/Qwen2/Qwen3/Mistral decoder in PyTorch
 (by hand: transformers is not needed), run in float64 on the weights lib/model/model.c
 draws with model_init_normal, which this script reproduces bit for bit
 (splitmix64 and Box-Muller).  For each configuration it writes
@@ -80,6 +80,16 @@ CONFIGS = {
         head_dim=6, max_position_embeddings=64, rms_norm_eps=1e-6,
         rope_theta=10000.0, attention_bias=True, use_sliding_window=False,
         sliding_window=4096, max_window_layers=28,
+        tie_word_embeddings=False, hidden_act="silu", bos_token_id=1,
+        eos_token_id=2),
+    # Mistral: Llama's block with a sliding window of 3 positions, shorter
+    # than both sequences (7 and 5), so every layer drops keys; GQA
+    "mistral_window": dict(
+        architectures=["MistralForCausalLM"], model_type="mistral",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=None, max_position_embeddings=64, rms_norm_eps=1e-5,
+        rope_theta=10000.0, sliding_window=3, attention_dropout=0.0,
         tie_word_embeddings=False, hidden_act="silu", bos_token_id=1,
         eos_token_id=2),
 }
@@ -208,6 +218,13 @@ def forward(c, w, tokens):
     emb = torch.cat((ang, ang), dim=-1)
     cos, sin = emb.cos()[:, None, :], emb.sin()[:, None, :]
     mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+    W = c.get("sliding_window") if c["model_type"] == "mistral" else None
+    if W:
+        # MistralModel's sliding-window mask: query i sees key j only
+        # when i - j < W, so the W positions j = i-W+1 .. i
+        i = torch.arange(T)[:, None]
+        j = torch.arange(T)[None, :]
+        mask = mask | (i - j >= W)
     x = w["model.embed_tokens.weight"][torch.tensor(tokens)]
     for i in range(c["num_hidden_layers"]):
         p = "model.layers.%d." % i

@@ -14,6 +14,10 @@ ckpt init -o "$T/q" --arch qwen2 --dim 48 --heads 4 --kv-heads 2 \
 # Qwen3: q/k norms, head_dim 16 on a width of 40 (not 40 / 4), biases.
 ckpt init -o "$T/q3" --arch qwen3 --dim 40 --heads 4 --kv-heads 2 \
     --head-dim 16 --attention-bias --layers 2 --seed 6 || fail "ckpt init qwen3"
+# Mistral: a sliding window of 5 positions, shorter than the prompts and
+# the responses, so prefill and decode both drop keys.
+ckpt init -o "$T/mi" --arch mistral --sliding-window 5 --dim 32 --heads 4 \
+    --kv-heads 2 --layers 2 --seed 7 || fail "ckpt init mistral"
 # Llama 3's rope scaling: the same weights, the config edited.
 cp -R "$T/m" "$T/l3" || fail "cp"
 "$PYTHON3" - "$T/l3/config.json" <<'X' || fail "llama3 config"
@@ -65,7 +69,7 @@ a=json.loads(open(sys.argv[1]).readline()); b=json.loads(open(sys.argv[2]).readl
 assert a["policy"] != b["policy"]' "$T/out1" "$T/outq" || fail "policy differs"
 
 # Greedy equals step-by-step argmax; logprobs equal a forward pass.
-for m in m q q3 l3; do
+for m in m q q3 mi l3; do
 	rollout -m "$T/$m" --temperature 0 -n 2 --max-tokens 40 \
 	    <"$T/p.jsonl" >"$T/g" || fail "greedy $m"
 	check "greedy $m is argmax" "$chk" -g "$T/$m" <"$T/g" >/dev/null
@@ -83,7 +87,7 @@ for m in m q q3 l3; do
 done
 
 # The plain kernels, which CPUs without AVX2 run, agree with the model too.
-for m in m q q3; do
+for m in m q q3 mi; do
 	PREFPIPE_NO_AVX2=1 rollout -m "$T/$m" --temperature 0 -n 2 \
 	    --max-tokens 40 <"$T/p.jsonl" >"$T/g" || fail "plain greedy $m"
 	check "plain greedy $m is argmax" "$chk" -g "$T/$m" <"$T/g" >/dev/null

@@ -76,6 +76,28 @@ for b in 1 7; do
 	    "$T/q3_plain_b$b"
 done
 
+# Mistral (a sliding window of 4 positions, which prompts and responses
+# pass): the same invariance over batches, threads and both kernels.
+ckpt init -o "$T/mi" --arch mistral --sliding-window 4 --dim 32 --heads 4 \
+    --kv-heads 2 --layers 2 --seed 11 || fail "ckpt init mistral"
+rollout -m "$T/mi" -n 3 --max-tokens 24 <"$T/p.jsonl" >"$T/mi_all" ||
+    fail "rollout mistral"
+for b in 1 4 7; do
+	OMP_NUM_THREADS=$((b % 3 + 1)) rollout -m "$T/mi" -n 3 \
+	    --max-tokens 24 --batch $b <"$T/p.jsonl" >"$T/mi_b$b" ||
+	    fail "rollout mistral --batch $b"
+	same "mistral, --batch $b" "$T/mi_all" "$T/mi_b$b"
+done
+PREFPIPE_NO_AVX2=1 rollout -m "$T/mi" -n 3 --max-tokens 24 \
+    <"$T/p.jsonl" >"$T/mi_plain" || fail "rollout mistral plain"
+for b in 1 7; do
+	PREFPIPE_NO_AVX2=1 OMP_NUM_THREADS=$((b % 3 + 1)) rollout \
+	    -m "$T/mi" -n 3 --max-tokens 24 --batch $b <"$T/p.jsonl" \
+	    >"$T/mi_plain_b$b" || fail "rollout mistral plain --batch $b"
+	same "mistral plain kernels, --batch $b" "$T/mi_plain" \
+	    "$T/mi_plain_b$b"
+done
+
 # Prompts in reverse order: the same records, in reverse prompt order.
 # (The prompt without an id is left out: its id is its ordinal.)
 grep '"id"' "$T/p.jsonl" >"$T/ids.jsonl"

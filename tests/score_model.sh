@@ -183,6 +183,14 @@ score --flr "$T/q" --chat-template chatml -b 1 -J "$T/msgs" >"$T/a" ||
 score --flr "$T/q" --chat-template chatml --no-cache -J "$T/msgs" >"$T/b" ||
     fail "flr messages --no-cache"
 close "$T/a" "$T/b" || fail "flr messages: cache equals forward passes"
+# Mistral with a window of 3, which the texts pass: the cache's ring of
+# 3 positions, copied for each follow-up, equals the forward passes.
+ckpt init -o "$T/mi" --arch mistral --sliding-window 3 --seed 12 ||
+    fail "ckpt init mistral"
+score --flr "$T/mi" --details -J "$T/text" >"$T/a" || fail "flr mistral"
+score --flr "$T/mi" --details --no-cache -b 64 -J "$T/text" >"$T/b" ||
+    fail "flr mistral --no-cache"
+close "$T/a" "$T/b" 1e-4 || fail "flr mistral: windowed cache equals forward passes"
 # Qwen3 (q/k norms): the cached and the plain passes agree, and a reward
 # model's rewards do not depend on the batch.
 score --flr "$T/q3" --chat-template chatml -b 1 -J "$T/msgs" >"$T/a" ||

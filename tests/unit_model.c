@@ -216,6 +216,26 @@ test_config(void)
 	    cfg.arch == MODEL_QWEN3 && !cfg.lm_head && cfg.num_labels == 1,
 	    "qwen3 classifier: %s", e);
 
+	/* Mistral: sliding_window read (null: none; absent: MistralConfig's
+	 * 4096), head_dim null is hidden_size / heads */
+	CHECK(parse("{\"architectures\":[\"MistralForCausalLM\"]," BASE
+	    ",\"sliding_window\":3,\"head_dim\":null}", &cfg, e,
+	    sizeof(e)) == 0, "mistral config: %s", e);
+	CHECK(cfg.arch == MODEL_MISTRAL && cfg.sliding_window == 3 &&
+	    cfg.head_dim == 8 && !cfg.qkv_bias && cfg.max_seq_len == 131072,
+	    "mistral config fields");
+	CHECK(parse("{\"model_type\":\"mistral\"," BASE
+	    ",\"sliding_window\":null}", &cfg, e, sizeof(e)) == 0 &&
+	    cfg.arch == MODEL_MISTRAL && cfg.sliding_window == 0,
+	    "mistral without a window: %s", e);
+	CHECK(parse("{\"model_type\":\"mistral\"," BASE "}", &cfg, e,
+	    sizeof(e)) == 0 && cfg.sliding_window == 4096,
+	    "mistral's default window: %s", e);
+	CHECK(parse("{\"architectures\":[\"MistralForSequenceClassification\"],"
+	    BASE ",\"sliding_window\":16,\"num_labels\":1}", &cfg, e,
+	    sizeof(e)) == 0 && cfg.arch == MODEL_MISTRAL && !cfg.lm_head &&
+	    cfg.sliding_window == 16, "mistral classifier: %s", e);
+
 	/* a reward model */
 	CHECK(parse("{\"architectures\":[\"LlamaForSequenceClassification\"],"
 	    BASE ",\"id2label\":{\"0\":\"LABEL_0\"}}", &cfg, e, sizeof(e))
@@ -225,8 +245,12 @@ test_config(void)
 	expect_error("{\"architectures\":[\"GPT2LMHeadModel\"]," BASE "}",
 	    "GPT2LMHeadModel");
 	expect_error("{\"model_type\":\"gemma\"," BASE "}", "gemma");
-	expect_error("{\"model_type\":\"mistral\"," BASE
+	expect_error("{\"model_type\":\"llama\"," BASE
 	    ",\"sliding_window\":4096}", "sliding_window");
+	expect_error("{\"model_type\":\"mistral\"," BASE
+	    ",\"sliding_window\":0}", "sliding_window");
+	expect_error("{\"model_type\":\"mistral\"," BASE
+	    ",\"attention_bias\":true}", "attention_bias");
 	expect_error("{\"model_type\":\"qwen2\"," BASE
 	    ",\"use_sliding_window\":true}", "use_sliding_window");
 	expect_error("{\"model_type\":\"qwen3\"," BASE
@@ -270,6 +294,22 @@ test_config(void)
 	    json_is_false(json_object_get(j, "use_sliding_window")) &&
 	    strcmp(json_string_value(json_object_get(j, "model_type")),
 	    "qwen3") == 0, "qwen3 config.json keys");
+	json_decref(j);
+	cfg = load_config("mistral_window");
+	j = model_config_to_json(&cfg);
+	CHECK(model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+	    memcmp(&cfg, &back, sizeof(cfg)) == 0, "mistral round trip: %s", e);
+	CHECK(json_integer_value(json_object_get(j, "sliding_window")) == 3 &&
+	    strcmp(json_string_value(json_object_get(j, "model_type")),
+	    "mistral") == 0 && strcmp(json_string_value(json_array_get(
+	    json_object_get(j, "architectures"), 0)), "MistralForCausalLM")
+	    == 0, "mistral config.json keys");
+	json_decref(j);
+	cfg.sliding_window = 0;
+	j = model_config_to_json(&cfg);
+	CHECK(json_is_null(json_object_get(j, "sliding_window")) &&
+	    model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+	    back.sliding_window == 0, "mistral without a window writes null");
 	json_decref(j);
 	cfg = load_config("qwen3_tied");
 	j = model_config_to_json(&cfg);
@@ -684,10 +724,10 @@ test_threads(void)
 /* KV cache: prompt, token-by-token decoding, forks, batched steps. */
 
 static void
-test_decode(void)
+test_decode(const char *name, int window)
 {
-	struct model_config cfg = load_config("llama3_untied");
-	struct model *m = model_new(&cfg);
+	struct model_config cfg = load_config(name);
+	struct model *m;
 	int V = cfg.vocab_size, len[3] = { 9, 12, 12 }, tok[33], one = 1;
 	int prompt = 6;
 	struct kv_cache *kv[3], *p;
@@ -695,6 +735,9 @@ test_decode(void)
 	double e, worst = 0;
 	struct model_batch b = { 3, len, tok, NULL };
 
+	if (window > 0)
+		cfg.sliding_window = window;
+	m = model_new(&cfg);
 	model_init_normal(m, SEED, 0.3, 0.2);
 	/* three sequences: A (9), then B and C (12) which share A's first
 	 * six tokens as a prompt */
@@ -759,13 +802,88 @@ test_decode(void)
 		e = rel_err(lg + V, full + (size_t)(21 + prompt + 4) * V, V);
 		CHECK(e < 1e-4, "mixed extend (1 token) error %g", e);
 	}
-	printf("decode: prefill, single, forked and batched steps match the "
-	    "full forward\n");
+	CHECK(window == 0 || (kv[0]->slots == window && p->slots == window),
+	    "%s: caches of 16 positions keep %d, %d", name, kv[0]->slots,
+	    p->slots);
+	printf("decode %s (window %d): prefill, single, forked and batched "
+	    "steps match the full forward\n", name, window);
 	for (int i = 0; i < 3; i++)
 		kv_cache_free(kv[i]);
 	kv_cache_free(p);
 	free(full);
 	free(lg);
+	model_free(m);
+}
+
+/*
+ * A sliding window bounds the cache: a model whose layers see 4 positions
+ * keeps 4 a layer however long the sequence, and a prompt of 10 read once
+ * (its ring wrapped) then forked and decoded to 60 in batched steps gives
+ * the logits of the full forward pass.
+ */
+static void
+test_window_cache(void)
+{
+	struct model_config cfg = load_config("mistral_window");
+	struct model *m;
+	enum { W = 4, P = 10, N = 60 };
+	int V = cfg.vocab_size, tok[2 * N], len[2] = { N, N }, pl = P;
+	struct kv_cache *base, *kv[2], *big;
+	struct model_batch b = { 2, len, tok, NULL };
+	struct sample_step *st;
+	float *full, lg[2 * 64];
+	double e, worst = 0;
+
+	cfg.sliding_window = W;
+	m = model_new(&cfg);
+	model_init_normal(m, SEED, 0.3, 0.2);
+	for (int i = 0; i < 2 * N; i++)
+		tok[i] = (i * 13 + 7) % V;
+	for (int i = 0; i < P; i++)
+		tok[N + i] = tok[i];
+	model_forward(m, &b, NULL);
+	full = xmalloc((size_t)2 * N * V * sizeof(float));
+	memcpy(full, model_logits(m), (size_t)2 * N * V * sizeof(float));
+
+	big = kv_cache_new(&cfg, 1 << 20);
+	CHECK(big->slots == W, "a cache of 2^20 positions keeps %d",
+	    big->slots);
+	kv_cache_free(big);
+	cfg.sliding_window = 0;
+	big = kv_cache_new(&cfg, 100);
+	CHECK(big->slots == 100, "without a window a cache keeps all %d",
+	    big->slots);
+	kv_cache_free(big);
+
+	base = kv_cache_new(&m->cfg, P);
+	model_extend(m, &base, 1, &pl, tok, lg);
+	e = rel_err(lg, full + (size_t)(P - 1) * V, V);
+	CHECK(e < 1e-4, "windowed prefill error %g", e);
+	st = sample_step_new(m, 2);
+	for (int s = 0; s < 2; s++) {
+		kv[s] = kv_cache_fork(base, N);
+		CHECK(kv[s]->slots == W, "a fork of %d keeps %d", N,
+		    kv[s]->slots);
+	}
+	for (int i = P; i < N; i++) {
+		int t2[2] = { tok[i], tok[N + i] };
+
+		sample_step(st, kv, 2, t2, lg);
+		for (int s = 0; s < 2; s++) {
+			e = rel_err(lg + (size_t)s * V, full +
+			    ((size_t)s * N + i) * V, V);
+			worst = e > worst ? e : worst;
+		}
+	}
+	CHECK(worst < 1e-4, "windowed forked decode to %d error %g", N, worst);
+	printf("window %d: caches keep %d positions; forks of a wrapped "
+	    "prompt decode to %d as the full forward (worst %.2g)\n", W, W,
+	    N, worst);
+	for (int s = 0; s < 2; s++)
+		kv_cache_free(kv[s]);
+	kv_cache_free(base);
+	sample_step_free(st);
+	free(full);
 	model_free(m);
 }
 
@@ -828,14 +946,18 @@ main(void)
 	test_fixture("qwen2_bias");
 	test_fixture("qwen3_tied");
 	test_fixture("qwen3_bias");
+	test_fixture("mistral_window");
 	test_fixture_cached("llama_gqa_tied");
 	test_fixture_cached("llama3_untied");
 	test_fixture_cached("qwen2_bias");
 	test_fixture_cached("qwen3_tied");
 	test_fixture_cached("qwen3_bias");
+	test_fixture_cached("mistral_window");
 	test_trainable();
 	test_threads();
-	test_decode();
+	test_decode("llama3_untied", 0);
+	test_decode("mistral_window", 3);
+	test_window_cache();
 	test_ckpt();
 	test_flops();
 	if (failures) {

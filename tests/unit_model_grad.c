@@ -10,7 +10,9 @@
  * respect to every parameter: GQA, tied and untied lm_head, Qwen2 biases,
  * llama3 rope scaling, a classification (reward) head, and Qwen3's
  * per-head q/k RMSNorms (through which q_proj's and k_proj's gradients
- * flow too) with and without its q/k/v/o biases.
+ * flow too) with and without its q/k/v/o biases, and Mistral's sliding
+ * window (2 positions, shorter than the packed sequences of 5 and 3)
+ * through every layer of a whole model.
  *
  * The loss of an operation with output y is sum(y * R) for a fixed random
  * R, whose gradient with respect to y is R: the backward pass must turn R
@@ -553,6 +555,22 @@ main(void)
 	c.lm_head = 1;
 	c.num_labels = 0;
 	test_frozen(c);
+
+	/* Mistral: Llama's block, every layer's queries seeing their last
+	 * two positions, so the sequence of 5 drops keys in both layers */
+	c.arch = MODEL_MISTRAL;
+	c.qkv_bias = c.o_bias = 0;
+	c.head_dim = 2;
+	c.n_kv_heads = 2;
+	c.sliding_window = 2;
+	test_model("mistral window 2 untied:", c);
+	c.tie_embeddings = 1;
+	c.sliding_window = 3;
+	test_model("mistral window 3 tied:", c);
+	c.tie_embeddings = 0;
+	c.lm_head = 0;
+	c.num_labels = 1;
+	test_model("mistral classifier:", c);
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;

@@ -25,7 +25,8 @@
 #include "util/util.h"
 
 #define SYNOPSIS \
-	"ckpt init -o OUT [--arch llama|qwen2|qwen3] [--tokenizer byte|FILE]\n" \
+	"ckpt init -o OUT [--arch llama|qwen2|qwen3|mistral]\n" \
+	"            [--tokenizer byte|FILE] [--sliding-window N]\n" \
 	"            [--vocab-size N] [--dim N] [--layers N] [--heads N]\n" \
 	"            [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N]\n" \
 	"            [--rope-theta X] [--attention-bias] [--tie]\n" \
@@ -207,7 +208,7 @@ cmd_init(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_TOK, O_VOCAB, O_DIM, O_LAYERS, O_HEADS, O_KV,
 	    O_HD, O_FFN, O_CTX, O_THETA, O_BIAS, O_TIE, O_HEAD, O_SEED,
-	    O_DTYPE };
+	    O_DTYPE, O_WINDOW };
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "arch", required_argument, NULL, O_ARCH },
@@ -222,6 +223,7 @@ cmd_init(int argc, char **argv)
 		{ "ctx", required_argument, NULL, O_CTX },
 		{ "rope-theta", required_argument, NULL, O_THETA },
 		{ "attention-bias", no_argument, NULL, O_BIAS },
+		{ "sliding-window", required_argument, NULL, O_WINDOW },
 		{ "tie", no_argument, NULL, O_TIE },
 		{ "head", required_argument, NULL, O_HEAD },
 		{ "seed", required_argument, NULL, O_SEED },
@@ -234,7 +236,7 @@ cmd_init(int argc, char **argv)
 	long long vocab = 0, ffn = 0, kv = 0, hd = 0, seed = 0;
 	double theta = 0;
 	int dim = 64, layers = 2, heads = 4, ctx = 512, tie = 0, score = 0;
-	int bias = 0;
+	int bias = 0, window = -1;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -247,9 +249,11 @@ cmd_init(int argc, char **argv)
 				cfg.arch = MODEL_QWEN2;
 			else if (strcmp(optarg, "qwen3") == 0)
 				cfg.arch = MODEL_QWEN3;
+			else if (strcmp(optarg, "mistral") == 0)
+				cfg.arch = MODEL_MISTRAL;
 			else
-				pp_usage("--arch: llama, qwen2 or qwen3, not "
-				    "\"%s\"", optarg);
+				pp_usage("--arch: llama, qwen2, qwen3 or mistral, "
+				    "not \"%s\"", optarg);
 			break;
 		case O_TOK: tokpath = optarg; break;
 		case O_VOCAB:
@@ -273,6 +277,8 @@ cmd_init(int argc, char **argv)
 		case O_THETA: theta = pp_parse_num("--rope-theta", optarg, 1,
 			    1e12); break;
 		case O_BIAS: bias = 1; break;
+		case O_WINDOW: window = (int)pp_parse_int("--sliding-window",
+			    optarg, 0, 1 << 30); break;
 		case O_TIE: tie = 1; break;
 		case O_HEAD:
 			if (strcmp(optarg, "score") != 0)
@@ -293,6 +299,8 @@ cmd_init(int argc, char **argv)
 	if (hd == 0 && dim % heads != 0)
 		pp_usage("--dim %d is not a multiple of --heads %d (or give "
 		    "--head-dim)", dim, heads);
+	if (window >= 0 && cfg.arch != MODEL_MISTRAL)
+		pp_usage("--sliding-window: only with --arch mistral");
 	if (bias && cfg.arch != MODEL_QWEN3)
 		pp_usage("--attention-bias: only with --arch qwen3 (qwen2 "
 		    "always has q/k/v biases, llama none)");
@@ -337,10 +345,14 @@ cmd_init(int argc, char **argv)
 	cfg.qkv_bias = cfg.arch == MODEL_QWEN2 || bias;
 	cfg.o_bias = bias;
 	/* The released checkpoints' values: Qwen2 and Qwen3 1e-6 and
-	 * 1000000, Llama 1e-5 and 10000. */
-	cfg.norm_eps = cfg.arch == MODEL_LLAMA ? 1e-5f : 1e-6f;
+	 * 1000000, Llama and Mistral 7B v0.1 1e-5 and 10000 (and its
+	 * window, MistralConfig's 4096; 0 writes null, no window). */
+	cfg.norm_eps = cfg.arch == MODEL_LLAMA || cfg.arch == MODEL_MISTRAL ?
+	    1e-5f : 1e-6f;
 	cfg.rope_theta = theta ? theta :
-	    cfg.arch == MODEL_LLAMA ? 1e4 : 1e6;
+	    cfg.arch == MODEL_LLAMA || cfg.arch == MODEL_MISTRAL ? 1e4 : 1e6;
+	if (cfg.arch == MODEL_MISTRAL)
+		cfg.sliding_window = window >= 0 ? window : 4096;
 	cfg.rope_scaling = ROPE_NONE;
 	cfg.tie_embeddings = tie;
 	cfg.lm_head = !score;

@@ -43,16 +43,53 @@
  * The keys and values one sequence has seen, for every layer, in fp32.
  * A fork shares the positions its base held when it was made, a prompt
  * read once for all its samples, and holds only its own after.
+ *
+ * When every layer has a sliding window (window > 0), no query reaches a
+ * key more than window - 1 positions back, so a cache keeps only its
+ * last slots positions in a ring: position p (>= off) is at slot
+ * (p - off) % slots, and decoding memory is bounded by the window, not
+ * by cap.  Without windows slots is cap - off and the ring never wraps.
  */
 struct kv_cache {
 	int len;		/* positions filled, the base's included */
 	int cap;		/* positions it can hold, the base's included */
+	int slots;		/* positions it keeps of its own (from off) */
+	int window;		/* the widest layer's window; 0: some layer
+				 * sees every position */
 	int nlayers, kvdim;
 	const struct kv_cache *base;	/* a fork's shared prefix, or NULL */
 	int off;		/* the positions in base (0 without one) */
-	float *k;		/* (nlayers, cap - off, kvdim): positions off.. */
-	float *v;		/* (nlayers, cap - off, kvdim) */
+	float *k;		/* (nlayers, slots, kvdim): positions off.. */
+	float *v;		/* (nlayers, slots, kvdim) */
 };
+
+/* Where position p (off <= p < len, still kept) of layer l is in kc. */
+static inline size_t
+kv_row(const struct kv_cache *kc, int l, int p)
+{
+	return ((size_t)l * kc->slots + (size_t)((p - kc->off) % kc->slots)) *
+	    kc->kvdim;
+}
+
+/*
+ * Positions from .. to - 1 of layer l in kc's own storage (off <= from,
+ * to <= len, none overwritten yet) as at most two runs of rows, the ring's
+ * tail then its head: k[r], v[r], n[r] for r < 2 (n[1] may be 0).
+ */
+static inline void
+kv_runs(const struct kv_cache *kc, int l, int from, int to,
+    const float *k[2], const float *v[2], int n[2])
+{
+	int first = (from - kc->off) % kc->slots;
+	int len = to - from;
+
+	n[0] = len < kc->slots - first ? len : kc->slots - first;
+	n[1] = len - n[0];
+	k[0] = kc->k + kv_row(kc, l, from);
+	v[0] = kc->v + kv_row(kc, l, from);
+	k[1] = kc->k + (size_t)l * kc->slots * kc->kvdim;
+	v[1] = kc->v + (size_t)l * kc->slots * kc->kvdim;
+}
 
 /*
  * The sequences of a pass, for attention.  Sequence s has nq[s] queries

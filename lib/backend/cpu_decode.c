@@ -42,8 +42,9 @@
 #include "backend/vmath.h"
 #include "util/util.h"
 
-/* The runs of keys attention reads: shared prefix, own cache, new token. */
-#define NRUN 3
+/* The runs of keys attention reads: the shared prefix's and the own
+ * cache's (each a ring's tail and head, backend.h), the new token's. */
+#define NRUN 5
 /* The most products matmul_shared takes at once. */
 #define MAXJOBS 4
 
@@ -382,8 +383,11 @@ attend_body(const float *q, const float *const k[NRUN],
     const float *const v[NRUN], const int L[NRUN], int KV, int hd, int grp,
     int h0, int h1, float scale, float *sc, float *out)
 {
-	int i8 = hd & ~7, n = L[0] + L[1] + L[2];
+	int i8 = hd & ~7, n = 0;
 	float r[8];
+
+	for (int g = 0; g < NRUN; g++)
+		n += L[g];
 
 	for (int g = 0, j0 = 0; g < NRUN; j0 += L[g], g++) {
 		int j = 0;
@@ -604,9 +608,8 @@ dec_attention(void *ctx, float *out, float *att, const float *q,
 	int parts = B < c->nth ? (c->nth + B - 1) / B : 1;
 
 	(void)att;
-	if (ab->kv == NULL || sh->window > 0)
-		errx(1, "backend cpu_decode: attention needs KV caches and "
-		    "no window");
+	if (ab->kv == NULL)
+		errx(1, "backend cpu_decode: attention needs KV caches");
 	if (parts > H)
 		parts = H;
 #pragma omp for schedule(dynamic, 1)
@@ -616,15 +619,26 @@ dec_attention(void *ctx, float *out, float *att, const float *q,
 		struct kv_cache *cb = ab->kv[b];
 		const struct kv_cache *cp = cb->base;
 		struct dec_thread *t = &c->th[thread_num()];
-		size_t own = (size_t)l * (cb->cap - cb->off) * KV;
-		size_t pre = cp ? (size_t)l * cp->cap * KV : 0;
 		size_t row = (size_t)ab->qoff[b] * KV;
 		size_t need = (size_t)H * (cb->len + 1);
-		const float *kk[NRUN] = { cp ? cp->k + pre : NULL, cb->k + own,
-		    k + row };
-		const float *vv[NRUN] = { cp ? cp->v + pre : NULL, cb->v + own,
-		    v + row };
-		int L3[NRUN] = { cb->off, cb->len - cb->off, 1 };
+		const float *kk[NRUN] = { NULL }, *vv[NRUN] = { NULL };
+		int L3[NRUN] = { 0 };
+		/* A sliding window: the query at position len sees keys
+		 * len - window + 1 .. len, the prefix's, then its own. */
+		int lo = sh->window > 0 && cb->len - sh->window + 1 > 0 ?
+		    cb->len - sh->window + 1 : 0;
+
+		if ((lo > cb->off ? lo : cb->off) < cb->len - cb->slots ||
+		    (cp != NULL && lo < cb->off && lo < cp->len - cp->slots))
+			errx(1, "backend cpu_decode: a key the window sees "
+			    "is no longer kept");
+		if (cp != NULL && lo < cb->off)
+			kv_runs(cp, l, lo, cb->off, kk, vv, L3);
+		kv_runs(cb, l, lo > cb->off ? lo : cb->off, cb->len, kk + 2,
+		    vv + 2, L3 + 2);
+		kk[4] = k + row;
+		vv[4] = v + row;
+		L3[4] = 1;
 
 		if (ab->nq[b] != 1)
 			errx(1, "backend cpu_decode: one new token a sequence");
@@ -635,8 +649,11 @@ dec_attention(void *ctx, float *out, float *att, const float *q,
 		}
 		af(q + (size_t)b * Q, kk, vv, L3, KV, hd, grp, h0, h1, scale,
 		    t->scores, out + (size_t)b * Q);
+		/* The slot written held position len - slots, which no
+		 * query sees (slots >= window): the other parts of this
+		 * sequence may still be reading the rest. */
 		if (part == 0) {
-			size_t at = own + (size_t)(cb->len - cb->off) * KV;
+			size_t at = kv_row(cb, l, cb->len);
 			memcpy(cb->k + at, k + row, KV * sizeof(float));
 			memcpy(cb->v + at, v + row, KV * sizeof(float));
 		}

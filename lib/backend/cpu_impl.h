@@ -660,7 +660,10 @@ struct cpu_ctx {
 	REAL *rowbuf;		/* (nthr, ATT_ROWS, maxL) */
 	size_t rowcap;
 	const REAL **kb, **vb;	/* (seqcap) */
+	int *p0;		/* (seqcap) positions before the queries in kb */
 	int seqcap;
+	REAL *win;		/* the windows' keys and values, contiguous */
+	size_t wincap;
 };
 
 static void *
@@ -679,6 +682,8 @@ cpu_ctx_free(void *p)
 	free(c->rowbuf);
 	free(c->kb);
 	free(c->vb);
+	free(c->p0);
+	free(c->win);
 	free(c);
 }
 
@@ -698,6 +703,7 @@ cpu_reserve(struct cpu_ctx *c, const struct attn_batch *ab)
 		c->seqcap = ab->nseq;
 		c->kb = xreallocarray(c->kb, ab->nseq, sizeof(*c->kb));
 		c->vb = xreallocarray(c->vb, ab->nseq, sizeof(*c->vb));
+		c->p0 = xreallocarray(c->p0, ab->nseq, sizeof(*c->p0));
 	}
 }
 
@@ -773,8 +779,54 @@ cpu_rope(void *ctx, REAL *q, REAL *k, const REAL *cs, int N, int H, int KVH,
 }
 
 /*
+ * A cache whose ring keeps fewer positions than it holds (a sliding
+ * window, backend.h): the keys the queries reach, the window - 1 before
+ * them and their own, are copied in order to c->win at *w, and the
+ * queries then see p0 = the kept ones before them.  Attention only looks
+ * at offsets between positions (rotary is in the keys already), so the
+ * shift changes nothing.  The new keys go to the ring after, the last
+ * slots of them.
+ */
+static void
+cpu_window_keys(struct cpu_ctx *c, size_t *w, int s, const REAL *k,
+    const REAL *v, const struct attn_batch *ab, int l, int KV)
+{
+	struct kv_cache *kc = ab->kv[s];
+	int p0 = ab->p0[s], nq = ab->nq[s];
+	int old = p0 < kc->window - 1 ? p0 : kc->window - 1;
+	size_t rows = (size_t)ab->qoff[s] * KV, n = (size_t)(old + nq) * KV;
+	REAL *kw = c->win + *w, *vw = kw + n;
+	const float *rk[2], *rv[2];
+	int rn[2], from;
+
+	kv_runs(kc, l, p0 - old, p0, rk, rv, rn);
+	for (int r = 0, at = 0; r < 2; at += rn[r], r++)
+		for (size_t i = 0; i < (size_t)rn[r] * KV; i++) {
+			kw[(size_t)at * KV + i] = rk[r][i];
+			vw[(size_t)at * KV + i] = rv[r][i];
+		}
+	for (size_t i = 0; i < (size_t)nq * KV; i++) {
+		kw[(size_t)old * KV + i] = k[rows + i];
+		vw[(size_t)old * KV + i] = v[rows + i];
+	}
+	from = p0 + nq - kc->slots > p0 ? p0 + nq - kc->slots : p0;
+	for (int p = from; p < p0 + nq; p++)
+		for (int i = 0; i < KV; i++) {
+			kc->k[kv_row(kc, l, p) + i] = k[rows +
+			    (size_t)(p - p0) * KV + i];
+			kc->v[kv_row(kc, l, p) + i] = v[rows +
+			    (size_t)(p - p0) * KV + i];
+		}
+	c->kb[s] = kw;
+	c->vb[s] = vw;
+	c->p0[s] = old;
+	*w += 2 * n;
+}
+
+/*
  * With caches, the new rows go in first (float: the KV cache is always
- * fp32), then attention reads the layer's whole cache.  Forks are decoded
+ * fp32), then attention reads the layer's whole cache (or, in a ring,
+ * the window cpu_window_keys gathers).  Forks are decoded
  * by backend_cpu_decode only.
  */
 static void
@@ -785,18 +837,30 @@ cpu_attention(void *ctx, REAL *out, REAL *att, const REAL *q, const REAL *k,
 	struct cpu_ctx *c = ctx;
 	int KV = sh->KVH * sh->hd;
 	struct attn_seqs as;
+	size_t need = 0, w = 0;
 
 	cpu_reserve(c, ab);
+	for (int s = 0; ab->kv != NULL && s < ab->nseq; s++) {
+		const struct kv_cache *kc = ab->kv[s];
+		if (kc->slots < kc->cap)
+			need += 2 * (size_t)(kc->window - 1 + ab->nq[s]) * KV;
+	}
+	if (need > c->wincap) {
+		free(c->win);
+		c->win = xmalloc(need * sizeof(REAL));
+		c->wincap = need;
+	}
 	for (int s = 0; s < ab->nseq; s++) {
 		size_t rows = (size_t)ab->qoff[s] * KV;
 
+		c->p0[s] = ab->p0[s];
 		if (ab->kv == NULL) {
 			c->kb[s] = k + rows;
 			c->vb[s] = v + rows;
 			continue;
 		}
 		struct kv_cache *kc = ab->kv[s];
-		size_t layer = (size_t)l * kc->cap * KV;
+		size_t layer = (size_t)l * kc->slots * KV;
 		size_t at = layer + (size_t)kc->len * KV;
 
 		if (kc->base != NULL)
@@ -804,6 +868,16 @@ cpu_attention(void *ctx, REAL *out, REAL *att, const REAL *q, const REAL *k,
 			    "backend_cpu_decode");
 		if (sizeof(REAL) != sizeof(float))
 			errx(1, "backend cpu: KV caches are fp32");
+		if (kc->slots < kc->cap) {
+			/* the probabilities kept are laid out by p0 */
+			if (att != NULL || sh->window <= 0 ||
+			    sh->window > kc->window)
+				errx(1, "backend cpu: a ring of KV slots needs "
+				    "windowed attention and no kept "
+				    "probabilities");
+			cpu_window_keys(c, &w, s, k, v, ab, l, KV);
+			continue;
+		}
 		for (size_t i = 0; i < (size_t)ab->nq[s] * KV; i++) {
 			kc->k[at + i] = k[rows + i];
 			kc->v[at + i] = v[rows + i];
@@ -811,7 +885,7 @@ cpu_attention(void *ctx, REAL *out, REAL *att, const REAL *q, const REAL *k,
 		c->kb[s] = (const REAL *)(kc->k + layer);
 		c->vb[s] = (const REAL *)(kc->v + layer);
 	}
-	as = (struct attn_seqs){ ab->nseq, ab->qoff, ab->nq, ab->p0, ab->aoff,
+	as = (struct attn_seqs){ ab->nseq, ab->qoff, ab->nq, c->p0, ab->aoff,
 	    c->kb, c->vb };
 	attention_forward(out, att, c->rowbuf, ab->maxL, q, &as, sh->H,
 	    sh->KVH, sh->hd, (REAL)sh->scale, sh->window);

@@ -3,8 +3,9 @@
  * the block and one list of layer tensors.  Qwen2 adds q/k/v biases
  * (config->qkv_bias, which model_config_from_json sets for it); Qwen3
  * normalises each query and key head (q_norm, k_norm) and has q/k/v/o
- * biases when its config.json says attention_bias.  Mistral loads as
- * llama.
+ * biases when its config.json says attention_bias.  Mistral is Llama's
+ * block with sliding-window attention in every layer when its
+ * config.json gives sliding_window.
  */
 #include <math.h>
 #include <stddef.h>
@@ -73,6 +74,8 @@ static const struct arch archs[] = {
 	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS, 0 },
 	[MODEL_QWEN3] = { "qwen3", llama_pre, llama_layer, llama_post,
 	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS, 1 },
+	[MODEL_MISTRAL] = { "mistral", llama_pre, llama_layer, llama_post,
+	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS, 0 },
 };
 
 const struct arch *
@@ -87,7 +90,8 @@ arch_layer_attrs(const struct model_config *c, int l, struct layer_attrs *a)
 	(void)l;
 	a->norm_offset = arch_of(c)->norm == NORM_RMS_PLUS_ONE ? 1 : 0;
 	a->attn_scale = 1 / sqrt((double)c->head_dim);
-	a->window = 0;
+	/* MistralModel gives every layer the same window. */
+	a->window = c->sliding_window;
 }
 
 int

@@ -7,7 +7,7 @@
 #ifndef PREFPIPE_HPARAMS_H
 #define PREFPIPE_HPARAMS_H
 
-enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3 };
+enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3, MODEL_MISTRAL };
 
 enum model_rope_scaling { ROPE_NONE, ROPE_LLAMA3 };
 
@@ -34,6 +34,8 @@ struct model_config {
 	int qkv_bias;		/* q/k/v projections have biases (Qwen2;
 				 * Qwen3's attention_bias) */
 	int o_bias;		/* o_proj has a bias (Qwen3's attention_bias) */
+	int sliding_window;	/* > 0: each query sees its last this many
+				 * positions, itself included (Mistral) */
 	int lm_head;		/* 1: causal LM head; 0: classification only */
 	int num_labels;		/* > 0: score.weight (num_labels, dim) */
 	int bos_id;		/* -1 if none */

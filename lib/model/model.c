@@ -242,15 +242,48 @@ model_act_bytes(const struct model_config *c, int nseq, const int *len)
 /* ------------------------------------------------------------------------ */
 /* Generation */
 
+/*
+ * The positions a cache of cap must keep of its own: all of them, unless
+ * every layer has a sliding window; then the widest window, which holds
+ * the window - 1 keys the next query reaches back to and its own.
+ */
+static int
+kv_window(const struct model_config *c)
+{
+	int w = 0;
+
+	for (int l = 0; l < c->n_layers; l++) {
+		struct layer_attrs a;
+
+		arch_layer_attrs(c, l, &a);
+		if (a.window <= 0)
+			return 0;
+		if (a.window > w)
+			w = a.window;
+	}
+	return w;
+}
+
+static int
+kv_slots(int window, int positions)
+{
+	int n = window > 0 && window < positions ? window : positions;
+
+	return n > 0 ? n : 1;
+}
+
 struct kv_cache *
 kv_cache_new(const struct model_config *c, int cap)
 {
 	struct kv_cache *kv = xcalloc(1, sizeof(*kv));
-	size_t n = (size_t)c->n_layers * cap * model_kv_dim(c);
+	size_t n;
 
 	kv->cap = cap;
+	kv->window = kv_window(c);
+	kv->slots = kv_slots(kv->window, cap);
 	kv->nlayers = c->n_layers;
 	kv->kvdim = model_kv_dim(c);
+	n = (size_t)kv->nlayers * kv->slots * kv->kvdim;
 	kv->k = xmalloc_huge(n * sizeof(float));
 	kv->v = xmalloc_huge(n * sizeof(float));
 	return kv;
@@ -268,11 +301,13 @@ kv_cache_fork(const struct kv_cache *base, int cap)
 		errx(1, "kv_cache_fork: %d positions, the base has %d", cap,
 		    base->len);
 	kv->cap = cap;
+	kv->window = base->window;
 	kv->nlayers = base->nlayers;
 	kv->kvdim = base->kvdim;
 	kv->base = base;
 	kv->off = kv->len = base->len;
-	n = (size_t)kv->nlayers * (cap - kv->off) * kv->kvdim;
+	kv->slots = kv_slots(kv->window, cap - kv->off);
+	n = (size_t)kv->nlayers * kv->slots * kv->kvdim;
 	kv->k = xmalloc_huge(n * sizeof(float));
 	kv->v = xmalloc_huge(n * sizeof(float));
 	return kv;
@@ -288,22 +323,28 @@ kv_cache_free(struct kv_cache *kv)
 	free(kv);
 }
 
+/* Position by position: the two rings may be of different sizes. */
 void
 kv_cache_copy(struct kv_cache *dst, const struct kv_cache *src)
 {
 	size_t row = (size_t)src->kvdim * sizeof(float);
+	int from = src->len - (src->slots < dst->slots ? src->slots :
+	    dst->slots);
 
 	if (dst->base != NULL || src->base != NULL)
 		errx(1, "kv_cache_copy: forks are not copied");
 	if (dst->cap < src->len || dst->kvdim != src->kvdim ||
-	    dst->nlayers != src->nlayers)
+	    dst->nlayers != src->nlayers || dst->window != src->window)
 		errx(1, "kv_cache_copy: caches of different shapes");
-	for (int l = 0; l < src->nlayers; l++) {
-		memcpy(dst->k + (size_t)l * dst->cap * dst->kvdim,
-		    src->k + (size_t)l * src->cap * src->kvdim, src->len * row);
-		memcpy(dst->v + (size_t)l * dst->cap * dst->kvdim,
-		    src->v + (size_t)l * src->cap * src->kvdim, src->len * row);
-	}
+	if (from < 0)
+		from = 0;
+	for (int l = 0; l < src->nlayers; l++)
+		for (int p = from; p < src->len; p++) {
+			memcpy(dst->k + kv_row(dst, l, p),
+			    src->k + kv_row(src, l, p), row);
+			memcpy(dst->v + kv_row(dst, l, p),
+			    src->v + kv_row(src, l, p), row);
+		}
 	dst->len = src->len;
 }
 

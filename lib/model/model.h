@@ -196,7 +196,9 @@ size_t model_act_bytes(const struct model_config *cfg, int nseq,
 /* 3. Generation with a KV cache */
 
 /* struct kv_cache, the keys and values one sequence has seen, is
- * lib/backend/backend.h's: a backend reads and writes it. */
+ * lib/backend/backend.h's: a backend reads and writes it.  A cache of a
+ * model whose every layer has a sliding window keeps only the widest
+ * window's positions (a ring), however large cap. */
 
 struct kv_cache *kv_cache_new(const struct model_config *cfg, int cap);
 void kv_cache_free(struct kv_cache *kv);

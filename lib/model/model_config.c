@@ -196,8 +196,8 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 	if (strcmp(act, "silu") != 0 && strcmp(act, "swish") != 0)
 		return pp_errf(err, errsz, "config.json: hidden_act \"%s\" is not supported (only silu)", act);
 	BOOL(config, "attention_bias", 0, b);
-	if (b && arch == MODEL_LLAMA)
-		return pp_errf(err, errsz, "config.json: attention_bias is not supported for llama");
+	if (b && (arch == MODEL_LLAMA || arch == MODEL_MISTRAL))
+		return pp_errf(err, errsz, "config.json: attention_bias is not supported for %s", arch == MODEL_LLAMA ? "llama" : "mistral");
 	BOOL(config, "mlp_bias", 0, b);
 	if (b)
 		return pp_errf(err, errsz, "config.json: mlp_bias is not supported");
@@ -217,17 +217,18 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 				return pp_errf(err, errsz, "config.json: layer_types other than full_attention (sliding windows) are not supported");
 		}
 	}
-	/* Sliding windows: Mistral when sliding_window is set; Qwen2 and
-	 * Qwen3 when use_sliding_window is true (their sliding_window and
-	 * max_window_layers are read only then). */
+	/* Sliding windows: Mistral's sliding_window is read in
+	 * model_config_from_json; Qwen2 and Qwen3 slide when
+	 * use_sliding_window is true (their sliding_window and
+	 * max_window_layers are read only then); Llama has none. */
 	if (arch == MODEL_QWEN2 || arch == MODEL_QWEN3) {
 		BOOL(config, "use_sliding_window", 0, b);
 		if (b)
 			return pp_errf(err, errsz, "config.json: use_sliding_window is not supported");
-	} else {
+	} else if (arch != MODEL_MISTRAL) {
 		v = json_object_get(config, "sliding_window");
 		if (v != NULL && !json_is_null(v))
-			return pp_errf(err, errsz, "config.json: sliding_window is not supported (Mistral with sliding-window attention)");
+			return pp_errf(err, errsz, "config.json: sliding_window is not supported for llama (MistralForCausalLM reads it)");
 	}
 	return 0;
 }
@@ -238,11 +239,11 @@ static const struct {
 	int lm_head;
 } archs[] = {
 	{ "LlamaForCausalLM", MODEL_LLAMA, 1 },
-	{ "MistralForCausalLM", MODEL_LLAMA, 1 },
+	{ "MistralForCausalLM", MODEL_MISTRAL, 1 },
 	{ "Qwen2ForCausalLM", MODEL_QWEN2, 1 },
 	{ "Qwen3ForCausalLM", MODEL_QWEN3, 1 },
 	{ "LlamaForSequenceClassification", MODEL_LLAMA, 0 },
-	{ "MistralForSequenceClassification", MODEL_LLAMA, 0 },
+	{ "MistralForSequenceClassification", MODEL_MISTRAL, 0 },
 	{ "Qwen2ForSequenceClassification", MODEL_QWEN2, 0 },
 	{ "Qwen3ForSequenceClassification", MODEL_QWEN3, 0 },
 };
@@ -280,8 +281,10 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 		if (!found)
 			return pp_errf(err, errsz, "config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and their ForSequenceClassification)", name);
 	} else if (type != NULL) {
-		if (strcmp(type, "llama") == 0 || strcmp(type, "mistral") == 0)
+		if (strcmp(type, "llama") == 0)
 			cfg->arch = MODEL_LLAMA;
+		else if (strcmp(type, "mistral") == 0)
+			cfg->arch = MODEL_MISTRAL;
 		else if (strcmp(type, "qwen2") == 0)
 			cfg->arch = MODEL_QWEN2;
 		else if (strcmp(type, "qwen3") == 0)
@@ -304,9 +307,21 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 	INT(config, "head_dim", cfg->arch == MODEL_QWEN3 ? 128 :
 	    cfg->dim / cfg->n_heads, cfg->head_dim, 1, 4096);
 	INT(config, "intermediate_size", -1, cfg->hidden_dim, 1, 1 << 20);
+	/* MistralConfig's default is 4096 * 32. */
 	INT(config, "max_position_embeddings",
-	    cfg->arch == MODEL_LLAMA ? 2048 : 32768, cfg->max_seq_len, 1,
-	    1 << 30);
+	    cfg->arch == MODEL_LLAMA ? 2048 : cfg->arch == MODEL_MISTRAL ?
+	    131072 : 32768, cfg->max_seq_len, 1, 1 << 30);
+	/* Mistral's window: null for none; MistralConfig's 4096 when the
+	 * key is absent (transformers writes it, so that is rare).  A query
+	 * at position i sees keys j with i - j < sliding_window. */
+	if (cfg->arch == MODEL_MISTRAL) {
+		json_t *w = json_object_get(config, "sliding_window");
+		if (w != NULL && json_is_null(w))
+			cfg->sliding_window = 0;
+		else
+			INT(config, "sliding_window", 4096,
+			    cfg->sliding_window, 1, 1 << 30);
+	}
 	{
 		double eps;
 		NUM(config, "rms_norm_eps", 1e-6, eps);
@@ -349,8 +364,12 @@ model_config_check(const struct model_config *cfg, char *err, size_t errsz)
 		return pp_errf(err, errsz, "model config: a size is missing or not positive");
 	if (cfg->o_bias && cfg->arch != MODEL_QWEN3)
 		return pp_errf(err, errsz, "model config: an o_proj bias is only read for qwen3 (attention_bias)");
-	if (cfg->qkv_bias && cfg->arch == MODEL_LLAMA)
-		return pp_errf(err, errsz, "model config: q/k/v biases are not supported for llama");
+	if (cfg->qkv_bias && (cfg->arch == MODEL_LLAMA ||
+	    cfg->arch == MODEL_MISTRAL))
+		return pp_errf(err, errsz, "model config: q/k/v biases are not supported for llama or mistral");
+	if (cfg->sliding_window < 0 ||
+	    (cfg->sliding_window > 0 && cfg->arch != MODEL_MISTRAL))
+		return pp_errf(err, errsz, "model config: a sliding window is only implemented for mistral");
 	if (cfg->arch == MODEL_QWEN3 && cfg->qkv_bias != cfg->o_bias)
 		return pp_errf(err, errsz, "model config: qwen3's attention_bias gives q, k, v and o_proj biases together");
 	if (cfg->n_heads % cfg->n_kv_heads != 0)
@@ -380,6 +399,9 @@ model_config_to_json(const struct model_config *c)
 	else if (c->arch == MODEL_QWEN2)
 		arch = c->lm_head ? "Qwen2ForCausalLM" :
 		    "Qwen2ForSequenceClassification";
+	else if (c->arch == MODEL_MISTRAL)
+		arch = c->lm_head ? "MistralForCausalLM" :
+		    "MistralForSequenceClassification";
 	else
 		arch = c->lm_head ? "LlamaForCausalLM" :
 		    "LlamaForSequenceClassification";
@@ -422,6 +444,9 @@ model_config_to_json(const struct model_config *c)
 	if (c->arch == MODEL_LLAMA) {
 		json_object_set_new(j, "attention_bias", json_false());
 		json_object_set_new(j, "mlp_bias", json_false());
+	} else if (c->arch == MODEL_MISTRAL) {
+		json_object_set_new(j, "sliding_window", c->sliding_window > 0 ?
+		    json_integer(c->sliding_window) : json_null());
 	} else {
 		json_object_set_new(j, "use_sliding_window", json_false());
 		json_object_set_new(j, "sliding_window", json_null());
