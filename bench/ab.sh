@@ -195,32 +195,10 @@ for f in config.json generation_config.json; do
 c = json.load(open(sys.argv[1])); c["eos_token_id"] = []
 json.dump(c, open(sys.argv[1], "w"))' "$T/mr/$f"
 done
-awk 'function tok(n,   s, i) {
-		s = ""
-		for (i = 0; i < n; i++)
-			s = s (i ? "," : "") int(3 + rand() * 4093)
-		return "[" s "]"
-	}
-	BEGIN {
-		srand(1)
-		for (p = 0; p < 8; p++)
-			printf "{\"id\":\"%d\",\"prompt_tokens\":%s," \
-			    "\"chosen\":{\"response_tokens\":%s," \
-			    "\"ref_logprob\":-1000}," \
-			    "\"rejected\":{\"response_tokens\":%s," \
-			    "\"ref_logprob\":-1010}}\n", p, tok(32), tok(128),
-			    tok(128) >"'"$T/pairs.jsonl"'"
-		for (p = 0; p < 8; p++)
-			printf "{\"id\":\"%d\",\"prompt_tokens\":%s," \
-			    "\"response_tokens\":%s}\n", p, tok(32), tok(128) \
-			    >"'"$T/sft.jsonl"'"
-		# score: BOS (256) and 95 prompt tokens, 32 response tokens
-		for (p = 0; p < '"$NREC"'; p++)
-			printf "{\"id\":%d,\"prompt_tokens\":%s," \
-			    "\"response_tokens\":%s}\n", p,
-			    "[256," substr(tok(95), 2), tok(32) \
-			    >"'"$T/score.jsonl"'"
-	}'
+for k in pairs sft; do
+	awk -v kind=$k -f "$top/bench/records.awk" >"$T/$k.jsonl"
+done
+awk -v kind=score -v n="$NREC" -f "$top/bench/records.awk" >"$T/score.jsonl"
 head -n 1 "$T/score.jsonl" >"$T/score1.jsonl"
 echo '{"id":"p","prompt":"Once upon a time"}' >"$T/one.jsonl"
 

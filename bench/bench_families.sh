@@ -31,22 +31,7 @@ json.dump(c, open(sys.argv[1], "w"))' "$T/$a/$f"
 	done
 done
 echo '{"id":"p","prompt":"Once upon a time"}' >"$T/one.jsonl"
-awk 'function tok(n,   s, i) {
-		s = ""
-		for (i = 0; i < n; i++)
-			s = s (i ? "," : "") int(3 + rand() * 4093)
-		return "[" s "]"
-	}
-	BEGIN {
-		srand(1)
-		for (p = 0; p < 8; p++)
-			printf "{\"id\":\"%d\",\"prompt_tokens\":%s," \
-			    "\"chosen\":{\"response_tokens\":%s," \
-			    "\"ref_logprob\":-1000}," \
-			    "\"rejected\":{\"response_tokens\":%s," \
-			    "\"ref_logprob\":-1010}}\n", p, tok(32), tok(128),
-			    tok(128)
-	}' >"$T/pairs.jsonl"
+awk -v kind=pairs -f "$top_srcdir/bench/records.awk" >"$T/pairs.jsonl"
 
 "$PYTHON3" - "$T" "${REPS:-3}" <<'X'
 import json, subprocess, sys, time

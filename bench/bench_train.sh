@@ -20,22 +20,7 @@ trap 'rm -rf "$T"' EXIT
 
 # 8 pairs of pseudo-random tokens; reference sums in the records, and a
 # copy without them for --ref.
-awk -v seed=1 'function tok(n,   s, i) {
-		s = ""
-		for (i = 0; i < n; i++)
-			s = s (i ? "," : "") int(3 + rand() * 4093)
-		return "[" s "]"
-	}
-	BEGIN {
-		srand(seed)
-		for (p = 0; p < 8; p++)
-			printf "{\"id\":\"%d\",\"prompt_tokens\":%s," \
-			    "\"chosen\":{\"response_tokens\":%s," \
-			    "\"ref_logprob\":-1000}," \
-			    "\"rejected\":{\"response_tokens\":%s," \
-			    "\"ref_logprob\":-1010}}\n", p, tok(32), tok(128),
-			    tok(128)
-	}' >"$T/pairs.jsonl"
+awk -v kind=pairs -f "$top_srcdir/bench/records.awk" >"$T/pairs.jsonl"
 sed 's/,"ref_logprob":-10[01]0//g' "$T/pairs.jsonl" >"$T/noref.jsonl"
 
 # peak RSS in MiB of a command (the children's maximum, from the kernel)
