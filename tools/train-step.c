@@ -9,10 +9,13 @@
  * shell loop around it.
  *
  * This file is the options; the training loop is lib/training/train.h.
+ * Under mpirun (built with MPI) the ranks share rank 0's stdin and each
+ * batch; rank 0 alone writes the metrics and the checkpoint.
  */
 #include "config.h"
 
 #include <err.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@
 #include "records/record.h"
 #include "text/chat.h"
 #include "training/train.h"
+#include "util/dist.h"
 #include "util/progress.h"
 #include "util/util.h"
 
@@ -303,12 +307,23 @@ main(int argc, char **argv)
 	struct rec rec;
 	int out_flags = REC_AUTO;
 
+	pp_dist_init(&argc, &argv);
 	pp_init(argc, argv);
 	pp_synopsis = SYNOPSIS;
 	train_opts_init(&o);
 	parse_options(argc, argv, &o, &out_flags);
 
 	struct train_ctx *t = train_new(&o);
+	int lead = pp_dist_rank() == 0;
+	pp_dist_share_stdin();
+	/* mpirun passes every rank's stdout on: only rank 0's may carry
+	 * records (an empty zstd frame at close would be one too many). */
+	if (!lead) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd < 0 || dup2(fd, 1) < 0)
+			err(EXIT_DATA, "/dev/null");
+		close(fd);
+	}
 	struct rec_reader *rd = rec_reader_open(NULL, 0);
 	train_read(t, rd);
 	rec_reader_close(rd);
@@ -316,14 +331,16 @@ main(int argc, char **argv)
 
 	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
 	struct progress *pr = progress_new("steps",
-	    (uint64_t)train_planned(t), quiet);
+	    (uint64_t)train_planned(t), quiet || !lead);
 	uint64_t done = 0, tokens = 0;
 	char loss[32];
 	while (train_step(t, &mt)) {
-		train_metrics_rec(t, &mt, &rec);
-		rec_write(w, &rec);
-		rec_writer_flush(w);
-		rec_free(&rec);
+		if (lead) {
+			train_metrics_rec(t, &mt, &rec);
+			rec_write(w, &rec);
+			rec_writer_flush(w);
+			rec_free(&rec);
+		}
 		tokens += (uint64_t)mt.tokens;
 		snprintf(loss, sizeof(loss), "loss %.4f", mt.loss);
 		progress_update(pr, ++done, tokens, loss);
@@ -331,7 +348,8 @@ main(int argc, char **argv)
 	progress_end(pr);
 	rec_writer_close(w);
 
-	train_save(t);
+	if (lead)
+		train_save(t);
 	train_free(t);
 	pp_close_stdout();
 	return 0;

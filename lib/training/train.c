@@ -10,8 +10,9 @@
  *   5. optimizer state in and out of the checkpoint
  *   6. the plan: epochs, batches, PPO epochs; metrics
  *
- * Data-parallel training (a later issue) fits between backward and the
- * update: see sum_gradients().
+ * Data-parallel training under mpirun fits between backward and the
+ * update (sum_gradients()); the reference and rollout log-probs are split
+ * across the ranks the same way (forward_logprobs()).
  */
 #include "config.h"
 
@@ -31,6 +32,7 @@
 #include "text/conversation.h"
 #include "text/tokenizer.h"
 #include "training/train_impl.h"
+#include "util/dist.h"
 #include "util/rng.h"
 #include "util/strmap.h"
 #include "util/util.h"
@@ -412,16 +414,44 @@ forward_logprobs(struct train_ctx *t, struct model *m,
 	float *lp = NULL;
 	size_t lpcap = 0;
 	size_t per = (size_t)t->o.micro * 2;	/* sequences per pass */
-	float *buf = xmalloc((size_t)t->max_len * sizeof(float));
+	int K = pp_dist_size(), rank = pp_dist_rank();
 
-	for (size_t i = 0; i < t->nex;) {
+	/*
+	 * The sequences wanted, in order, and where each one's log-probs go
+	 * in one flat array (asked before any got(), which changes the
+	 * answer).  Under mpirun each rank runs a contiguous share of them
+	 * and the shares are gathered: every rank ends with all, as if it
+	 * had run them all.
+	 */
+	size_t nw = 0, tot = 0;
+	for (size_t i = 0; i < t->nex; i++)
+		for (int k = 0; k < t->ex[i].nseq; k++)
+			nw += want(t, &t->ex[i].s[k]) != 0;
+	struct seq **ws = xreallocarray(NULL, nw + 1, sizeof(*ws));
+	size_t *woff = xreallocarray(NULL, nw + 1, sizeof(*woff));
+	nw = 0;
+	for (size_t i = 0; i < t->nex; i++)
+		for (int k = 0; k < t->ex[i].nseq; k++)
+			if (want(t, &t->ex[i].s[k])) {
+				ws[nw] = &t->ex[i].s[k];
+				woff[nw++] = tot;
+				tot += t->ex[i].s[k].nscored;
+			}
+	woff[nw] = tot;
+	float *all = xreallocarray(NULL, tot + 1, sizeof(float));
+	size_t *count = xreallocarray(NULL, K, sizeof(*count));
+	size_t lo = 0, hi = 0;
+	for (int r = 0; r < K; r++) {
+		pp_dist_slice(nw, r, K, &lo, &hi);
+		count[r] = woff[hi] - woff[lo];
+	}
+	pp_dist_slice(nw, rank, K, &lo, &hi);
+
+	for (size_t i = lo; i < hi;) {
+		size_t i0 = i;
 		pack_clear(&pk);
-		for (; i < t->nex && (size_t)pk.nseq < per; i++)
-			for (int k = 0; k < t->ex[i].nseq; k++)
-				if (want(t, &t->ex[i].s[k]))
-					pack_add(&pk, &t->ex[i].s[k]);
-		if (pk.nseq == 0)
-			continue;
+		for (; i < hi && (size_t)pk.nseq < per; i++)
+			pack_add(&pk, ws[i]);
 		if ((size_t)pk.N > lpcap) {
 			lpcap = pk.N;
 			lp = xreallocarray(lp, lpcap, sizeof(float));
@@ -430,14 +460,19 @@ forward_logprobs(struct train_ctx *t, struct model *m,
 		model_forward(m, &b, lp);
 		for (int k = 0; k < pk.nseq; k++) {
 			struct seq *s = pk.seqs[k];
-			int n = 0;
+			float *dst = all + woff[i0 + k];
 			for (int j = 0; j < s->len; j++)
 				if (s->tgt[j] >= 0)
-					buf[n++] = lp[pk.off[k] + j];
-			got(t, s, buf);
+					*dst++ = lp[pk.off[k] + j];
 		}
 	}
-	free(buf);
+	pp_dist_allgather_float(all, count);
+	for (size_t i = 0; i < nw; i++)
+		got(t, ws[i], all + woff[i]);
+	free(count);
+	free(all);
+	free(woff);
+	free(ws);
 	free(lp);
 	pack_free(&pk);
 }
@@ -702,18 +737,45 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 }
 
 /*
- * Data-parallel hook: with several processes, each would sum its
- * gradients with the others' here, after every backward of the step and
- * before clipping and the update; each process's losses must then be
- * divided by the normaliser of the whole batch (batch_norm over every
- * process's records, a count that can be summed before the step).  One
- * process has nothing to do.
+ * Data-parallel training: under mpirun every rank holds every example and
+ * the same batch (the seeded order), runs forward and backward over its
+ * contiguous share of the batch with losses divided by the normaliser of
+ * the whole batch, and here the gradients are summed across ranks in rank
+ * order (pp_dist_sum_float), before the norm, clipping and the update,
+ * which every rank then takes alike.  One process has nothing to do.
  */
 static void
 sum_gradients(float *grads, size_t n)
 {
-	(void)grads;
-	(void)n;
+	pp_dist_sum_float(grads, n);
+}
+
+/*
+ * What the ranks' shares of a step add up to, summed across ranks (in
+ * rank order) into every rank's metrics.  A field micro_loss adds to
+ * must be listed here, or a multi-process run reports rank 0's share.
+ */
+static void
+sum_metrics(struct train_metrics *st)
+{
+	double *f[] = { &st->loss, &st->scored, &st->correct, &st->chosen,
+	    &st->rejected, &st->margin, &st->pairs, &st->reward_sum,
+	    &st->adv_sum, &st->adv_sq, &st->samples, &st->pg.tokens,
+	    &st->pg.kl_sum, &st->pg.clipped, &st->pg.ratio_sum };
+	enum { NF = sizeof(f) / sizeof(f[0]) };
+	double v[NF + 2];
+
+	if (pp_dist_size() == 1)
+		return;
+	for (int i = 0; i < NF; i++)
+		v[i] = *f[i];
+	v[NF] = (double)st->tokens;
+	v[NF + 1] = (double)st->truncated;
+	pp_dist_sum_double(v, NF + 2);
+	for (int i = 0; i < NF; i++)
+		*f[i] = v[i];
+	st->tokens = (long long)v[NF];
+	st->truncated = (long long)v[NF + 1];
 }
 
 /* Whether x (n) holds a value that is not finite. */
@@ -778,12 +840,14 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 	    batch_chosen_tokens(t, idx, n) : 1;
 	float *lp = NULL, *dlp = NULL, *dscores = NULL;
 	int cap = 0;
+	size_t i0, n1;		/* this rank's share of the batch */
 
+	pp_dist_slice(n, pp_dist_rank(), pp_dist_size(), &i0, &n1);
 	model_zero_grad(m);
-	for (size_t i = 0; i < n;) {
+	for (size_t i = i0; i < n1;) {
 		int nexs = 0;
 		pack_clear(&pk);
-		for (; i < n && nexs < micro; i++) {
+		for (; i < n1 && nexs < micro; i++) {
 			struct example *e = &t->ex[idx[i]];
 			exs[nexs++] = e;
 			for (int k = 0; k < e->nseq; k++)
@@ -813,6 +877,7 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 	pack_free(&pk);
 
 	sum_gradients(m->grads, m->ntrain);
+	sum_metrics(st);
 	double gn = grad_norm(m->grads, m->ntrain);
 	/* A non-finite step would poison the checkpoint: stop before it. */
 	if (!isfinite(st->loss))

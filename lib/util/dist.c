@@ -1,0 +1,241 @@
+/*
+ * dist.c: processes under mpirun; see dist.h.
+ */
+#include "config.h"
+
+#include <sys/mman.h>
+
+#include <err.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef HAVE_MPI
+#include <mpi.h>
+#endif
+
+#include "util/dist.h"
+#include "util/util.h"
+
+static int dist_rank = 0, dist_size = 1;
+
+void
+pp_dist_slice(size_t n, int rank, int size, size_t *lo, size_t *hi)
+{
+	*lo = n * (size_t)rank / (size_t)size;
+	*hi = n * (size_t)(rank + 1) / (size_t)size;
+}
+
+int
+pp_dist_rank(void)
+{
+	return dist_rank;
+}
+
+int
+pp_dist_size(void)
+{
+	return dist_size;
+}
+
+#ifndef HAVE_MPI
+
+void pp_dist_init(int *argc, char ***argv) { (void)argc; (void)argv; }
+void pp_dist_share_stdin(void) { }
+void pp_dist_sum_float(float *x, size_t n) { (void)x; (void)n; }
+void pp_dist_sum_double(double *x, size_t n) { (void)x; (void)n; }
+void pp_dist_allgather_float(float *x, const size_t *count) { (void)x;
+    (void)count; }
+
+#else
+
+static int dist_on;		/* MPI_Init was called */
+
+/*
+ * At exit: a clean exit leaves MPI as its standard asks (MPI_Finalize);
+ * any other takes every rank down with this one's status, its message
+ * already on stderr.
+ */
+static void
+dist_exit(int status, void *arg)
+{
+	int fin = 0;
+
+	(void)arg;
+	MPI_Finalized(&fin);
+	if (fin)
+		return;
+	if (status == 0)
+		MPI_Finalize();
+	else
+		MPI_Abort(MPI_COMM_WORLD, status);
+}
+
+/* Whether a launcher that speaks MPI's wire-up started this process. */
+static int
+launched(void)
+{
+	static const char *const vars[] = { "OMPI_COMM_WORLD_SIZE",
+	    "PMIX_RANK", "PMI_RANK", "PMI_SIZE" };
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (getenv(vars[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+void
+pp_dist_init(int *argc, char ***argv)
+{
+	/* A plain start stays a plain process: no singleton MPI start-up,
+	 * which costs time and wants a runtime around it. */
+	if (dist_on || !launched())
+		return;
+	if (MPI_Init(argc, argv) != MPI_SUCCESS)
+		errx(EXIT_DATA, "MPI_Init failed");
+	dist_on = 1;
+	MPI_Comm_rank(MPI_COMM_WORLD, &dist_rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &dist_size);
+	/* MPI's own errors end the run with a message, as ours do. */
+	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+	if (on_exit(dist_exit, NULL) != 0)
+		errx(EXIT_DATA, "on_exit failed");
+}
+
+/* MPI counts are int: big transfers go in pieces of at most this. */
+#define DIST_CHUNK ((size_t)1 << 28)
+
+static void
+bcast_bytes(void *p, size_t n)
+{
+	for (size_t o = 0; o < n; o += DIST_CHUNK) {
+		size_t k = n - o < DIST_CHUNK ? n - o : DIST_CHUNK;
+		MPI_Bcast((char *)p + o, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD);
+	}
+}
+
+void
+pp_dist_share_stdin(void)
+{
+	struct strbuf b;
+	uint64_t n = 0;
+
+	if (dist_size == 1)
+		return;
+	sb_init(&b);
+	if (dist_rank == 0) {
+		for (;;) {
+			sb_reserve(&b, 1 << 16);
+			ssize_t r = read(0, b.data + b.len, b.cap - b.len - 1);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				err(EXIT_DATA, "stdin");
+			if (r == 0)
+				break;
+			b.len += (size_t)r;
+		}
+		n = b.len;
+	}
+	MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+	if (dist_rank != 0)
+		sb_reserve(&b, n);
+	bcast_bytes(b.data, n);
+
+	/* The bytes as a file on fd 0: the readers see stdin as before. */
+	int fd = memfd_create("stdin", 0);
+	if (fd < 0)
+		err(EXIT_DATA, "memfd_create");
+	for (size_t o = 0; o < n;) {
+		ssize_t w = write(fd, b.data + o, n - o);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			err(EXIT_DATA, "stdin copy");
+		o += (size_t)w;
+	}
+	if (lseek(fd, 0, SEEK_SET) != 0 || dup2(fd, 0) < 0)
+		err(EXIT_DATA, "stdin copy");
+	close(fd);
+	sb_free(&b);
+}
+
+/*
+ * The fixed-order sum: the vector is cut into size segments, rank r
+ * gathers segment r of every rank (all-to-all), adds them in rank order,
+ * and the sums go round to everyone (all-gather).  Each rank sends and
+ * receives about 2n elements whatever the number of ranks, as a ring
+ * all-reduce does.  The vector goes in blocks of at most SUM_BLOCK
+ * elements, which bounds the scratch space (one block) whatever n is.
+ */
+#define SUM_BLOCK ((size_t)1 << 24)
+#define SUM_IMPL(name, type, mpitype)					\
+void									\
+name(type *x, size_t n)							\
+{									\
+	int K = dist_size;						\
+	if (K == 1 || n == 0)						\
+		return;							\
+	size_t piece = n / K + 1, cap = SUM_BLOCK / K + 1;		\
+	if (piece > cap)						\
+		piece = cap;						\
+	type *buf = xreallocarray(NULL, (size_t)K * piece, sizeof(type)); \
+	int *sc = xreallocarray(NULL, 4 * (size_t)K, sizeof(int));	\
+	int *sd = sc + K, *rc = sd + K, *rd = rc + K;			\
+	for (size_t o = 0; o < n; o += (size_t)K * piece) {		\
+		size_t blk = n - o < (size_t)K * piece ? n - o :	\
+		    (size_t)K * piece;					\
+		for (int r = 0; r < K; r++) {				\
+			size_t lo, hi;					\
+			pp_dist_slice(blk, r, K, &lo, &hi);		\
+			sc[r] = (int)(hi - lo);				\
+			sd[r] = (int)lo;				\
+		}							\
+		int mine = sc[dist_rank];				\
+		for (int r = 0; r < K; r++) {				\
+			rc[r] = mine;					\
+			rd[r] = r * mine;				\
+		}							\
+		MPI_Alltoallv(x + o, sc, sd, mpitype, buf, rc, rd,	\
+		    mpitype, MPI_COMM_WORLD);				\
+		type *dst = x + o + sd[dist_rank];			\
+		for (int j = 0; j < mine; j++) {			\
+			type s = buf[j];				\
+			for (int r = 1; r < K; r++)			\
+				s += buf[(size_t)r * mine + j];		\
+			dst[j] = s;					\
+		}							\
+		MPI_Allgatherv(MPI_IN_PLACE, 0, mpitype, x + o, sc, sd,	\
+		    mpitype, MPI_COMM_WORLD);				\
+	}								\
+	free(sc);							\
+	free(buf);							\
+}
+
+SUM_IMPL(pp_dist_sum_float, float, MPI_FLOAT)
+SUM_IMPL(pp_dist_sum_double, double, MPI_DOUBLE)
+
+void
+pp_dist_allgather_float(float *x, const size_t *count)
+{
+	int K = dist_size;
+	if (K == 1)
+		return;
+	int *rc = xreallocarray(NULL, 2 * (size_t)K, sizeof(int));
+	int *rd = rc + K;
+	size_t off = 0;
+	for (int r = 0; r < K; r++) {
+		if (count[r] > INT32_MAX || off > INT32_MAX)
+			errx(EXIT_DATA, "MPI: %zu values are too many to "
+			    "gather at once", off + count[r]);
+		rc[r] = (int)count[r];
+		rd[r] = (int)off;
+		off += count[r];
+	}
+	MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, x, rc, rd, MPI_FLOAT,
+	    MPI_COMM_WORLD);
+	free(rc);
+}
+
+#endif
