@@ -41,6 +41,8 @@ head -n 12 "$T/sft16.jsonl" >"$T/sft.jsonl"
 sed 's/"logprobs":\[[^]]*\],//; s/,"ref_logprobs":\[[^]]*\]//' \
 	"$F/pg.jsonl" >"$T/pg.jsonl"
 cp "$F/rm.jsonl" "$T/rm.jsonl"
+cp "$T/dpo.jsonl" "$T/simpo.jsonl"
+cp "$T/dpo.jsonl" "$T/orpo.jsonl"
 grep -q logprob "$T/dpo.jsonl" "$T/pg.jsonl" &&
 	fail "the records still carry log-probs"
 
@@ -54,6 +56,8 @@ dpo="--loss dpo --batch-size 2 --beta 0.5 --ref $F/init $common"
 pg="--loss pg --batch-size 3 --ppo-epochs 2 --kl-coef 0.1 --ref $T/sft.plain $common"
 sft_m="step lr loss grad_norm tokens ppl"
 dpo_m="step loss grad_norm tokens reward_accuracy chosen_reward margin"
+simpo_m=$dpo_m
+orpo_m="step loss grad_norm tokens nll reward_accuracy margin"
 rm_m="step loss grad_norm tokens accuracy margin"
 pg_m="step loss grad_norm tokens reward_mean adv_std kl clip_fraction"
 
@@ -72,9 +76,10 @@ close() {
 	fi
 }
 
-# runs NAME INIT ARGS...: one plain process, then K = 1, 2, 3 ranks.
+# runs NAME INIT KS ARGS...: one plain process, then K ranks for each K
+# of the list KS.
 runs() {
-	rn=$1 init=$2; shift 2
+	rn=$1 init=$2 ks=$3; shift 3
 	eval "fields=\$${rn}_m"
 	# shellcheck disable=SC2086
 	train-step -m "$init" -o "$T/$rn.plain" "$@" <"$T/$rn.jsonl" |
@@ -82,7 +87,7 @@ runs() {
 		{ fail "$rn: plain run failed"; return; }
 	[ "$(wc -l <"$T/$rn.plain.tsv")" -ge 3 ] ||
 		fail "$rn: fewer than 3 steps"
-	for k in 1 2 3; do
+	for k in $ks; do
 		# shellcheck disable=SC2086
 		mpi "$k" -m "$init" -o "$T/$rn.np$k" "$@" <"$T/$rn.jsonl" \
 		    >"$T/$rn.np$k.m" || { fail "$rn: -np $k failed"; continue; }
@@ -94,13 +99,18 @@ runs() {
 }
 
 # shellcheck disable=SC2086
-runs sft "$F/init" $sft
+runs sft "$F/init" "1 2 3" $sft
 # shellcheck disable=SC2086
-runs dpo "$F/init" $dpo
+runs dpo "$F/init" "1 2 3" $dpo
+# The other objectives at K = 3 alone, to keep the suite short.
 # shellcheck disable=SC2086
-runs rm "$F/init_rm" --loss rm --batch-size 2 --epochs 2 $common
+runs simpo "$F/init" 3 --loss simpo --batch-size 2 $common
 # shellcheck disable=SC2086
-runs pg "$F/init" $pg
+runs orpo "$F/init" 3 --loss orpo --batch-size 2 $common
+# shellcheck disable=SC2086
+runs rm "$F/init_rm" 3 --loss rm --batch-size 2 --epochs 2 $common
+# shellcheck disable=SC2086
+runs pg "$F/init" "1 2 3" $pg
 
 # Resume across K: 2 steps at K = 2 over the first 8 records, then 2 at
 # K = 3 over the next 8, equal 4 steps of one plain process over all 16

@@ -761,7 +761,7 @@ sum_metrics(struct train_metrics *st)
 	double *f[] = { &st->loss, &st->scored, &st->correct, &st->chosen,
 	    &st->rejected, &st->margin, &st->pairs, &st->reward_sum,
 	    &st->adv_sum, &st->adv_sq, &st->samples, &st->pg.tokens,
-	    &st->pg.kl_sum, &st->pg.clipped, &st->pg.ratio_sum };
+	    &st->pg.kl_sum, &st->pg.clipped, &st->pg.ratio_sum, &st->nll };
 	enum { NF = sizeof(f) / sizeof(f[0]) };
 	double v[NF + 2];
 
