@@ -41,6 +41,19 @@ same() {
 # skip REASON: the test cannot run here (automake's status 77).
 skip() { echo "SKIP: $*" >&2; exit 77; }
 
+# need_mpi: skip unless the tools were built with MPI and mpirun is
+# here; as root (CI, containers), tell Open MPI that is meant.
+need_mpi() {
+	grep -q '^#define HAVE_MPI 1' "$top_builddir/config.h" ||
+		skip "built without MPI (configure found no Open MPI)"
+	command -v mpirun >/dev/null 2>&1 ||
+		skip "no mpirun on PATH (Debian: openmpi-bin)"
+	if [ "$(id -u)" -eq 0 ]; then
+		OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+		export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
+	fi
+}
+
 # finish: exit with the test's status.
 finish() {
 	if [ "$failures" -ne 0 ]; then

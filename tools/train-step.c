@@ -329,9 +329,13 @@ main(int argc, char **argv)
 	rec_reader_close(rd);
 	train_prepare(t);
 
+	/* Under mpirun, stdout and stderr are mpirun's, not the user's
+	 * terminal: msgpack unless -J, and no progress line. */
+	if (pp_dist_active())
+		out_flags &= ~REC_AUTO;
 	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
 	struct progress *pr = progress_new("steps",
-	    (uint64_t)train_planned(t), quiet || !lead);
+	    (uint64_t)train_planned(t), quiet || pp_dist_active());
 	uint64_t done = 0, tokens = 0;
 	char loss[32];
 	while (train_step(t, &mt)) {

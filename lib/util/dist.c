@@ -40,8 +40,49 @@ pp_dist_size(void)
 	return dist_size;
 }
 
+char *
+pp_dist_read_all(int fd, const char *name, size_t *len)
+{
+	struct strbuf b;
+
+	sb_init(&b);
+	for (;;) {
+		sb_reserve(&b, 1 << 16);
+		ssize_t r = read(fd, b.data + b.len, b.cap - b.len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			err(EXIT_DATA, "%s", name);
+		if (r == 0)
+			break;
+		b.len += (size_t)r;
+	}
+	*len = b.len;
+	return b.data;
+}
+
+int
+pp_dist_memfile(const void *p, size_t n)
+{
+	int fd = memfd_create("prefpipe", 0);
+	if (fd < 0)
+		err(EXIT_DATA, "memfd_create");
+	for (size_t o = 0; o < n;) {
+		ssize_t w = write(fd, (const char *)p + o, n - o);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			err(EXIT_DATA, "memory file");
+		o += (size_t)w;
+	}
+	if (lseek(fd, 0, SEEK_SET) != 0)
+		err(EXIT_DATA, "memory file");
+	return fd;
+}
+
 #ifndef HAVE_MPI
 
+int pp_dist_active(void) { return 0; }
 void pp_dist_init(int *argc, char ***argv) { (void)argc; (void)argv; }
 void pp_dist_share_stdin(void) { }
 void pp_dist_sum_float(float *x, size_t n) { (void)x; (void)n; }
@@ -49,9 +90,25 @@ void pp_dist_sum_double(double *x, size_t n) { (void)x; (void)n; }
 void pp_dist_allgather_float(float *x, const size_t *count) { (void)x;
     (void)count; }
 
+void *
+pp_dist_gather_bytes(const void *p, size_t n, size_t *count)
+{
+	void *all = xmalloc(n + 1);
+	if (n)
+		memcpy(all, p, n);
+	count[0] = n;
+	return all;
+}
+
 #else
 
 static int dist_on;		/* MPI_Init was called */
+
+int
+pp_dist_active(void)
+{
+	return dist_on;
+}
 
 /*
  * At exit: a clean exit leaves MPI as its standard asks (MPI_Finalize);
@@ -118,47 +175,27 @@ bcast_bytes(void *p, size_t n)
 void
 pp_dist_share_stdin(void)
 {
-	struct strbuf b;
+	char *data = NULL;
+	size_t len = 0;
 	uint64_t n = 0;
 
 	if (dist_size == 1)
 		return;
-	sb_init(&b);
 	if (dist_rank == 0) {
-		for (;;) {
-			sb_reserve(&b, 1 << 16);
-			ssize_t r = read(0, b.data + b.len, b.cap - b.len - 1);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0)
-				err(EXIT_DATA, "stdin");
-			if (r == 0)
-				break;
-			b.len += (size_t)r;
-		}
-		n = b.len;
+		data = pp_dist_read_all(0, "stdin", &len);
+		n = len;
 	}
 	MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
 	if (dist_rank != 0)
-		sb_reserve(&b, n);
-	bcast_bytes(b.data, n);
+		data = xmalloc(n + 1);
+	bcast_bytes(data, n);
 
 	/* The bytes as a file on fd 0: the readers see stdin as before. */
-	int fd = memfd_create("stdin", 0);
-	if (fd < 0)
-		err(EXIT_DATA, "memfd_create");
-	for (size_t o = 0; o < n;) {
-		ssize_t w = write(fd, b.data + o, n - o);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			err(EXIT_DATA, "stdin copy");
-		o += (size_t)w;
-	}
-	if (lseek(fd, 0, SEEK_SET) != 0 || dup2(fd, 0) < 0)
+	int fd = pp_dist_memfile(data, n);
+	if (dup2(fd, 0) < 0)
 		err(EXIT_DATA, "stdin copy");
 	close(fd);
-	sb_free(&b);
+	free(data);
 }
 
 /*
@@ -236,6 +273,41 @@ pp_dist_allgather_float(float *x, const size_t *count)
 	MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, x, rc, rd, MPI_FLOAT,
 	    MPI_COMM_WORLD);
 	free(rc);
+}
+
+void *
+pp_dist_gather_bytes(const void *p, size_t n, size_t *count)
+{
+	int K = dist_size;
+	uint64_t mine = n, *all_n = xreallocarray(NULL, K, sizeof(*all_n));
+
+	MPI_Gather(&mine, 1, MPI_UINT64_T, all_n, 1, MPI_UINT64_T, 0,
+	    MPI_COMM_WORLD);
+	if (n > INT32_MAX)
+		errx(EXIT_DATA, "MPI: %zu bytes are too many to gather at "
+		    "once", n);
+	int *rc = NULL, *rd = NULL;
+	char *all = NULL;
+	if (dist_rank == 0) {
+		size_t tot = 0;
+		rc = xreallocarray(NULL, 2 * (size_t)K, sizeof(int));
+		rd = rc + K;
+		for (int r = 0; r < K; r++) {
+			if (tot + all_n[r] > INT32_MAX)
+				errx(EXIT_DATA, "MPI: %zu bytes are too many "
+				    "to gather at once", tot + all_n[r]);
+			rc[r] = (int)all_n[r];
+			rd[r] = (int)tot;
+			count[r] = all_n[r];
+			tot += all_n[r];
+		}
+		all = xmalloc(tot + 1);
+	}
+	MPI_Gatherv(p, (int)n, MPI_BYTE, all, rc, rd, MPI_BYTE, 0,
+	    MPI_COMM_WORLD);
+	free(rc);
+	free(all_n);
+	return all;
 }
 
 #endif

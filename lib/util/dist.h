@@ -25,6 +25,12 @@
 void pp_dist_init(int *argc, char ***argv);
 int pp_dist_rank(void);
 int pp_dist_size(void);
+/*
+ * Whether mpirun started this process, one rank or more.  Its stdout and
+ * stderr are then mpirun's pseudo-terminal or pipe, not the user's: a
+ * tool picks its output format without asking isatty().
+ */
+int pp_dist_active(void);
 
 /*
  * Rank 0's standard input, read to its end, becomes every rank's standard
@@ -43,6 +49,18 @@ void pp_dist_sum_double(double *x, size_t n);
  * own block, and afterwards every rank has all of them.
  */
 void pp_dist_allgather_float(float *x, const size_t *count);
+
+/*
+ * The n bytes at p of every rank, to rank 0: there it returns them back
+ * to back in rank order (malloc'd) with count[r] (size entries) the bytes
+ * of rank r; elsewhere NULL.
+ */
+void *pp_dist_gather_bytes(const void *p, size_t n, size_t *count);
+
+/* All of fd from where it stands (name for messages), malloc'd. */
+char *pp_dist_read_all(int fd, const char *name, size_t *len);
+/* A memory file (memfd) holding the n bytes at p, positioned at 0. */
+int pp_dist_memfile(const void *p, size_t n);
 
 /* The share [*lo, *hi) of n items that rank takes, contiguous, in order. */
 void pp_dist_slice(size_t n, int rank, int size, size_t *lo, size_t *hi);
