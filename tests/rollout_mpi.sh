@@ -1,8 +1,9 @@
 #!/bin/sh
-# rollout_mpi: `mpirun -np K rollout` writes the bytes one process writes
-# (each rank samples shard rank/K, rank 0 writes the union in input
-# order), in msgpack, JSON and zstd; a bad record ends every rank with
-# its message and status 1, without a hang.
+# rollout_mpi: `mpirun -np K rollout` and `mpirun -np K score` write the
+# bytes one process writes (rollout: each rank samples shard rank/K;
+# score: rank r the records r modulo K; rank 0 writes the union in input
+# order), in msgpack, JSON and zstd; a bad record ends every rank with its
+# message and status 1, without a hang.
 . "$top_srcdir/tests/lib.sh"
 need_mpi
 
@@ -39,6 +40,37 @@ rollout -z $opts <"$T/p.jsonl" >"$T/onez" &&
 # shellcheck disable=SC2086
 mpi 3 -z $opts <"$T/p.jsonl" >"$T/np3z" || fail "-z runs"
 same "-np 3 -z == one process" "$T/onez" "$T/np3z"
+
+# score, on the samples.  A model scorer's sums depend on which records
+# share a batch (as --batch-tokens changes them): the records, their
+# order and every other byte are one process's, the log-probs within
+# float rounding.
+score --logprob "$T/m" <"$T/one" >"$T/lp1" || fail "score"
+recs to-tsv id sample ref_logprob <"$T/lp1" >"$T/lp1.tsv"
+for k in 2 3; do
+	OMP_NUM_THREADS=1 timeout 60 mpirun --oversubscribe -np "$k" \
+	    score --logprob "$T/m" <"$T/one" >"$T/lp$k" || fail "score -np $k"
+	recs to-tsv id sample ref_logprob <"$T/lp$k" >"$T/lp$k.tsv"
+	cut -f1,2 "$T/lp1.tsv" >"$T/c1"
+	cut -f1,2 "$T/lp$k.tsv" >"$T/c$k"
+	same "score --logprob -np $k: the records and their order" \
+	    "$T/c1" "$T/c$k"
+	paste "$T/lp1.tsv" "$T/lp$k.tsv" | awk -F '\t' '{ d = $3 - $6
+	    if (d < 0) d = -d; m = $3 < 0 ? -$3 : $3
+	    if (d > 1e-6 * (m > 1 ? m : 1)) bad = 1 }
+	    END { exit bad || NR == 0 }' ||
+	    fail "score --logprob -np $k: log-probs differ"
+done
+recs to-json "$T/one" | sed 's/^{/{"answer":"x",/' >"$T/ans.jsonl"
+score --exact -z <"$T/ans.jsonl" >"$T/ex1" &&
+OMP_NUM_THREADS=1 timeout 60 mpirun --oversubscribe -np 3 score --exact -z \
+    "$T/ans.jsonl" >"$T/ex3" || fail "score --exact runs"
+same "score --exact -z -np 3, a file operand == one process" "$T/ex1" \
+    "$T/ex3"
+printf '{"id":"bad"}\n' >>"$T/ans.jsonl"
+expect_fail 1 '^score: stdin: record [0-9]+: field "answer": missing' \
+    env OMP_NUM_THREADS=1 timeout 60 mpirun --oversubscribe -np 2 \
+    score --exact <"$T/ans.jsonl"
 
 # --shard is mpirun's to set.
 # shellcheck disable=SC2086

@@ -42,6 +42,7 @@
 #include "text/conversation.h"
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
+#include "records/rec_part.h"
 #include "records/record.h"
 #include "util/dist.h"
 #include "util/rng.h"
@@ -370,94 +371,8 @@ start_seq(struct job *j)
 	return s;
 }
 
-/*
- * Under mpirun each rank samples shard rank/K into a file of its own
- * (msgpack), noting each record's input ordinal; rank 0 gathers them and
- * writes the union in input order, the bytes one process writes.
- */
-static uint64_t *dist_ord;	/* (dist_n) ordinals of the records */
-static size_t dist_n, dist_cap;
-static int dist_on;
-
-static void
-dist_note(uint64_t ord)
-{
-	if (!dist_on)
-		return;
-	if (dist_n == dist_cap) {
-		dist_cap = dist_cap ? 2 * dist_cap : 256;
-		dist_ord = xreallocarray(dist_ord, dist_cap, sizeof(*dist_ord));
-	}
-	dist_ord[dist_n++] = ord;
-}
-
-/* Every rank's records of fd, to rank 0's writer w in input order. */
-static void
-dist_merge(int fd, struct rec_writer *w)
-{
-	int K = pp_dist_size();
-	size_t len, *cnt = xreallocarray(NULL, 2 * (size_t)K, sizeof(*cnt));
-	size_t *ocnt = cnt + K;
-	if (lseek(fd, 0, SEEK_SET) != 0)
-		err(EXIT_DATA, "rank output");
-	char *mine = pp_dist_read_all(fd, "rank output", &len);
-	char *bytes = pp_dist_gather_bytes(mine, len, cnt);
-	uint64_t *ords = pp_dist_gather_bytes(dist_ord, dist_n *
-	    sizeof(*dist_ord), ocnt);
-	free(mine);
-	if (pp_dist_rank() != 0) {
-		free(cnt);
-		return;
-	}
-	struct rec_reader **rds = xcalloc(K, sizeof(*rds));
-	size_t *at = xcalloc(2 * (size_t)K, sizeof(*at)), *end = at + K;
-	int *fds = xcalloc(K, sizeof(*fds));
-	/* The readers keep the paths they are given: one each, to the end. */
-	char (*paths)[2][32] = xcalloc(K, sizeof(*paths));
-	char **pv = xcalloc(2 * (size_t)K, sizeof(*pv));
-	size_t boff = 0, ooff = 0;
-	for (int r = 0; r < K; r++) {
-		fds[r] = pp_dist_memfile(bytes + boff, cnt[r]);
-		snprintf(paths[r][0], sizeof(paths[r][0]), "/dev/fd/%d",
-		    fds[r]);
-		pv[2 * r] = paths[r][0];
-		rds[r] = rec_reader_open(pv + 2 * r, 1);
-		at[r] = ooff / sizeof(uint64_t);
-		end[r] = (ooff + ocnt[r]) / sizeof(uint64_t);
-		boff += cnt[r];
-		ooff += ocnt[r];
-	}
-	/* Each rank's records are in input order and every ordinal is one
-	 * rank's: the smallest next ordinal goes first. */
-	for (;;) {
-		int best = -1;
-		for (int r = 0; r < K; r++)
-			if (at[r] < end[r] && (best < 0 ||
-			    ords[at[r]] < ords[at[best]]))
-				best = r;
-		if (best < 0)
-			break;
-		struct rec rec;
-		if (!rec_read(rds[best], &rec))
-			errx(EXIT_DATA, "rank %d: its output ended early",
-			    best);
-		rec_write(w, &rec);
-		rec_free(&rec);
-		at[best]++;
-	}
-	for (int r = 0; r < K; r++) {
-		rec_reader_close(rds[r]);
-		close(fds[r]);
-	}
-	free(rds);
-	free(at);
-	free(fds);
-	free(paths);
-	free(pv);
-	free(ords);
-	free(bytes);
-	free(cnt);
-}
+/* The output: stdout, or under mpirun this rank's part of it. */
+static struct rec_part *part;
 
 static void
 write_job(struct rec_writer *w, struct job *j)
@@ -487,7 +402,7 @@ write_job(struct rec_writer *w, struct job *j)
 		if (s->sample < 0)
 			rec_set_bool(&o, "greedy", 1);
 		rec_write(w, &o);
-		dist_note(j->ordinal);
+		rec_part_note(part, j->ordinal);
 		rec_free(&o);
 		free(s->toks);
 		free(s->lps);
@@ -787,8 +702,7 @@ main(int argc, char **argv)
 		out_flags &= ~REC_AUTO;
 		quiet = 1;
 	}
-	dist_on = pp_dist_size() > 1;
-	if (dist_on) {
+	if (pp_dist_size() > 1) {
 		if (shard_k != 1)
 			pp_usage("--shard: under mpirun each rank takes its "
 			    "own shard, rank/K");
@@ -813,20 +727,11 @@ main(int argc, char **argv)
 	progress = progress_new("prompts", 0, quiet);
 	stepper = sample_step_new(model, batch);
 
-	int part = dist_on ? pp_dist_memfile(NULL, 0) : 1;
-	struct rec_writer *w = rec_writer_open(part, "stdout",
-	    dist_on ? 0 : out_flags);
-	run(argv + optind, argc - optind, w);
-	rec_writer_close(w);
-	if (dist_on) {
-		struct rec_writer *o = pp_dist_rank() == 0 ?
-		    rec_writer_open(1, "stdout", out_flags) : NULL;
-		dist_merge(part, o);
-		if (o)
-			rec_writer_close(o);
-		close(part);
-		free(dist_ord);
-	}
+	/* Under mpirun rank r samples shard r/K; rank 0 writes the union
+	 * in input order. */
+	part = rec_part_open(out_flags);
+	run(argv + optind, argc - optind, rec_part_writer(part));
+	rec_part_close(part);
 	pp_close_stdout();
 
 	for (int i = 0; i < nws; i++)

@@ -15,8 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "records/rec_part.h"
 #include "records/record.h"
 #include "scoring/scorer.h"
+#include "util/dist.h"
 #include "util/progress.h"
 #include "util/util.h"
 
@@ -89,6 +91,30 @@ only_for(int given, const char *opt, enum scorer s, enum scorer want)
 
 static int quiet;	/* -q: no progress line */
 
+/*
+ * Under mpirun rank r scores the records whose ordinal is r modulo K and
+ * notes each one's ordinal: every record read gives one written, in the
+ * same order, so rank 0 can put them back in input order.
+ */
+static struct rec_part *part;
+static uint64_t nread;
+
+static int
+next_rec(struct rec_reader *rd, struct rec *r)
+{
+	int K = pp_dist_size(), me = pp_dist_rank();
+
+	while (rec_read(rd, r)) {
+		uint64_t ord = nread++;
+		if ((int)(ord % (uint64_t)K) == me) {
+			rec_part_note(part, ord);
+			return 1;
+		}
+		rec_free(r);
+	}
+	return 0;
+}
+
 /* --exact: every side's response against the record's answer. */
 static void
 run_exact(struct rec_reader *rd, struct rec_writer *w, const char *field,
@@ -98,7 +124,7 @@ run_exact(struct rec_reader *rd, struct rec_writer *w, const char *field,
 	struct side s[2];
 	struct rec r;
 
-	while (rec_read(rd, &r)) {
+	while (next_rec(rd, &r)) {
 		int n = sides_open(&r, s);
 		for (int i = 0; i < n; i++) {
 			size_t alen, rlen;
@@ -158,7 +184,7 @@ run_cmd(struct rec_reader *rd, struct rec_writer *w, const char *command,
 	for (;;) {
 		/* Only the reader's errors drain: the child's own end it. */
 		rec_error_hook = cmd_on_data_error;
-		int got = rec_read(rd, &r);
+		int got = next_rec(rd, &r);
 		rec_error_hook = cmd_data_error;
 		if (!got)
 			break;
@@ -177,7 +203,7 @@ run_model(struct rec_reader *rd, struct rec_writer *w, enum ms_kind kind,
 	struct rec r;
 	uint64_t n = 0;
 
-	while (rec_read(rd, &r)) {
+	while (next_rec(rd, &r)) {
 		ms_add(ms, &r, w);
 		progress_update(pr, ++n, ms_stats(ms)->tokens, NULL);
 	}
@@ -208,6 +234,7 @@ main(int argc, char **argv)
 	double timeout = -1;
 	int c;
 
+	pp_dist_init(&argc, &argv);
 	pp_init(argc, argv);
 	pp_synopsis = SYNOPSIS;
 	while ((c = getopt_long(argc, argv, "b:qJzh", longopts, NULL)) != -1) {
@@ -303,8 +330,24 @@ main(int argc, char **argv)
 	if (as == NULL)
 		as = s == S_LOGPROB ? "ref" : "reward";
 
+	/* Under mpirun: rank 0's stdin for every rank, and stdout is
+	 * mpirun's (msgpack unless -J, no progress line). */
+	if (pp_dist_active()) {
+		flags &= ~REC_AUTO;
+		quiet = 1;
+	}
+	if (pp_dist_size() > 1) {
+		if (argc - optind == 0)
+			pp_dist_share_stdin();
+		else
+			for (int i = optind; i < argc; i++)
+				if (strcmp(argv[i], "-") == 0)
+					pp_usage("under mpirun, stdin is "
+					    "read as the only input");
+	}
 	struct rec_reader *rd = rec_reader_open(argv + optind, argc - optind);
-	struct rec_writer *w = rec_writer_open(1, "stdout", flags);
+	part = rec_part_open(flags);
+	struct rec_writer *w = rec_part_writer(part);
 	switch (s) {
 	case S_EXACT:
 		run_exact(rd, w, answer ? answer : "answer", extract, as);
@@ -320,7 +363,7 @@ main(int argc, char **argv)
 		    .batch_tokens = batch, .retokenize = retokenize,
 		    .details = details, .nocache = nocache });
 	}
-	rec_writer_close(w);
+	rec_part_close(part);
 	rec_reader_close(rd);
 	pp_close_stdout();
 	return 0;
