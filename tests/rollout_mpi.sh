@@ -67,6 +67,12 @@ OMP_NUM_THREADS=1 timeout 60 mpirun --oversubscribe -np 3 score --exact -z \
     "$T/ans.jsonl" >"$T/ex3" || fail "score --exact runs"
 same "score --exact -z -np 3, a file operand == one process" "$T/ex1" \
     "$T/ex3"
+# shellcheck disable=SC2016
+len='while IFS= read -r l; do echo "${#l}"; done'
+score --cmd "$len" -J "$T/ans.jsonl" >"$T/cmd1" &&
+OMP_NUM_THREADS=1 timeout 60 mpirun --oversubscribe -np 3 score --cmd "$len" \
+    -J "$T/ans.jsonl" >"$T/cmd3" || fail "score --cmd runs"
+same "score --cmd -np 3 -J == one process" "$T/cmd1" "$T/cmd3"
 printf '{"id":"bad"}\n' >>"$T/ans.jsonl"
 expect_fail 1 '^score: stdin: record [0-9]+: field "answer": missing' \
     env OMP_NUM_THREADS=1 timeout 60 mpirun --oversubscribe -np 2 \
