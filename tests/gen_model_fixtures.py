@@ -92,6 +92,65 @@ CONFIGS = {
         rope_theta=10000.0, sliding_window=3, attention_dropout=0.0,
         tie_word_embeddings=False, hidden_act="silu", bos_token_id=1,
         eos_token_id=2),
+    # Gemma 2: embeddings times sqrt(16), (1 + w) norms, post-norms,
+    # gelu tanh, scores by query_pre_attn_scalar 6 (not head_dim 8) and
+    # softcapped at 2 (small enough to bend), logits softcapped at 3; a
+    # window of 64 = the context, which binds nothing: decoding is
+    # checked on it
+    "gemma2_tied": dict(
+        architectures=["Gemma2ForCausalLM"], model_type="gemma2",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, max_position_embeddings=64, rms_norm_eps=1e-6,
+        rope_theta=10000.0, attention_bias=False, attention_dropout=0.0,
+        hidden_act="gelu_pytorch_tanh",
+        hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=6,
+        attn_logit_softcapping=2.0, final_logit_softcapping=3.0,
+        sliding_window=64,
+        layer_types=["sliding_attention", "full_attention"],
+        tie_word_embeddings=True, bos_token_id=2, eos_token_id=1,
+        pad_token_id=0),
+    # Gemma 2 with a window of 3 that the 7-token sequence passes, on
+    # layers 0 and 2 (1 and 3 full), attention_bias, untied
+    "gemma2_window": dict(
+        architectures=["Gemma2ForCausalLM"], model_type="gemma2",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=1,
+        head_dim=6, max_position_embeddings=64, rms_norm_eps=1e-6,
+        rope_theta=10000.0, attention_bias=True,
+        hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=8,
+        attn_logit_softcapping=1.5, final_logit_softcapping=2.5,
+        sliding_window=3, tie_word_embeddings=False, bos_token_id=2,
+        eos_token_id=1),
+    # Gemma 3 text: Gemma 2's block with (1 + w) q/k norms, no softcaps,
+    # layers 0 and 1 sliding with rope_local_base_freq, layer 2 global
+    # with rope_theta; the window (64) binds nothing: decoding is checked
+    "gemma3_tied": dict(
+        architectures=["Gemma3ForCausalLM"], model_type="gemma3_text",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, max_position_embeddings=64, rms_norm_eps=1e-6,
+        rope_theta=1000000.0, rope_local_base_freq=10.0, rope_scaling=None,
+        attention_bias=False, attention_dropout=0.0,
+        hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=6,
+        attn_logit_softcapping=None, final_logit_softcapping=None,
+        sliding_window=64, sliding_window_pattern=3,
+        tie_word_embeddings=True, bos_token_id=2, eos_token_id=1),
+    # Gemma 3 with a binding window of 3, linear rope scaling (factor 4)
+    # on the global layers, a final softcap, layer_types given, biases,
+    # untied
+    "gemma3_window": dict(
+        architectures=["Gemma3ForCausalLM"], model_type="gemma3_text",
+        vocab_size=32, hidden_size=16, intermediate_size=24,
+        num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=1,
+        head_dim=6, max_position_embeddings=64, rms_norm_eps=1e-6,
+        rope_theta=100.0, rope_local_base_freq=10000.0,
+        rope_scaling=dict(rope_type="linear", factor=4.0),
+        attention_bias=True, hidden_activation="gelu_pytorch_tanh",
+        query_pre_attn_scalar=8, final_logit_softcapping=2.5,
+        sliding_window=3, sliding_window_pattern=2,
+        layer_types=["sliding_attention", "full_attention"] * 2,
+        tie_word_embeddings=False, bos_token_id=2, eos_token_id=1),
 }
 
 LENS = [7, 5]
@@ -128,7 +187,7 @@ def biases(c):
     Qwen3 has both as attention_bias says (Qwen3Attention)."""
     if c["model_type"] == "qwen2":
         return True, False
-    if c["model_type"] == "qwen3":
+    if c["model_type"] in ("qwen3", "gemma2", "gemma3_text"):
         return c.get("attention_bias", False), c.get("attention_bias", False)
     return False, False
 
@@ -143,6 +202,8 @@ def tensor_list(c):
     bias, obias = biases(c)
     qk_norm = c["model_type"] == "qwen3"
     t = [("model.embed_tokens.weight", (V, C), "mat")]
+    if c["model_type"] in ("gemma2", "gemma3_text"):
+        return gemma2_tensor_list(c, t)
     for i in range(c["num_hidden_layers"]):
         p = "model.layers.%d." % i
         t.append((p + "input_layernorm.weight", (C,), "norm"))
@@ -163,6 +224,37 @@ def tensor_list(c):
     t.append(("model.norm.weight", (C,), "norm"))
     if not c.get("tie_word_embeddings"):
         t.append(("lm_head.weight", (V, C), "mat"))
+    return t
+
+
+def gemma2_tensor_list(c, t):
+    """Gemma2DecoderLayer's modules in declaration order: attention, MLP,
+    then its four norms, each (1 + w) and so drawn around 0."""
+    C, hd, F = c["hidden_size"], head_dim(c), c["intermediate_size"]
+    Q = c["num_attention_heads"] * hd
+    KV = c["num_key_value_heads"] * hd
+    bias, obias = biases(c)
+    for i in range(c["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+        for nm, o in (("q", Q), ("k", KV), ("v", KV)):
+            t.append((p + "self_attn.%s_proj.weight" % nm, (o, C), "mat"))
+            if bias:
+                t.append((p + "self_attn.%s_proj.bias" % nm, (o,), "bias"))
+        t.append((p + "self_attn.o_proj.weight", (C, Q), "mat"))
+        if obias:
+            t.append((p + "self_attn.o_proj.bias", (C,), "bias"))
+        if c["model_type"] == "gemma3_text":
+            t.append((p + "self_attn.q_norm.weight", (hd,), "norm1"))
+            t.append((p + "self_attn.k_norm.weight", (hd,), "norm1"))
+        t.append((p + "mlp.gate_proj.weight", (F, C), "mat"))
+        t.append((p + "mlp.up_proj.weight", (F, C), "mat"))
+        t.append((p + "mlp.down_proj.weight", (C, F), "mat"))
+        for nm in ("input_layernorm", "post_attention_layernorm",
+                   "pre_feedforward_layernorm", "post_feedforward_layernorm"):
+            t.append((p + nm + ".weight", (C,), "norm1"))
+    t.append(("model.norm.weight", (C,), "norm1"))
+    if not c.get("tie_word_embeddings", True):
+        t.append(("lm_head.weight", (c["vocab_size"], C), "mat"))
     return t
 
 
@@ -258,6 +350,101 @@ def forward(c, w, tokens):
     return x @ out.T
 
 
+def gemma_rmsnorm(x, w, eps):
+    """Gemma's: x / rms(x) times (1 + w)."""
+    return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)) * (1 + w)
+
+
+def gemma2_forward(c, w, tokens):
+    """Logits (T, V) of one sequence, Gemma2ForCausalLM's arithmetic, or
+    Gemma3ForCausalLM's: q/k norms, two rope bases, default softcaps none,
+    the sliding pattern sliding_window_pattern."""
+    g3 = c["model_type"] == "gemma3_text"
+    C = c["hidden_size"]
+    H, KVH = c["num_attention_heads"], c["num_key_value_heads"]
+    hd = head_dim(c)
+    eps = c["rms_norm_eps"]
+    T = len(tokens)
+    def rope_table(f):
+        ang = torch.arange(T, dtype=torch.float64)[:, None] * f
+        emb = torch.cat((ang, ang), dim=-1)
+        return emb.cos()[:, None, :], emb.sin()[:, None, :]
+    f = inv_freq(c, hd)
+    rs = c.get("rope_scaling")
+    if rs and rs.get("rope_type") == "linear":
+        f = f / rs["factor"]
+    glob = rope_table(f)
+    if g3:
+        # the local layers: rope_local_base_freq, no scaling
+        loc = rope_table(1.0 / c["rope_local_base_freq"] ** (
+            torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    else:
+        loc = glob
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    causal = j > i
+    W = c.get("sliding_window", 4096)
+    # sliding: a query at i sees keys j with i - W < j <= i
+    sliding = causal | (j <= i - W)
+    pat = c.get("sliding_window_pattern", 6) if g3 else 2
+    types = c.get("layer_types") or [
+        "sliding_attention" if (l + 1) % pat else "full_attention"
+        for l in range(c["num_hidden_layers"])]
+    acap = c.get("attn_logit_softcapping")
+    fcap = c.get("final_logit_softcapping")
+    # the normalizer in the hidden dtype (float32 weights)
+    norm = float(np.float32(C ** 0.5))
+    x = w["model.embed_tokens.weight"][torch.tensor(tokens)] * norm
+    for l in range(c["num_hidden_layers"]):
+        p = "model.layers.%d." % l
+
+        def lin(inp, nm):
+            y = inp @ w[p + nm + ".weight"].T
+            b = w.get(p + nm + ".bias")
+            return y + b if b is not None else y
+        h = gemma_rmsnorm(x, w[p + "input_layernorm.weight"], eps)
+        q = lin(h, "self_attn.q_proj").view(T, H, hd)
+        k = lin(h, "self_attn.k_proj").view(T, KVH, hd)
+        v = lin(h, "self_attn.v_proj").view(T, KVH, hd)
+        if g3:
+            q = gemma_rmsnorm(q, w[p + "self_attn.q_norm.weight"], eps)
+            k = gemma_rmsnorm(k, w[p + "self_attn.k_norm.weight"], eps)
+        cos, sin = loc if types[l] == "sliding_attention" else glob
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(H // KVH, dim=1)
+        v = v.repeat_interleave(H // KVH, dim=1)
+        s = torch.einsum("ihd,jhd->hij", q, k) * \
+            c["query_pre_attn_scalar"] ** -0.5
+        if acap:
+            s = torch.tanh(s / acap) * acap
+        mask = sliding if types[l] == "sliding_attention" else causal
+        s = s.masked_fill(mask, float("-inf"))
+        a = torch.einsum("hij,jhd->ihd", s.softmax(-1), v).reshape(T, H * hd)
+        a = gemma_rmsnorm(lin(a, "self_attn.o_proj"),
+                          w[p + "post_attention_layernorm.weight"], eps)
+        x = x + a
+        h = gemma_rmsnorm(x, w[p + "pre_feedforward_layernorm.weight"], eps)
+        g, u = lin(h, "mlp.gate_proj"), lin(h, "mlp.up_proj")
+        m = lin(torch.nn.functional.gelu(g, approximate="tanh") * u,
+                "mlp.down_proj")
+        x = x + gemma_rmsnorm(m, w[p + "post_feedforward_layernorm.weight"],
+                              eps)
+    x = gemma_rmsnorm(x, w["model.norm.weight"], eps)
+    out = w.get("lm_head.weight", w["model.embed_tokens.weight"])
+    logits = x @ out.T
+    if fcap:
+        logits = torch.tanh(logits / fcap) * fcap
+    return logits
+
+
+def model_forward(c, w, tokens):
+    """Logits (T, V) of one sequence, by the config's family."""
+    if c["model_type"] in ("gemma2", "gemma3_text"):
+        return gemma2_forward(c, w, tokens)
+    return forward(c, w, tokens)
+
+
 def save_safetensors(path, tensors):
     header, blobs, off = {}, [], 0
     for name, arr in tensors:
@@ -297,7 +484,7 @@ def main():
                        dtype=np.float32)
         logits, lps = [], []
         for seq, tg in zip(toks, tgts):
-            lg = forward(c, w, seq)
+            lg = model_forward(c, w, seq)
             lsm = lg.log_softmax(-1)
             lp = torch.stack([lsm[i, y] if y >= 0
                               else torch.zeros((), dtype=torch.float64)

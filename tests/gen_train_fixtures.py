@@ -59,6 +59,22 @@ CFG_QWEN3 = dict(
     tie_word_embeddings=False, hidden_act="silu", bos_token_id=1,
     eos_token_id=2, torch_dtype="float32")
 
+# Gemma 2: post-norms, (1 + w) norms (undecayed), gelu tanh, softcaps,
+# query_pre_attn_scalar, the embedding normalizer, and a window of 3 on
+# layer 0 that the records' sequences pass.
+CFG_GEMMA2 = dict(
+    architectures=["Gemma2ForCausalLM"], model_type="gemma2",
+    vocab_size=32, hidden_size=16, intermediate_size=24,
+    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    head_dim=6, max_position_embeddings=64, rms_norm_eps=1e-6,
+    rope_theta=10000.0, attention_bias=False, attention_dropout=0.0,
+    hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
+    query_pre_attn_scalar=8, attn_logit_softcapping=2.0,
+    final_logit_softcapping=4.0, sliding_window=3,
+    layer_types=["sliding_attention", "full_attention"],
+    tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+    torch_dtype="float32")
+
 # Optimizer settings shared by every fixture: a large learning rate so the
 # update dominates the comparison, weight decay so its masking is tested.
 LR, WD, B1, B2, EPS = 1e-2, 0.1, 0.9, 0.95, 1e-8
@@ -78,7 +94,7 @@ def init(cfg, rm):
     rng = gm.Rng(SEED)
     w, kinds = {}, {}
     for name, shape, kind in tensors(cfg, rm):
-        base = 1.0 if kind == "norm" else 0.0
+        base = 1.0 if kind == "norm" else 0.0    # "norm1": (1 + w)
         sd = MAT_STD if kind == "mat" else AUX_STD
         n = int(np.prod(shape))
         v = np.array([np.float32(base + sd * rng.normal()) for _ in range(n)],
@@ -101,7 +117,7 @@ def save_ckpt(path, cfg, w):
 def token_logprobs(w, prompt, resp, cfg=CFG):
     """Log-probabilities (len(resp),) of the response given the prompt."""
     seq = prompt + resp
-    lsm = gm.forward(cfg, w, seq).log_softmax(-1)
+    lsm = gm.model_forward(cfg, w, seq).log_softmax(-1)
     p = len(prompt)
     return torch.stack([lsm[p - 1 + i, y] for i, y in enumerate(resp)])
 
@@ -329,8 +345,16 @@ def fixture_qwen3():
     fixture_dpo(CFG_QWEN3, "dpo_qwen3")
 
 
+def fixture_gemma2():
+    """init_gemma2/, and the SFT and DPO steps from it."""
+    w, _ = init(CFG_GEMMA2, False)
+    save_ckpt(os.path.join(OUT, "init_gemma2"), CFG_GEMMA2, w)
+    fixture_sft(CFG_GEMMA2, "sft_gemma2")
+    fixture_dpo(CFG_GEMMA2, "dpo_gemma2")
+
+
 FIXTURES = ["pg", "sft", "dpo", "rm", "simpo", "orpo",  # pg writes init/
-            "qwen3"]
+            "qwen3", "gemma2"]
 
 
 def main():

@@ -18,6 +18,13 @@ ckpt init -o "$T/q3" --arch qwen3 --dim 40 --heads 4 --kv-heads 2 \
 # the responses, so prefill and decode both drop keys.
 ckpt init -o "$T/mi" --arch mistral --sliding-window 5 --dim 32 --heads 4 \
     --kv-heads 2 --layers 2 --seed 7 || fail "ckpt init mistral"
+# Gemma 2: post-norms, gelu tanh, softcaps, query_pre_attn_scalar, the
+# embedding normalizer; a window of 6 on layer 0, which responses pass.
+ckpt init -o "$T/g2" --arch gemma2 --sliding-window 6 --dim 32 \
+    --heads 4 --kv-heads 2 --head-dim 12 --layers 2 --seed 8 || fail "ckpt init gemma2"
+# Gemma 3: q/k norms, a local rope base on layers 0..4, global layer 5.
+ckpt init -o "$T/g3" --arch gemma3 --sliding-window 5 --dim 32 \
+    --heads 4 --kv-heads 2 --head-dim 8 --layers 6 --seed 9 || fail "ckpt init gemma3"
 # Llama 3's rope scaling: the same weights, the config edited.
 cp -R "$T/m" "$T/l3" || fail "cp"
 "$PYTHON3" - "$T/l3/config.json" <<'X' || fail "llama3 config"
@@ -69,7 +76,7 @@ a=json.loads(open(sys.argv[1]).readline()); b=json.loads(open(sys.argv[2]).readl
 assert a["policy"] != b["policy"]' "$T/out1" "$T/outq" || fail "policy differs"
 
 # Greedy equals step-by-step argmax; logprobs equal a forward pass.
-for m in m q q3 mi l3; do
+for m in m q q3 mi g2 g3 l3; do
 	rollout -m "$T/$m" --temperature 0 -n 2 --max-tokens 40 \
 	    <"$T/p.jsonl" >"$T/g" || fail "greedy $m"
 	check "greedy $m is argmax" "$chk" -g "$T/$m" <"$T/g" >/dev/null
@@ -87,7 +94,7 @@ for m in m q q3 mi l3; do
 done
 
 # The plain kernels, which CPUs without AVX2 run, agree with the model too.
-for m in m q q3 mi; do
+for m in m q q3 mi g2 g3; do
 	PREFPIPE_NO_AVX2=1 rollout -m "$T/$m" --temperature 0 -n 2 \
 	    --max-tokens 40 <"$T/p.jsonl" >"$T/g" || fail "plain greedy $m"
 	check "plain greedy $m is argmax" "$chk" -g "$T/$m" <"$T/g" >/dev/null

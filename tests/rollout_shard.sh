@@ -98,6 +98,53 @@ for b in 1 7; do
 	    "$T/mi_plain_b$b"
 done
 
+# Gemma 2 (softcaps, post-norms, gelu tanh, (1 + w) norms): the same
+# invariance over batches, threads and both kernels.
+ckpt init -o "$T/g2" --arch gemma2 --sliding-window 4 --dim 32 \
+    --heads 4 --kv-heads 1 --head-dim 10 --attention-bias --ffn 44 --layers 2 --seed 11 ||
+    fail "ckpt init gemma2"
+rollout -m "$T/g2" -n 3 --max-tokens 24 <"$T/p.jsonl" >"$T/g2_all" ||
+    fail "rollout gemma2"
+for b in 1 4 7; do
+	OMP_NUM_THREADS=$((b % 3 + 1)) rollout -m "$T/g2" -n 3 \
+	    --max-tokens 24 --batch $b <"$T/p.jsonl" >"$T/g2_b$b" ||
+	    fail "rollout gemma2 --batch $b"
+	same "gemma2, --batch $b" "$T/g2_all" "$T/g2_b$b"
+done
+PREFPIPE_NO_AVX2=1 rollout -m "$T/g2" -n 3 --max-tokens 24 \
+    <"$T/p.jsonl" >"$T/g2_plain" || fail "rollout gemma2 plain"
+for b in 1 7; do
+	PREFPIPE_NO_AVX2=1 OMP_NUM_THREADS=$((b % 3 + 1)) rollout \
+	    -m "$T/g2" -n 3 --max-tokens 24 --batch $b <"$T/p.jsonl" \
+	    >"$T/g2_plain_b$b" || fail "rollout gemma2 plain --batch $b"
+	same "gemma2 plain kernels, --batch $b" "$T/g2_plain" \
+	    "$T/g2_plain_b$b"
+done
+
+# Gemma 3 (q/k norms, a rope base for the sliding layers and another
+# for the global one): the same
+# invariance over batches, threads and both kernels.
+ckpt init -o "$T/g3" --arch gemma3 --sliding-window 5 --dim 32 \
+    --heads 4 --kv-heads 1 --head-dim 10 --ffn 44 --layers 6 --seed 12 ||
+    fail "ckpt init gemma3"
+rollout -m "$T/g3" -n 3 --max-tokens 24 <"$T/p.jsonl" >"$T/g3_all" ||
+    fail "rollout gemma3"
+for b in 1 4 7; do
+	OMP_NUM_THREADS=$((b % 3 + 1)) rollout -m "$T/g3" -n 3 \
+	    --max-tokens 24 --batch $b <"$T/p.jsonl" >"$T/g3_b$b" ||
+	    fail "rollout gemma3 --batch $b"
+	same "gemma3, --batch $b" "$T/g3_all" "$T/g3_b$b"
+done
+PREFPIPE_NO_AVX2=1 rollout -m "$T/g3" -n 3 --max-tokens 24 \
+    <"$T/p.jsonl" >"$T/g3_plain" || fail "rollout gemma3 plain"
+for b in 1 7; do
+	PREFPIPE_NO_AVX2=1 OMP_NUM_THREADS=$((b % 3 + 1)) rollout \
+	    -m "$T/g3" -n 3 --max-tokens 24 --batch $b <"$T/p.jsonl" \
+	    >"$T/g3_plain_b$b" || fail "rollout gemma3 plain --batch $b"
+	same "gemma3 plain kernels, --batch $b" "$T/g3_plain" \
+	    "$T/g3_plain_b$b"
+done
+
 # Prompts in reverse order: the same records, in reverse prompt order.
 # (The prompt without an id is left out: its id is its ordinal.)
 grep '"id"' "$T/p.jsonl" >"$T/ids.jsonl"

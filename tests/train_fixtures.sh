@@ -1,7 +1,8 @@
 #!/bin/sh
 # train_fixtures: one step of each objective against PyTorch
 # (tests/gen_train_fixtures.py): loss, gradient norm and every updated
-# weight within 1e-4 relative; SFT and DPO on a Qwen3 model too.
+# weight within 1e-4 relative; SFT and DPO on a Qwen3 and a Gemma 2 model
+# too.
 . "$top_srcdir/tests/lib.sh"
 F=$fixtures/train
 cmp_tool=$top_builddir/tests/unit_train_cmp
@@ -14,10 +15,12 @@ close() {
 	}' || fail "$1: got $2, want $3"
 }
 
-for n in sft dpo rm pg simpo orpo sft_qwen3 dpo_qwen3; do
+for n in sft dpo rm pg simpo orpo sft_qwen3 dpo_qwen3 sft_gemma2 \
+    dpo_gemma2; do
 	case $n in
 	rm) init=$F/init_rm ;;
 	*_qwen3) init=$F/init_qwen3 ;;
+	*_gemma2) init=$F/init_gemma2 ;;
 	*) init=$F/init ;;
 	esac
 	# shellcheck disable=SC2046

@@ -277,6 +277,47 @@ test_config(void)
 	    "vocab_size");
 	expect_error("{\"model_type\":\"llama\"," BASE
 	    ",\"quantization_config\":{\"bits\":4}}", "quantiz");
+	/* Gemma 2: what it does not implement, by name */
+	expect_error("{\"model_type\":\"gemma2\"," BASE
+	    ",\"hidden_activation\":\"gelu\"}", "hidden_activation");
+	expect_error("{\"model_type\":\"gemma2\"," BASE
+	    ",\"layer_types\":[\"full_attention\",\"sliding_attention\"]}",
+	    "layer_types");
+	expect_error("{\"model_type\":\"gemma2\"," BASE
+	    ",\"sliding_window\":null}", "sliding_window");
+	expect_error("{\"architectures\":[\"Gemma2ForSequenceClassification\"],"
+	    BASE "}", "Gemma2ForSequenceClassification");
+	expect_error("{\"model_type\":\"gemma3_text\"," BASE
+	    ",\"use_bidirectional_attention\":true}",
+	    "use_bidirectional_attention");
+	expect_error("{\"model_type\":\"gemma3_text\"," BASE
+	    ",\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":8}}", "yarn");
+	expect_error("{\"model_type\":\"gemma3\"," BASE "}", "gemma3");
+	expect_error("{\"architectures\":[\"Gemma3ForConditionalGeneration\"],"
+	    BASE "}", "Gemma3ForConditionalGeneration");
+	expect_error("{\"model_type\":\"gemma2\"," BASE
+	    ",\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":8}}",
+	    "linear");
+	/* Gemma3TextConfig's defaults */
+	CHECK(parse("{\"model_type\":\"gemma3_text\"," BASE "}", &cfg, e,
+	    sizeof(e)) == 0 && cfg.arch == MODEL_GEMMA3 &&
+	    cfg.head_dim == 256 && cfg.query_pre_attn_scalar == 256 &&
+	    cfg.attn_softcap == 0 && cfg.final_softcap == 0 &&
+	    cfg.sliding_pattern == 6 && cfg.rope_local_theta == 10000 &&
+	    cfg.rope_theta == 1e6 && cfg.tie_embeddings &&
+	    cfg.max_seq_len == 131072, "gemma3 defaults: %s", e);
+	/* Gemma2Config's defaults */
+	CHECK(parse("{\"model_type\":\"gemma2\"," BASE "}", &cfg, e,
+	    sizeof(e)) == 0 && cfg.arch == MODEL_GEMMA2 &&
+	    cfg.head_dim == 256 && cfg.query_pre_attn_scalar == 256 &&
+	    cfg.attn_softcap == 50 && cfg.final_softcap == 30 &&
+	    cfg.sliding_window == 4096 && cfg.sliding_pattern == 2 &&
+	    cfg.tie_embeddings && cfg.max_seq_len == 8192 && !cfg.qkv_bias,
+	    "gemma2 defaults: %s", e);
+	CHECK(parse("{\"model_type\":\"gemma2\"," BASE
+	    ",\"attn_logit_softcapping\":null,\"final_logit_softcapping\":null}",
+	    &cfg, e, sizeof(e)) == 0 && cfg.attn_softcap == 0 &&
+	    cfg.final_softcap == 0, "gemma2 without softcaps: %s", e);
 
 	/* to_json then from_json gives the same config */
 	cfg = load_config("llama3_untied");
@@ -311,6 +352,20 @@ test_config(void)
 	    model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
 	    back.sliding_window == 0, "mistral without a window writes null");
 	json_decref(j);
+	for (int g = 0; g < 4; g++) {
+		static const char *gn[] = { "gemma2_tied", "gemma2_window",
+		    "gemma3_tied", "gemma3_window" };
+		cfg = load_config(gn[g]);
+		j = model_config_to_json(&cfg);
+		CHECK(model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
+		    memcmp(&cfg, &back, sizeof(cfg)) == 0,
+		    "gemma2 round trip: %s", e);
+		CHECK(strcmp(json_string_value(json_object_get(j,
+		    "hidden_activation")), "gelu_pytorch_tanh") == 0 &&
+		    json_array_size(json_object_get(j, "layer_types")) ==
+		    (size_t)cfg.n_layers, "gemma2 config.json keys");
+		json_decref(j);
+	}
 	cfg = load_config("qwen3_tied");
 	j = model_config_to_json(&cfg);
 	CHECK(model_config_from_json(&back, j, e, sizeof(e)) == 0 &&
@@ -947,12 +1002,22 @@ main(void)
 	test_fixture("qwen3_tied");
 	test_fixture("qwen3_bias");
 	test_fixture("mistral_window");
+	test_fixture("gemma2_tied");
+	test_fixture("gemma2_window");
+	test_fixture("gemma3_tied");
+	test_fixture("gemma3_window");
 	test_fixture_cached("llama_gqa_tied");
 	test_fixture_cached("llama3_untied");
 	test_fixture_cached("qwen2_bias");
 	test_fixture_cached("qwen3_tied");
 	test_fixture_cached("qwen3_bias");
 	test_fixture_cached("mistral_window");
+	/* decoding past the sliding layers' window of 3 (gemma*_window),
+	 * and within it */
+	test_fixture_cached("gemma2_tied");
+	test_fixture_cached("gemma2_window");
+	test_fixture_cached("gemma3_tied");
+	test_fixture_cached("gemma3_window");
 	test_trainable();
 	test_threads();
 	test_decode("llama3_untied", 0);

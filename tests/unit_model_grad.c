@@ -1,7 +1,8 @@
 /*
  * unit_model_grad.c: finite-difference gradient checks in double
  * precision.  The network's arithmetic (lib/model/model_impl.h) is compiled here
- * with REAL double, so central differences with step 1e-5 are accurate to
+ * with REAL double, so central differences with steps 1e-5 and 5e-6,
+ * extrapolated (Richardson), are accurate to
  * about 1e-10 and any backward formula that is wrong shows up plainly.
  *
  * Each operation is checked alone (matmul with bias, rmsnorm, rope,
@@ -66,14 +67,22 @@ fdcheck(const char *what, double *x, const double *g, size_t n,
 		if (fabs(g[i]) > scale)
 			scale = fabs(g[i]);
 	for (size_t i = 0; i < n; i++) {
-		double x0 = x[i], lp, lm, num, e;
+		double x0 = x[i], d[2], num, e;
 
-		x[i] = x0 + h;
-		lp = loss(ctx);
-		x[i] = x0 - h;
-		lm = loss(ctx);
+		/* Richardson: central differences at h and h/2 combined so
+		 * the h^2 term cancels; softcapped models bend enough for
+		 * it to reach 1e-6 otherwise */
+		for (int k = 0; k < 2; k++) {
+			double hk = k ? h / 2 : h, lp, lm;
+
+			x[i] = x0 + hk;
+			lp = loss(ctx);
+			x[i] = x0 - hk;
+			lm = loss(ctx);
+			d[k] = (lp - lm) / (2 * hk);
+		}
 		x[i] = x0;
-		num = (lp - lm) / (2 * h);
+		num = (4 * d[1] - d[0]) / 3;
 		e = fabs(num - g[i]) / scale;
 		if (e > worst)
 			worst = e;
@@ -202,6 +211,7 @@ static struct {
 	const double *kb[2], *vb[2];
 	double scale;
 	int window;
+	double cap;
 } at;
 
 static double
@@ -212,12 +222,12 @@ at_loss(void *ctx)
 		at.vb[s] = at.v + (size_t)at.qoff[s] * AKV * AD;
 	}
 	attention_forward(at.y, at.att, at.row, 8, at.q, &at.as, AH, AKV, AD,
-	    at.scale, at.window);
+	    at.scale, at.window, at.cap);
 	return dot(at.y, at.R, AN * AH * AD);
 }
 
 static void
-test_attention(double scale, int window)
+test_attention(double scale, int window, double cap)
 {
 	size_t Q = AN * AH * AD, KV = AN * AKV * AD;
 	double *dq = xmalloc(Q * 8), *dk = xmalloc(KV * 8);
@@ -236,18 +246,22 @@ test_attention(double scale, int window)
 	at.v = randv(KV, 1);
 	at.y = xmalloc(Q * 8);
 	at.att = xmalloc((at.aoff[1] + attn_probs_size(AH, 3, 0)) * 8);
-	at.row = xmalloc((size_t)omp_get_max_threads() * ATT_ROWS * 8 * 8);
+	at.row = xmalloc((size_t)omp_get_max_threads() * 2 * ATT_ROWS * 8 * 8);
 	at.R = randv(Q, 1);
 	at.scale = scale;
 	at.window = window;
+	at.cap = cap;
 	at_loss(NULL);
 	attention_backward(dq, dk, dv, at.R, at.q, at.k, at.v, at.att, at.row,
-	    8, &at.as, AH, AKV, AD, scale, window);
-	snprintf(what, sizeof what, "attention (GQA, window %d) d/dq", window);
+	    8, &at.as, AH, AKV, AD, scale, window, cap);
+	snprintf(what, sizeof what, "attention (GQA, window %d, softcap %g) "
+	    "d/dq", window, cap);
 	fdcheck(what, at.q, dq, Q, at_loss, NULL);
-	snprintf(what, sizeof what, "attention (GQA, window %d) d/dk", window);
+	snprintf(what, sizeof what, "attention (GQA, window %d, softcap %g) "
+	    "d/dk", window, cap);
 	fdcheck(what, at.k, dk, KV, at_loss, NULL);
-	snprintf(what, sizeof what, "attention (GQA, window %d) d/dv", window);
+	snprintf(what, sizeof what, "attention (GQA, window %d, softcap %g) "
+	    "d/dv", window, cap);
 	fdcheck(what, at.v, dv, KV, at_loss, NULL);
 	free(dq); free(dk); free(dv);
 	free(at.q); free(at.k); free(at.v); free(at.y); free(at.att);
@@ -282,36 +296,70 @@ test_swiglu(void)
 	free(dg); free(du); free(sw.g); free(sw.u); free(sw.h); free(sw.R);
 }
 
+/* gelu_pytorch_tanh(gate) * up, gates out to where the tanh saturates */
+
+static double
+gg_loss(void *ctx)
+{
+	geglu_forward(sw.h, sw.g, sw.u, SN);
+	return dot(sw.h, sw.R, SN);
+}
+
+static void
+test_geglu(void)
+{
+	double *dg = xmalloc(SN * 8), *du = xmalloc(SN * 8);
+
+	sw.g = randv(SN, 2);
+	sw.u = randv(SN, 1);
+	sw.h = xmalloc(SN * 8);
+	sw.R = randv(SN, 1);
+	geglu_backward(dg, du, sw.R, sw.g, sw.u, SN);
+	fdcheck("geglu (gelu tanh) d/dgate", sw.g, dg, SN, gg_loss, NULL);
+	fdcheck("geglu (gelu tanh) d/dup", sw.u, du, SN, gg_loss, NULL);
+	free(dg); free(du); free(sw.g); free(sw.u); free(sw.h); free(sw.R);
+}
+
 /* ------------------------------------------------------------------------ */
 /* log-softmax of target tokens, including a skipped position and logits
  * large enough that a naive exp would overflow in float */
 
 enum { LN = 4, LV = 6 };
-static struct { double *l, *lse, *lp, *R; int tg[LN]; } ls;
+static struct { double *l, *c, *lse, *lp, *R, cap; int tg[LN]; } ls;
 
+/* With cap > 0 the logits are softcapped first (Gemma 2's final one). */
 static double
 ls_loss(void *ctx)
 {
-	logprob_forward(ls.lp, ls.lse, ls.l, ls.tg, LN, LV);
+	memcpy(ls.c, ls.l, LN * LV * 8);
+	if (ls.cap > 0)
+		cpu_softcap(NULL, ls.c, ls.cap, LN * LV);
+	logprob_forward(ls.lp, ls.lse, ls.c, ls.tg, LN, LV);
 	return dot(ls.lp, ls.R, LN);
 }
 
 static void
-test_logprob(void)
+test_logprob(double cap)
 {
 	double *d = xmalloc(LN * LV * 8);
+	char what[64];
 
 	ls.l = randv(LN * LV, 3);
 	ls.l[2] += 200;
+	if (cap > 0)	/* within reach of the cap, not saturated */
+		ls.l[2] -= 200 - 2 * cap;
+	ls.c = xmalloc(LN * LV * 8);
+	ls.cap = cap;
 	ls.lse = xmalloc(LN * 8);
 	ls.lp = xmalloc(LN * 8);
 	ls.R = randv(LN, 1);
 	ls.tg[0] = 3; ls.tg[1] = -1; ls.tg[2] = 0; ls.tg[3] = 5;
 	ls_loss(NULL);
-	memcpy(d, ls.l, LN * LV * 8);
-	logprob_backward(d, ls.lse, ls.R, ls.tg, LN, LV);
-	fdcheck("logprob d/dlogits", ls.l, d, LN * LV, ls_loss, NULL);
-	free(d); free(ls.l); free(ls.lse); free(ls.lp); free(ls.R);
+	memcpy(d, ls.c, LN * LV * 8);
+	logprob_backward(d, ls.lse, ls.R, ls.tg, LN, LV, cap);
+	snprintf(what, sizeof what, "logprob (softcap %g) d/dlogits", cap);
+	fdcheck(what, ls.l, d, LN * LV, ls_loss, NULL);
+	free(d); free(ls.l); free(ls.c); free(ls.lse); free(ls.lp); free(ls.R);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -504,10 +552,14 @@ main(void)
 	test_rmsnorm(0);
 	test_rmsnorm(1);
 	test_rope();
-	test_attention(1 / sqrt(AD), 0);
-	test_attention(0.7, 3);
+	test_attention(1 / sqrt(AD), 0, 0);
+	test_attention(0.7, 3, 0);
+	test_attention(0.9, 0, 1.5);	/* Gemma 2's attention softcap */
+	test_attention(0.9, 3, 0.8);
 	test_swiglu();
-	test_logprob();
+	test_geglu();
+	test_logprob(0);
+	test_logprob(2.5);		/* Gemma 2's final softcap */
 
 	c.tie_embeddings = 1;
 	test_model("llama GQA tied:", c);
@@ -571,6 +623,48 @@ main(void)
 	c.lm_head = 0;
 	c.num_labels = 1;
 	test_model("mistral classifier:", c);
+	c.lm_head = 1;
+	c.num_labels = 0;
+
+	/* Gemma 2: (1 + w) norms, post-norms of the attention and MLP
+	 * outputs, gelu tanh, scores scaled by query_pre_attn_scalar^-0.5
+	 * and softcapped (small caps so the tanh bends), the final softcap,
+	 * embeddings times sqrt(8); layer 0 slides over 3 positions, layer
+	 * 1 sees all (4 layers: two of each) */
+	c.arch = MODEL_GEMMA2;
+	c.qkv_bias = c.o_bias = 0;
+	c.head_dim = 6;
+	c.n_kv_heads = 2;
+	c.n_layers = 4;
+	c.tie_embeddings = 1;
+	c.query_pre_attn_scalar = 5;
+	c.attn_softcap = 0.9;
+	c.final_softcap = 1.7;
+	c.sliding_window = 3;
+	c.sliding_pattern = 2;
+	test_model("gemma2 tied:", c);
+	c.tie_embeddings = 0;
+	c.qkv_bias = c.o_bias = 1;
+	c.n_kv_heads = 1;
+	c.n_layers = 2;
+	test_model("gemma2 attention_bias untied:", c);
+	test_frozen(c);
+
+	/* Gemma 3 text: (1 + w) q/k norms, layers 0 and 1 sliding with
+	 * their own rope base, layer 2 global with linear scaling; no
+	 * attention softcap */
+	c.arch = MODEL_GEMMA3;
+	c.n_layers = 3;
+	c.n_kv_heads = 2;
+	c.attn_softcap = 0;
+	c.final_softcap = 2.1;
+	c.sliding_pattern = 3;
+	c.rope_theta = 1000;
+	c.rope_local_theta = 10;
+	c.rope_scaling = ROPE_LINEAR;
+	c.rope_factor = 4;
+	test_model("gemma3 qk-norm two ropes:", c);
+	test_frozen(c);
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;

@@ -25,7 +25,7 @@
 #include "util/util.h"
 
 #define SYNOPSIS \
-	"ckpt init -o OUT [--arch llama|qwen2|qwen3|mistral]\n" \
+	"ckpt init -o OUT [--arch llama|qwen2|qwen3|mistral|gemma2|gemma3]\n" \
 	"            [--tokenizer byte|FILE] [--sliding-window N]\n" \
 	"            [--vocab-size N] [--dim N] [--layers N] [--heads N]\n" \
 	"            [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N]\n" \
@@ -251,9 +251,13 @@ cmd_init(int argc, char **argv)
 				cfg.arch = MODEL_QWEN3;
 			else if (strcmp(optarg, "mistral") == 0)
 				cfg.arch = MODEL_MISTRAL;
+			else if (strcmp(optarg, "gemma2") == 0)
+				cfg.arch = MODEL_GEMMA2;
+			else if (strcmp(optarg, "gemma3") == 0)
+				cfg.arch = MODEL_GEMMA3;
 			else
-				pp_usage("--arch: llama, qwen2, qwen3 or mistral, "
-				    "not \"%s\"", optarg);
+				pp_usage("--arch: llama, qwen2, qwen3, mistral, "
+				    "gemma2 or gemma3, not \"%s\"", optarg);
 			break;
 		case O_TOK: tokpath = optarg; break;
 		case O_VOCAB:
@@ -299,11 +303,18 @@ cmd_init(int argc, char **argv)
 	if (hd == 0 && dim % heads != 0)
 		pp_usage("--dim %d is not a multiple of --heads %d (or give "
 		    "--head-dim)", dim, heads);
-	if (window >= 0 && cfg.arch != MODEL_MISTRAL)
-		pp_usage("--sliding-window: only with --arch mistral");
-	if (bias && cfg.arch != MODEL_QWEN3)
-		pp_usage("--attention-bias: only with --arch qwen3 (qwen2 "
-		    "always has q/k/v biases, llama none)");
+	int gemma = cfg.arch == MODEL_GEMMA2 || cfg.arch == MODEL_GEMMA3;
+	if (window >= 0 && cfg.arch != MODEL_MISTRAL && !gemma)
+		pp_usage("--sliding-window: only with --arch mistral, gemma2 "
+		    "or gemma3");
+	if (window == 0 && gemma)
+		pp_usage("--sliding-window: gemma's sliding layers need a "
+		    "window");
+	if (bias && cfg.arch != MODEL_QWEN3 && !gemma)
+		pp_usage("--attention-bias: only with --arch qwen3, gemma2 or "
+		    "gemma3 (qwen2 always has q/k/v biases, llama none)");
+	if (score && gemma)
+		pp_usage("--head score: no gemma classifier is supported");
 
 	/* The tokenizer fixes the least vocabulary and the special ids. */
 	json_t *tok = NULL, *tokcfg = NULL;
@@ -355,6 +366,21 @@ cmd_init(int argc, char **argv)
 		cfg.sliding_window = window >= 0 ? window : 4096;
 	cfg.rope_scaling = ROPE_NONE;
 	cfg.tie_embeddings = tie;
+	/* Gemma 2 and 3: Gemma2Config's and Gemma3TextConfig's values, the
+	 * attention scaled by head_dim as the released checkpoints are,
+	 * embeddings tied, a window of 4096 unless given */
+	if (gemma) {
+		cfg.query_pre_attn_scalar = cfg.head_dim;
+		cfg.attn_softcap = cfg.arch == MODEL_GEMMA2 ? 50 : 0;
+		cfg.final_softcap = cfg.arch == MODEL_GEMMA2 ? 30 : 0;
+		cfg.sliding_window = window > 0 ? window : 4096;
+		cfg.sliding_pattern = cfg.arch == MODEL_GEMMA2 ? 2 : 6;
+		cfg.rope_theta = theta ? theta :
+		    cfg.arch == MODEL_GEMMA2 ? 1e4 : 1e6;
+		/* Gemma 3's sliding layers: rope_local_base_freq 10000 */
+		cfg.rope_local_theta = cfg.arch == MODEL_GEMMA3 ? 1e4 : 0;
+		cfg.tie_embeddings = 1;
+	}
 	cfg.lm_head = !score;
 	cfg.num_labels = score;
 	char e[256];

@@ -114,6 +114,8 @@ struct attn_shape {
 	int H, KVH, hd;		/* query heads, kv heads, head_dim */
 	double scale;		/* scores are scale * q.k */
 	int window;		/* > 0: a query sees its last window positions */
+	double softcap;		/* > 0: scores become softcap * tanh(s /
+				 * softcap) before the mask (Gemma 2) */
 };
 
 #define BACKEND_OPS(T)							\
@@ -163,6 +165,17 @@ struct attn_shape {
 	/* dg, du (n) from dh; dg may be dh. */				\
 	void (*swiglu_backward)(void *ctx, T *dg, T *du, const T *dh,	\
 	    const T *g, const T *u, size_t n);				\
+	/* h (n) = gelu_tanh(g) * u (gelu_pytorch_tanh); h may be g. */ \
+	void (*geglu)(void *ctx, T *h, const T *g, const T *u, size_t n); \
+	/* dg, du (n) from dh; dg may be dh. */				\
+	void (*geglu_backward)(void *ctx, T *dg, T *du, const T *dh,	\
+	    const T *g, const T *u, size_t n);				\
+	/* out (n) = a + b; out may be a or b. */			\
+	void (*add)(void *ctx, T *out, const T *a, const T *b, size_t n); \
+	/* x (n) *= s in place (Gemma's embedding normalizer). */	\
+	void (*scale)(void *ctx, T *x, T s, size_t n);			\
+	/* x (n) = cap * tanh(x / cap) in place (final logit softcap). */ \
+	void (*softcap)(void *ctx, T *x, T cap, size_t n);		\
 	/* x (N,C) = rows tok[n] of E (V,C); a token outside is an error. */ \
 	void (*embed)(void *ctx, T *x, const T *E, const int *tok, int N, \
 	    int C, int V);						\
@@ -176,9 +189,11 @@ struct attn_shape {
 	 * logit[target] - lse (0 where target < 0), or NULL. */	\
 	void (*logprob)(void *ctx, T *lp, T *lse, const T *logits,	\
 	    const int *targets, int N, int V);				\
-	/* logits (N,V) become d loss / d logits, from dlp (N) or NULL. */ \
+	/* logits (N,V) become d loss / d logits, from dlp (N) or NULL; \
+	 * cap > 0: the logits were softcap(raw, cap) and the gradient	\
+	 * is taken on to the raw ones. */				\
 	void (*logprob_backward)(void *ctx, T *logits, const T *lse,	\
-	    const T *dlp, const int *targets, int N, int V);		\
+	    const T *dlp, const int *targets, int N, int V, T cap);	\
 	/* AdamW on n parameters: m, v moments; decayed if wd != 0;	\
 	 * bc1 = 1 - b1^t, bc2 = 1 - b2^t. */				\
 	void (*adamw)(void *ctx, T *p, const T *g, T *m, T *v, size_t n, \

@@ -381,7 +381,7 @@ chunk_body(float *out, const float *x, const float *w, const float *bias,
 AI void
 attend_body(const float *q, const float *const k[NRUN],
     const float *const v[NRUN], const int L[NRUN], int KV, int hd, int grp,
-    int h0, int h1, float scale, float *sc, float *out)
+    int h0, int h1, float scale, float cap, float *sc, float *out)
 {
 	int i8 = hd & ~7, n = 0;
 	float r[8];
@@ -413,6 +413,11 @@ attend_body(const float *q, const float *const k[NRUN],
 				    hsum(&a, qh, kj, i8, hd) * scale;
 			}
 	}
+
+	/* Gemma 2's attention softcap, before the softmax */
+	if (cap > 0)
+		for (size_t i = 0; i < (size_t)(h1 - h0) * n; i++)
+			sc[i] = cap * tanhf(sc[i] / cap);
 
 	float inv[h1 - h0];
 	for (int h = h0; h < h1; h++) {
@@ -447,22 +452,22 @@ attend_body(const float *q, const float *const k[NRUN],
 
 typedef void attend_fn(const float *, const float *const[NRUN],
     const float *const[NRUN], const int[NRUN], int, int, int, int, int,
-    float, float *, float *);
+    float, float, float *, float *);
 
 __attribute__((target("avx2,fma"))) static void
 attend_avx2(const float *q, const float *const k[NRUN],
     const float *const v[NRUN], const int L[NRUN], int KV, int hd, int grp,
-    int h0, int h1, float scale, float *sc, float *out)
+    int h0, int h1, float scale, float cap, float *sc, float *out)
 {
-	attend_body(q, k, v, L, KV, hd, grp, h0, h1, scale, sc, out);
+	attend_body(q, k, v, L, KV, hd, grp, h0, h1, scale, cap, sc, out);
 }
 
 static void
 attend_generic(const float *q, const float *const k[NRUN],
     const float *const v[NRUN], const int L[NRUN], int KV, int hd, int grp,
-    int h0, int h1, float scale, float *sc, float *out)
+    int h0, int h1, float scale, float cap, float *sc, float *out)
 {
-	attend_body(q, k, v, L, KV, hd, grp, h0, h1, scale, sc, out);
+	attend_body(q, k, v, L, KV, hd, grp, h0, h1, scale, cap, sc, out);
 }
 
 typedef void chunk_fn(float *, const float *, const float *, const float *,
@@ -648,7 +653,7 @@ dec_attention(void *ctx, float *out, float *att, const float *q,
 			t->scores = xmalloc(t->cap * sizeof(float));
 		}
 		af(q + (size_t)b * Q, kk, vv, L3, KV, hd, grp, h0, h1, scale,
-		    t->scores, out + (size_t)b * Q);
+		    (float)sh->softcap, t->scores, out + (size_t)b * Q);
 		/* The slot written held position len - slots, which no
 		 * query sees (slots >= window): the other parts of this
 		 * sequence may still be reading the rest. */
@@ -666,6 +671,38 @@ dec_swiglu(void *ctx, float *h, const float *g, const float *u, size_t n)
 	(void)ctx;
 #pragma omp single
 	vmath_silu_mul(h, g, u, n);
+}
+
+static void
+dec_geglu(void *ctx, float *h, const float *g, const float *u, size_t n)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.geglu(NULL, h, g, u, n);
+}
+
+static void
+dec_add(void *ctx, float *out, const float *a, const float *b, size_t n)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.add(NULL, out, a, b, n);
+}
+
+static void
+dec_scale(void *ctx, float *x, float s, size_t n)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.scale(NULL, x, s, n);
+}
+
+static void
+dec_softcap(void *ctx, float *x, float cap, size_t n)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.softcap(NULL, x, cap, n);
 }
 
 static void
@@ -699,6 +736,10 @@ const struct backend backend_cpu_decode = {
 	.rope = dec_rope,
 	.attention = dec_attention,
 	.swiglu = dec_swiglu,
+	.geglu = dec_geglu,
+	.add = dec_add,
+	.scale = dec_scale,
+	.softcap = dec_softcap,
 	.embed = dec_embed,
 	.gather = dec_gather,
 };

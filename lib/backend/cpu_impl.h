@@ -388,7 +388,7 @@ attn_lo(int i, int window)
 static void
 attention_forward(REAL *out, REAL *att, REAL *rowbuf, int maxL,
     const REAL *q, const struct attn_seqs *as, int H, int KVH, int hd,
-    REAL scale, int window)
+    REAL scale, int window, REAL cap)
 {
 	int Q = H * hd, KV = KVH * hd, grp = H / KVH;
 	size_t work = 0;
@@ -422,6 +422,9 @@ attention_forward(REAL *out, REAL *att, REAL *rowbuf, int maxL,
 				int last = p0 + i0 + i;	/* own position */
 				int lo = attn_lo(last, window);
 
+				if (cap > 0)
+					for (int j = lo; j <= last; j++)
+						p[j] = cap * tanh(p[j] / cap);
 				for (int j = lo; j <= last; j++)
 					if (p[j] > mx)
 						mx = p[j];
@@ -458,7 +461,7 @@ static void
 attention_backward(REAL *dq, REAL *dk, REAL *dv, const REAL *dout,
     const REAL *q, const REAL *k, const REAL *v, const REAL *att,
     REAL *rowbuf, int maxL, const struct attn_seqs *as, int H, int KVH,
-    int hd, REAL scale, int window)
+    int hd, REAL scale, int window, REAL cap)
 {
 	int Q = H * hd, KV = KVH * hd, grp = H / KVH;
 	size_t work = 0;
@@ -469,8 +472,8 @@ attention_backward(REAL *dq, REAL *dk, REAL *dv, const REAL *dout,
 	for (int sg = 0; sg < as->nseq * KVH; sg++) {
 		int s = sg / KVH, g = sg % KVH, n = as->nq[s];
 		size_t o = as->qoff[s];
-		REAL *dS = rowbuf + (size_t)omp_get_thread_num() * ATT_ROWS *
-		    maxL;
+		REAL *dS = rowbuf + (size_t)omp_get_thread_num() * 2 *
+		    ATT_ROWS * maxL, *S = dS + (size_t)ATT_ROWS * maxL;
 		const REAL *kg = k + o * KV + g * hd, *vg = v + o * KV + g * hd;
 		REAL *dkg = dk + o * KV + g * hd, *dvg = dv + o * KV + g * hd;
 
@@ -496,6 +499,12 @@ attention_backward(REAL *dq, REAL *dk, REAL *dv, const REAL *dout,
 				/* dP (r, Lc) = dO_blk V^T */
 				gemm1(0, 1, r, Lc, hd, 1, doh + (size_t)i0 * Q,
 				    Q, vg, KV, 0, dS, Lc);
+				/* softcapped: the scores again, for the
+				 * tanh's derivative 1 - t^2 */
+				if (cap > 0)
+					gemm1(0, 1, r, Lc, hd, scale,
+					    qh + (size_t)i0 * Q, Q, kg, KV, 0, S,
+					    Lc);
 				for (int i = 0; i < r; i++) {
 					const REAL *p = P + (size_t)i * n;
 					REAL *d = dS + (size_t)i * Lc, rs = 0;
@@ -508,6 +517,12 @@ attention_backward(REAL *dq, REAL *dk, REAL *dv, const REAL *dout,
 						d[j] = 0;
 					for (int j = lo; j <= last; j++)
 						d[j] = p[j] * (d[j] - rs) * scale;
+					if (cap > 0)
+						for (int j = lo; j <= last; j++) {
+							REAL t = tanh(S[(size_t)i *
+							    Lc + j] / cap);
+							d[j] *= 1 - t * t;
+						}
 					for (int j = last + 1; j < Lc; j++)
 						d[j] = 0;
 				}
@@ -545,6 +560,41 @@ swiglu_backward(REAL *dg, REAL *du, const REAL *dh, const REAL *g,
 	}
 }
 
+/*
+ * GeGLU with the tanh approximation (gelu_pytorch_tanh): h = gelu(g) * u,
+ * gelu(g) = g/2 (1 + tanh(k (g + 0.044715 g^3))), k = sqrt(2/pi).
+ */
+#define GELU_K 0.7978845608028654
+#define GELU_A 0.044715
+
+static void
+geglu_forward(REAL *h, const REAL *g, const REAL *u, size_t n)
+{
+#pragma omp parallel for if (PAR(n))
+	for (size_t i = 0; i < n; i++) {
+		REAL x = g[i];
+		h[i] = (REAL)0.5 * x * (1 + tanh((REAL)GELU_K * (x +
+		    (REAL)GELU_A * x * x * x))) * u[i];
+	}
+}
+
+/* gelu'(g) = (1 + t)/2 + g/2 (1 - t^2) k (1 + 3 a g^2). */
+static void
+geglu_backward(REAL *dg, REAL *du, const REAL *dh, const REAL *g,
+    const REAL *u, size_t n)
+{
+#pragma omp parallel for if (PAR(n))
+	for (size_t i = 0; i < n; i++) {
+		REAL x = g[i], d = dh[i];
+		REAL t = tanh((REAL)GELU_K * (x + (REAL)GELU_A * x * x * x));
+		REAL gl = (REAL)0.5 * x * (1 + t);
+		REAL dgl = (REAL)0.5 * (1 + t) + (REAL)0.5 * x * (1 - t * t) *
+		    (REAL)GELU_K * (1 + 3 * (REAL)GELU_A * x * x);
+		du[i] = d * gl;
+		dg[i] = d * u[i] * dgl;
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /*
  * Log-probabilities of target tokens: lp = logit[y] - logsumexp(logits),
@@ -576,7 +626,7 @@ logprob_forward(REAL *lp, REAL *lse, const REAL *logits, const int *targets,
  */
 static void
 logprob_backward(REAL *logits, const REAL *lse, const REAL *dlp,
-    const int *targets, int N, int V)
+    const int *targets, int N, int V, REAL cap)
 {
 #pragma omp parallel for if (PAR((size_t)N * V))
 	for (int n = 0; n < N; n++) {
@@ -584,10 +634,19 @@ logprob_backward(REAL *logits, const REAL *lse, const REAL *dlp,
 		REAL d = dlp != NULL && targets != NULL && targets[n] >= 0 ?
 		    dlp[n] : 0;
 
-		for (int i = 0; i < V; i++)
-			l[i] = d == 0 ? 0 : -d * exp(l[i] - lse[n]);
-		if (d != 0)
-			l[targets[n]] += d;
+		REAL ly = targets != NULL && targets[n] >= 0 ?
+		    l[targets[n]] : 0;
+
+		for (int i = 0; i < V; i++) {
+			/* through cap * tanh(raw / cap): l is the capped */
+			REAL t = cap > 0 ? l[i] / cap : 0;
+			l[i] = d == 0 ? 0 : -d * exp(l[i] - lse[n]) *
+			    (1 - t * t);
+		}
+		if (d != 0) {
+			REAL t = cap > 0 ? ly / cap : 0;
+			l[targets[n]] += d * (1 - t * t);
+		}
 	}
 }
 
@@ -691,8 +750,8 @@ cpu_ctx_free(void *p)
 static void
 cpu_reserve(struct cpu_ctx *c, const struct attn_batch *ab)
 {
-	size_t need = (size_t)omp_get_max_threads() * ATT_ROWS *
-	    (ab->maxL > 0 ? ab->maxL : 1);
+	size_t need = (size_t)omp_get_max_threads() * 2 * ATT_ROWS *
+	    (ab->maxL > 0 ? ab->maxL : 1);	/* backward: dS and S */
 
 	if (need > c->rowcap) {
 		free(c->rowbuf);
@@ -888,7 +947,7 @@ cpu_attention(void *ctx, REAL *out, REAL *att, const REAL *q, const REAL *k,
 	as = (struct attn_seqs){ ab->nseq, ab->qoff, ab->nq, c->p0, ab->aoff,
 	    c->kb, c->vb };
 	attention_forward(out, att, c->rowbuf, ab->maxL, q, &as, sh->H,
-	    sh->KVH, sh->hd, (REAL)sh->scale, sh->window);
+	    sh->KVH, sh->hd, (REAL)sh->scale, sh->window, (REAL)sh->softcap);
 }
 
 static void
@@ -907,7 +966,7 @@ cpu_attention_backward(void *ctx, REAL *dq, REAL *dk, REAL *dv,
 	    NULL, NULL };
 	attention_backward(dq, dk, dv, dout, q, k, v, att, c->rowbuf,
 	    ab->maxL, &as, sh->H, sh->KVH, sh->hd, (REAL)sh->scale,
-	    sh->window);
+	    sh->window, (REAL)sh->softcap);
 }
 
 static void
@@ -923,6 +982,48 @@ cpu_swiglu_backward(void *ctx, REAL *dg, REAL *du, const REAL *dh,
 {
 	(void)ctx;
 	swiglu_backward(dg, du, dh, g, u, n);
+}
+
+static void
+cpu_geglu(void *ctx, REAL *h, const REAL *g, const REAL *u, size_t n)
+{
+	(void)ctx;
+	geglu_forward(h, g, u, n);
+}
+
+static void
+cpu_geglu_backward(void *ctx, REAL *dg, REAL *du, const REAL *dh,
+    const REAL *g, const REAL *u, size_t n)
+{
+	(void)ctx;
+	geglu_backward(dg, du, dh, g, u, n);
+}
+
+static void
+cpu_add(void *ctx, REAL *out, const REAL *a, const REAL *b, size_t n)
+{
+	(void)ctx;
+#pragma omp parallel for if (PAR(n))
+	for (size_t i = 0; i < n; i++)
+		out[i] = a[i] + b[i];
+}
+
+static void
+cpu_scale(void *ctx, REAL *x, REAL s, size_t n)
+{
+	(void)ctx;
+#pragma omp parallel for if (PAR(n))
+	for (size_t i = 0; i < n; i++)
+		x[i] *= s;
+}
+
+static void
+cpu_softcap(void *ctx, REAL *x, REAL cap, size_t n)
+{
+	(void)ctx;
+#pragma omp parallel for if (PAR(n))
+	for (size_t i = 0; i < n; i++)
+		x[i] = cap * tanh(x[i] / cap);
 }
 
 static void
@@ -961,10 +1062,10 @@ cpu_logprob(void *ctx, REAL *lp, REAL *lse, const REAL *logits,
 
 static void
 cpu_logprob_backward(void *ctx, REAL *logits, const REAL *lse,
-    const REAL *dlp, const int *targets, int N, int V)
+    const REAL *dlp, const int *targets, int N, int V, REAL cap)
 {
 	(void)ctx;
-	logprob_backward(logits, lse, dlp, targets, N, V);
+	logprob_backward(logits, lse, dlp, targets, N, V, cap);
 }
 
 static void
@@ -992,6 +1093,11 @@ cpu_adamw(void *ctx, REAL *p, const REAL *g, REAL *m, REAL *v, size_t n,
 	.attention_backward = cpu_attention_backward,	\
 	.swiglu = cpu_swiglu,	\
 	.swiglu_backward = cpu_swiglu_backward,	\
+	.geglu = cpu_geglu,	\
+	.geglu_backward = cpu_geglu_backward,	\
+	.add = cpu_add,	\
+	.scale = cpu_scale,	\
+	.softcap = cpu_softcap,	\
 	.embed = cpu_embed,	\
 	.embed_backward = cpu_embed_backward,	\
 	.gather = cpu_gather,	\

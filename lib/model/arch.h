@@ -26,9 +26,12 @@ enum arch_role {
 	ROLE_WO, ROLE_BO,	/* (C,Q), (C) */
 	ROLE_Q_NORM,		/* (hd) RMSNorm of each query head */
 	ROLE_K_NORM,		/* (hd) RMSNorm of each key head */
+	ROLE_POST_ATTN_NORM,	/* (C) RMSNorm of the attention output,
+				 * before the residual add (Gemma 2) */
 	ROLE_MLP_NORM,		/* (C) RMSNorm before the MLP */
 	ROLE_WGATE, ROLE_WUP,	/* (F,C) */
 	ROLE_WDOWN,		/* (C,F) */
+	ROLE_POST_MLP_NORM,	/* (C) RMSNorm of the MLP output (Gemma 2) */
 	ROLE_NLAYER,		/* the number of per-layer roles */
 	/* the network's own */
 	ROLE_EMBED = ROLE_NLAYER,	/* (V,C) */
@@ -71,7 +74,13 @@ struct layer_attrs {
 	float norm_offset;	/* 0: w; 1: (1 + w) (Gemma) */
 	double attn_scale;	/* scores are q.k * attn_scale */
 	int window;		/* > 0: a query sees this many positions */
+	double attn_softcap;	/* > 0: scores softcapped (Gemma 2) */
+	int local_rope;		/* rotary from rope_local_theta (Gemma 3's
+				 * sliding layers) */
 };
+
+/* The MLP's activation of gate: silu (SwiGLU), or gelu_pytorch_tanh. */
+enum arch_act { ACT_SILU, ACT_GELU_TANH };
 
 struct arch {
 	const char *model_type;		/* config.json's, as HF names it */
@@ -83,6 +92,11 @@ struct arch {
 	/* q and k, each head, RMS-normalised over head_dim after their
 	 * projections and before rotary (Qwen3) */
 	int qk_norm;
+	enum arch_act act;
+	/* embeddings times sqrt(hidden_size), in the hidden dtype (Gemma) */
+	int embed_scale;
+	/* post-norms of the attention and MLP outputs (Gemma 2) */
+	int post_norms;
 };
 
 /* The row of cfg->arch (enum model_arch). */

@@ -7,9 +7,10 @@
 #ifndef PREFPIPE_HPARAMS_H
 #define PREFPIPE_HPARAMS_H
 
-enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3, MODEL_MISTRAL };
+enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3, MODEL_MISTRAL,
+    MODEL_GEMMA2, MODEL_GEMMA3 };
 
-enum model_rope_scaling { ROPE_NONE, ROPE_LLAMA3 };
+enum model_rope_scaling { ROPE_NONE, ROPE_LLAMA3, ROPE_LINEAR };
 
 #define MODEL_MAX_EOS 8
 
@@ -26,7 +27,7 @@ struct model_config {
 	float norm_eps;		/* rms_norm_eps */
 	double rope_theta;
 	enum model_rope_scaling rope_scaling;
-	double rope_factor;		/* llama3 scaling only */
+	double rope_factor;		/* llama3 and linear scaling */
 	double rope_low_freq_factor;
 	double rope_high_freq_factor;
 	int rope_orig_max_pos;		/* original_max_position_embeddings */
@@ -35,7 +36,17 @@ struct model_config {
 				 * Qwen3's attention_bias) */
 	int o_bias;		/* o_proj has a bias (Qwen3's attention_bias) */
 	int sliding_window;	/* > 0: each query sees its last this many
-				 * positions, itself included (Mistral) */
+				 * positions, itself included (Mistral:
+				 * every layer; Gemma: the sliding ones) */
+	/* Gemma 2 and 3 (0 where a family has none) */
+	double query_pre_attn_scalar;	/* > 0: scores scaled by its ^-0.5 */
+	double attn_softcap;	/* attn_logit_softcapping */
+	double final_softcap;	/* final_logit_softcapping */
+	int sliding_pattern;	/* > 0: layer l slides unless (l + 1) %
+				 * sliding_pattern == 0 (Gemma 2: 2, Gemma
+				 * 3: sliding_window_pattern, 6) */
+	double rope_local_theta;	/* > 0: the sliding layers' rope base,
+					 * unscaled (Gemma 3) */
 	int lm_head;		/* 1: causal LM head; 0: classification only */
 	int num_labels;		/* > 0: score.weight (num_labels, dim) */
 	int bos_id;		/* -1 if none */

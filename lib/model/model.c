@@ -96,7 +96,9 @@ model_init_normal(struct model *m, uint64_t seed, double mat_std,
 	for (int i = 0; i < m->ntensors; i++) {
 		const struct model_tensor *t = &m->tensors[i];
 		float *p = m->params + t->offset;
-		double base = t->is_norm ? 1 : 0;
+		/* a norm starts as the identity: w = 1, or 0 in (1 + w) */
+		double base = t->is_norm &&
+		    arch_of(&m->cfg)->norm != NORM_RMS_PLUS_ONE ? 1 : 0;
 		double sd = t->is_norm || t->is_bias ? aux_std : mat_std;
 
 		for (size_t j = 0; j < t->n; j++)

@@ -1,8 +1,9 @@
 /*
- * model.h: the decoder-only transformer of the Llama, Qwen2 and Qwen3
- * families, as Hugging Face transformers defines them (LlamaForCausalLM,
- * Qwen2ForCausalLM, Qwen3ForCausalLM, and their ForSequenceClassification
- * reward heads), in fp32 on the CPU.
+ * model.h: the decoder-only transformer of the Llama, Qwen2, Qwen3,
+ * Gemma 2 and Gemma 3 (text) families, as Hugging Face transformers defines them
+ * (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, and their
+ * ForSequenceClassification reward heads; Gemma2ForCausalLM and
+ * Gemma3ForCausalLM), in fp32 on the CPU.
  *
  * Three parts, in the order a program uses them:
  *

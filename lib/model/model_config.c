@@ -101,6 +101,8 @@ get_bool(const json_t *o, const char *key, int def, int *out)
 		return pp_errf(err, errsz, "config.json: \"%s\" is not a boolean", (key)); \
 } while (0)
 
+#define IS_GEMMA(a) ((a) == MODEL_GEMMA2 || (a) == MODEL_GEMMA3)
+
 /*
  * The rope part: rope_theta and rope_scaling at the top level (transformers
  * up to 4.x), or both inside rope_parameters (newer versions).
@@ -115,7 +117,9 @@ read_rope(struct model_config *cfg, const json_t *config, char *err,
 	const char *type;
 	json_t *tv;
 
-	NUM(config, "rope_theta", 10000.0, cfg->rope_theta);
+	/* Gemma3TextConfig's base is 1000000 */
+	NUM(config, "rope_theta", cfg->arch == MODEL_GEMMA3 ? 1e6 : 10000.0,
+	    cfg->rope_theta);
 	cfg->rope_scaling = ROPE_NONE;
 	if (rp != NULL && !json_is_null(rp)) {
 		if (!json_is_object(rp))
@@ -139,6 +143,14 @@ read_rope(struct model_config *cfg, const json_t *config, char *err,
 	type = json_is_string(tv) ? json_string_value(tv) : "default";
 	if (strcmp(type, "default") == 0)
 		return 0;
+	/* Gemma 3's global layers: every frequency divided by factor */
+	if (strcmp(type, "linear") == 0 && cfg->arch == MODEL_GEMMA3) {
+		cfg->rope_scaling = ROPE_LINEAR;
+		NUM(src, "factor", -1, cfg->rope_factor);
+		if (cfg->rope_factor <= 0)
+			return pp_errf(err, errsz, "config.json: linear rope scaling needs a positive factor");
+		return 0;
+	}
 	if (strcmp(type, "llama3") != 0)
 		return pp_errf(err, errsz, "config.json: rope scaling type \"%s\" is not supported (supported: default, llama3)", type);
 	cfg->rope_scaling = ROPE_LLAMA3;
@@ -191,10 +203,22 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 	double d;
 	int b;
 
-	v = json_object_get(config, "hidden_act");
-	act = json_is_string(v) ? json_string_value(v) : "silu";
-	if (strcmp(act, "silu") != 0 && strcmp(act, "swish") != 0)
-		return pp_errf(err, errsz, "config.json: hidden_act \"%s\" is not supported (only silu)", act);
+	/* Gemma2MLP reads hidden_activation (hidden_act is ignored) */
+	if (IS_GEMMA(arch)) {
+		v = json_object_get(config, "hidden_activation");
+		act = json_is_string(v) ? json_string_value(v) :
+		    "gelu_pytorch_tanh";
+		if (strcmp(act, "gelu_pytorch_tanh") != 0)
+			return pp_errf(err, errsz, "config.json: hidden_activation \"%s\" is not supported for gemma (only gelu_pytorch_tanh)", act);
+		BOOL(config, "use_bidirectional_attention", 0, b);
+		if (b)
+			return pp_errf(err, errsz, "config.json: use_bidirectional_attention is not supported");
+	} else {
+		v = json_object_get(config, "hidden_act");
+		act = json_is_string(v) ? json_string_value(v) : "silu";
+		if (strcmp(act, "silu") != 0 && strcmp(act, "swish") != 0)
+			return pp_errf(err, errsz, "config.json: hidden_act \"%s\" is not supported (only silu)", act);
+	}
 	BOOL(config, "attention_bias", 0, b);
 	if (b && (arch == MODEL_LLAMA || arch == MODEL_MISTRAL))
 		return pp_errf(err, errsz, "config.json: attention_bias is not supported for %s", arch == MODEL_LLAMA ? "llama" : "mistral");
@@ -207,7 +231,8 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 	if ((v = json_object_get(config, "quantization_config")) != NULL &&
 	    !json_is_null(v))
 		return pp_errf(err, errsz, "config.json: quantized models (quantization_config) are not supported");
-	if ((v = json_object_get(config, "layer_types")) != NULL &&
+	if (!IS_GEMMA(arch) &&
+	    (v = json_object_get(config, "layer_types")) != NULL &&
 	    json_is_array(v)) {
 		size_t i;
 		for (i = 0; i < json_array_size(v); i++) {
@@ -225,10 +250,73 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 		BOOL(config, "use_sliding_window", 0, b);
 		if (b)
 			return pp_errf(err, errsz, "config.json: use_sliding_window is not supported");
-	} else if (arch != MODEL_MISTRAL) {
+	} else if (arch != MODEL_MISTRAL && !IS_GEMMA(arch)) {
 		v = json_object_get(config, "sliding_window");
 		if (v != NULL && !json_is_null(v))
 			return pp_errf(err, errsz, "config.json: sliding_window is not supported for llama (MistralForCausalLM reads it)");
+	}
+	return 0;
+}
+
+/*
+ * Gemma2Config's and Gemma3TextConfig's own keys, their defaults where
+ * absent: the attention scale, the softcaps (Gemma 3: none), and which
+ * layers slide: layer_types, else as the configs make it, sliding when
+ * (l + 1) % pattern != 0 (Gemma 2: 2; Gemma 3: sliding_window_pattern,
+ * 6); Gemma 3's sliding layers' rope base, rope_local_base_freq.
+ */
+static int
+read_gemma(struct model_config *cfg, const json_t *config, char *err,
+    size_t errsz)
+{
+	int g3 = cfg->arch == MODEL_GEMMA3;
+	json_t *v;
+
+	NUM(config, "query_pre_attn_scalar", 256, cfg->query_pre_attn_scalar);
+	if (cfg->query_pre_attn_scalar <= 0)
+		return pp_errf(err, errsz, "config.json: query_pre_attn_scalar must be positive");
+	v = json_object_get(config, "attn_logit_softcapping");
+	if (v == NULL)
+		cfg->attn_softcap = g3 ? 0 : 50;
+	else
+		NUM(config, "attn_logit_softcapping", 0, cfg->attn_softcap);
+	v = json_object_get(config, "final_logit_softcapping");
+	if (v == NULL)
+		cfg->final_softcap = g3 ? 0 : 30;
+	else
+		NUM(config, "final_logit_softcapping", 0, cfg->final_softcap);
+	if (cfg->attn_softcap < 0 || cfg->final_softcap < 0)
+		return pp_errf(err, errsz, "config.json: a negative logit softcapping");
+	v = json_object_get(config, "sliding_window");
+	if (v == NULL)
+		cfg->sliding_window = 4096;
+	else if (json_is_null(v))
+		return pp_errf(err, errsz, "config.json: gemma without sliding_window is not supported");
+	else
+		INT(config, "sliding_window", 4096, cfg->sliding_window, 1,
+		    1 << 30);
+	cfg->sliding_pattern = 2;
+	if (g3) {
+		INT(config, "sliding_window_pattern", 6, cfg->sliding_pattern, 1,
+		    1 << 20);
+		NUM(config, "rope_local_base_freq", 10000,
+		    cfg->rope_local_theta);
+		if (cfg->rope_local_theta <= 0)
+			return pp_errf(err, errsz, "config.json: rope_local_base_freq must be positive");
+	}
+	if ((v = json_object_get(config, "layer_types")) != NULL &&
+	    !json_is_null(v)) {
+		if (!json_is_array(v) ||
+		    (int)json_array_size(v) != cfg->n_layers)
+			return pp_errf(err, errsz, "config.json: layer_types must list num_hidden_layers layer types");
+		for (int l = 0; l < cfg->n_layers; l++) {
+			json_t *x = json_array_get(v, l);
+			const char *want = (l + 1) % cfg->sliding_pattern != 0 ?
+			    "sliding_attention" : "full_attention";
+			if (!json_is_string(x) ||
+			    strcmp(json_string_value(x), want) != 0)
+				return pp_errf(err, errsz, "config.json: gemma layer_types other than sliding_attention but on every layer l with (l + 1) %% %d == 0 are not supported", cfg->sliding_pattern);
+		}
 	}
 	return 0;
 }
@@ -242,6 +330,8 @@ static const struct {
 	{ "MistralForCausalLM", MODEL_MISTRAL, 1 },
 	{ "Qwen2ForCausalLM", MODEL_QWEN2, 1 },
 	{ "Qwen3ForCausalLM", MODEL_QWEN3, 1 },
+	{ "Gemma2ForCausalLM", MODEL_GEMMA2, 1 },
+	{ "Gemma3ForCausalLM", MODEL_GEMMA3, 1 },
 	{ "LlamaForSequenceClassification", MODEL_LLAMA, 0 },
 	{ "MistralForSequenceClassification", MODEL_MISTRAL, 0 },
 	{ "Qwen2ForSequenceClassification", MODEL_QWEN2, 0 },
@@ -279,7 +369,7 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 				found = 1;
 			}
 		if (!found)
-			return pp_errf(err, errsz, "config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and their ForSequenceClassification)", name);
+			return pp_errf(err, errsz, "config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and their ForSequenceClassification, Gemma2ForCausalLM, Gemma3ForCausalLM)", name);
 	} else if (type != NULL) {
 		if (strcmp(type, "llama") == 0)
 			cfg->arch = MODEL_LLAMA;
@@ -289,8 +379,12 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 			cfg->arch = MODEL_QWEN2;
 		else if (strcmp(type, "qwen3") == 0)
 			cfg->arch = MODEL_QWEN3;
+		else if (strcmp(type, "gemma2") == 0)
+			cfg->arch = MODEL_GEMMA2;
+		else if (strcmp(type, "gemma3_text") == 0)
+			cfg->arch = MODEL_GEMMA3;
 		else
-			return pp_errf(err, errsz, "config.json: model_type %s is not supported (supported: llama, mistral, qwen2, qwen3)", type);
+			return pp_errf(err, errsz, "config.json: model_type %s is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text)", type);
 		cfg->lm_head = 1;
 	} else
 		return pp_errf(err, errsz, "config.json: neither \"architectures\" nor \"model_type\" says what the model is");
@@ -305,12 +399,15 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 	    4096);
 	/* Qwen3Config's head_dim is 128 unless given, whatever the width. */
 	INT(config, "head_dim", cfg->arch == MODEL_QWEN3 ? 128 :
-	    cfg->dim / cfg->n_heads, cfg->head_dim, 1, 4096);
+	    IS_GEMMA(cfg->arch) ? 256 : cfg->dim / cfg->n_heads,
+	    cfg->head_dim, 1, 4096);
 	INT(config, "intermediate_size", -1, cfg->hidden_dim, 1, 1 << 20);
 	/* MistralConfig's default is 4096 * 32. */
 	INT(config, "max_position_embeddings",
 	    cfg->arch == MODEL_LLAMA ? 2048 : cfg->arch == MODEL_MISTRAL ?
-	    131072 : 32768, cfg->max_seq_len, 1, 1 << 30);
+	    131072 : cfg->arch == MODEL_GEMMA2 ? 8192 :
+	    cfg->arch == MODEL_GEMMA3 ? 131072 : 32768, cfg->max_seq_len, 1,
+	    1 << 30);
 	/* Mistral's window: null for none; MistralConfig's 4096 when the
 	 * key is absent (transformers writes it, so that is rare).  A query
 	 * at position i sees keys j with i - j < sliding_window. */
@@ -330,16 +427,20 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 			return pp_errf(err, errsz, "config.json: \"rms_norm_eps\" = %g is out of range (0, %g]", eps, (double)FLT_MAX);
 		cfg->norm_eps = eps;
 	}
-	BOOL(config, "tie_word_embeddings", 0, cfg->tie_embeddings);
+	BOOL(config, "tie_word_embeddings", IS_GEMMA(cfg->arch),
+	    cfg->tie_embeddings);
 	/* Qwen2's q/k/v always have biases and its o_proj none; Qwen3's
 	 * four projections have them as attention_bias says (llama's is
 	 * refused above). */
-	if (cfg->arch == MODEL_QWEN3) {
+	if (cfg->arch == MODEL_QWEN3 || IS_GEMMA(cfg->arch)) {
 		BOOL(config, "attention_bias", 0, cfg->qkv_bias);
 		cfg->o_bias = cfg->qkv_bias;
 	} else
 		cfg->qkv_bias = cfg->arch == MODEL_QWEN2;
 	if (read_rope(cfg, config, err, errsz) != 0)
+		return -1;
+	if (IS_GEMMA(cfg->arch) &&
+	    read_gemma(cfg, config, err, errsz) != 0)
 		return -1;
 	if (read_special(cfg, config, err, errsz) != 0)
 		return -1;
@@ -362,15 +463,20 @@ model_config_check(const struct model_config *cfg, char *err, size_t errsz)
 	    cfg->n_heads < 1 || cfg->n_kv_heads < 1 || cfg->head_dim < 1 ||
 	    cfg->hidden_dim < 1 || cfg->max_seq_len < 1)
 		return pp_errf(err, errsz, "model config: a size is missing or not positive");
-	if (cfg->o_bias && cfg->arch != MODEL_QWEN3)
+	if (cfg->o_bias && cfg->arch != MODEL_QWEN3 &&
+	    !IS_GEMMA(cfg->arch))
 		return pp_errf(err, errsz, "model config: an o_proj bias is only read for qwen3 (attention_bias)");
 	if (cfg->qkv_bias && (cfg->arch == MODEL_LLAMA ||
 	    cfg->arch == MODEL_MISTRAL))
 		return pp_errf(err, errsz, "model config: q/k/v biases are not supported for llama or mistral");
-	if (cfg->sliding_window < 0 ||
-	    (cfg->sliding_window > 0 && cfg->arch != MODEL_MISTRAL))
-		return pp_errf(err, errsz, "model config: a sliding window is only implemented for mistral");
-	if (cfg->arch == MODEL_QWEN3 && cfg->qkv_bias != cfg->o_bias)
+	if (cfg->sliding_window < 0 || (cfg->sliding_window > 0 &&
+	    cfg->arch != MODEL_MISTRAL && !IS_GEMMA(cfg->arch)))
+		return pp_errf(err, errsz, "model config: a sliding window is only implemented for mistral, gemma2 and gemma3");
+	if (IS_GEMMA(cfg->arch) && (cfg->sliding_window < 1 ||
+	    cfg->sliding_pattern < 1))
+		return pp_errf(err, errsz, "model config: gemma needs a sliding window and its layer pattern");
+	if ((cfg->arch == MODEL_QWEN3 || IS_GEMMA(cfg->arch)) &&
+	    cfg->qkv_bias != cfg->o_bias)
 		return pp_errf(err, errsz, "model config: qwen3's attention_bias gives q, k, v and o_proj biases together");
 	if (cfg->n_heads % cfg->n_kv_heads != 0)
 		return pp_errf(err, errsz, "model config: num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg->n_heads, cfg->n_kv_heads);
@@ -393,7 +499,11 @@ model_config_to_json(const struct model_config *c)
 	const char *arch;
 	int i;
 
-	if (c->arch == MODEL_QWEN3)
+	if (c->arch == MODEL_GEMMA2)
+		arch = "Gemma2ForCausalLM";
+	else if (c->arch == MODEL_GEMMA3)
+		arch = "Gemma3ForCausalLM";
+	else if (c->arch == MODEL_QWEN3)
 		arch = c->lm_head ? "Qwen3ForCausalLM" :
 		    "Qwen3ForSequenceClassification";
 	else if (c->arch == MODEL_QWEN2)
@@ -416,7 +526,13 @@ model_config_to_json(const struct model_config *c)
 	json_object_set_new(j, "num_key_value_heads",
 	    json_integer(c->n_kv_heads));
 	json_object_set_new(j, "head_dim", json_integer(c->head_dim));
-	json_object_set_new(j, "hidden_act", json_string("silu"));
+	if (IS_GEMMA(c->arch)) {
+		json_object_set_new(j, "hidden_act",
+		    json_string("gelu_pytorch_tanh"));
+		json_object_set_new(j, "hidden_activation",
+		    json_string("gelu_pytorch_tanh"));
+	} else
+		json_object_set_new(j, "hidden_act", json_string("silu"));
 	json_object_set_new(j, "max_position_embeddings",
 	    json_integer(c->max_seq_len));
 	/* Through double so 1e-5f prints as 1e-05, not 9.99999974738e-06. */
@@ -426,7 +542,12 @@ model_config_to_json(const struct model_config *c)
 		json_object_set_new(j, "rms_norm_eps", json_real(strtod(buf, NULL)));
 	}
 	json_object_set_new(j, "rope_theta", json_real(c->rope_theta));
-	if (c->rope_scaling == ROPE_LLAMA3) {
+	if (c->rope_scaling == ROPE_LINEAR) {
+		json_t *rs = json_object();
+		json_object_set_new(rs, "rope_type", json_string("linear"));
+		json_object_set_new(rs, "factor", json_real(c->rope_factor));
+		json_object_set_new(j, "rope_scaling", rs);
+	} else if (c->rope_scaling == ROPE_LLAMA3) {
 		json_t *rs = json_object();
 		json_object_set_new(rs, "rope_type", json_string("llama3"));
 		json_object_set_new(rs, "factor", json_real(c->rope_factor));
@@ -447,6 +568,31 @@ model_config_to_json(const struct model_config *c)
 	} else if (c->arch == MODEL_MISTRAL) {
 		json_object_set_new(j, "sliding_window", c->sliding_window > 0 ?
 		    json_integer(c->sliding_window) : json_null());
+	} else if (IS_GEMMA(c->arch)) {
+		json_t *lt = json_array();
+		for (i = 0; i < c->n_layers; i++)
+			json_array_append_new(lt, json_string((i + 1) %
+			    c->sliding_pattern != 0 ? "sliding_attention" :
+			    "full_attention"));
+		json_object_set_new(j, "attention_bias",
+		    json_boolean(c->qkv_bias));
+		json_object_set_new(j, "query_pre_attn_scalar",
+		    json_real(c->query_pre_attn_scalar));
+		json_object_set_new(j, "attn_logit_softcapping",
+		    c->attn_softcap > 0 ? json_real(c->attn_softcap) :
+		    json_null());
+		json_object_set_new(j, "final_logit_softcapping",
+		    c->final_softcap > 0 ? json_real(c->final_softcap) :
+		    json_null());
+		json_object_set_new(j, "sliding_window",
+		    json_integer(c->sliding_window));
+		json_object_set_new(j, "layer_types", lt);
+		if (c->arch == MODEL_GEMMA3) {
+			json_object_set_new(j, "sliding_window_pattern",
+			    json_integer(c->sliding_pattern));
+			json_object_set_new(j, "rope_local_base_freq",
+			    json_real(c->rope_local_theta));
+		}
 	} else {
 		json_object_set_new(j, "use_sliding_window", json_false());
 		json_object_set_new(j, "sliding_window", json_null());

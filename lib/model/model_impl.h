@@ -44,18 +44,22 @@
 /* Rotary frequencies, from the config: the model's, not a kernel's. */
 
 /*
- * The frequencies (hd/2), with llama3 scaling: long wavelengths are slowed
+ * The frequencies (hd/2) of base theta, scaled or not: linear divides them
+ * all by factor; llama3: long wavelengths are slowed
  * by factor, short ones kept, the band between interpolated smoothly.
  */
 static void
-rope_freqs(REAL *freq, const struct model_config *c)
+rope_freqs_base(REAL *freq, const struct model_config *c, double theta,
+    int scaled)
 {
 	int half = c->head_dim / 2;
 
 	for (int j = 0; j < half; j++) {
-		double f = 1.0 / pow(c->rope_theta, 2.0 * j / c->head_dim);
+		double f = 1.0 / pow(theta, 2.0 * j / c->head_dim);
 
-		if (c->rope_scaling == ROPE_LLAMA3) {
+		if (scaled && c->rope_scaling == ROPE_LINEAR)
+			f = f / c->rope_factor;
+		if (scaled && c->rope_scaling == ROPE_LLAMA3) {
 			double lo_wl = c->rope_orig_max_pos /
 			    c->rope_low_freq_factor;
 			double hi_wl = c->rope_orig_max_pos /
@@ -74,6 +78,13 @@ rope_freqs(REAL *freq, const struct model_config *c)
 		}
 		freq[j] = f;
 	}
+}
+
+/* The model's frequencies; rope_local_theta's, unscaled (Gemma 3). */
+static void
+rope_freqs(REAL *freq, const struct model_config *c)
+{
+	rope_freqs_base(freq, c, c->rope_theta, 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -153,7 +164,11 @@ struct layer_acts {
 	REAL *xmid;		/* (N,C) residual after attention */
 	REAL *ln2;		/* (N,C) */
 	REAL *rstd2;		/* (N) */
-	REAL *g, *u, *h;	/* (N,F) gate, up, silu(gate) * up */
+	REAL *g, *u, *h;	/* (N,F) gate, up, act(gate) * up */
+	/* with post-norms (Gemma 2): the attention's and the MLP's outputs
+	 * before their norms, and the norms' rstds */
+	REAL *ao, *mo;		/* (N,C) */
+	REAL *rstdpa, *rstdpm;	/* (N) */
 };
 
 struct acts {
@@ -169,6 +184,7 @@ struct acts {
 	REAL *lse;		/* (N) */
 	REAL *scores;		/* (N,num_labels) */
 	REAL *cs;		/* (N,hd) rope cos and sin */
+	REAL *cs_local;		/* (N,hd) of freq_local, or NULL */
 	/* backward scratch */
 	REAL *dres;		/* (N,C) gradient of the residual stream */
 	REAL *dln;		/* (N,C) */
@@ -194,6 +210,8 @@ struct net {
 	struct weights gw;	/* gradients, same layout (or empty) */
 	REAL norm_offset;	/* the final norm's (arch.h) */
 	REAL *freq;		/* (hd/2) rope frequencies */
+	REAL *freq_local;	/* (hd/2) the sliding layers' (Gemma 3), or
+				 * NULL */
 	struct acts a;
 };
 
@@ -212,6 +230,10 @@ net_init(struct net *net, const struct model_config *c,
 	net->norm_offset = arch_of(c)->norm == NORM_RMS_PLUS_ONE ? 1 : 0;
 	net->freq = xmalloc(c->head_dim / 2 * sizeof(REAL));
 	rope_freqs(net->freq, c);
+	if (c->rope_local_theta > 0) {
+		net->freq_local = xmalloc(c->head_dim / 2 * sizeof(REAL));
+		rope_freqs_base(net->freq_local, c, c->rope_local_theta, 0);
+	}
 }
 
 /* Re-wire after the layout changed (model_set_trainable) or grads came. */
@@ -234,6 +256,7 @@ net_free(struct net *net)
 	free(net->w.layer);
 	free(net->gw.layer);
 	free(net->freq);
+	free(net->freq_local);
 	free(net->a.mem);
 	free(net->a.layer);
 	free(net->a.tokens);
@@ -259,10 +282,12 @@ acts_floats(const struct model_config *c, size_t N, size_t natt)
 {
 	size_t C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
 	size_t F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
-	size_t qk = arch_of(c)->qk_norm;
+	size_t qk = arch_of(c)->qk_norm, pn = arch_of(c)->post_norms;
 	size_t per = N * (4 * C + 2 * Q + 2 * KV + 3 * F + 2) + natt +
-	    qk * N * (Q + KV + c->n_heads + c->n_kv_heads);
-	size_t fin = N * (2 * C + 2 + V + (size_t)c->num_labels + c->head_dim);
+	    qk * N * (Q + KV + c->n_heads + c->n_kv_heads) +
+	    pn * N * (2 * C + 2);
+	size_t fin = N * (2 * C + 2 + V + (size_t)c->num_labels + c->head_dim) +
+	    (c->rope_local_theta > 0) * N * c->head_dim;
 	size_t back = N * (2 * C + 2 * F + 2 * Q + 2 * KV) + qk * N * (Q + KV);
 
 	return L * per + fin + back;
@@ -272,7 +297,7 @@ acts_floats(const struct model_config *c, size_t N, size_t natt)
 static size_t __attribute__((unused))
 attn_scratch_floats(int maxL)
 {
-	return (size_t)omp_get_max_threads() * ATT_ROWS * maxL;
+	return (size_t)omp_get_max_threads() * 2 * ATT_ROWS * maxL;
 }
 
 /* Make room for a pass of N tokens; no allocation when it fits. */
@@ -284,7 +309,7 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 	size_t C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
 	size_t F = c->hidden_dim, V = c->vocab_size;
 	size_t H = c->n_heads, KVH = c->n_kv_heads;
-	int qk = arch_of(c)->qk_norm;
+	int qk = arch_of(c)->qk_norm, pn = arch_of(c)->post_norms;
 	REAL *p;
 
 	if (nseq > a->capseq) {
@@ -337,6 +362,10 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 		TAKE(la->g, N * F);
 		TAKE(la->u, N * F);
 		TAKE(la->h, N * F);
+		TAKE_IF(pn, la->ao, N * C);
+		TAKE_IF(pn, la->mo, N * C);
+		TAKE_IF(pn, la->rstdpa, N);
+		TAKE_IF(pn, la->rstdpm, N);
 	}
 	TAKE(a->xf, N * C);
 	TAKE(a->lnf, N * C);
@@ -345,6 +374,7 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 	TAKE(a->lse, N);
 	TAKE(a->scores, N * (size_t)c->num_labels);
 	TAKE(a->cs, N * (size_t)c->head_dim);
+	TAKE_IF(c->rope_local_theta > 0, a->cs_local, N * (size_t)c->head_dim);
 	TAKE(a->dres, N * C);
 	TAKE(a->dln, N * C);
 	TAKE(a->df1, N * F);
@@ -388,7 +418,8 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	int F = c->hidden_dim;
 	int H = c->n_heads, KVH = c->n_kv_heads, hd = c->head_dim;
 	REAL eps = c->norm_eps, wofs = w->at.norm_offset;
-	struct attn_shape sh = { H, KVH, hd, w->at.attn_scale, w->at.window };
+	struct attn_shape sh = { H, KVH, hd, w->at.attn_scale, w->at.window,
+	    w->at.attn_softcap };
 	const REAL *qn = w->p[ROLE_Q_NORM], *kn = w->p[ROLE_K_NORM];
 	REAL *qkv[3] = { qn != NULL ? la->qp : la->q,
 	    kn != NULL ? la->kp : la->k, la->v };
@@ -399,6 +430,11 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	const REAL *wgu[2] = { w->p[ROLE_WGATE], w->p[ROLE_WUP] };
 	const REAL *bgu[2] = { NULL, NULL };
 	int ogu[2] = { F, F };
+	const REAL *pa = w->p[ROLE_POST_ATTN_NORM], *pm = w->p[ROLE_POST_MLP_NORM];
+	REAL *tmp = net->a.dln;	/* a post-norm's output, until added */
+
+	if (w->at.local_rope)
+		cs = net->a.cs_local;
 
 	/* attention: pre-norm, projections, q/k norms, rotary,
 	 * softmax(QK^T)V, output */
@@ -413,15 +449,31 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 		    hd, eps);
 	be->rope(bx, la->q, la->k, cs, N, H, KVH, hd, 1);
 	be->attention(bx, la->atty, la->att, la->q, la->k, la->v, ab, l, &sh);
-	be->matmul(bx, la->xmid, la->atty, w->p[ROLE_WO], w->p[ROLE_BO], la->x,
-	    N, Q, C);
+	if (pa != NULL) {	/* post-norm, then the residual */
+		be->matmul(bx, la->ao, la->atty, w->p[ROLE_WO], w->p[ROLE_BO],
+		    NULL, N, Q, C);
+		be->rmsnorm(bx, tmp, la->rstdpa, la->ao, pa, wofs, N, C, eps);
+		be->add(bx, la->xmid, la->x, tmp, (size_t)N * C);
+	} else
+		be->matmul(bx, la->xmid, la->atty, w->p[ROLE_WO],
+		    w->p[ROLE_BO], la->x, N, Q, C);
 
-	/* MLP: pre-norm, down(silu(gate(x)) * up(x)) */
+	/* MLP: pre-norm, down(act(gate(x)) * up(x)), act silu or gelu */
 	be->rmsnorm(bx, la->ln2, la->rstd2, la->xmid, w->p[ROLE_MLP_NORM],
 	    wofs, N, C, eps);
 	be->matmul_shared(bx, 2, gu, la->ln2, wgu, bgu, ogu, N, C);
-	be->swiglu(bx, la->h, la->g, la->u, (size_t)N * F);
-	be->matmul(bx, xout, la->h, w->p[ROLE_WDOWN], NULL, la->xmid, N, F, C);
+	if (arch_of(c)->act == ACT_GELU_TANH)
+		be->geglu(bx, la->h, la->g, la->u, (size_t)N * F);
+	else
+		be->swiglu(bx, la->h, la->g, la->u, (size_t)N * F);
+	if (pm != NULL) {
+		be->matmul(bx, la->mo, la->h, w->p[ROLE_WDOWN], NULL, NULL, N, F,
+		    C);
+		be->rmsnorm(bx, tmp, la->rstdpm, la->mo, pm, wofs, N, C, eps);
+		be->add(bx, xout, la->xmid, tmp, (size_t)N * C);
+	} else
+		be->matmul(bx, xout, la->h, w->p[ROLE_WDOWN], NULL, la->xmid,
+		    N, F, C);
 }
 
 /*
@@ -444,15 +496,29 @@ block_backward(struct net *net, int l, REAL *dres)
 	int F = c->hidden_dim, hd = c->head_dim;
 	int H = c->n_heads, KVH = c->n_kv_heads;
 	REAL wofs = w->at.norm_offset;
-	struct attn_shape sh = { H, KVH, hd, w->at.attn_scale, w->at.window };
+	struct attn_shape sh = { H, KVH, hd, w->at.attn_scale, w->at.window,
+	    w->at.attn_softcap };
 	const REAL *qn = w->p[ROLE_Q_NORM], *kn = w->p[ROLE_K_NORM];
 	REAL *dq = a->dq, *dk = a->dk;
+	const REAL *pa = w->p[ROLE_POST_ATTN_NORM], *pm = w->p[ROLE_POST_MLP_NORM];
+	const REAL *dbr = dres;	/* d loss / d a branch's output */
 
-	/* MLP branch */
-	be->matmul_backward(bx, a->df1, gw[ROLE_WDOWN], NULL, dres, la->h,
+	/* MLP branch, through its post-norm (into dln, free until the
+	 * matmuls below fill it) */
+	if (pm != NULL) {
+		memset(a->dln, 0, (size_t)N * C * sizeof(REAL));
+		be->rmsnorm_backward(bx, a->dln, gw[ROLE_POST_MLP_NORM], dres,
+		    la->mo, pm, wofs, la->rstdpm, N, C);
+		dbr = a->dln;
+	}
+	be->matmul_backward(bx, a->df1, gw[ROLE_WDOWN], NULL, dbr, la->h,
 	    w->p[ROLE_WDOWN], N, F, C, 0);
-	be->swiglu_backward(bx, a->df1, a->df2, a->df1, la->g, la->u,
-	    (size_t)N * F);
+	if (arch_of(c)->act == ACT_GELU_TANH)
+		be->geglu_backward(bx, a->df1, a->df2, a->df1, la->g, la->u,
+		    (size_t)N * F);
+	else
+		be->swiglu_backward(bx, a->df1, a->df2, a->df1, la->g, la->u,
+		    (size_t)N * F);
 	be->matmul_backward(bx, a->dln, gw[ROLE_WGATE], NULL, a->df1, la->ln2,
 	    w->p[ROLE_WGATE], N, C, F, 0);
 	be->matmul_backward(bx, a->dln, gw[ROLE_WUP], NULL, a->df2, la->ln2,
@@ -460,12 +526,20 @@ block_backward(struct net *net, int l, REAL *dres)
 	be->rmsnorm_backward(bx, dres, gw[ROLE_MLP_NORM], a->dln, la->xmid,
 	    w->p[ROLE_MLP_NORM], wofs, la->rstd2, N, C);
 
-	/* attention branch */
-	be->matmul_backward(bx, a->datty, gw[ROLE_WO], gw[ROLE_BO], dres,
+	/* attention branch, through its post-norm */
+	dbr = dres;
+	if (pa != NULL) {
+		memset(a->dln, 0, (size_t)N * C * sizeof(REAL));
+		be->rmsnorm_backward(bx, a->dln, gw[ROLE_POST_ATTN_NORM], dres,
+		    la->ao, pa, wofs, la->rstdpa, N, C);
+		dbr = a->dln;
+	}
+	be->matmul_backward(bx, a->datty, gw[ROLE_WO], gw[ROLE_BO], dbr,
 	    la->atty, w->p[ROLE_WO], N, Q, C, 0);
 	be->attention_backward(bx, a->dq, a->dk, a->dv, a->datty, la->q,
 	    la->k, la->v, la->att, &a->ab, &sh);
-	be->rope(bx, a->dq, a->dk, a->cs, N, H, KVH, hd, -1);
+	be->rope(bx, a->dq, a->dk, w->at.local_rope ? a->cs_local : a->cs, N,
+	    H, KVH, hd, -1);
 	/* through the q/k norms: their backward adds to its dx, zeroed
 	 * first as net_backward zeroes its accumulators */
 	if (qn != NULL) {
@@ -488,6 +562,16 @@ block_backward(struct net *net, int l, REAL *dres)
 	    la->ln1, w->p[ROLE_WV], N, C, KV, 1);
 	be->rmsnorm_backward(bx, dres, gw[ROLE_ATTN_NORM], a->dln, la->x,
 	    w->p[ROLE_ATTN_NORM], wofs, la->rstd1, N, C);
+}
+
+/*
+ * Gemma's embedding normalizer, sqrt(hidden_size) computed and then cast
+ * to the hidden dtype, as transformers does.
+ */
+static REAL
+net_embed_scale(const struct model_config *c)
+{
+	return (REAL)sqrt((double)c->dim);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -536,7 +620,12 @@ net_forward(struct net *net, const struct model_batch *b, REAL *logprobs)
 			    "vocabulary (0..%d)", a->targets[n], V - 1);
 	}
 	be->rope_table(bx, a->cs, a->pos, net->freq, N, c->head_dim);
+	if (net->freq_local != NULL)
+		be->rope_table(bx, a->cs_local, a->pos, net->freq_local, N,
+		    c->head_dim);
 	be->embed(bx, a->layer[0].x, net->w.embed, a->tokens, N, C, V);
+	if (arch_of(c)->embed_scale)
+		be->scale(bx, a->layer[0].x, net_embed_scale(c), (size_t)N * C);
 	for (int l = 0; l < c->n_layers; l++)
 		block_forward(net, be, bx, l, &a->layer[l],
 		    l + 1 < c->n_layers ? a->layer[l + 1].x : a->xf, a->cs,
@@ -546,6 +635,9 @@ net_forward(struct net *net, const struct model_batch *b, REAL *logprobs)
 	if (c->lm_head) {
 		be->matmul(bx, a->logits, a->lnf, net->w.out, NULL, NULL, N, C,
 		    V);
+		if (c->final_softcap > 0)
+			be->softcap(bx, a->logits, (REAL)c->final_softcap,
+			    (size_t)N * V);
 		be->logprob(bx, logprobs, a->lse, a->logits, a->targets, N, V);
 	}
 	if (c->num_labels > 0)
@@ -566,7 +658,7 @@ net_backward(struct net *net, const REAL *dlogprobs, const REAL *dscores)
 	memset(a->dln, 0, (size_t)N * C * sizeof(REAL));
 	if (c->lm_head) {
 		be->logprob_backward(bx, a->logits, a->lse, dlogprobs,
-		    a->targets, N, V);
+		    a->targets, N, V, (REAL)c->final_softcap);
 		be->matmul_backward(bx, a->dln, net->gw.out, NULL, a->logits,
 		    a->lnf, net->w.out, N, C, V, 1);
 	}
@@ -578,6 +670,8 @@ net_backward(struct net *net, const REAL *dlogprobs, const REAL *dscores)
 	    net->w.norm, net->norm_offset, a->rstdf, N, C);
 	for (int l = c->n_layers - 1; l >= 0; l--)
 		block_backward(net, l, a->dres);
+	if (net->gw.embed != NULL && arch_of(c)->embed_scale)
+		be->scale(bx, a->dres, net_embed_scale(c), (size_t)N * C);
 	if (net->gw.embed != NULL)
 		be->embed_backward(bx, net->gw.embed, a->dres, a->tokens, N, C);
 }
@@ -615,13 +709,19 @@ infer_body(void *arg)
 
 	la.att = NULL;
 	la.rstd1 = la.rstd2 = la.rstdq = la.rstdk = NULL;
+	la.rstdpa = la.rstdpm = NULL;
 	la.qp = la.q;		/* the q/k norms in place */
 	la.kp = la.k;
 	la.xmid = x;
 	la.ln2 = la.ln1;
 	la.h = la.g;
 	be->rope_table(bx, a->cs, a->pos, net->freq, N, c->head_dim);
+	if (net->freq_local != NULL)
+		be->rope_table(bx, a->cs_local, a->pos, net->freq_local, N,
+		    c->head_dim);
 	be->embed(bx, x, net->w.embed, p->tokens, N, C, V);
+	if (arch_of(c)->embed_scale)
+		be->scale(bx, x, net_embed_scale(c), (size_t)N * C);
 	for (int l = 0; l < c->n_layers; l++)
 		block_forward(net, be, bx, l, &la, x, a->cs, &a->ab, N);
 	/* The last token of each sequence: norm and lm_head on B rows. */
@@ -634,6 +734,8 @@ infer_body(void *arg)
 	if (c->lm_head)
 		be->matmul(bx, p->logits, a->lnf, net->w.out, NULL, NULL, B, C,
 		    V);
+	if (c->lm_head && c->final_softcap > 0)
+		be->softcap(bx, p->logits, (REAL)c->final_softcap, (size_t)B * V);
 }
 
 /* Multiply-adds of one token's pass: a hint for be->run. */
