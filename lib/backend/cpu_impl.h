@@ -703,7 +703,12 @@ adamw_update(REAL *p, const REAL *g, REAL *m, REAL *v, size_t n, double lr,
 		REAL gi = g[i];
 		m[i] = b1 * m[i] + (1 - b1) * gi;
 		v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-		REAL denom = sqrt(v[i]) * rbc2 + eps;
+		/* float's own sqrt where REAL is float: twice the
+		 * throughput of double's, and the optimizer's numbers of
+		 * before it moved here */
+		REAL denom = (sizeof(REAL) == sizeof(float) ?
+		    (REAL)sqrtf((float)v[i]) : (REAL)sqrt((double)v[i])) *
+		    rbc2 + eps;
 		p[i] = p[i] * keep - step * m[i] / denom;
 	}
 }
