@@ -57,12 +57,13 @@ static const struct arch_tensor llama_layer[] = {
 };
 
 /*
- * Gemma2DecoderLayer, in the order its modules are declared: attention,
- * MLP, then its four norms.  post_attention_layernorm here is the norm of
+ * Gemma2DecoderLayer and Gemma3DecoderLayer, in the order their modules
+ * are declared: attention (Gemma 3 adds q_norm, k_norm), MLP, then the
+ * four norms.  post_attention_layernorm here is the norm of
  * the attention output (a post-norm), pre_feedforward_layernorm the
  * MLP's pre-norm.
  */
-static const struct arch_tensor gemma2_layer[] = {
+static const struct arch_tensor gemma_layer[] = {
 	{ "self_attn.q_proj.weight", ROLE_WQ, DIM_Q, DIM_C, KIND_MATRIX,
 	    COND_ALWAYS },
 	{ "self_attn.q_proj.bias", ROLE_BQ, DIM_Q, DIM_NONE, KIND_BIAS,
@@ -79,40 +80,7 @@ static const struct arch_tensor gemma2_layer[] = {
 	    COND_ALWAYS },
 	{ "self_attn.o_proj.bias", ROLE_BO, DIM_C, DIM_NONE, KIND_BIAS,
 	    COND_O_BIAS },
-	{ "mlp.gate_proj.weight", ROLE_WGATE, DIM_F, DIM_C, KIND_MATRIX,
-	    COND_ALWAYS },
-	{ "mlp.up_proj.weight", ROLE_WUP, DIM_F, DIM_C, KIND_MATRIX,
-	    COND_ALWAYS },
-	{ "mlp.down_proj.weight", ROLE_WDOWN, DIM_C, DIM_F, KIND_MATRIX,
-	    COND_ALWAYS },
-	{ "input_layernorm.weight", ROLE_ATTN_NORM, DIM_C, DIM_NONE,
-	    KIND_NORM, COND_ALWAYS },
-	{ "post_attention_layernorm.weight", ROLE_POST_ATTN_NORM, DIM_C,
-	    DIM_NONE, KIND_NORM, COND_ALWAYS },
-	{ "pre_feedforward_layernorm.weight", ROLE_MLP_NORM, DIM_C, DIM_NONE,
-	    KIND_NORM, COND_ALWAYS },
-	{ "post_feedforward_layernorm.weight", ROLE_POST_MLP_NORM, DIM_C,
-	    DIM_NONE, KIND_NORM, COND_ALWAYS },
-};
-
-/* Gemma3DecoderLayer: Gemma 2's, with q_norm and k_norm after o_proj. */
-static const struct arch_tensor gemma3_layer[] = {
-	{ "self_attn.q_proj.weight", ROLE_WQ, DIM_Q, DIM_C, KIND_MATRIX,
-	    COND_ALWAYS },
-	{ "self_attn.q_proj.bias", ROLE_BQ, DIM_Q, DIM_NONE, KIND_BIAS,
-	    COND_QKV_BIAS },
-	{ "self_attn.k_proj.weight", ROLE_WK, DIM_KV, DIM_C, KIND_MATRIX,
-	    COND_ALWAYS },
-	{ "self_attn.k_proj.bias", ROLE_BK, DIM_KV, DIM_NONE, KIND_BIAS,
-	    COND_QKV_BIAS },
-	{ "self_attn.v_proj.weight", ROLE_WV, DIM_KV, DIM_C, KIND_MATRIX,
-	    COND_ALWAYS },
-	{ "self_attn.v_proj.bias", ROLE_BV, DIM_KV, DIM_NONE, KIND_BIAS,
-	    COND_QKV_BIAS },
-	{ "self_attn.o_proj.weight", ROLE_WO, DIM_C, DIM_Q, KIND_MATRIX,
-	    COND_ALWAYS },
-	{ "self_attn.o_proj.bias", ROLE_BO, DIM_C, DIM_NONE, KIND_BIAS,
-	    COND_O_BIAS },
+	/* Gemma3DecoderLayer's q_norm and k_norm (its arch row's qk_norm) */
 	{ "self_attn.q_norm.weight", ROLE_Q_NORM, DIM_HD, DIM_NONE, KIND_NORM,
 	    COND_QK_NORM },
 	{ "self_attn.k_norm.weight", ROLE_K_NORM, DIM_HD, DIM_NONE, KIND_NORM,
@@ -157,11 +125,11 @@ static const struct arch archs[] = {
 	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS, 1 },
 	[MODEL_MISTRAL] = { "mistral", llama_pre, llama_layer, llama_post,
 	    N(llama_pre), N(llama_layer), N(llama_post), NORM_RMS, 0 },
-	[MODEL_GEMMA2] = { "gemma2", llama_pre, gemma2_layer, llama_post,
-	    N(llama_pre), N(gemma2_layer), N(llama_post), NORM_RMS_PLUS_ONE, 0,
+	[MODEL_GEMMA2] = { "gemma2", llama_pre, gemma_layer, llama_post,
+	    N(llama_pre), N(gemma_layer), N(llama_post), NORM_RMS_PLUS_ONE, 0,
 	    ACT_GELU_TANH, 1, 1 },
-	[MODEL_GEMMA3] = { "gemma3_text", llama_pre, gemma3_layer, llama_post,
-	    N(llama_pre), N(gemma3_layer), N(llama_post), NORM_RMS_PLUS_ONE, 1,
+	[MODEL_GEMMA3] = { "gemma3_text", llama_pre, gemma_layer, llama_post,
+	    N(llama_pre), N(gemma_layer), N(llama_post), NORM_RMS_PLUS_ONE, 1,
 	    ACT_GELU_TANH, 1, 1 },
 };
 
