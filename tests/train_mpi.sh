@@ -40,11 +40,13 @@ grep -q logprob "$T/dpo.jsonl" "$T/pg.jsonl" &&
 
 common="--lr 1e-2 --weight-decay 0.1 --clip-grad 1 --seed 7"
 sft="--loss sft --batch-size 4 --micro-batch 1 --epochs 2 $common"
-dpo="--loss dpo --batch-size 2 --beta 0.5 --ref $F/init $common"
-# pg's reference is the SFT-trained model, not the initial policy: with
-# the two equal, the KL term's first gradient is rounding noise alone,
-# which Adam (eps 1e-8) blows up differently for every grouping of the
-# sums, one process's --micro-batch included.
+# dpo's and pg's reference is the SFT-trained model, not the initial
+# policy: with the two equal, DPO's first margins are rounding noise
+# around 0 (reward_accuracy flips between 0 and 1 with the grouping of
+# the sums), and so is the KL term's first gradient, which Adam (eps
+# 1e-8) blows up differently for every grouping, one process's
+# --micro-batch included.
+dpo="--loss dpo --batch-size 2 --beta 0.5 --ref $T/sft.plain $common"
 pg="--loss pg --batch-size 3 --ppo-epochs 2 --kl-coef 0.1 --ref $T/sft.plain $common"
 sft_m="step lr loss grad_norm tokens ppl"
 dpo_m="step loss grad_norm tokens reward_accuracy chosen_reward margin"
