@@ -273,6 +273,47 @@ def fixture_orpo():
         "--orpo-lambda", str(lam), "--clip-grad", "1.0"], w, loss, gn)
 
 
+def fixture_kto():
+    """KTO on unpaired answers: z0 = max(0, mean over the batch of the
+    mismatched pairs' log-ratios) without gradient, then w_d (1 -
+    sigmoid(beta (r - z0))) or w_u (1 - sigmoid(beta (z0 - r))), the mean
+    over the batch.  The kl map of record i holds record i+1's response
+    (the last takes the first's), as pair --kto writes them."""
+    w, kinds = init(CFG, False)
+    beta, wd, wu = 0.3, 1.2, 0.8
+    items = []
+    for i in range(4):
+        p = [1] + walk(150 + i, 2 + i)
+        y = walk(160 + i, 3 + (i * 2) % 5) + [2]
+        items.append((p, y, i % 3 != 1))    # desirable, undesirable, ...
+    recs, kl_sum, logratio = [], 0.0, []
+    for i, (p, y, lab) in enumerate(items):
+        ykl = items[(i + 1) % len(items)][1]
+        lp = token_logprobs(w, p, y)
+        lkl = token_logprobs(w, p, ykl)
+        ref = float(lp.sum()) + 0.6 - 0.35 * i   # a reference that differs
+        ref_kl = float(lkl.sum()) - 1.1 + 0.2 * i
+        kl_sum += float(lkl.sum()) - ref_kl
+        logratio.append((lp.sum() - ref, lab))
+        recs.append(dict(id="k%d" % i, prompt_tokens=p, response_tokens=y,
+                         label=lab, ref_logprob=ref,
+                         kl=dict(response_tokens=ykl, ref_logprob=ref_kl)))
+    z0 = max(0.0, kl_sum / len(items))
+    loss = 0
+    for r, lab in logratio:
+        if lab:
+            loss = loss + wd * (1 - torch.sigmoid(beta * (r - z0)))
+        else:
+            loss = loss + wu * (1 - torch.sigmoid(beta * (z0 - r)))
+    loss, gn = step(w, kinds, loss / len(items), 1.0)
+    write("kto", recs, COMMON + [
+        "--loss", "kto", "--batch-size", "4", "--micro-batch", "3",
+        "--beta", str(beta), "--kto-desirable-weight", str(wd),
+        "--kto-undesirable-weight", str(wu), "--clip-grad", "1.0"],
+        w, loss, gn)
+    print("kto: z0 %.6f" % z0, file=sys.stderr)
+
+
 def fixture_rm():
     """Bradley-Terry on a score head."""
     w, kinds = init(CFG, True)
@@ -353,7 +394,7 @@ def fixture_gemma2():
     fixture_dpo(CFG_GEMMA2, "dpo_gemma2")
 
 
-FIXTURES = ["pg", "sft", "dpo", "rm", "simpo", "orpo",  # pg writes init/
+FIXTURES = ["pg", "sft", "dpo", "rm", "simpo", "orpo", "kto",  # pg: init/
             "qwen3", "gemma2"]
 
 

@@ -1,8 +1,8 @@
 #!/bin/sh
 # train_fixtures: one step of each objective against PyTorch
 # (tests/gen_train_fixtures.py): loss, gradient norm and every updated
-# weight within 1e-4 relative; SFT and DPO on a Qwen3 and a Gemma 2 model
-# too.
+# weight within 1e-4 relative (KTO's reference point too); SFT and DPO on
+# a Qwen3 and a Gemma 2 model too.
 . "$top_srcdir/tests/lib.sh"
 F=$fixtures/train
 cmp_tool=$top_builddir/tests/unit_train_cmp
@@ -15,7 +15,7 @@ close() {
 	}' || fail "$1: got $2, want $3"
 }
 
-for n in sft dpo rm pg simpo orpo sft_qwen3 dpo_qwen3 sft_gemma2 \
+for n in sft dpo rm pg simpo orpo kto sft_qwen3 dpo_qwen3 sft_gemma2 \
     dpo_gemma2; do
 	case $n in
 	rm) init=$F/init_rm ;;
@@ -41,4 +41,10 @@ for n in sft dpo rm pg simpo orpo sft_qwen3 dpo_qwen3 sft_gemma2 \
 	check "$n trainer_state" grep -q '"step": 1' "$T/$n/trainer_state.json"
 	check "$n optimizer" test -f "$T/$n/optimizer.safetensors"
 done
+
+# KTO's reference point, from the mismatched pairs before the step: the
+# fixture's references make it 0.8 (kl is the metric that reports it).
+if [ -f "$T/kto.metrics" ]; then
+	close "kto kl (z0)" "$(recs to-tsv kl <"$T/kto.metrics")" 0.8
+fi
 finish

@@ -125,6 +125,40 @@ test_simpo_orpo(void)
 	    1, 0);
 }
 
+/* KTO: the derivative in the policy's sum, by differences; by hand. */
+static void
+test_kto(void)
+{
+	uint64_t seed = 11;
+	char name[64];
+	double d, tmp, rw;
+
+	for (int k = 0; k < 8; k++) {
+		double beta = 0.1 + 0.6 * k, wd = 1 + 0.5 * (k % 3);
+		double wu = 1.33 - 0.2 * (k % 2), z0 = 0.3 * (k % 4);
+		double pol = -20 * unit(&seed), ref = -20 * unit(&seed);
+		int des = k % 2 == 0;
+
+		loss_kto(beta, wd, wu, des, pol, ref, z0, 0.25, &d, &rw);
+		double up = loss_kto(beta, wd, wu, des, pol + FD_H, ref, z0,
+		    0.25, &tmp, &rw);
+		double dn = loss_kto(beta, wd, wu, des, pol - FD_H, ref, z0,
+		    0.25, &tmp, &rw);
+		snprintf(name, sizeof(name), "kto case %d d/dpol", k);
+		near(name, d, (up - dn) / (2 * FD_H), FD_TOL);
+	}
+	/* r = 1, z0 = 0.5, beta 2: x = +-1 */
+	double l = loss_kto(2, 1.5, 1, 1, -3, -4, 0.5, 1, &d, &rw);
+	near("kto desirable by hand", l, 1.5 * (1 - 1 / (1 + exp(-1.0))),
+	    1e-12);
+	near("kto reward", rw, 2, 1e-12);
+	l = loss_kto(2, 1.5, 0.5, 0, -3, -4, 0.5, 1, &d, &rw);
+	near("kto undesirable by hand", l, 0.5 * (1 - 1 / (1 + exp(1.0))),
+	    1e-12);
+	/* an undesirable answer's loss falls as its log-ratio falls */
+	near("kto undesirable gradient sign", d > 0, 1, 0);
+}
+
 static void
 test_dpo(void)
 {
@@ -326,6 +360,7 @@ main(void)
 	test_sft();
 	test_dpo();
 	test_simpo_orpo();
+	test_kto();
 	test_rm();
 	test_ppo();
 	test_advantages();

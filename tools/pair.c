@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <err.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +27,9 @@
 	"[--by FIELD]\n" \
 	"            [--group-by FIELD] [--min-margin M] [--seed S] " \
 	"[--sorted] [FILE ...]\n" \
+	"       pair [-Jz] --kto [--group-by FIELD] [--label-threshold X " \
+	"[--by FIELD]]\n" \
+	"            [--sorted] [FILE ...]\n" \
 	"       pair [-Jz] --from-strings [FILE ...]"
 
 enum strategy { S_BEST_WORST, S_BEST_RANDOM, S_ALL, S_ADJACENT };
@@ -214,6 +218,119 @@ on_group(struct group *g, void *arg)
 }
 
 /*
+ * --kto: unpaired samples for KTO.  Every sample keeps its own fields and
+ * gets a label (its own, or its --by value against --label-threshold)
+ * and, as the map kl, the response of a sample of another prompt: member
+ * j of group g takes member j mod n of group g + 1 (n its size), and the
+ * last group takes the first's.  Groups come in order (input order when
+ * sorted), each written when the next arrives, so the previous group and
+ * the first are all that is held.
+ */
+struct kto {
+	struct rec_writer *w;
+	const char *by;
+	double threshold;
+	int thresholded;	/* --label-threshold given */
+	struct rec *first, *prev;	/* copies of two groups' members */
+	size_t nfirst, nprev, ngroups;
+};
+
+static struct rec *
+copy_members(const struct group *g)
+{
+	struct rec *r = xreallocarray(NULL, g->n, sizeof(*r));
+	for (size_t i = 0; i < g->n; i++)
+		rec_copy(&r[i], &g->m[i]->rec);
+	return r;
+}
+
+static void
+free_members(struct rec *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		rec_free(&r[i]);
+	free(r);
+}
+
+/* Write the members of one group, each with kl from the next group's. */
+static void
+kto_write(struct kto *k, struct rec *g, size_t n, const struct rec *next,
+    size_t nnext)
+{
+	static const char *const resp[] = { "response", "response_tokens" };
+
+	for (size_t j = 0; j < n; j++) {
+		struct rec *r = &g[j], kl;
+		const struct rec *o = &next[j % nnext];
+		int any = 0;
+
+		if (rec_get(r, "label") != NULL)
+			(void)rec_need_bool(r, "label");
+		else if (k->thresholded) {
+			const msgpack_object *v = rec_get_path(r, k->by);
+			double x;
+			if (v == NULL)
+				rec_die(r, k->by, "missing (the field "
+				    "--label-threshold reads; see --by)");
+			if (!rec_obj_num(v, &x))
+				rec_die(r, k->by, "expected number, got %s",
+				    rec_type_name(v));
+			rec_set_bool(r, "label", x >= k->threshold);
+		} else
+			rec_die(r, "label", "missing (give --label-threshold "
+			    "to label by --by)");
+		rec_init(&kl, r->src, r->recno);
+		for (int f = 0; f < 2; f++) {
+			const msgpack_object *v = rec_get(o, resp[f]);
+			if (v != NULL) {
+				rec_set_obj(&kl, resp[f], v);
+				any = 1;
+			}
+		}
+		if (!any)
+			rec_die(o, "response", "missing (the mismatched "
+			    "response pair --kto gives another record)");
+		rec_set_sub(r, "kl", &kl);
+		rec_free(&kl);
+		rec_write(k->w, r);
+	}
+}
+
+static void
+on_kto_group(struct group *g, void *arg)
+{
+	struct kto *k = arg;
+	struct rec *cur = copy_members(g);
+
+	if (k->ngroups++ == 0) {
+		k->first = cur;
+		k->nfirst = g->n;
+		return;
+	}
+	if (k->prev != NULL) {
+		kto_write(k, k->prev, k->nprev, cur, g->n);
+		free_members(k->prev, k->nprev);
+	} else	/* the first group, held until now */
+		kto_write(k, k->first, k->nfirst, cur, g->n);
+	k->prev = cur;
+	k->nprev = g->n;
+}
+
+static void
+kto_end(struct kto *k)
+{
+	if (k->ngroups == 1)
+		errx(EXIT_DATA, "--kto: every record is of one group (one "
+		    "prompt); a mismatched response needs two or more");
+	if (k->ngroups > 1)
+		kto_write(k, k->prev, k->nprev, k->first, k->nfirst);
+	if (k->prev != NULL)
+		free_members(k->prev, k->nprev);
+	if (k->first != NULL)
+		free_members(k->first, k->nfirst);
+}
+
+/*
  * --from-strings: an offline preference dataset in TRL's forms (explicit
  * or implicit prompt, strings or messages; lib/records/trl.h) into pair
  * records, as recs from-trl converts it; other types are an error.
@@ -238,7 +355,7 @@ from_strings(struct pair *p, struct rec_reader *rd)
 }
 
 enum { O_STRATEGY = 256, O_BY, O_GROUP_BY, O_MIN_MARGIN, O_SEED, O_SORTED,
-	O_FROM_STRINGS };
+	O_FROM_STRINGS, O_KTO, O_LABEL_THRESHOLD };
 
 static const struct option opts[] = {
 	{ "strategy", required_argument, NULL, O_STRATEGY },
@@ -248,6 +365,8 @@ static const struct option opts[] = {
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "sorted", no_argument, NULL, O_SORTED },
 	{ "from-strings", no_argument, NULL, O_FROM_STRINGS },
+	{ "kto", no_argument, NULL, O_KTO },
+	{ "label-threshold", required_argument, NULL, O_LABEL_THRESHOLD },
 	{ "json", no_argument, NULL, 'J' },
 	{ "zstd", no_argument, NULL, 'z' },
 	{ "help", no_argument, NULL, 'h' },
@@ -263,7 +382,9 @@ main(int argc, char **argv)
 	};
 	struct pair p = { .strategy = S_BEST_WORST };
 	const char *by = "reward", *group_by = "id";
+	struct kto k = { 0 };
 	int sorted = 0, strings = 0, grouping_opt = 0, flags = REC_AUTO, c;
+	int kto = 0, pair_opt = 0;
 
 	pp_init(argc, argv);
 	pp_synopsis = SYNOPSIS;
@@ -278,7 +399,7 @@ main(int argc, char **argv)
 				pp_usage("--strategy: unknown strategy \"%s\"",
 				    optarg);
 			p.strategy = (enum strategy)i;
-			grouping_opt = 1;
+			grouping_opt = pair_opt = 1;
 			break;
 		}
 		case O_BY:
@@ -294,12 +415,20 @@ main(int argc, char **argv)
 		case O_MIN_MARGIN:
 			p.min_margin = pp_parse_num("--min-margin", optarg,
 			    -HUGE_VAL, HUGE_VAL);
-			grouping_opt = 1;
+			grouping_opt = pair_opt = 1;
 			break;
 		case O_SEED:
 			p.seed = (uint64_t)pp_parse_int("--seed", optarg, 0,
 			    INT64_MAX);
-			grouping_opt = 1;
+			grouping_opt = pair_opt = 1;
+			break;
+		case O_KTO:
+			kto = 1;
+			break;
+		case O_LABEL_THRESHOLD:
+			k.threshold = pp_parse_num("--label-threshold", optarg,
+			    -HUGE_VAL, HUGE_VAL);
+			k.thresholded = 1;
 			break;
 		case O_SORTED:
 			sorted = 1;
@@ -318,9 +447,15 @@ main(int argc, char **argv)
 			pp_usage(NULL);
 		}
 	}
-	if (strings && grouping_opt)
+	if (strings && (grouping_opt || kto || k.thresholded))
 		pp_usage("--from-strings takes none of --strategy, --by, "
-		    "--group-by, --min-margin, --seed, --sorted");
+		    "--group-by, --min-margin, --seed, --sorted, --kto, "
+		    "--label-threshold");
+	if (kto && pair_opt)
+		pp_usage("--kto takes none of --strategy, --min-margin, "
+		    "--seed");
+	if (k.thresholded && !kto)
+		pp_usage("--label-threshold goes with --kto");
 	const char *dot = strchr(by, '.');
 	p.by_top = by;
 	p.by_toplen = dot ? (size_t)(dot - by) : strlen(by);
@@ -329,7 +464,19 @@ main(int argc, char **argv)
 	p.w = rec_writer_open(1, "stdout", flags);
 	if (strings)
 		from_strings(&p, rd);
-	else {
+	else if (kto) {
+		struct grouper *gr = grouper_new(NULL, group_by, sorted,
+		    on_kto_group, &k);
+		struct rec r;
+		k.w = p.w;
+		k.by = by;
+		while (rec_read(rd, &r)) {
+			grouper_add(gr, &r);
+			rec_free(&r);
+		}
+		grouper_end(gr);
+		kto_end(&k);
+	} else {
 		struct grouper *gr = grouper_new(by, group_by, sorted,
 		    on_group, &p);
 		struct rec r;

@@ -125,7 +125,7 @@ run_exact(struct rec_reader *rd, struct rec_writer *w, const char *field,
 	struct rec r;
 
 	while (next_rec(rd, &r)) {
-		int n = sides_open(&r, s);
+		int n = sides_open(&r, s, 0);
 		for (int i = 0; i < n; i++) {
 			size_t alen, rlen;
 			const char *ans = side_need_str(&s[i], field, 1, &alen);

@@ -31,7 +31,7 @@
 #include "util/util.h"
 
 #define SYNOPSIS \
-	"train-step -m CKPT -o OUT --loss sft|dpo|rm|pg|simpo|orpo [--lr X] " \
+	"train-step -m CKPT -o OUT --loss sft|dpo|rm|pg|simpo|orpo|kto [--lr X] " \
 	"[--batch-size N]\n" \
 	"           [--micro-batch N] [--epochs N] [--max-steps N] " \
 	"[--warmup N]\n" \
@@ -47,6 +47,7 @@
 	"[--label-smoothing X]\n" \
 	"           [--nll-coef X] [--simpo-gamma X] [--orpo-lambda X] " \
 	"[--add-head]\n" \
+	"           [--kto-desirable-weight X] [--kto-undesirable-weight X]\n" \
 	"           " \
 	"[--advantage reinforce|remax|rloo|grpo]\n" \
 	"           [--scale group|batch|none] [--clip X] [--ppo-epochs N] " \
@@ -63,7 +64,8 @@ enum {
 	O_SCHEDULE, O_SCHED_STEPS, O_MIN_LR, O_WD, O_CLIP_GRAD, O_BETA1,
 	O_BETA2, O_EPS, O_SEED, O_NO_SHUFFLE, O_MAX_LENGTH, O_TRUNCATE, O_REF,
 	O_RESET, O_DTYPE, O_BETA, O_VARIANT, O_LS, O_NLL, O_ADD_HEAD, O_ADV,
-	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT, O_FREEZE, O_SIMPO_GAMMA, O_ORPO_LAMBDA,
+	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT, O_FREEZE,
+	O_SIMPO_GAMMA, O_ORPO_LAMBDA, O_KTO_WD, O_KTO_WU,
 };
 
 static const struct option longopts[] = {
@@ -103,6 +105,8 @@ static const struct option longopts[] = {
 	{ "freeze", required_argument, NULL, O_FREEZE },
 	{ "simpo-gamma", required_argument, NULL, O_SIMPO_GAMMA },
 	{ "orpo-lambda", required_argument, NULL, O_ORPO_LAMBDA },
+	{ "kto-desirable-weight", required_argument, NULL, O_KTO_WD },
+	{ "kto-undesirable-weight", required_argument, NULL, O_KTO_WU },
 	{ "advantage", required_argument, NULL, O_ADV },
 	{ "scale", required_argument, NULL, O_SCALE },
 	{ "clip", required_argument, NULL, O_CLIP },
@@ -224,6 +228,14 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 			o->orpo_lambda = pp_parse_num("--orpo-lambda", optarg,
 			    0, 1e12);
 			break;
+		case O_KTO_WD:
+			o->kto_desirable = pp_parse_num(
+			    "--kto-desirable-weight", optarg, 0, 1e12);
+			break;
+		case O_KTO_WU:
+			o->kto_undesirable = pp_parse_num(
+			    "--kto-undesirable-weight", optarg, 0, 1e12);
+			break;
 		case O_VARIANT:
 			o->dpo_variant = choice("--dpo-variant", optarg,
 			    dpo_variant_parse(optarg));
@@ -284,7 +296,7 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 	if (o->model == NULL || o->out == NULL)
 		pp_usage("-m CKPT and -o OUT are required");
 	if (o->objective < 0)
-		pp_usage("--loss sft|dpo|rm|pg|simpo|orpo is required");
+		pp_usage("--loss sft|dpo|rm|pg|simpo|orpo|kto is required");
 	/* SimPO's beta is on mean log-probs: the paper's range, not DPO's. */
 	if (o->objective == OBJ_SIMPO && !beta_given)
 		o->beta = 2.0;

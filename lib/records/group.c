@@ -192,7 +192,7 @@ grouper_add(struct grouper *gr, const struct rec *r)
 		flush_sorted(gr);
 
 	int greedy = rec_opt_bool(r, "greedy", 0);
-	double val = greedy ? 0 : by_value(r, gr->by);
+	double val = greedy || gr->by == NULL ? 0 : by_value(r, gr->by);
 
 	/* Find the record's group, or start one. */
 	size_t g;

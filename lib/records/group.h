@@ -46,7 +46,7 @@ struct grouper;
 
 /*
  * A grouper calling fn for every complete group.  by and group_by are field
- * paths (dotted for nested maps).
+ * paths (dotted for nested maps); by NULL: no ranking (every value 0).
  */
 struct grouper *grouper_new(const char *by, const char *group_by, int sorted,
     group_fn *fn, void *arg);

@@ -19,14 +19,20 @@
 /* Sides */
 
 int
-sides_open(struct rec *r, struct side s[2])
+sides_open(struct rec *r, struct side s[2], int kl)
 {
 	static const char *names[2] = { "chosen", "rejected" };
 
 	if (rec_get(r, "chosen") == NULL) {
 		memset(&s[0], 0, sizeof(s[0]));
 		s[0].top = r;
-		return 1;
+		if (!kl || rec_get(r, "kl") == NULL)
+			return 1;
+		memset(&s[1], 0, sizeof(s[1]));
+		s[1].top = r;
+		s[1].name = "kl";
+		rec_need_sub(r, "kl", &s[1].sub);
+		return 2;
 	}
 	/* Check both before copying either, so errors come in field order. */
 	rec_need_map(r, "chosen");

@@ -23,16 +23,19 @@
  */
 struct side {
 	struct rec *top;
-	const char *name;	/* NULL, "chosen" or "rejected" */
+	const char *name;	/* NULL, "chosen", "rejected" or "kl" */
 	struct rec sub;		/* the side's map, when name is set */
 	int dirty;		/* sub was changed: write it back */
 };
 
 /*
  * The sides of r: one for a plain record, two for a pair (a record with a
- * chosen map; then rejected must be a map too).  Returns their number.
+ * chosen map; then rejected must be a map too).  With kl set, a plain
+ * record with a kl map (KTO's mismatched response, pair --kto) has that
+ * as its second side, which inherits the record's prompt.  Returns their
+ * number.
  */
-int sides_open(struct rec *r, struct side s[2]);
+int sides_open(struct rec *r, struct side s[2], int kl);
 /* Write changed sides back into their record and free them. */
 void sides_close(struct side *s, int n);
 

@@ -908,7 +908,7 @@ ms_add(struct mscorer *s, struct rec *r, struct rec_writer *w)
 	s->st.records++;
 	s->w = w;
 	it->rec = *r;
-	it->nsides = sides_open(&it->rec, it->side);
+	it->nsides = sides_open(&it->rec, it->side, s->kind == MS_LOGPROB);
 	/* The side's copies point at it->rec now, not at *r. */
 	for (int i = 0; i < it->nsides; i++)
 		it->side[i].top = &it->rec;

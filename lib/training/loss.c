@@ -128,6 +128,22 @@ loss_simpo(double beta, double gamma, double scale, const struct dpo_in *in,
 	out->d_l = -scale * dz * beta / nl;
 }
 
+double
+loss_kto(double beta, double w_d, double w_u, int desirable, double pol,
+    double ref, double z0, double scale, double *dpol, double *reward)
+{
+	double r = pol - ref;
+	/* x: the sigmoid's argument, rising with r for a desirable answer */
+	double x = desirable ? beta * (r - z0) : beta * (z0 - r);
+	double w = desirable ? w_d : w_u;
+	double s = sigmoid(x);
+
+	*reward = beta * r;
+	/* d/dx (1 - sigma(x)) = -sigma(x) sigma(-x); dx/dpol = +-beta */
+	*dpol = scale * w * -s * sigmoid(-x) * (desirable ? beta : -beta);
+	return scale * w * sigmoid(-x);
+}
+
 /* log odds of a mean log-probability l < 0, and its derivative in l:
  * d/dl [l - log(1 - e^l)] = 1 / (1 - e^l). */
 static double

@@ -95,6 +95,21 @@ void loss_orpo(double lambda, double scale, const struct dpo_in *in,
     struct dpo_out *out);
 
 /* ------------------------------------------------------------------------ */
+/* KTO on one unpaired example. */
+
+/*
+ * KTO (Ethayarajh et al. 2024), r = pol - ref the summed log-ratio of the
+ * response and z0 the batch's reference point (given, no gradient):
+ *   desirable    loss = scale * w_d * (1 - sigma(beta (r - z0)))
+ *   undesirable  loss = scale * w_u * (1 - sigma(beta (z0 - r)))
+ * *dpol gets d loss / d pol (every response token's d loss / d lp[t]),
+ * *reward beta r.  Returns the loss.
+ */
+double loss_kto(double beta, double w_d, double w_u, int desirable,
+    double pol, double ref, double z0, double scale, double *dpol,
+    double *reward);
+
+/* ------------------------------------------------------------------------ */
 /* Reward model: Bradley-Terry on one pair of scores. */
 
 /*

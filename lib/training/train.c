@@ -38,7 +38,7 @@
 #include "util/util.h"
 
 static const char *const objective_names[OBJ_COUNT] = { "sft", "dpo", "rm",
-    "pg", "simpo", "orpo" };
+    "pg", "simpo", "orpo", "kto" };
 
 int
 train_objective_parse(const char *s)
@@ -77,6 +77,8 @@ train_opts_init(struct train_opts *o)
 	o->beta = 0.1;
 	o->simpo_gamma = 1.0;
 	o->orpo_lambda = 0.1;
+	o->kto_desirable = 1;
+	o->kto_undesirable = 1;
 	o->dpo_variant = DPO_SIGMOID;
 	o->advantage = ADV_GRPO;
 	o->scale = SCALE_GROUP;
@@ -480,7 +482,7 @@ forward_logprobs(struct train_ctx *t, struct model *m,
 static int
 want_ref(const struct train_ctx *t, struct seq *s)
 {
-	if (t->o.objective == OBJ_DPO)
+	if (t->o.objective == OBJ_DPO || t->o.objective == OBJ_KTO)
 		return !s->has_ref;
 	if (t->o.objective != OBJ_PG)	/* sft, rm, simpo, orpo: none */
 		return 0;
@@ -490,7 +492,7 @@ want_ref(const struct train_ctx *t, struct seq *s)
 static void
 got_ref(const struct train_ctx *t, struct seq *s, const float *lp)
 {
-	if (t->o.objective == OBJ_DPO) {
+	if (t->o.objective == OBJ_DPO || t->o.objective == OBJ_KTO) {
 		s->ref_sum = 0;
 		for (int i = 0; i < s->nscored; i++)
 			s->ref_sum += lp[i];
@@ -615,13 +617,64 @@ batch_chosen_tokens(const struct train_ctx *t, const size_t *idx, size_t n)
 }
 
 /*
+ * The sequences of an example the step trains on, packed first: all of
+ * them, but KTO's answer alone (its mismatched pair, s[1], only sets the
+ * reference point, without gradient).
+ */
+static int
+trained_seqs(const struct train_ctx *t, const struct example *e)
+{
+	return t->o.objective == OBJ_KTO ? 1 : e->nseq;
+}
+
+/*
+ * KTO's reference point for the batch idx[0..n): z0 = max(0, mean over
+ * its examples of the mismatched pair's log-ratio, policy's sum less the
+ * reference's), with the policy as it is before the step.  Each rank runs
+ * its share [i0, i1) and the sums are added in rank order.
+ */
+static double
+kto_reference_point(struct train_ctx *t, const size_t *idx, size_t n,
+    size_t i0, size_t i1)
+{
+	struct packed pk = { 0 };
+	float *lp = NULL;
+	int cap = 0, micro = (int)t->o.micro;
+	double sum = 0;
+
+	for (size_t i = i0; i < i1;) {
+		pack_clear(&pk);
+		for (int k = 0; i < i1 && k < micro; i++, k++)
+			pack_add(&pk, &t->ex[idx[i]].s[1]);
+		if (pk.N > cap) {
+			cap = pk.N;
+			lp = xreallocarray(lp, cap, sizeof(float));
+		}
+		struct model_batch b = pack_batch(&pk, 1);
+		model_forward(t->m, &b, lp);
+		for (int k = 0; k < pk.nseq; k++) {
+			const struct seq *s = pk.seqs[k];
+			double pol = 0;
+			for (int j = 0; j < s->len; j++)
+				if (s->tgt[j] >= 0)
+					pol += lp[pk.off[k] + j];
+			sum += pol - s->ref_sum;
+		}
+	}
+	free(lp);
+	pack_free(&pk);
+	pp_dist_sum_double(&sum, 1);
+	return n > 0 && sum > 0 ? sum / n : 0;
+}
+
+/*
  * The loss of the examples of one micro-batch, given the model's output:
  * fills dlp (N) and dscores (N) and adds to *st.
  */
 static void
 micro_loss(const struct train_ctx *t, const struct packed *pk,
     struct example **exs, int nexs, const float *lp, const float *scores,
-    float *dlp, float *dscores, double norm, double norm_tok,
+    float *dlp, float *dscores, double norm, double norm_tok, double z0,
     struct train_metrics *st)
 {
 	const struct train_opts *o = &t->o;
@@ -634,7 +687,8 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 
 	for (int i = 0; i < nexs; i++) {
 		struct example *e = exs[i];
-		int o0 = pk->off[k], o1 = e->nseq > 1 ? pk->off[k + 1] : 0;
+		int ns = trained_seqs(t, e);
+		int o0 = pk->off[k], o1 = ns > 1 ? pk->off[k + 1] : 0;
 		struct seq *s0 = &e->s[0], *s1 = &e->s[1];
 
 		switch (o->objective) {
@@ -690,6 +744,27 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 			st->pairs++;
 			break;
 		}
+		case OBJ_KTO: {
+			/* The answer alone; its mismatched pair gave z0. */
+			double pol = 0, d, rw;
+			for (int j = 0; j < s0->len; j++)
+				if (s0->tgt[j] >= 0)
+					pol += lp[o0 + j];
+			st->loss += loss_kto(o->beta, o->kto_desirable,
+			    o->kto_undesirable, e->label, pol, s0->ref_sum, z0,
+			    1 / norm, &d, &rw);
+			for (int j = 0; j < s0->len; j++)
+				if (s0->tgt[j] >= 0)
+					dlp[o0 + j] = (float)d;
+			if (e->label) {
+				st->chosen += rw;
+				st->desirable++;
+			} else {
+				st->rejected += rw;
+				st->undesirable++;
+			}
+			break;
+		}
 		case OBJ_RM: {
 			/* The head's score at each sequence's last token. */
 			int lw = o0 + s0->len - 1, ll = o1 + s1->len - 1;
@@ -731,7 +806,7 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 		}
 		for (int j = 0; j < e->nseq; j++)
 			st->truncated += e->s[j].truncated;
-		k += e->nseq;
+		k += ns;
 	}
 	free(buf);
 }
@@ -761,7 +836,8 @@ sum_metrics(struct train_metrics *st)
 	double *f[] = { &st->loss, &st->scored, &st->correct, &st->chosen,
 	    &st->rejected, &st->margin, &st->pairs, &st->reward_sum,
 	    &st->adv_sum, &st->adv_sq, &st->samples, &st->pg.tokens,
-	    &st->pg.kl_sum, &st->pg.clipped, &st->pg.ratio_sum, &st->nll };
+	    &st->pg.kl_sum, &st->pg.clipped, &st->pg.ratio_sum, &st->nll,
+	    &st->desirable, &st->undesirable };
 	enum { NF = sizeof(f) / sizeof(f[0]) };
 	double v[NF + 2];
 
@@ -843,6 +919,9 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 	size_t i0, n1;		/* this rank's share of the batch */
 
 	pp_dist_slice(n, pp_dist_rank(), pp_dist_size(), &i0, &n1);
+	double z0 = 0;
+	if (t->o.objective == OBJ_KTO)
+		st->kl = z0 = kto_reference_point(t, idx, n, i0, n1);
 	model_zero_grad(m);
 	for (size_t i = i0; i < n1;) {
 		int nexs = 0;
@@ -850,7 +929,7 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 		for (; i < n1 && nexs < micro; i++) {
 			struct example *e = &t->ex[idx[i]];
 			exs[nexs++] = e;
-			for (int k = 0; k < e->nseq; k++)
+			for (int k = 0; k < trained_seqs(t, e); k++)
 				pack_add(&pk, &e->s[k]);
 		}
 		if (pk.N > cap) {
@@ -866,7 +945,7 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 		struct model_batch b = pack_batch(&pk, !rm);
 		model_forward(m, &b, rm ? NULL : lp);
 		micro_loss(t, &pk, exs, nexs, lp, rm ? model_scores(m) : NULL,
-		    dlp, dscores, norm, norm_tok, st);
+		    dlp, dscores, norm, norm_tok, z0, st);
 		model_backward(m, rm ? NULL : dlp, rm ? dscores : NULL);
 		st->tokens += pk.N;
 	}
@@ -1139,6 +1218,17 @@ train_metrics_rec(const struct train_ctx *t, const struct train_metrics *st,
 		rec_set_num(o, "chosen_reward", st->chosen / st->pairs);
 		rec_set_num(o, "rejected_reward", st->rejected / st->pairs);
 		rec_set_num(o, "margin", st->margin / st->pairs);
+		break;
+	case OBJ_KTO:
+		rec_set_num(o, "kl", st->kl);
+		rec_set_num(o, "desirable", st->desirable);
+		rec_set_num(o, "undesirable", st->undesirable);
+		if (st->desirable > 0)
+			rec_set_num(o, "desirable_reward",
+			    st->chosen / st->desirable);
+		if (st->undesirable > 0)
+			rec_set_num(o, "undesirable_reward",
+			    st->rejected / st->undesirable);
 		break;
 	case OBJ_RM:
 		rec_set_num(o, "accuracy", st->correct / st->pairs);

@@ -34,7 +34,7 @@ struct rec;
 struct rec_reader;
 
 enum train_objective { OBJ_SFT, OBJ_DPO, OBJ_RM, OBJ_PG, OBJ_SIMPO, OBJ_ORPO,
-	OBJ_COUNT };
+	OBJ_KTO, OBJ_COUNT };
 /* The reference-free pair objectives read pairs as DPO does. */
 #define OBJ_IS_PAIR_LM(o) ((o) == OBJ_DPO || (o) == OBJ_SIMPO || \
 	(o) == OBJ_ORPO)
@@ -57,6 +57,7 @@ struct train_opts {
 	/* dpo */
 	double beta, label_smoothing, nll_coef;
 	double simpo_gamma, orpo_lambda;
+	double kto_desirable, kto_undesirable;	/* kto's weights */
 	int dpo_variant;
 	/* pg */
 	int advantage, scale, kl_est, agg;
@@ -77,6 +78,7 @@ struct train_metrics {
 	double scored;					/* sft */
 	double correct, chosen, rejected, margin, pairs;	/* dpo, rm */
 	double nll;					/* orpo */
+	double kl, desirable, undesirable;		/* kto */
 	double reward_sum, adv_sum, adv_sq, samples;		/* pg */
 	struct pg_stats pg;
 };

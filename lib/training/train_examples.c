@@ -239,6 +239,36 @@ side_field(char *buf, size_t n, const char *side, const char *key)
 	return buf;
 }
 
+/*
+ * The reference's summed log-prob of s's response (nr tokens) from r's
+ * field fsum, or from the per-token values of farr (which follow a
+ * truncation exactly); without either, --ref must give it.
+ */
+static void
+ref_sum(struct train_ctx *t, const struct rec *r, const char *fsum,
+    const char *farr, size_t nr, struct seq *s)
+{
+	const msgpack_object *sum = rec_get(r, fsum);
+	const msgpack_object *arr = rec_get(r, farr);
+
+	if (arr != NULL && (s->truncated || sum == NULL)) {
+		float *v = get_scored_floats(r, farr, farr, nr);
+		s->ref_sum = 0;
+		for (int i = 0; i < s->nscored; i++)
+			s->ref_sum += v[i];
+		free(v);
+		s->has_ref = 1;
+	} else if (sum != NULL && !s->truncated) {
+		s->ref_sum = rec_need_num(r, fsum);
+		s->has_ref = 1;
+	} else if (sum != NULL && t->o.ref == NULL)
+		rec_die(r, fsum, "a sum cannot follow --truncate; give "
+		    "ref_logprobs or --ref");
+	if (!s->has_ref && t->o.ref == NULL)
+		rec_die(r, fsum, "missing: give reference log-probs "
+		    "(score --logprob) or --ref CKPT");
+}
+
 /* One side of a pair: the sub-map's response, and its reference sum. */
 static int
 pair_side(struct train_ctx *t, const struct rec *r, const char *side,
@@ -260,28 +290,10 @@ pair_side(struct train_ctx *t, const struct rec *r, const char *side,
 	int ok = make_seq(t, s, p, np, resp, nr, scored);
 	free(resp);	/* copied; rec_die below would leak it */
 	s->field = side[0] == 'c' ? "chosen.response_tokens" :
-	    "rejected.response_tokens";
-	if (ok && scored && t->o.objective == OBJ_DPO) {
-		const msgpack_object *sum = rec_get(&sub, fsum);
-		const msgpack_object *arr = rec_get(&sub, farr);
-		if (arr != NULL && (s->truncated || sum == NULL)) {
-			/* Per-token values follow a truncation exactly. */
-			float *v = get_scored_floats(&sub, farr, farr, nr);
-			s->ref_sum = 0;
-			for (int i = 0; i < s->nscored; i++)
-				s->ref_sum += v[i];
-			free(v);
-			s->has_ref = 1;
-		} else if (sum != NULL && !s->truncated) {
-			s->ref_sum = rec_need_num(&sub, fsum);
-			s->has_ref = 1;
-		} else if (sum != NULL && t->o.ref == NULL)
-			rec_die(r, fsum, "a sum cannot follow --truncate; "
-			    "give ref_logprobs or --ref");
-		if (!s->has_ref && t->o.ref == NULL)
-			rec_die(r, fsum, "missing: give reference log-probs "
-			    "(score --logprob) or --ref CKPT");
-	}
+	    side[0] == 'r' ? "rejected.response_tokens" : "kl.response_tokens";
+	if (ok && scored && (t->o.objective == OBJ_DPO ||
+	    t->o.objective == OBJ_KTO))
+		ref_sum(t, &sub, fsum, farr, nr, s);
 	rec_free(&sub);
 	return ok;
 }
@@ -395,6 +407,36 @@ pg_example(struct train_ctx *t, const struct rec *r, struct example *e)
 	return 1;
 }
 
+/*
+ * kto: an answer with its label and reference sum, and the mismatched
+ * pair pair --kto wrote: the record's prompt with the kl map's response.
+ */
+static int
+kto_example(struct train_ctx *t, const struct rec *r, struct example *e)
+{
+	size_t np, nr;
+	int32_t *p = prompt_tokens(t, r, &np), *resp;
+
+	resp = get_tokens(t, r, "response_tokens", "response", 0, is_chat(r),
+	    &nr);
+	check_ids(t, r, "response_tokens", resp, nr);
+	if (nr == 0)
+		rec_die(r, "response_tokens", "empty response");
+	e->label = rec_need_bool(r, "label");
+	if (rec_get(r, "kl") == NULL)
+		rec_die(r, "kl", "missing: KTO needs a mismatched response "
+		    "for each record (pair --kto writes it)");
+	int ok = make_seq(t, &e->s[0], p, np, resp, nr, 1);
+	e->s[0].field = "response_tokens";
+	free(resp);
+	if (ok)
+		ok = pair_side(t, r, "kl", p, np, &e->s[1], 1);
+	free(p);
+	if (ok)
+		ref_sum(t, r, "ref_logprob", "ref_logprobs", nr, &e->s[0]);
+	return ok;
+}
+
 /* A record into an example; 0 when it is dropped for its length. */
 int
 train_read_example(struct train_ctx *t, const struct rec *r,
@@ -434,6 +476,10 @@ train_read_example(struct train_ctx *t, const struct rec *r,
 	case OBJ_PG:
 		e->nseq = 1;
 		ok = pg_example(t, r, e);
+		break;
+	case OBJ_KTO:
+		e->nseq = 2;
+		ok = kto_example(t, r, e);
 		break;
 	}
 	if (!ok) {

@@ -31,9 +31,14 @@ struct seq {
 	const char *field;	/* the record field it came from, for messages */
 };
 
-/* One record: a sequence (sft, pg) or a pair of them (dpo, rm). */
+/*
+ * One record: a sequence (sft, pg) or a pair of them (dpo, rm), or kto's
+ * answer and its mismatched pair.
+ */
 struct example {
-	struct seq s[2];	/* dpo, rm: chosen, rejected */
+	struct seq s[2];	/* dpo, rm: chosen, rejected; kto: the
+				 * answer, the prompt with kl's response */
+	int label;		/* kto: the answer is desirable */
 	int nseq;
 	uint64_t recno;
 	double label_smoothing;	/* dpo: the record's, else the option */
