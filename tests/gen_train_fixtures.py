@@ -378,6 +378,109 @@ def fixture_pg():
         w, loss, gn)
 
 
+def ppo_samples(base, lp_of):
+    """Six samples of two prompts for PPO: rollout log-probs near the
+    policy's (some ratios clip), a reference that differs, the critic's
+    values, rewards; lp_of(p, y) gives the policy's log-probs or None."""
+    out = []
+    for g in range(2):
+        p = [1] + walk(base + g, 3)
+        for s in range(3):
+            y = walk(base + 10 + 3 * g + s, 3 + s)
+            lp = lp_of(p, y)
+            b = lp.detach().numpy() if lp is not None else [-3.0] * len(y)
+            old = [float(b[t] + 0.3 * math.sin(2 * g + 3 * s + t))
+                   for t in range(len(y))]
+            ref = [float(old[t] + 0.25 * math.cos(g + 2 * s + t))
+                   for t in range(len(y))]
+            val = [0.4 * math.sin(g + s + 1.7 * t) for t in range(len(y))]
+            out.append(dict(id="v%d" % g, sample=s, prompt_tokens=p,
+                            response_tokens=y, logprobs=old,
+                            ref_logprobs=ref, values=val,
+                            reward=[1.0, 0.0, 0.5, 0.2, 0.0, 1.0][3 * g + s]))
+    return out
+
+
+def gae(r, v, gamma, lam):
+    """A_t = sum_k (gamma lambda)^k delta_{t+k}, v after the end 0."""
+    n, adv = len(r), []
+    for t in range(n):
+        a, wk = 0.0, 1.0
+        for k in range(t, n):
+            vn = v[k + 1] if k + 1 < n else 0.0
+            a += wk * (r[k] + gamma * vn - v[k])
+            wk *= gamma * lam
+        adv.append(a)
+    return adv
+
+
+def ppo_targets(recs, kl_coef, gamma, lam):
+    """Per-token rewards (-kl_coef (old - ref), the reward at the last
+    token), GAE advantages and returns for each record."""
+    out = []
+    for r in recs:
+        rw = [-kl_coef * (o - f) for o, f in zip(r["logprobs"],
+                                                  r["ref_logprobs"])]
+        rw[-1] += r["reward"]
+        a = gae(rw, r["values"], gamma, lam)
+        out.append((a, [x + v for x, v in zip(a, r["values"])]))
+    return out
+
+
+def fixture_ppo():
+    """PPO with a critic: GAE advantages whitened over every token of the
+    batch (unbiased variance), the clipped objective, the token mean."""
+    w, kinds = init(CFG, False)
+    clip, kl_coef, gamma, lam = 0.2, 0.1, 0.9, 0.8
+    recs = ppo_samples(170, lambda p, y: token_logprobs(w, p, y))
+    tg = ppo_targets(recs, kl_coef, gamma, lam)
+    flat = np.array([x for a, _ in tg for x in a])
+    mean, sd = flat.mean(), math.sqrt(flat.var(ddof=1) + 1e-8)
+    total, ntok = 0, 0
+    for r, (a, _) in zip(recs, tg):
+        lp = token_logprobs(w, r["prompt_tokens"], r["response_tokens"])
+        at = (torch.tensor(a, dtype=torch.float64) - mean) / sd
+        ratio = torch.exp(lp - torch.tensor(r["logprobs"],
+                                            dtype=torch.float64))
+        surr = torch.min(ratio * at,
+                         torch.clamp(ratio, 1 - clip, 1 + clip) * at)
+        total = total - surr.sum()
+        ntok += len(a)
+    loss, gn = step(w, kinds, total / ntok, 1.0)
+    write("ppo", recs, COMMON + [
+        "--loss", "ppo", "--batch-size", "6", "--micro-batch", "4",
+        "--clip", str(clip), "--kl-coef", str(kl_coef), "--gamma",
+        str(gamma), "--lambda", str(lam), "--clip-grad", "1.0"],
+        w, loss, gn)
+
+
+def fixture_value():
+    """The critic's clipped value loss against GAE's returns, from a
+    score head's value at each position that predicts a response token."""
+    w, kinds = init(CFG, True)
+    vclip, kl_coef, gamma, lam = 0.15, 0.1, 0.9, 0.8
+    recs = ppo_samples(190, lambda p, y: None)
+    tg = ppo_targets(recs, kl_coef, gamma, lam)
+    v = dict(w)
+    v["lm_head.weight"] = w["score.weight"]
+    total, ntok = 0, 0
+    for r, (_, ret) in zip(recs, tg):
+        p, y = r["prompt_tokens"], r["response_tokens"]
+        out = gm.forward(CFG, v, p + y)[:, 0]
+        vn = out[len(p) - 1:len(p) - 1 + len(y)]
+        old = torch.tensor(r["values"], dtype=torch.float64)
+        rt = torch.tensor(ret, dtype=torch.float64)
+        vc = old + torch.clamp(vn - old, -vclip, vclip)
+        total = total + 0.5 * torch.max((vn - rt) ** 2, (vc - rt) ** 2).sum()
+        ntok += len(y)
+    loss, gn = step(w, kinds, total / ntok, 1.0)
+    write("value", recs, COMMON + [
+        "--loss", "value", "--batch-size", "6", "--micro-batch", "4",
+        "--value-clip", str(vclip), "--kl-coef", str(kl_coef), "--gamma",
+        str(gamma), "--lambda", str(lam), "--clip-grad", "1.0"],
+        w, loss, gn)
+
+
 def fixture_qwen3():
     """init_qwen3/, and the SFT and DPO steps from it."""
     w, _ = init(CFG_QWEN3, False)
@@ -394,7 +497,8 @@ def fixture_gemma2():
     fixture_dpo(CFG_GEMMA2, "dpo_gemma2")
 
 
-FIXTURES = ["pg", "sft", "dpo", "rm", "simpo", "orpo", "kto",  # pg: init/
+# pg writes init/ and rm init_rm/, which the others start from.
+FIXTURES = ["pg", "sft", "dpo", "rm", "simpo", "orpo", "kto", "ppo", "value",
             "qwen3", "gemma2"]
 
 

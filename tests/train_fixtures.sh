@@ -1,8 +1,8 @@
 #!/bin/sh
 # train_fixtures: one step of each objective against PyTorch
 # (tests/gen_train_fixtures.py): loss, gradient norm and every updated
-# weight within 1e-4 relative (KTO's reference point too); SFT and DPO on
-# a Qwen3 and a Gemma 2 model too.
+# weight within 1e-4 relative (KTO's reference point too; PPO with GAE and
+# the critic's value loss); SFT and DPO on a Qwen3 and a Gemma 2 model too.
 . "$top_srcdir/tests/lib.sh"
 F=$fixtures/train
 cmp_tool=$top_builddir/tests/unit_train_cmp
@@ -15,10 +15,10 @@ close() {
 	}' || fail "$1: got $2, want $3"
 }
 
-for n in sft dpo rm pg simpo orpo kto sft_qwen3 dpo_qwen3 sft_gemma2 \
-    dpo_gemma2; do
+for n in sft dpo rm pg simpo orpo kto ppo value sft_qwen3 dpo_qwen3 \
+    sft_gemma2 dpo_gemma2; do
 	case $n in
-	rm) init=$F/init_rm ;;
+	rm | value) init=$F/init_rm ;;
 	*_qwen3) init=$F/init_qwen3 ;;
 	*_gemma2) init=$F/init_gemma2 ;;
 	*) init=$F/init ;;
@@ -40,6 +40,15 @@ for n in sft dpo rm pg simpo orpo kto sft_qwen3 dpo_qwen3 sft_gemma2 \
 	# The saved state continues where it stopped.
 	check "$n trainer_state" grep -q '"step": 1' "$T/$n/trainer_state.json"
 	check "$n optimizer" test -f "$T/$n/optimizer.safetensors"
+done
+
+# The fixtures reach PPO's clipping and the critic's (a clip_fraction of
+# 0 would leave those paths untested).
+for n in ppo value; do
+	[ -f "$T/$n.metrics" ] || continue
+	cf=$(recs to-tsv clip_fraction <"$T/$n.metrics")
+	awk -v c="$cf" 'BEGIN { exit !(c > 0) }' ||
+	    fail "$n: clip_fraction $cf: the fixture clips nothing"
 done
 
 # KTO's reference point, from the mismatched pairs before the step: the

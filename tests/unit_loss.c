@@ -251,11 +251,21 @@ test_sft(void)
 
 enum { NP = 6 };
 
+/* n copies of a: a sample's one advantage, per token */
+static const double *
+fill(double *buf, int n, double a)
+{
+	for (int t = 0; t < n; t++)
+		buf[t] = a;
+	return buf;
+}
+
 static void
 check_ppo(const char *name, double *lp, const double *old, const double *ref,
-    double adv, double kl, enum kl_estimator est)
+    double a, double kl, enum kl_estimator est)
 {
-	double d[NP];
+	double d[NP], advb[NP];
+	const double *adv = fill(advb, NP, a);
 	loss_ppo(NP, lp, old, ref, adv, 0.2, kl, est, 0.3, d, NULL);
 	for (int t = 0; t < NP; t++) {
 		double x0 = lp[t];
@@ -295,24 +305,91 @@ test_ppo(void)
 
 	/* Clipping by hand: adv 1 clips ratio 1.5 and 3 (2 of 6 tokens). */
 	struct pg_stats st = { 0 };
-	double d[NP];
-	double l = loss_ppo(NP, lp, old, NULL, 1, 0.2, 0, KL_K1, 1, d, &st);
+	double d[NP], a[NP];
+	double l = loss_ppo(NP, lp, old, NULL, fill(a, NP, 1), 0.2, 0, KL_K1,
+	    1, d, &st);
 	near("ppo value", l, -(0.5 + 0.9 + 1 + 1.1 + 1.2 + 1.2), 1e-12);
 	near("ppo clipped", st.clipped, 2, 0);
 	near("ppo ratio sum", st.ratio_sum, 8, 1e-12);
 	near("ppo clipped grad", d[5], 0, 0);
 	/* adv -1 clips ratio 0.5 only. */
 	memset(&st, 0, sizeof(st));
-	loss_ppo(NP, lp, old, NULL, -1, 0.2, 0, KL_K1, 1, d, &st);
+	loss_ppo(NP, lp, old, NULL, fill(a, NP, -1), 0.2, 0, KL_K1, 1, d,
+	    &st);
 	near("ppo clipped neg", st.clipped, 1, 0);
 	/* k3 at x = 0 is 0, k2 at x = 1 is 1/2. */
 	double z = 0, one = 1;
 	memset(&st, 0, sizeof(st));
-	loss_ppo(1, &z, &z, &z, 0, 0.2, 1, KL_K3, 1, d, &st);
+	loss_ppo(1, &z, &z, &z, &z, 0.2, 1, KL_K3, 1, d, &st);
 	near("k3 zero", st.kl_sum, 0, 0);
 	memset(&st, 0, sizeof(st));
-	loss_ppo(1, &z, &z, &one, 0, 0.2, 1, KL_K2, 1, d, &st);
+	loss_ppo(1, &z, &z, &one, &z, 0.2, 1, KL_K2, 1, d, &st);
 	near("k2 one", st.kl_sum, 0.5, 1e-12);
+}
+
+/*
+ * GAE against its definition as a sum: A_t = sum_k (gamma lambda)^k
+ * delta_{t+k}; with lambda = 1 the return is the discounted reward sum.
+ */
+static void
+test_gae(void)
+{
+	double r[4] = { -0.1, 0.05, -0.2, 1.5 }, v[4] = { 0.3, -0.4, 0.8, 0.1 };
+	double adv[4], ret[4];
+	double g = 0.9, l = 0.7;
+
+	ppo_gae(4, r, v, g, l, adv, ret);
+	for (int t = 0; t < 4; t++) {
+		double a = 0, w = 1;
+		for (int k = t; k < 4; k++) {
+			double vn = k + 1 < 4 ? v[k + 1] : 0;
+			a += w * (r[k] + g * vn - v[k]);
+			w *= g * l;
+		}
+		char what[64];
+		snprintf(what, sizeof(what), "gae A[%d]", t);
+		near(what, adv[t], a, 1e-12);
+		snprintf(what, sizeof(what), "gae ret[%d]", t);
+		near(what, ret[t], a + v[t], 1e-12);
+	}
+	ppo_gae(4, r, v, g, 1, adv, ret);
+	near("gae lambda 1 return", ret[1], 0.05 + 0.9 * -0.2 + 0.81 * 1.5,
+	    1e-12);
+}
+
+/* The clipped value loss: differences, and the clipping by hand. */
+static void
+test_value(void)
+{
+	/* v - old: inside, and outside on both sides, winning or not */
+	double old[NP] = { 0, 0, 0, 0, 1, -1 };
+	double v[NP] = { 0.1, 0.5, -0.5, 0.5, 0.2, -0.3 };
+	double ret[NP] = { 0.3, 1.0, -1.0, -0.2, 2.0, 0.5 };
+	double d[NP], tmp[NP], nc = 0;
+
+	loss_value(NP, v, old, ret, 0.2, 0.4, d, &nc);
+	for (int t = 0; t < NP; t++) {
+		double x0 = v[t];
+		v[t] = x0 + FD_H;
+		double up = loss_value(NP, v, old, ret, 0.2, 0.4, tmp, NULL);
+		v[t] = x0 - FD_H;
+		double dn = loss_value(NP, v, old, ret, 0.2, 0.4, tmp, NULL);
+		v[t] = x0;
+		char what[64];
+		snprintf(what, sizeof(what), "value d/dv[%d]", t);
+		near(what, d[t], (up - dn) / (2 * FD_H), FD_TOL);
+	}
+	/* token 1: v 0.5 clipped to 0.2, (0.2 - 1)^2 > (0.5 - 1)^2: clipped;
+	 * token 3: clipped to 0.2, (0.4)^2 < (0.7)^2: not; token 4: v 0.2
+	 * clipped to 0.8, 1.2^2 < 1.8^2: not; token 5: -0.3 to -0.8,
+	 * 1.3^2 > 0.8^2: clipped.  Token 2 is like 1, mirrored. */
+	near("value clipped tokens", nc, 3, 0);
+	near("value clipped grad", d[1], 0, 0);
+	double one = loss_value(1, &v[1], &old[1], &ret[1], 0.2, 1, NULL,
+	    NULL);
+	near("value clipped by hand", one, 0.5 * 0.8 * 0.8, 1e-12);
+	one = loss_value(1, &v[1], &old[1], &ret[1], 0, 1, NULL, NULL);
+	near("value unclipped", one, 0.5 * 0.5 * 0.5, 1e-12);
 }
 
 static void
@@ -363,6 +440,8 @@ main(void)
 	test_kto();
 	test_rm();
 	test_ppo();
+	test_gae();
+	test_value();
 	test_advantages();
 	near("log_sigmoid", log_sigmoid(-800), -800, 1e-12);
 	near("sigmoid", sigmoid(-800), 0, 0);

@@ -110,11 +110,12 @@ loss(void *ctx)
 		break;
 	}
 	case 6: {
-		/* Each sequence its own advantage; some ratios clip. */
+		/* Each token its own advantage (GAE's, as PPO with a
+		 * critic has them); some ratios clip. */
 		double adv[NSEQ] = { 1.2, -0.7, 0.4, -1.5 };
 		int off = 0;
 		for (int s = 0; s < NSEQ; s++) {
-			double lp[8], old[8], ref[8], d[8];
+			double lp[8], old[8], ref[8], d[8], at[8];
 			int n = 0, pos[8];
 			for (int t = off; t < off + lens[s]; t++)
 				if (w.tgt[t] >= 0) {
@@ -122,9 +123,10 @@ loss(void *ctx)
 					lp[n] = w.lp[t];
 					old[n] = w.old[t];
 					ref[n] = w.ref[t];
+					at[n] = adv[s] + 0.2 * n;
 					n++;
 				}
-			l += loss_ppo(n, lp, old, ref, adv[s], 0.2, 0.3,
+			l += loss_ppo(n, lp, old, ref, at, 0.2, 0.3,
 			    (enum kl_estimator)(s % 3), 1.0 / 12, d, NULL);
 			for (int i = 0; i < n; i++)
 				w.dlp[pos[i]] = d[i];

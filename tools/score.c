@@ -31,16 +31,19 @@
 	"             [--chat-template NAME] [-qJz] [FILE ...]\n" \
 	"       score --rm CKPT [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
 	"             [-qJz] [FILE ...]\n" \
+	"       score --value CKPT [--as FIELD] [-b TOKENS] " \
+	"[--chat-template NAME]\n" \
+	"             [-qJz] [FILE ...]\n" \
 	"       score --flr CKPT [--positive FILE] [--negative FILE] [--details]\n" \
 	"             [--no-cache] [--as FIELD] [-b TOKENS]\n" \
 	"             [--chat-template NAME] [-qJz] [FILE ...]"
 
-enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR };
+enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR, S_VALUE };
 
 enum {
 	O_EXACT = 256, O_ANSWER, O_EXTRACT, O_CMD, O_LOGPROB, O_RM, O_FLR,
 	O_POSITIVE, O_NEGATIVE, O_DETAILS, O_AS, O_RETOKENIZE, O_NOCACHE,
-	O_CHAT, O_WINDOW, O_TIMEOUT
+	O_CHAT, O_WINDOW, O_TIMEOUT, O_VALUE
 };
 
 static const struct option longopts[] = {
@@ -51,6 +54,7 @@ static const struct option longopts[] = {
 	{ "logprob", required_argument, NULL, O_LOGPROB },
 	{ "rm", required_argument, NULL, O_RM },
 	{ "flr", required_argument, NULL, O_FLR },
+	{ "value", required_argument, NULL, O_VALUE },
 	{ "positive", required_argument, NULL, O_POSITIVE },
 	{ "negative", required_argument, NULL, O_NEGATIVE },
 	{ "details", no_argument, NULL, O_DETAILS },
@@ -69,7 +73,7 @@ static const struct option longopts[] = {
 };
 
 static const char *scorer_opt[] = {
-	"", "--exact", "--cmd", "--logprob", "--rm", "--flr"
+	"", "--exact", "--cmd", "--logprob", "--rm", "--flr", "--value"
 };
 
 static void
@@ -267,6 +271,10 @@ main(int argc, char **argv)
 			pick(&s, S_FLR);
 			ckpt = optarg;
 			break;
+		case O_VALUE:
+			pick(&s, S_VALUE);
+			ckpt = optarg;
+			break;
 		case O_POSITIVE:
 			positive = optarg;
 			break;
@@ -311,8 +319,8 @@ main(int argc, char **argv)
 		}
 	}
 	if (s == S_NONE)
-		pp_usage("no scorer: give --exact, --cmd, --logprob, --rm or "
-		    "--flr");
+		pp_usage("no scorer: give --exact, --cmd, --logprob, --rm, "
+		    "--flr or --value");
 	only_for(answer != NULL, "--answer-field", s, S_EXACT);
 	only_for(extract != NULL, "--extract", s, S_EXACT);
 	only_for(positive != NULL, "--positive", s, S_FLR);
@@ -328,7 +336,8 @@ main(int argc, char **argv)
 	if (answer != NULL && *answer == 0)
 		pp_usage("--answer-field: empty field name");
 	if (as == NULL)
-		as = s == S_LOGPROB ? "ref" : "reward";
+		as = s == S_LOGPROB ? "ref" : s == S_VALUE ? "values" :
+		    "reward";
 
 	/* Under mpirun: rank 0's stdin for every rank, and stdout is
 	 * mpirun's (msgpack unless -J, no progress line). */
@@ -358,7 +367,8 @@ main(int argc, char **argv)
 		break;
 	default:
 		run_model(rd, w, s == S_LOGPROB ? MS_LOGPROB : s == S_RM ?
-		    MS_RM : MS_FLR, ckpt, &(struct ms_opts){ .as = as,
+		    MS_RM : s == S_VALUE ? MS_VALUE : MS_FLR, ckpt,
+		    &(struct ms_opts){ .as = as,
 		    .chat = chat, .positive = positive, .negative = negative,
 		    .batch_tokens = batch, .retokenize = retokenize,
 		    .details = details, .nocache = nocache });

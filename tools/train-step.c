@@ -31,7 +31,7 @@
 #include "util/util.h"
 
 #define SYNOPSIS \
-	"train-step -m CKPT -o OUT --loss sft|dpo|rm|pg|simpo|orpo|kto [--lr X] " \
+	"train-step -m CKPT -o OUT --loss sft|dpo|rm|pg|simpo|orpo|kto|ppo|value [--lr X] " \
 	"[--batch-size N]\n" \
 	"           [--micro-batch N] [--epochs N] [--max-steps N] " \
 	"[--warmup N]\n" \
@@ -52,7 +52,8 @@
 	"[--advantage reinforce|remax|rloo|grpo]\n" \
 	"           [--scale group|batch|none] [--clip X] [--ppo-epochs N] " \
 	"[--kl-coef X]\n" \
-	"           [--kl-estimator k1|k2|k3] [--loss-agg token|seq]"
+	"           [--kl-estimator k1|k2|k3] [--loss-agg token|seq]\n" \
+	"           [--gamma X] [--lambda X] [--value-clip X] [--no-whiten]"
 
 /* ------------------------------------------------------------------------ */
 /* Options */
@@ -65,7 +66,8 @@ enum {
 	O_BETA2, O_EPS, O_SEED, O_NO_SHUFFLE, O_MAX_LENGTH, O_TRUNCATE, O_REF,
 	O_RESET, O_DTYPE, O_BETA, O_VARIANT, O_LS, O_NLL, O_ADD_HEAD, O_ADV,
 	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT, O_FREEZE,
-	O_SIMPO_GAMMA, O_ORPO_LAMBDA, O_KTO_WD, O_KTO_WU,
+	O_SIMPO_GAMMA, O_ORPO_LAMBDA, O_KTO_WD, O_KTO_WU, O_GAMMA, O_LAMBDA,
+	O_VALUE_CLIP, O_NO_WHITEN,
 };
 
 static const struct option longopts[] = {
@@ -112,6 +114,10 @@ static const struct option longopts[] = {
 	{ "clip", required_argument, NULL, O_CLIP },
 	{ "ppo-epochs", required_argument, NULL, O_PPO_EPOCHS },
 	{ "kl-coef", required_argument, NULL, O_KL },
+	{ "gamma", required_argument, NULL, O_GAMMA },
+	{ "lambda", required_argument, NULL, O_LAMBDA },
+	{ "value-clip", required_argument, NULL, O_VALUE_CLIP },
+	{ "no-whiten", no_argument, NULL, O_NO_WHITEN },
 	{ "kl-estimator", required_argument, NULL, O_KL_EST },
 	{ "loss-agg", required_argument, NULL, O_AGG },
 	{ "chat-template", required_argument, NULL, O_CHAT },
@@ -130,7 +136,7 @@ static void
 parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 {
 	const long long BIG = (long long)1 << 40;
-	int c, beta_given = 0;
+	int c, beta_given = 0, kl_given = 0;
 
 	while ((c = getopt_long(argc, argv, "m:o:qJzh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -266,6 +272,20 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 			break;
 		case O_KL:
 			o->kl_coef = pp_parse_num("--kl-coef", optarg, 0, 1e12);
+			kl_given = 1;
+			break;
+		case O_GAMMA:
+			o->gamma = pp_parse_num("--gamma", optarg, 0, 1);
+			break;
+		case O_LAMBDA:
+			o->lambda = pp_parse_num("--lambda", optarg, 0, 1);
+			break;
+		case O_VALUE_CLIP:
+			o->value_clip = pp_parse_num("--value-clip", optarg, 0,
+			    1e12);
+			break;
+		case O_NO_WHITEN:
+			o->whiten = 0;
 			break;
 		case O_KL_EST:
 			o->kl_est = choice("--kl-estimator", optarg,
@@ -296,7 +316,7 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 	if (o->model == NULL || o->out == NULL)
 		pp_usage("-m CKPT and -o OUT are required");
 	if (o->objective < 0)
-		pp_usage("--loss sft|dpo|rm|pg|simpo|orpo|kto is required");
+		pp_usage("--loss sft|dpo|rm|pg|simpo|orpo|kto|ppo|value is required");
 	/* SimPO's beta is on mean log-probs: the paper's range, not DPO's. */
 	if (o->objective == OBJ_SIMPO && !beta_given)
 		o->beta = 2.0;
@@ -307,8 +327,12 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 		pp_usage("--dpo-variant robust needs --label-smoothing < 0.5");
 	if (o->micro <= 0 || o->micro > o->batch)
 		o->micro = o->batch;
-	if (o->add_head && o->objective != OBJ_RM)
-		pp_usage("--add-head goes with --loss rm");
+	if (o->add_head && !OBJ_IS_HEAD(o->objective))
+		pp_usage("--add-head goes with --loss rm or value");
+	/* PPO's KL penalty is in the reward: TRL's default weight. */
+	if ((o->objective == OBJ_PPO || o->objective == OBJ_VALUE) &&
+	    !kl_given)
+		o->kl_coef = 0.05;
 }
 
 int

@@ -103,9 +103,14 @@ void cmd_drain(struct cmd_child *c);
 void cmd_finish(struct cmd_child *c);
 
 /* ------------------------------------------------------------------------ */
-/* Model scorers: --logprob, --rm, --flr */
+/* Model scorers: --logprob, --rm, --flr, --value */
 
-enum ms_kind { MS_LOGPROB, MS_RM, MS_FLR };
+/*
+ * --value: a critic (a model with a one-label score head, as --rm reads)
+ * gives each response token the value at the position that predicts it,
+ * as logprobs are indexed: an array in the field --as names.
+ */
+enum ms_kind { MS_LOGPROB, MS_RM, MS_FLR, MS_VALUE };
 
 struct ms_opts {
 	const char *as;		/* field (rm, flr) or prefix (logprob) */

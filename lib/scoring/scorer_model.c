@@ -231,12 +231,17 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 		s->o.batch_tokens = 4096;
 	c = ckpt_load(path);
 	s->m = model_from_ckpt(c);
-	if (kind != MS_RM && !s->m->cfg.lm_head)
+	if (kind != MS_RM && kind != MS_VALUE && !s->m->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a reward model has no language-model head "
 		    "(use --rm)", path);
 	if (kind == MS_RM && s->m->cfg.num_labels < 1)
 		errx(EXIT_DATA, "%s: no classification head (score.weight); "
 		    "--rm needs a sequence-classification model", path);
+	if (kind == MS_VALUE && s->m->cfg.num_labels != 1)
+		errx(EXIT_DATA, "%s: --value needs a critic, a model with a "
+		    "score head of one label (train-step --loss value "
+		    "--add-head makes one); this one has %d", path,
+		    s->m->cfg.num_labels);
 	/* Records with token ids need no tokenizer: complain only on use. */
 	s->conv = conv_open(c, s->m->cfg.vocab_size, o->chat, e, sizeof(e));
 	if (s->conv == NULL)
@@ -559,7 +564,7 @@ forward(struct mscorer *s, const struct model_batch *b, float *lp)
 	s->st.tokens += (uint64_t)model_batch_tokens(b);
 }
 
-/* --logprob and --rm: every job one sequence of one forward pass. */
+/* --logprob, --rm, --value: every job one sequence of one forward pass. */
 static void
 run_seqs(struct mscorer *s)
 {
@@ -584,14 +589,21 @@ run_seqs(struct mscorer *s)
 	}
 	struct model_batch b = { (int)s->njobs, len, tok, tgt };
 	forward(s, &b, lp);
-	const float *sc = s->kind == MS_RM ? model_scores(s->m) : NULL;
+	const float *sc = s->kind == MS_RM || s->kind == MS_VALUE ?
+	    model_scores(s->m) : NULL;
 	off = 0;
 	for (size_t i = 0; i < s->njobs; i++) {
 		struct job *j = &s->jobs[i];
-		if (sc != NULL)
+		if (s->kind == MS_RM)
 			j->score = sc[(off + (size_t)j->len - 1) *
 			    (size_t)s->m->cfg.num_labels];
-		else {
+		else if (s->kind == MS_VALUE) {
+			/* the head at positions np - 1 .. len - 2 (one label) */
+			int n = j->len - j->np;
+			j->lp = xmalloc((size_t)n * sizeof(*j->lp));
+			for (int t = 0; t < n; t++)
+				j->lp[t] = sc[off + (size_t)j->np - 1 + t];
+		} else {
 			j->lp = xmalloc((size_t)(j->len - j->np) *
 			    sizeof(*j->lp));
 			memcpy(j->lp, lp + off + j->np - 1, (size_t)(j->len -
@@ -829,6 +841,15 @@ finish_job(struct mscorer *s, struct job *j)
 		}
 		side_set_float_array(sd, s->field, j->lp, (size_t)n);
 		side_set_num(sd, s->field2, sum);
+		break;
+	}
+	case MS_VALUE: {
+		int n = j->len - j->np;
+		for (int t = 0; t < n; t++)
+			if (!isfinite(j->lp[t]))
+				side_die(sd, s->o.as, 0, "token %d: value %g: "
+				    NOT_FINITE, t, j->lp[t]);
+		side_set_float_array(sd, s->o.as, j->lp, (size_t)n);
 		break;
 	}
 	case MS_RM:

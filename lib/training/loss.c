@@ -313,12 +313,12 @@ pg_advantages(enum pg_advantage kind, enum pg_scale scale, int n,
 
 double
 loss_ppo(int n, const double *lp, const double *old, const double *ref,
-    double adv, double clip, double kl_coef, enum kl_estimator est,
+    const double *advs, double clip, double kl_coef, enum kl_estimator est,
     double scale, double *dlp, struct pg_stats *st)
 {
 	double loss = 0;
 	for (int t = 0; t < n; t++) {
-		double ratio = exp(lp[t] - old[t]);
+		double ratio = exp(lp[t] - old[t]), adv = advs[t];
 		/*
 		 * -min(ratio A, clip(ratio) A): the clipped term wins, and the
 		 * gradient vanishes, only when the ratio has left the trust
@@ -365,6 +365,46 @@ loss_ppo(int n, const double *lp, const double *old, const double *ref,
 			st->clipped += clipped;
 			st->ratio_sum += ratio;
 		}
+	}
+	return scale * loss;
+}
+
+void
+ppo_gae(int n, const double *r, const double *v, double gamma, double lambda,
+    double *adv, double *ret)
+{
+	double next_v = 0, next_a = 0;
+
+	for (int t = n - 1; t >= 0; t--) {
+		double delta = r[t] + gamma * next_v - v[t];
+		adv[t] = delta + gamma * lambda * next_a;
+		ret[t] = adv[t] + v[t];
+		next_v = v[t];
+		next_a = adv[t];
+	}
+}
+
+double
+loss_value(int n, const double *v, const double *old, const double *ret,
+    double clip, double scale, double *dv, double *nclipped)
+{
+	double loss = 0;
+
+	for (int t = 0; t < n; t++) {
+		double e = v[t] - ret[t], ec = e;
+		int out = 0;	/* v outside old's trust region */
+		if (clip > 0 && fabs(v[t] - old[t]) > clip) {
+			double vc = old[t] + (v[t] > old[t] ? clip : -clip);
+			ec = vc - ret[t];
+			out = 1;
+		}
+		/* The clipped term is constant in v: it wins, no gradient. */
+		int clipped = out && ec * ec > e * e;
+		loss += 0.5 * (clipped ? ec * ec : e * e);
+		if (dv)
+			dv[t] = clipped ? 0 : scale * e;
+		if (nclipped)
+			*nclipped += clipped;
 	}
 	return scale * loss;
 }

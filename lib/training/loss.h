@@ -153,10 +153,10 @@ struct pg_stats {
 
 /*
  * The per-token PPO objective of one sample of n response tokens with
- * advantage adv:
+ * advantages adv[t] (the sample's one advantage repeated, or GAE's):
  *
  *   ratio_t = exp(lp[t] - old[t])
- *   l_t = -min(ratio_t adv, clip(ratio_t, 1 - c, 1 + c) adv)
+ *   l_t = -min(ratio_t adv_t, clip(ratio_t, 1 - c, 1 + c) adv_t)
  *         + kl_coef * k(ref[t] - lp[t])
  *   k1(x) = -x,  k2(x) = x^2 / 2,  k3(x) = e^x - x - 1
  *
@@ -166,7 +166,38 @@ struct pg_stats {
  * weight / (n * sequences of the batch).  Adds to *st.
  */
 double loss_ppo(int n, const double *lp, const double *old, const double *ref,
-    double adv, double clip, double kl_coef, enum kl_estimator est,
+    const double *adv, double clip, double kl_coef, enum kl_estimator est,
     double scale, double *dlp, struct pg_stats *st);
+
+/* ------------------------------------------------------------------------ */
+/* PPO with a critic: GAE and the value loss. */
+
+/*
+ * Generalized advantage estimation (Schulman et al. 2016) over one
+ * response of n tokens, from per-token rewards r[t] and the critic's
+ * values v[t] (its estimate before token t); the episode ends after the
+ * last token, so v_n = 0:
+ *
+ *   delta_t = r_t + gamma v_{t+1} - v_t
+ *   A_t = delta_t + gamma lambda A_{t+1},  A_n = 0
+ *   ret_t = A_t + v_t   (the critic's target)
+ */
+void ppo_gae(int n, const double *r, const double *v, double gamma,
+    double lambda, double *adv, double *ret);
+
+/*
+ * The clipped value loss of one response (PPO's critic):
+ *
+ *   vc_t = old_t + clip(v_t - old_t, -c, c)
+ *   l_t = 1/2 max((v_t - ret_t)^2, (vc_t - ret_t)^2)
+ *
+ * old[t] the values the samples were scored with, ret[t] the returns; c
+ * <= 0: unclipped.  Returns scale * sum_t l_t, sets dv[t] = d/dv_t of
+ * that (dv may be NULL), and adds to *nclipped (may be NULL) the tokens
+ * whose clipped term is the larger, where the gradient vanishes.
+ */
+double loss_value(int n, const double *v, const double *old,
+    const double *ret, double clip, double scale, double *dv,
+    double *nclipped);
 
 #endif

@@ -38,7 +38,7 @@
 #include "util/util.h"
 
 static const char *const objective_names[OBJ_COUNT] = { "sft", "dpo", "rm",
-    "pg", "simpo", "orpo", "kto" };
+    "pg", "simpo", "orpo", "kto", "ppo", "value" };
 
 int
 train_objective_parse(const char *s)
@@ -86,6 +86,10 @@ train_opts_init(struct train_opts *o)
 	o->agg = AGG_TOKEN;
 	o->clip = 0.2;
 	o->ppo_epochs = 1;
+	o->gamma = 1;
+	o->lambda = 0.95;
+	o->value_clip = 0.2;
+	o->whiten = 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -98,13 +102,15 @@ load_model(struct train_ctx *t)
 	const struct train_opts *o = &t->o;
 	if (!o->add_head) {
 		struct model *m = model_from_ckpt(t->ckpt);
-		if (o->objective == OBJ_RM && m->cfg.num_labels < 1)
-			errx(EXIT_DATA, "%s: --loss rm needs a reward model "
-			    "(score.weight); --add-head adds one", o->model);
-		if (o->objective == OBJ_RM && m->cfg.num_labels != 1)
-			errx(EXIT_DATA, "%s: --loss rm needs one label, the "
-			    "head has %d", o->model, m->cfg.num_labels);
-		if (o->objective != OBJ_RM && !m->cfg.lm_head)
+		const char *name = train_objective_name(o->objective);
+		if (OBJ_IS_HEAD(o->objective) && m->cfg.num_labels < 1)
+			errx(EXIT_DATA, "%s: --loss %s needs a model with a "
+			    "score head (score.weight); --add-head adds one",
+			    o->model, name);
+		if (OBJ_IS_HEAD(o->objective) && m->cfg.num_labels != 1)
+			errx(EXIT_DATA, "%s: --loss %s needs one label, the "
+			    "head has %d", o->model, name, m->cfg.num_labels);
+		if (!OBJ_IS_HEAD(o->objective) && !m->cfg.lm_head)
 			errx(EXIT_DATA, "%s: --loss %s needs a causal language "
 			    "model", o->model,
 			    train_objective_name(o->objective));
@@ -335,6 +341,62 @@ pg_prepare(struct train_ctx *t)
 	free(gr);
 }
 
+/*
+ * ppo and value: each sample's per-token rewards, the KL penalty of its
+ * rollout policy from the reference at every token and the reward at the
+ * last one,
+ *   r_t = -kl_coef (old_t - ref_t) + [t = n - 1] reward,
+ * then GAE over the values the samples were scored with: advantages and
+ * returns (the critic's targets).  ppo whitens the advantages over every
+ * token of every sample read: zero mean, unit variance (unbiased; 1e-8
+ * under the root).  Every rank computes the same, from all the samples.
+ */
+static void
+ppo_prepare(struct train_ctx *t)
+{
+	const struct train_opts *o = &t->o;
+	double *r = xmalloc(((size_t)t->max_len + 1) * 3 * sizeof(double));
+	double *v = r + t->max_len + 1, *a = v + t->max_len + 1;
+	double sum = 0, ntok = 0;
+
+	for (size_t i = 0; i < t->nex; i++) {
+		struct seq *s = &t->ex[i].s[0];
+		int n = s->nscored;
+		double *ret = xmalloc((n + 1) * sizeof(double));
+		for (int k = 0; k < n; k++) {
+			r[k] = s->ref != NULL ?
+			    -o->kl_coef * ((double)s->old[k] - s->ref[k]) : 0;
+			v[k] = s->val[k];
+		}
+		r[n - 1] += t->ex[i].reward;
+		ppo_gae(n, r, v, o->gamma, o->lambda, a, ret);
+		s->adv = xmalloc(n * sizeof(float));
+		s->ret = xmalloc(n * sizeof(float));
+		for (int k = 0; k < n; k++) {
+			s->adv[k] = (float)a[k];
+			s->ret[k] = (float)ret[k];
+			sum += s->adv[k];
+		}
+		ntok += n;
+		free(ret);
+	}
+	free(r);
+	if (o->objective != OBJ_PPO || !o->whiten || ntok < 2)
+		return;
+	double mean = sum / ntok, sq = 0;
+	for (size_t i = 0; i < t->nex; i++) {
+		const struct seq *s = &t->ex[i].s[0];
+		for (int k = 0; k < s->nscored; k++)
+			sq += (s->adv[k] - mean) * (s->adv[k] - mean);
+	}
+	double is = 1 / sqrt(sq / (ntok - 1) + 1e-8);
+	for (size_t i = 0; i < t->nex; i++) {
+		struct seq *s = &t->ex[i].s[0];
+		for (int k = 0; k < s->nscored; k++)
+			s->adv[k] = (float)((s->adv[k] - mean) * is);
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* 3. Log-probs by forward passes only */
 
@@ -484,7 +546,7 @@ want_ref(const struct train_ctx *t, struct seq *s)
 {
 	if (t->o.objective == OBJ_DPO || t->o.objective == OBJ_KTO)
 		return !s->has_ref;
-	if (t->o.objective != OBJ_PG)	/* sft, rm, simpo, orpo: none */
+	if (!OBJ_IS_SAMPLE(t->o.objective))	/* sft, rm, simpo, orpo */
 		return 0;
 	return t->o.kl_coef > 0 && s->ref == NULL;
 }
@@ -598,7 +660,7 @@ batch_norm(const struct train_ctx *t, const size_t *idx, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct example *e = &t->ex[idx[i]];
 		if (t->o.objective == OBJ_SFT ||
-		    (t->o.objective == OBJ_PG && t->o.agg == AGG_TOKEN))
+		    (OBJ_IS_SAMPLE(t->o.objective) && t->o.agg == AGG_TOKEN))
 			d += e->s[0].nscored;
 		else
 			d += 1;
@@ -679,10 +741,11 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 {
 	const struct train_opts *o = &t->o;
 	int max_len = t->max_len;
-	/* (max_len) each: policy, d loss, rollout and reference log-probs */
-	double *buf = xmalloc((size_t)max_len * 4 * sizeof(double));
+	/* (max_len) each: policy log-probs (or values), d loss, rollout and
+	 * reference log-probs (or values and returns), advantages */
+	double *buf = xmalloc((size_t)max_len * 5 * sizeof(double));
 	double *dbuf = buf + max_len, *old = dbuf + max_len,
-	    *ref = old + max_len;
+	    *ref = old + max_len, *adv = ref + max_len;
 	int k = 0;		/* sequence index in pk */
 
 	for (int i = 0; i < nexs; i++) {
@@ -778,8 +841,12 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 			st->pairs++;
 			break;
 		}
-		case OBJ_PG: {
-			int n = 0;
+		case OBJ_PG:
+		case OBJ_PPO: {
+			/* pg: the sample's advantage at every token, the KL
+			 * in the loss; ppo: GAE's per token, the KL in the
+			 * reward (the loss's estimate is only reported) */
+			int ppo = o->objective == OBJ_PPO, n = 0;
 			for (int j = 0; j < s0->len; j++)
 				if (s0->tgt[j] >= 0)
 					buf[n++] = lp[o0 + j];
@@ -787,12 +854,13 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 				old[j] = s0->old[j];
 				if (s0->ref)
 					ref[j] = s0->ref[j];
+				adv[j] = ppo ? s0->adv[j] : e->adv;
 			}
 			double scale = e->weight / (o->agg == AGG_TOKEN ?
 			    norm : norm * n);
 			st->loss += loss_ppo(n, buf, old, s0->ref ? ref : NULL,
-			    e->adv, o->clip, o->kl_coef, o->kl_est, scale,
-			    dbuf, &st->pg);
+			    adv, o->clip, ppo ? 0 : o->kl_coef, o->kl_est,
+			    scale, dbuf, &st->pg);
 			n = 0;
 			for (int j = 0; j < s0->len; j++)
 				if (s0->tgt[j] >= 0)
@@ -800,6 +868,33 @@ micro_loss(const struct train_ctx *t, const struct packed *pk,
 			st->reward_sum += e->reward;
 			st->adv_sum += e->adv;
 			st->adv_sq += e->adv * e->adv;
+			st->samples++;
+			break;
+		}
+		case OBJ_VALUE: {
+			/* The head's value at each position that predicts a
+			 * response token, against GAE's return. */
+			int n = 0, L = t->m->cfg.num_labels;
+			for (int j = 0; j < s0->len; j++)
+				if (s0->tgt[j] >= 0)
+					buf[n++] = scores[(size_t)(o0 + j) * L];
+			for (int j = 0; j < n; j++) {
+				old[j] = s0->val[j];
+				ref[j] = s0->ret[j];
+				st->value_sum += buf[j];
+				st->return_sum += ref[j];
+			}
+			double scale = e->weight / (o->agg == AGG_TOKEN ?
+			    norm : norm * n);
+			st->loss += loss_value(n, buf, old, ref, o->value_clip,
+			    scale, dbuf, &st->vclipped);
+			n = 0;
+			for (int j = 0; j < s0->len; j++)
+				if (s0->tgt[j] >= 0)
+					dscores[(size_t)(o0 + j) * L] =
+					    (float)dbuf[n++];
+			st->pg.tokens += n;
+			st->reward_sum += e->reward;
 			st->samples++;
 			break;
 		}
@@ -837,7 +932,8 @@ sum_metrics(struct train_metrics *st)
 	    &st->rejected, &st->margin, &st->pairs, &st->reward_sum,
 	    &st->adv_sum, &st->adv_sq, &st->samples, &st->pg.tokens,
 	    &st->pg.kl_sum, &st->pg.clipped, &st->pg.ratio_sum, &st->nll,
-	    &st->desirable, &st->undesirable };
+	    &st->desirable, &st->undesirable, &st->value_sum,
+	    &st->return_sum, &st->vclipped };
 	enum { NF = sizeof(f) / sizeof(f[0]) };
 	double v[NF + 2];
 
@@ -941,7 +1037,7 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 		/* (N) d loss / d logprob, zero where nothing is scored */
 		memset(dlp, 0, pk.N * sizeof(float));
 		memset(dscores, 0, pk.N * sizeof(float));
-		int rm = t->o.objective == OBJ_RM;
+		int rm = OBJ_IS_HEAD(t->o.objective);
 		struct model_batch b = pack_batch(&pk, !rm);
 		model_forward(m, &b, rm ? NULL : lp);
 		micro_loss(t, &pk, exs, nexs, lp, rm ? model_scores(m) : NULL,
@@ -1086,8 +1182,10 @@ train_prepare(struct train_ctx *t)
 	}
 	reference_logprobs(t);
 	/* No rollout log-probs: the policy as it is now sampled them. */
-	if (o->objective == OBJ_PG)
+	if (o->objective == OBJ_PG || o->objective == OBJ_PPO)
 		forward_logprobs(t, m, want_old, got_old);
+	if (o->objective == OBJ_PPO || o->objective == OBJ_VALUE)
+		ppo_prepare(t);
 
 	/* The optimizer sees the trainable set alone, params[0 .. ntrain). */
 	adamw_init(&t->adam, m->ntrain, o->beta1, o->beta2, o->eps,
@@ -1234,13 +1332,22 @@ train_metrics_rec(const struct train_ctx *t, const struct train_metrics *st,
 		rec_set_num(o, "accuracy", st->correct / st->pairs);
 		rec_set_num(o, "margin", st->margin / st->pairs);
 		break;
-	case OBJ_PG: {
+	case OBJ_VALUE: {
+		double nt = st->pg.tokens > 0 ? st->pg.tokens : 1;
+		rec_set_num(o, "value_mean", st->value_sum / nt);
+		rec_set_num(o, "return_mean", st->return_sum / nt);
+		rec_set_num(o, "clip_fraction", st->vclipped / nt);
+		break;
+	}
+	case OBJ_PG:
+	case OBJ_PPO: {
 		double ns = st->samples > 0 ? st->samples : 1;
 		double nt = st->pg.tokens > 0 ? st->pg.tokens : 1;
 		double mean = st->adv_sum / ns;
 		double var = st->adv_sq / ns - mean * mean;
 		rec_set_num(o, "reward_mean", st->reward_sum / ns);
-		rec_set_num(o, "adv_std", sqrt(var > 0 ? var : 0));
+		if (t->o.objective == OBJ_PG)
+			rec_set_num(o, "adv_std", sqrt(var > 0 ? var : 0));
 		rec_set_num(o, "kl", st->pg.kl_sum / nt);
 		rec_set_num(o, "clip_fraction", st->pg.clipped / nt);
 		rec_set_num(o, "ratio_mean", st->pg.ratio_sum / nt);

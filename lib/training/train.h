@@ -34,7 +34,12 @@ struct rec;
 struct rec_reader;
 
 enum train_objective { OBJ_SFT, OBJ_DPO, OBJ_RM, OBJ_PG, OBJ_SIMPO, OBJ_ORPO,
-	OBJ_KTO, OBJ_COUNT };
+	OBJ_KTO, OBJ_PPO, OBJ_VALUE, OBJ_COUNT };
+/* The sample objectives: a response, its reward and rollout log-probs. */
+#define OBJ_IS_SAMPLE(o) ((o) == OBJ_PG || (o) == OBJ_PPO || \
+	(o) == OBJ_VALUE)
+/* Those trained through a score head rather than token log-probs. */
+#define OBJ_IS_HEAD(o) ((o) == OBJ_RM || (o) == OBJ_VALUE)
 /* The reference-free pair objectives read pairs as DPO does. */
 #define OBJ_IS_PAIR_LM(o) ((o) == OBJ_DPO || (o) == OBJ_SIMPO || \
 	(o) == OBJ_ORPO)
@@ -63,6 +68,9 @@ struct train_opts {
 	int advantage, scale, kl_est, agg;
 	double clip, kl_coef;
 	long long ppo_epochs;
+	/* ppo, value: GAE over per-token rewards, the critic's clipping */
+	double gamma, lambda, value_clip;
+	int whiten;
 };
 
 /* train-step's defaults (see train-step(1)). */
@@ -81,6 +89,7 @@ struct train_metrics {
 	double kl, desirable, undesirable;		/* kto */
 	double reward_sum, adv_sum, adv_sq, samples;		/* pg */
 	struct pg_stats pg;
+	double value_sum, return_sum, vclipped;		/* value */
 };
 
 struct train_ctx;

@@ -119,6 +119,9 @@ train_seq_free(struct seq *s)
 	free(s->tgt);
 	free(s->old);
 	free(s->ref);
+	free(s->val);
+	free(s->adv);
+	free(s->ret);
 }
 
 /* A float array field of n scored tokens (truncated with the sequence). */
@@ -372,7 +375,7 @@ sft_example(struct train_ctx *t, const struct rec *r, struct example *e)
 	return ok;
 }
 
-/* pg: a sample with its reward and log-probs. */
+/* pg, ppo, value: a sample with its reward and log-probs. */
 static int
 pg_example(struct train_ctx *t, const struct rec *r, struct example *e)
 {
@@ -404,6 +407,17 @@ pg_example(struct train_ctx *t, const struct rec *r, struct example *e)
 		rec_die(r, "ref_logprobs", "missing: --kl-coef needs "
 		    "reference log-probs (score --logprob --as ref) or "
 		    "--ref CKPT");
+	if (t->o.objective != OBJ_PPO && t->o.objective != OBJ_VALUE)
+		return 1;
+	/* ppo, value: the critic's values; the critic (value) cannot
+	 * compute the policy's rollout log-probs itself. */
+	if (rec_get(r, "values") == NULL)
+		rec_die(r, "values", "missing: give the critic's values "
+		    "(score --value CRITIC)");
+	s->val = get_scored_floats(r, "values", "values", nr);
+	if (t->o.objective == OBJ_VALUE && s->old == NULL && t->o.kl_coef > 0)
+		rec_die(r, "logprobs", "missing: the critic's returns need "
+		    "the policy's rollout log-probs (rollout writes them)");
 	return 1;
 }
 
@@ -474,6 +488,11 @@ train_read_example(struct train_ctx *t, const struct rec *r,
 		break;
 	}
 	case OBJ_PG:
+		e->nseq = 1;
+		ok = pg_example(t, r, e);
+		break;
+	case OBJ_PPO:
+	case OBJ_VALUE:
 		e->nseq = 1;
 		ok = pg_example(t, r, e);
 		break;

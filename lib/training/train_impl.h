@@ -25,6 +25,9 @@ struct seq {
 	int len, nscored;
 	float *old;		/* (nscored) rollout log-probs, or NULL */
 	float *ref;		/* (nscored) reference log-probs, or NULL */
+	float *val;		/* (nscored) ppo, value: the critic's values */
+	float *adv, *ret;	/* (nscored) ppo, value: GAE's advantages
+				 * and returns */
 	double ref_sum;		/* sum of the reference log-probs */
 	int has_ref;
 	int truncated;
