@@ -36,6 +36,7 @@ cp "$F/rm.jsonl" "$T/rm.jsonl"
 cp "$T/dpo.jsonl" "$T/simpo.jsonl"
 cp "$T/dpo.jsonl" "$T/orpo.jsonl"
 cp "$F/kto.jsonl" "$T/kto.jsonl"
+cp "$F/ppo.jsonl" "$T/ppo.jsonl"
 grep -q logprob "$T/dpo.jsonl" "$T/pg.jsonl" &&
 	fail "the records still carry log-probs"
 
@@ -54,6 +55,7 @@ dpo_m="step loss grad_norm tokens reward_accuracy chosen_reward margin"
 simpo_m=$dpo_m
 orpo_m="step loss grad_norm tokens nll reward_accuracy margin"
 kto_m="step loss grad_norm tokens kl desirable undesirable"
+ppo_m="step loss grad_norm tokens reward_mean kl clip_fraction"
 rm_m="step loss grad_norm tokens accuracy margin"
 pg_m="step loss grad_norm tokens reward_mean adv_std kl clip_fraction"
 
@@ -106,6 +108,8 @@ runs simpo "$F/init" 3 --loss simpo --batch-size 2 $common
 runs orpo "$F/init" 3 --loss orpo --batch-size 2 $common
 # shellcheck disable=SC2086
 runs kto "$F/init" 3 --loss kto --batch-size 2 --epochs 2 $common
+# shellcheck disable=SC2086
+runs ppo "$F/init" 3 --loss ppo --batch-size 2 $common
 # rm at --lr 1e-2 drifts past 1e-5 in 4 steps between one process's own
 # --micro-batch 1 and 2 (built with sanitizers): a smaller rate.
 # shellcheck disable=SC2086
