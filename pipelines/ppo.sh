@@ -1,0 +1,85 @@
+#!/bin/sh
+# pipelines/ppo.sh: PPO with a critic and GAE, end to end, on the
+# verifier's reward.
+#
+# usage: pipelines/ppo.sh
+#        MODEL=path/to/hf-dir PROMPTS=prompts.jsonl EVAL=heldout.jsonl \
+#            pipelines/ppo.sh
+#
+# ROUNDS rounds (default 4) on PG_PROMPTS training prompts of
+#   rollout -n SAMPLES | score --exact | score --logprob SFT --as ref |
+#       score --value CRITIC |
+#       train-step --loss ppo   (the policy)
+#       train-step --loss value (the critic, on the same samples)
+# from the SFT model (cached in SFT_DIR, default out/sft), which is also
+# the fixed KL reference.  The first critic is the SFT model under a zero
+# score head (train-step --loss value --add-head --max-steps 0), so its
+# values start at 0.  Each round is evaluated on held-out prompts.
+# Writes OUT (default out/ppo): results.tsv (with the mean training reward
+# of each round), results.md, accuracy.png.  Overrides: PG_LR (3e-5),
+# PG_BATCH (64), PG_PROMPTS (512 a round), PPO_KL (0.05), PPO_GAMMA (1),
+# PPO_LAMBDA (0.95), PPO_EPOCHS (2), VALUE_LR (1e-4), SAMPLES, ROUNDS, and
+# those of pipelines/lib.sh.
+. "$(dirname "$0")/lib.sh"
+
+OUT=${OUT:-out/ppo}
+SFT_DIR=${SFT_DIR:-out/sft}
+: "${PPO_KL:=0.05}"
+: "${PPO_GAMMA:=1}"
+: "${PPO_LAMBDA:=0.95}"
+: "${PPO_EPOCHS:=2}"
+: "${VALUE_LR:=1e-4}"
+mkdir -p "$OUT"
+sft=$(pp_default_sft "$SFT_DIR")
+PP_EVAL=$SFT_DIR/data/eval.mpk
+gae="--kl-coef $PPO_KL --gamma $PPO_GAMMA --lambda $PPO_LAMBDA"
+
+# The first critic: the SFT body under a zero head, no step taken (a
+# record is read all the same: one of token ids stands in).
+if [ ! -d "$OUT/critic0" ]; then
+	printf '%s\n' '{"prompt_tokens":[1],"response_tokens":[2],"reward":0,"values":[0],"logprobs":[0],"ref_logprobs":[0]}' |
+	    train-step -q -m "$sft" -o "$OUT/critic0" --loss value --add-head \
+	    --max-steps 0 >/dev/null
+fi
+
+# round POLICY CRITIC I PROMPTS: samples, then the policy's and the
+# critic's updates on them (OUT/roundI, OUT/criticI).
+round() {
+	o=$OUT/round$3
+	[ -d "$o" ] && [ -d "$OUT/critic$3" ] && return 0
+	rollout -m "$1" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed $((800 + $3)) \
+	    "$4" | score --exact | score --logprob "$sft" --as ref |
+	    score --value "$2" >"$o.samples"
+	# shellcheck disable=SC2086
+	train-step -q -m "$1" -o "$o" --loss ppo --reset-optimizer \
+	    --lr "$PG_LR" --batch-size "$PG_BATCH" --clip 0.2 \
+	    --ppo-epochs "$PPO_EPOCHS" --seed $((800 + $3)) $gae \
+	    <"$o.samples" >"$o.metrics"
+	# shellcheck disable=SC2086
+	train-step -q -m "$2" -o "$OUT/critic$3" --loss value \
+	    --lr "$VALUE_LR" --batch-size "$PG_BATCH" --value-clip 0.2 \
+	    --ppo-epochs "$PPO_EPOCHS" --seed $((800 + $3)) $gae \
+	    <"$o.samples" >"$OUT/critic$3.metrics"
+	rm -f "$o.samples"
+}
+
+printf 'model\tround\tgreedy\tt1\treward\n' >"$OUT/results.tsv"
+printf '%s\t\n' "$(pp_acc_row sft 0 "$sft")" >>"$OUT/results.tsv"
+m=$sft c=$OUT/critic0 i=1
+while [ "$i" -le "$ROUNDS" ]; do
+	pp_log "ppo: round $i: rollout -n $SAMPLES | score --exact | score --logprob | score --value | train-step --loss ppo, --loss value"
+	recs head -n "$PG_PROMPTS" "$SFT_DIR/data/prompts.mpk" >"$OUT/prompts.mpk"
+	round "$m" "$c" "$i" "$OUT/prompts.mpk"
+	r=$(recs stats reward_mean <"$OUT/round$i.metrics" | recs to-tsv reward_mean.mean)
+	printf '%s\t%s\n' "$(pp_acc_row ppo "$i" "$OUT/round$i")" "$r" \
+	    >>"$OUT/results.tsv"
+	pp_log "ppo: round $i: $(tail -n 1 "$OUT/results.tsv" | cut -f3-)"
+	m=$OUT/round$i c=$OUT/critic$i i=$((i + 1))
+done
+pp_table "$OUT/results.tsv" >"$OUT/results.md"
+awk -F'\t' -v OFS='\t' 'NR > 1 { $1 = "x-ppo" } { print }' \
+    "$OUT/results.tsv" >"$OUT/plot.tsv"
+XLABEL='round (0 = SFT)' "$pp_here/plot" accuracy "$OUT/plot.tsv" \
+    "$OUT/accuracy.png" "ppo: held-out accuracy"
+pp_log "done: $OUT/results.md"
+cat "$OUT/results.md"
