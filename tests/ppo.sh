@@ -68,7 +68,7 @@ expect_fail 1 'record 1: field "ref_logprobs": missing' train-step -q \
 sed 's/"logprobs":\[[^]]*\],//' "$F/ppo.jsonl" >"$T/noold"
 expect_fail 1 'record 1: field "logprobs": missing' train-step -q \
     -m "$F/init_rm" -o "$T/e" --loss value <"$T/noold"
-expect_fail 1 'needs a model with a score head' train-step -q \
+expect_fail 1 'needs a critic' train-step -q \
     -m "$F/init" -o "$T/e" --loss value <"$F/ppo.jsonl"
 expect_fail 2 'goes with --loss rm or value' train-step -q -m "$F/init" \
     -o "$T/e" --loss ppo --add-head <"$F/ppo.jsonl"

@@ -104,9 +104,10 @@ load_model(struct train_ctx *t)
 		struct model *m = model_from_ckpt(t->ckpt);
 		const char *name = train_objective_name(o->objective);
 		if (OBJ_IS_HEAD(o->objective) && m->cfg.num_labels < 1)
-			errx(EXIT_DATA, "%s: --loss %s needs a model with a "
-			    "score head (score.weight); --add-head adds one",
-			    o->model, name);
+			errx(EXIT_DATA, "%s: --loss %s needs a %s (a score "
+			    "head, score.weight); --add-head adds one",
+			    o->model, name, o->objective == OBJ_RM ?
+			    "reward model" : "critic");
 		if (OBJ_IS_HEAD(o->objective) && m->cfg.num_labels != 1)
 			errx(EXIT_DATA, "%s: --loss %s needs one label, the "
 			    "head has %d", o->model, name, m->cfg.num_labels);
