@@ -20,17 +20,14 @@
 # round), SAMPLES, ROUNDS, and those of pipelines/lib.sh.
 . "$(dirname "$0")/lib.sh"
 
-OUT=${OUT:-out/kto}
-SFT_DIR=${SFT_DIR:-out/sft}
 : "${KTO_LR:=$LR}"
 : "${KTO_BETA:=$BETA}"
 : "${KTO_WD:=1}"
 : "${KTO_WU:=1}"
 : "${KTO_BATCH:=$DPO_BATCH}"
 : "${KTO_PROMPTS:=512}"
-mkdir -p "$OUT"
-sft=$(pp_default_sft "$SFT_DIR")
-PP_EVAL=$SFT_DIR/data/eval.mpk
+pp_rounds_start kto
+sft=$pp_sft
 
 # round POLICY OUT SEED PROMPTS: one round; OUT.samples the scored KTO
 # records, OUT.metrics the training metrics.
@@ -61,10 +58,4 @@ while [ "$i" -le "$ROUNDS" ]; do
 	pp_log "kto: round $i: $(tail -n 1 "$OUT/results.tsv" | cut -f3-)"
 	m=$OUT/round$i i=$((i + 1))
 done
-pp_table "$OUT/results.tsv" >"$OUT/results.md"
-awk -F'\t' -v OFS='\t' 'NR > 1 { $1 = "x-kto" } { print }' \
-    "$OUT/results.tsv" >"$OUT/plot.tsv"
-XLABEL='round (0 = SFT)' "$pp_here/plot" accuracy "$OUT/plot.tsv" \
-    "$OUT/accuracy.png" "kto: held-out accuracy"
-pp_log "done: $OUT/results.md"
-cat "$OUT/results.md"
+pp_rounds_done kto

@@ -239,11 +239,7 @@ pp_pg_round() {
 # pp_pg_pipeline NAME ADVANTAGE: the body of grpo.sh and remax.sh: ROUNDS
 # rounds from the SFT model (or MODEL), evaluated each round.
 pp_pg_pipeline() {
-	OUT=${OUT:-out/$1}
-	SFT_DIR=${SFT_DIR:-out/sft}
-	mkdir -p "$OUT"
-	pp_sft=$(pp_default_sft "$SFT_DIR")
-	PP_EVAL=$SFT_DIR/data/eval.mpk
+	pp_rounds_start "$1"
 	printf 'model\tround\tgreedy\tt1\treward\n' >"$OUT/results.tsv"
 	printf '%s\t\n' "$(pp_acc_row sft 0 "$pp_sft")" >>"$OUT/results.tsv"
 	pp_m=$pp_sft pp_i=1
@@ -257,8 +253,25 @@ pp_pg_pipeline() {
 		pp_log "$1: round $pp_i: $(tail -n 1 "$OUT/results.tsv" | cut -f3-)"
 		pp_m=$OUT/round$pp_i pp_i=$((pp_i + 1))
 	done
+	pp_rounds_done "$1"
+}
+
+# pp_rounds_start NAME: the start of a pipeline of rounds from the SFT
+# model: OUT (default out/NAME) made, pp_sft the starting policy (of
+# SFT_DIR, default out/sft), PP_EVAL its held-out prompts.
+pp_rounds_start() {
+	OUT=${OUT:-out/$1}
+	SFT_DIR=${SFT_DIR:-out/sft}
+	mkdir -p "$OUT"
+	pp_sft=$(pp_default_sft "$SFT_DIR")
+	PP_EVAL=$SFT_DIR/data/eval.mpk
+}
+
+# pp_rounds_done NAME: the end of a pipeline of rounds from the SFT
+# model: OUT/results.tsv as a table (results.md, also on stdout) and one
+# curve (accuracy.png), the SFT row as round 0.
+pp_rounds_done() {
 	pp_table "$OUT/results.tsv" >"$OUT/results.md"
-	# One curve: the SFT row is round 0 of the run.
 	awk -F'\t' -v OFS='\t' -v n="$1" 'NR > 1 { $1 = "x-" n } { print }' \
 	    "$OUT/results.tsv" >"$OUT/plot.tsv"
 	XLABEL='round (0 = SFT)' "$pp_here/plot" accuracy "$OUT/plot.tsv" "$OUT/accuracy.png" "$1: held-out accuracy"

@@ -22,16 +22,13 @@
 # those of pipelines/lib.sh.
 . "$(dirname "$0")/lib.sh"
 
-OUT=${OUT:-out/ppo}
-SFT_DIR=${SFT_DIR:-out/sft}
 : "${PPO_KL:=0.05}"
 : "${PPO_GAMMA:=1}"
 : "${PPO_LAMBDA:=0.95}"
 : "${PPO_EPOCHS:=2}"
 : "${VALUE_LR:=1e-4}"
-mkdir -p "$OUT"
-sft=$(pp_default_sft "$SFT_DIR")
-PP_EVAL=$SFT_DIR/data/eval.mpk
+pp_rounds_start ppo
+sft=$pp_sft
 gae="--kl-coef $PPO_KL --gamma $PPO_GAMMA --lambda $PPO_LAMBDA"
 
 # The first critic: the SFT body under a zero head, no step taken (a
@@ -76,10 +73,4 @@ while [ "$i" -le "$ROUNDS" ]; do
 	pp_log "ppo: round $i: $(tail -n 1 "$OUT/results.tsv" | cut -f3-)"
 	m=$OUT/round$i c=$OUT/critic$i i=$((i + 1))
 done
-pp_table "$OUT/results.tsv" >"$OUT/results.md"
-awk -F'\t' -v OFS='\t' 'NR > 1 { $1 = "x-ppo" } { print }' \
-    "$OUT/results.tsv" >"$OUT/plot.tsv"
-XLABEL='round (0 = SFT)' "$pp_here/plot" accuracy "$OUT/plot.tsv" \
-    "$OUT/accuracy.png" "ppo: held-out accuracy"
-pp_log "done: $OUT/results.md"
-cat "$OUT/results.md"
+pp_rounds_done ppo

@@ -375,6 +375,19 @@ sft_example(struct train_ctx *t, const struct rec *r, struct example *e)
 	return ok;
 }
 
+/* The response of a sample record (pg, ppo, value, kto): not empty. */
+static int32_t *
+sample_response(struct train_ctx *t, const struct rec *r, size_t *nr)
+{
+	int32_t *resp = get_tokens(t, r, "response_tokens", "response", 0,
+	    is_chat(r), nr);
+
+	check_ids(t, r, "response_tokens", resp, *nr);
+	if (*nr == 0)
+		rec_die(r, "response_tokens", "empty response");
+	return resp;
+}
+
 /* pg, ppo, value: a sample with its reward and log-probs. */
 static int
 pg_example(struct train_ctx *t, const struct rec *r, struct example *e)
@@ -382,11 +395,7 @@ pg_example(struct train_ctx *t, const struct rec *r, struct example *e)
 	size_t np, nr;
 	int32_t *p = prompt_tokens(t, r, &np), *resp;
 
-	resp = get_tokens(t, r, "response_tokens", "response", 0, is_chat(r),
-	    &nr);
-	check_ids(t, r, "response_tokens", resp, nr);
-	if (nr == 0)
-		rec_die(r, "response_tokens", "empty response");
+	resp = sample_response(t, r, &nr);
 	int ok = make_seq(t, &e->s[0], p, np, resp, nr, 1);
 	e->s[0].field = "response_tokens";
 	free(resp);
@@ -431,11 +440,7 @@ kto_example(struct train_ctx *t, const struct rec *r, struct example *e)
 	size_t np, nr;
 	int32_t *p = prompt_tokens(t, r, &np), *resp;
 
-	resp = get_tokens(t, r, "response_tokens", "response", 0, is_chat(r),
-	    &nr);
-	check_ids(t, r, "response_tokens", resp, nr);
-	if (nr == 0)
-		rec_die(r, "response_tokens", "empty response");
+	resp = sample_response(t, r, &nr);
 	e->label = rec_need_bool(r, "label");
 	if (rec_get(r, "kl") == NULL)
 		rec_die(r, "kl", "missing: KTO needs a mismatched response "
