@@ -18,6 +18,7 @@
 #include "records/record.h"
 #include "util/rng.h"
 #include "records/trl.h"
+#include "scoring/ranking.h"
 #include "util/strmap.h"
 #include "util/util.h"
 
@@ -31,6 +32,9 @@
 	"       recs to-tsv [-H] FIELD ...\n" \
 	"       recs from-trl [-Jz] [FILE ...]\n" \
 	"       recs to-trl [-z] [FILE ...]\n" \
+	"       recs rank-accuracy [-Jz] [--policy PREFIX] [--ref PREFIX] " \
+	"[--beta B]\n" \
+	"                          [--alpha FIELD] [FILE ...]\n" \
 	"       recs gen arith [-Jz] [-n N] [--seed S] [--digits D] " \
 	"[--split train|eval]\n" \
 	"                      [--sft] [--noise P]"
@@ -529,6 +533,85 @@ cmd_gen(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------------ */
+/* rank-accuracy */
+
+static int
+cmd_rank(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' },
+		{ "ref", required_argument, NULL, 'r' },
+		{ "beta", required_argument, NULL, 'B' },
+		{ "alpha", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "zstd", no_argument, NULL, 'z' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct rank_opts o = { "policy", "ref", NULL, "margin", 0.1 };
+	struct rank_acc a = { 0 };
+	struct rec r, out;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "Jzh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+		case 'r':
+			if (*optarg == 0)
+				pp_usage("rank-accuracy: --%s: empty prefix",
+				    c == 'p' ? "policy" : "ref");
+			*(c == 'p' ? &o.policy : &o.ref) = optarg;
+			break;
+		case 'B':
+			o.beta = pp_parse_num("--beta", optarg, 1e-12, 1e12);
+			break;
+		case 'a':
+			rec_path_option("rank-accuracy: --alpha", optarg);
+			o.alpha = optarg;
+			break;
+		case 'J':
+		case 'z':
+			rec_output_option(c, &out_flags);
+			break;
+		case 'h':
+			pp_help();
+		default:
+			pp_usage(NULL);
+		}
+	}
+	struct rec_reader *rd = rec_reader_open(argv + optind, argc - optind);
+	while (rec_read(rd, &r)) {
+		rank_acc_add(&a, &r, &o);
+		rec_free(&r);
+	}
+	rec_reader_close(rd);
+	if (a.pairs == 0)
+		errx(EXIT_DATA, "rank-accuracy: no pairs");
+	if (a.ref_pairs > 0 && a.ref_pairs < a.pairs)
+		errx(EXIT_DATA, "rank-accuracy: %llu of %llu pairs have the "
+		    "reference's sums (%s_logprob): all or none",
+		    (unsigned long long)a.ref_pairs,
+		    (unsigned long long)a.pairs, o.ref);
+	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
+	rec_init(&out, "rank-accuracy", 1);
+	rec_set_uint(&out, "pairs", a.pairs);
+	rec_set_num(&out, "ranking_accuracy",
+	    (double)a.policy_correct / a.pairs);
+	if (a.ref_pairs == a.pairs) {
+		rec_set_num(&out, "ref_ranking_accuracy",
+		    (double)a.ref_correct / a.pairs);
+		rec_set_num(&out, "idealized_ranking_accuracy",
+		    (double)a.ideal_correct / a.pairs);
+		rec_set_num(&out, "beta", o.beta);
+	}
+	rec_write(w, &out);
+	rec_free(&out);
+	rec_writer_close(w);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 
 int
 main(int argc, char **argv)
@@ -563,6 +646,8 @@ main(int argc, char **argv)
 		rc = cmd_trl(argc, argv, 1);
 	else if (strcmp(cmd, "to-trl") == 0)
 		rc = cmd_trl(argc, argv, 0);
+	else if (strcmp(cmd, "rank-accuracy") == 0)
+		rc = cmd_rank(argc, argv);
 	else
 		pp_usage("unknown command: %s", cmd);
 	pp_close_stdout();
