@@ -17,6 +17,7 @@
 
 #include "records/rec_part.h"
 #include "records/record.h"
+#include "scoring/judge.h"
 #include "scoring/scorer.h"
 #include "util/dist.h"
 #include "util/progress.h"
@@ -34,16 +35,21 @@
 	"       score --value CKPT [--as FIELD] [-b TOKENS] " \
 	"[--chat-template NAME]\n" \
 	"             [-qJz] [FILE ...]\n" \
+	"       score --judge CKPT --template FILE [--pairwise] [--labels LIST]\n" \
+	"             [--as FIELD] [-b TOKENS] [--chat-template NAME] [-qJz]\n" \
+	"             [FILE ...]\n" \
 	"       score --flr CKPT [--positive FILE] [--negative FILE] [--details]\n" \
 	"             [--no-cache] [--as FIELD] [-b TOKENS]\n" \
 	"             [--chat-template NAME] [-qJz] [FILE ...]"
 
-enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR, S_VALUE };
+enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR, S_VALUE,
+	S_JUDGE };
 
 enum {
 	O_EXACT = 256, O_ANSWER, O_EXTRACT, O_CMD, O_LOGPROB, O_RM, O_FLR,
 	O_POSITIVE, O_NEGATIVE, O_DETAILS, O_AS, O_RETOKENIZE, O_NOCACHE,
-	O_CHAT, O_WINDOW, O_TIMEOUT, O_VALUE
+	O_CHAT, O_WINDOW, O_TIMEOUT, O_VALUE, O_JUDGE, O_TEMPLATE, O_PAIRWISE,
+	O_LABELS
 };
 
 static const struct option longopts[] = {
@@ -55,6 +61,10 @@ static const struct option longopts[] = {
 	{ "rm", required_argument, NULL, O_RM },
 	{ "flr", required_argument, NULL, O_FLR },
 	{ "value", required_argument, NULL, O_VALUE },
+	{ "judge", required_argument, NULL, O_JUDGE },
+	{ "template", required_argument, NULL, O_TEMPLATE },
+	{ "pairwise", no_argument, NULL, O_PAIRWISE },
+	{ "labels", required_argument, NULL, O_LABELS },
 	{ "positive", required_argument, NULL, O_POSITIVE },
 	{ "negative", required_argument, NULL, O_NEGATIVE },
 	{ "details", no_argument, NULL, O_DETAILS },
@@ -73,7 +83,8 @@ static const struct option longopts[] = {
 };
 
 static const char *scorer_opt[] = {
-	"", "--exact", "--cmd", "--logprob", "--rm", "--flr", "--value"
+	"", "--exact", "--cmd", "--logprob", "--rm", "--flr", "--value",
+	"--judge"
 };
 
 static void
@@ -197,6 +208,25 @@ run_cmd(struct rec_reader *rd, struct rec_writer *w, const char *command,
 	cmd_finish(c);
 }
 
+/* --judge: records in batches through the judge. */
+static void
+run_judge(struct rec_reader *rd, struct rec_writer *w, const char *ckpt,
+    const struct judge_opts *o)
+{
+	struct judge *j = judge_new(ckpt, o);
+	struct progress *pr = progress_new("records", 0, quiet);
+	struct rec r;
+	uint64_t n = 0;
+
+	while (next_rec(rd, &r)) {
+		judge_add(j, &r, w);
+		progress_update(pr, ++n, judge_tokens(j), NULL);
+	}
+	judge_flush(j, w);
+	progress_end(pr);
+	judge_free(j);
+}
+
 /* --logprob, --rm, --flr: records in batches through the model. */
 static void
 run_model(struct rec_reader *rd, struct rec_writer *w, enum ms_kind kind,
@@ -232,7 +262,8 @@ main(int argc, char **argv)
 	enum scorer s = S_NONE;
 	const char *answer = NULL, *extract = NULL, *command = NULL;
 	const char *ckpt = NULL, *positive = NULL, *negative = NULL;
-	const char *as = NULL, *chat = NULL;
+	const char *as = NULL, *chat = NULL, *tmpl = NULL, *labels = NULL;
+	int pairwise = 0;
 	int details = 0, retokenize = 0, nocache = 0, flags = REC_AUTO;
 	long long batch = 0, window = -1;
 	double timeout = -1;
@@ -274,6 +305,19 @@ main(int argc, char **argv)
 		case O_VALUE:
 			pick(&s, S_VALUE);
 			ckpt = optarg;
+			break;
+		case O_JUDGE:
+			pick(&s, S_JUDGE);
+			ckpt = optarg;
+			break;
+		case O_TEMPLATE:
+			tmpl = optarg;
+			break;
+		case O_PAIRWISE:
+			pairwise = 1;
+			break;
+		case O_LABELS:
+			labels = optarg;
 			break;
 		case O_POSITIVE:
 			positive = optarg;
@@ -320,7 +364,7 @@ main(int argc, char **argv)
 	}
 	if (s == S_NONE)
 		pp_usage("no scorer: give --exact, --cmd, --logprob, --rm, "
-		    "--flr or --value");
+		    "--flr, --value or --judge");
 	only_for(answer != NULL, "--answer-field", s, S_EXACT);
 	only_for(extract != NULL, "--extract", s, S_EXACT);
 	only_for(positive != NULL, "--positive", s, S_FLR);
@@ -330,6 +374,11 @@ main(int argc, char **argv)
 	only_for(retokenize, "--retokenize", s, S_LOGPROB);
 	only_for(window >= 0, "--window", s, S_CMD);
 	only_for(timeout >= 0, "--timeout", s, S_CMD);
+	only_for(tmpl != NULL, "--template", s, S_JUDGE);
+	only_for(pairwise, "--pairwise", s, S_JUDGE);
+	only_for(labels != NULL, "--labels", s, S_JUDGE);
+	if (s == S_JUDGE && tmpl == NULL)
+		pp_usage("--judge needs --template FILE");
 	if ((batch != 0 || chat != NULL) && (s == S_EXACT || s == S_CMD))
 		pp_usage("%s does not apply to %s", batch ? "--batch-tokens" :
 		    "--chat-template", scorer_opt[s]);
@@ -337,7 +386,7 @@ main(int argc, char **argv)
 		pp_usage("--answer-field: empty field name");
 	if (as == NULL)
 		as = s == S_LOGPROB ? "ref" : s == S_VALUE ? "values" :
-		    "reward";
+		    s == S_JUDGE && pairwise ? "judge" : "reward";
 
 	/* Under mpirun: rank 0's stdin for every rank, and stdout is
 	 * mpirun's (msgpack unless -J, no progress line). */
@@ -364,6 +413,11 @@ main(int argc, char **argv)
 	case S_CMD:
 		run_cmd(rd, w, command, as, window > 0 ? (int)window : 256,
 		    timeout > 0 ? timeout : 0);
+		break;
+	case S_JUDGE:
+		run_judge(rd, w, ckpt, &(struct judge_opts){ .template_path =
+		    tmpl, .pairwise = pairwise, .labels = labels, .as = as,
+		    .chat = chat, .batch_tokens = batch });
 		break;
 	default:
 		run_model(rd, w, s == S_LOGPROB ? MS_LOGPROB : s == S_RM ?

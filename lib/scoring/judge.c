@@ -1,0 +1,445 @@
+/*
+ * judge.c: LLM-as-a-judge scoring; see judge.h.
+ *
+ * Reading order: the template; the labels; a record into its sequences
+ * (the rendered prompt, in each order for pairs, followed by each label);
+ * the batch through the model; the reward from the labels' sums.
+ */
+#include "config.h"
+
+#include <err.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoints/checkpoint.h"
+#include "model/model.h"
+#include "records/record.h"
+#include "scoring/judge.h"
+#include "text/conversation.h"
+#include "text/tokenizer.h"
+#include "training/loss.h"
+#include "util/util.h"
+
+#define MAX_LABELS 16
+
+struct label {
+	char *text;
+	int32_t *tok;
+	size_t n;
+	double value;		/* pointwise: the rating */
+};
+
+/* One record and its sequences: (pairwise: 2 orders x) nlabels. */
+struct item {
+	struct rec rec;
+	int nseq;
+	int32_t *tok[2 * MAX_LABELS];	/* prompt + label */
+	int len[2 * MAX_LABELS];
+	int np[2];		/* prompt tokens of each order */
+	double sum[2 * MAX_LABELS];	/* log-prob of the label */
+};
+
+struct judge {
+	struct judge_opts o;
+	const char *path;
+	struct model *m;
+	struct conv *conv;
+	struct tokenizer *tok;
+	char *tmpl;		/* the template's text */
+	struct label lab[MAX_LABELS];
+	int nlab;
+	struct item *items;
+	size_t nitems, capitems, pending_tokens;
+	unsigned long long tokens;
+};
+
+/* ------------------------------------------------------------------------ */
+/* The template */
+
+/* Check the braces once, so a bad template fails before any record. */
+static void
+check_template(const char *t, const char *path)
+{
+	int line = 1;
+
+	for (const char *p = t; *p; p++) {
+		if (*p == '\n')
+			line++;
+		if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+			p++;
+			continue;
+		}
+		if (*p == '}')
+			errx(EXIT_DATA, "%s: line %d: a } without its {; write "
+			    "}} for a brace", path, line);
+		if (*p != '{')
+			continue;
+		const char *e = strchr(p, '}'), *nl = strchr(p, '\n');
+		if (e == NULL || (nl != NULL && nl < e) || e == p + 1)
+			errx(EXIT_DATA, "%s: line %d: a { without a field name "
+			    "and its }; write {{ for a brace", path, line);
+		p = e;
+	}
+}
+
+/* The string of field name in r, for the template; a must-have. */
+static const char *
+field_str(const struct rec *r, const char *name, size_t *len)
+{
+	const msgpack_object *v = rec_get_path(r, name);
+
+	if (v == NULL)
+		rec_die(r, name, "missing (the judge's template asks for it)");
+	if (v->type != MSGPACK_OBJECT_STR)
+		rec_die(r, name, "expected string, got %s", rec_type_name(v));
+	*len = v->via.str.size;
+	return v->via.str.ptr;
+}
+
+/*
+ * The template with r's fields in; a and b stand for {response_a} and
+ * {response_b} (pairwise), or a for {response} (pointwise).
+ */
+static char *
+render(const struct judge *j, const struct rec *r, const char *a,
+    size_t alen, const char *b, size_t blen)
+{
+	struct strbuf s;
+	char name[256];
+
+	sb_init(&s);
+	for (const char *p = j->tmpl; *p; p++) {
+		if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+			sb_addc(&s, *p++);
+			continue;
+		}
+		if (*p != '{') {
+			sb_addc(&s, *p);
+			continue;
+		}
+		const char *e = strchr(p, '}');
+		size_t n = (size_t)(e - p - 1);
+		if (n >= sizeof(name))
+			n = sizeof(name) - 1;
+		memcpy(name, p + 1, n);
+		name[n] = 0;
+		p = e;
+		size_t len;
+		const char *v;
+		if (j->o.pairwise && strcmp(name, "response_a") == 0)
+			v = a, len = alen;
+		else if (j->o.pairwise && strcmp(name, "response_b") == 0)
+			v = b, len = blen;
+		else if (!j->o.pairwise && strcmp(name, "response") == 0)
+			v = a, len = alen;
+		else
+			v = field_str(r, name, &len);
+		sb_add(&s, v, len);
+	}
+	return s.data != NULL ? s.data : xstrdup("");
+}
+
+/* ------------------------------------------------------------------------ */
+/* The labels */
+
+static void
+parse_labels(struct judge *j, const char *list)
+{
+	const char *p = list;
+
+	while (j->nlab < MAX_LABELS) {
+		const char *q = strchr(p, ',');
+		size_t n = q ? (size_t)(q - p) : strlen(p);
+		struct label *l = &j->lab[j->nlab++];
+		char e[256];
+
+		if (n == 0)
+			pp_usage("--labels: an empty label in \"%s\"", list);
+		l->text = xstrndup(p, n);
+		l->n = tokenizer_try_encode(j->tok, l->text, n, 0, &l->tok, e,
+		    sizeof(e));
+		if (l->n == (size_t)-1)
+			errx(EXIT_DATA, "%s: label \"%s\": %s", j->path,
+			    l->text, e);
+		if (l->n == 0)
+			pp_usage("--labels: \"%s\" has no tokens", l->text);
+		if (conv_check_vocab(j->m->cfg.vocab_size, l->tok, l->n, e,
+		    sizeof(e)) != 0)
+			errx(EXIT_DATA, "%s: label \"%s\": %s", j->path,
+			    l->text, e);
+		if (!j->o.pairwise) {
+			char *end;
+			l->value = strtod(l->text, &end);
+			if (end == l->text || *end != 0 || !isfinite(l->value))
+				pp_usage("--labels: a pointwise label is a "
+				    "rating, a number: \"%s\"", l->text);
+		}
+		if (q == NULL)
+			break;
+		p = q + 1;
+	}
+	if (j->nlab == MAX_LABELS && strchr(p, ',') != NULL)
+		pp_usage("--labels: at most %d", MAX_LABELS);
+	if (j->o.pairwise && j->nlab != 2)
+		pp_usage("--labels: a pairwise judge has two labels, the "
+		    "first response's and the second's");
+	if (!j->o.pairwise && j->nlab < 2)
+		pp_usage("--labels: a pointwise judge needs two ratings or "
+		    "more");
+}
+
+/* ------------------------------------------------------------------------ */
+/* build_judge / free_judge */
+
+struct judge *
+judge_new(const char *path, const struct judge_opts *o)
+{
+	struct judge *j = xcalloc(1, sizeof(*j));
+	struct ckpt *c;
+	char e[512];
+	size_t len;
+
+	j->o = *o;
+	j->path = path;
+	if (j->o.batch_tokens <= 0)
+		j->o.batch_tokens = 4096;
+	j->tmpl = pp_read_file(o->template_path, &len);
+	if (j->tmpl == NULL)
+		err(EXIT_DATA, "%s", o->template_path);
+	if (strlen(j->tmpl) != len)
+		errx(EXIT_DATA, "%s: a NUL byte in the template",
+		    o->template_path);
+	check_template(j->tmpl, o->template_path);
+	c = ckpt_load(path);
+	j->m = model_from_ckpt(c);
+	if (!j->m->cfg.lm_head)
+		errx(EXIT_DATA, "%s: a judge needs a language-model head",
+		    path);
+	j->conv = conv_open(c, j->m->cfg.vocab_size, o->chat, e, sizeof(e));
+	if (j->conv == NULL)
+		pp_usage("--chat-template: %s", e);
+	ckpt_free(c);
+	j->tok = conv_tokenizer(j->conv);
+	if (j->tok == NULL)
+		errx(EXIT_DATA, "%s: %s (a judge reads text)", path,
+		    conv_tokenizer_error(j->conv));
+	if (conv_template(j->conv) == NULL)
+		errx(EXIT_DATA, "%s: %s (name one with --chat-template)", path,
+		    conv_template_error(j->conv));
+	parse_labels(j, o->labels != NULL ? o->labels :
+	    o->pairwise ? "A,B" : "1,2,3,4,5");
+	return j;
+}
+
+static void
+item_free(struct item *it)
+{
+	for (int s = 0; s < it->nseq; s++)
+		free(it->tok[s]);
+	rec_free(&it->rec);
+}
+
+void
+judge_free(struct judge *j)
+{
+	if (j == NULL)
+		return;
+	for (size_t i = 0; i < j->nitems; i++)
+		item_free(&j->items[i]);
+	free(j->items);
+	for (int l = 0; l < j->nlab; l++) {
+		free(j->lab[l].text);
+		free(j->lab[l].tok);
+	}
+	free(j->tmpl);
+	conv_free(j->conv);
+	model_free(j->m);
+	free(j);
+}
+
+unsigned long long
+judge_tokens(const struct judge *j)
+{
+	return j->tokens;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A record into its sequences */
+
+/* The rendered prompt of one order as the user's turn, then each label. */
+static void
+add_order(struct judge *j, struct item *it, int order, const char *a,
+    size_t alen, const char *b, size_t blen)
+{
+	char *text = render(j, &it->rec, a, alen, b, blen), e[512];
+	struct chat_msg m = { "user", text };
+	int32_t *p;
+	size_t np = conv_prompt_tokens(j->conv, &m, 1, &p, e, sizeof(e));
+
+	free(text);
+	if (np == (size_t)-1)
+		rec_die(&it->rec, "prompt", "the judge's prompt: %s", e);
+	it->np[order] = (int)np;
+	for (int l = 0; l < j->nlab; l++) {
+		const struct label *lb = &j->lab[l];
+		size_t n = np + lb->n;
+		if (conv_check_length(j->m->cfg.max_seq_len, n, e,
+		    sizeof(e)) != 0)
+			rec_die(&it->rec, "prompt", "the judge's prompt and "
+			    "label \"%s\": %s of %s", lb->text, e, j->path);
+		int32_t *t = xmalloc(n * sizeof(*t));
+		memcpy(t, p, np * sizeof(*t));
+		memcpy(t + np, lb->tok, lb->n * sizeof(*t));
+		it->tok[it->nseq] = t;
+		it->len[it->nseq++] = (int)n;
+		j->pending_tokens += n;
+	}
+	free(p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The batch through the model */
+
+/* Sequences from..to of the pending items (flattened), one pass. */
+struct seqref {
+	struct item *it;
+	int s;
+};
+
+static void
+run_pass(struct judge *j, const struct seqref *sq, size_t n)
+{
+	int *len = xmalloc(n * sizeof(*len)), N = 0;
+
+	for (size_t i = 0; i < n; i++)
+		N += len[i] = sq[i].it->len[sq[i].s];
+	int *tok = xmalloc((size_t)N * sizeof(*tok));
+	int *tgt = xmalloc((size_t)N * sizeof(*tgt));
+	float *lp = xmalloc((size_t)N * sizeof(*lp));
+	int off = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct item *it = sq[i].it;
+		int s = sq[i].s, L = it->len[s];
+		int np = it->np[s / j->nlab];
+		for (int t = 0; t < L; t++) {
+			tok[off + t] = it->tok[s][t];
+			/* only the label's tokens are read */
+			tgt[off + t] = t + 1 >= np && t + 1 < L ?
+			    it->tok[s][t + 1] : -1;
+		}
+		off += L;
+	}
+	struct model_batch b = { (int)n, len, tok, tgt };
+	model_forward(j->m, &b, lp);
+	j->tokens += (unsigned long long)N;
+	off = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct item *it = sq[i].it;
+		int s = sq[i].s, L = it->len[s];
+		int np = it->np[s / j->nlab];
+		double sum = 0;
+		for (int t = np - 1; t < L - 1; t++)
+			sum += lp[off + t];
+		it->sum[s] = sum;
+		off += L;
+	}
+	free(len);
+	free(tok);
+	free(tgt);
+	free(lp);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The reward from the labels' sums */
+
+static double
+reward(const struct judge *j, const struct item *it)
+{
+	const double *S = it->sum;
+
+	if (j->o.pairwise) {
+		/* chosen is A in the first order, B in the second */
+		double p1 = sigmoid(S[0] - S[1]), p2 = sigmoid(S[3] - S[2]);
+		return (p1 + p2) / 2;
+	}
+	double mx = -INFINITY, z = 0, ev = 0;
+	for (int l = 0; l < j->nlab; l++)
+		if (S[l] > mx)
+			mx = S[l];
+	for (int l = 0; l < j->nlab; l++) {
+		double p = exp(S[l] - mx);
+		z += p;
+		ev += p * j->lab[l].value;
+	}
+	return ev / z;
+}
+
+void
+judge_flush(struct judge *j, struct rec_writer *w)
+{
+	size_t nsq = 0, cap = 0, N = 0;
+	struct seqref *sq = NULL;
+
+	/* Every pending sequence, in passes of up to batch_tokens. */
+	for (size_t i = 0; i <= j->nitems; i++) {
+		struct item *it = i < j->nitems ? &j->items[i] : NULL;
+		for (int s = 0; it == NULL ? s < 1 : s < it->nseq; s++) {
+			size_t L = it ? (size_t)it->len[s] : 0;
+			if (nsq > 0 && (it == NULL ||
+			    N + L > (size_t)j->o.batch_tokens)) {
+				run_pass(j, sq, nsq);
+				nsq = N = 0;
+			}
+			if (it == NULL)
+				break;
+			if (nsq == cap) {
+				cap = cap ? 2 * cap : 64;
+				sq = xreallocarray(sq, cap, sizeof(*sq));
+			}
+			sq[nsq++] = (struct seqref){ it, s };
+			N += L;
+		}
+	}
+	free(sq);
+	for (size_t i = 0; i < j->nitems; i++) {
+		struct item *it = &j->items[i];
+		double v = reward(j, it);
+		if (!isfinite(v))
+			rec_die(&it->rec, j->o.as, "the judge's output is not "
+			    "finite");
+		rec_set_num(&it->rec, j->o.as, v);
+		rec_write(w, &it->rec);
+		item_free(it);
+	}
+	j->nitems = 0;
+	j->pending_tokens = 0;
+}
+
+void
+judge_add(struct judge *j, struct rec *r, struct rec_writer *w)
+{
+	struct item *it;
+	size_t alen, blen;
+
+	if (j->nitems == j->capitems) {
+		j->capitems = j->capitems ? 2 * j->capitems : 64;
+		j->items = xreallocarray(j->items, j->capitems,
+		    sizeof(*j->items));
+	}
+	it = &j->items[j->nitems++];
+	memset(it, 0, sizeof(*it));
+	it->rec = *r;
+	if (j->o.pairwise) {
+		const char *a = field_str(&it->rec, "chosen.response", &alen);
+		const char *b = field_str(&it->rec, "rejected.response",
+		    &blen);
+		add_order(j, it, 0, a, alen, b, blen);
+		add_order(j, it, 1, b, blen, a, alen);
+	} else {
+		const char *a = field_str(&it->rec, "response", &alen);
+		add_order(j, it, 0, a, alen, NULL, 0);
+	}
+	if (j->pending_tokens >= (size_t)j->o.batch_tokens)
+		judge_flush(j, w);
+}

@@ -1,0 +1,77 @@
+#!/bin/sh
+# score_judge: score --judge against the judge's own log-probabilities as
+# score --logprob computes them (pointwise: the expected rating under the
+# labels' renormalised probabilities; multi-token labels), the pairwise
+# judge's symmetry (swapping chosen and rejected gives 1 - p: both orders
+# are judged), the template's fields and braces, and errors.
+. "${top_srcdir:-.}/tests/lib.sh"
+
+ckpt init -o "$T/m" --dim 32 --layers 2 --heads 4 --kv-heads 2 --ffn 64 \
+    --seed 3 >/dev/null
+printf 'Q: {prompt} ({id})\nA: {response}\n{{rate}} 1 to 3:' >"$T/point"
+printf '%s\n' '{"id":"x","prompt":"1+1=","response":"2"}' >"$T/in"
+check "pointwise" score -J --judge "$T/m" --template "$T/point" \
+    --labels 1,2,30 <"$T/in" >"$T/got"
+# The same from score --logprob: the rendered template as the user's
+# turn, each label's tokens as the response.
+text='Q: 1+1= (x)\nA: 2\n{rate} 1 to 3:'	# JSON-escaped
+for l in 1 2 30; do
+	toks=$(printf '{"text":"%s"}\n' "$l" |
+	    ckpt tokenize -J --no-special "$T/m" | recs to-tsv tokens)
+	printf '{"messages":[{"role":"user","content":"%s"}],"response_tokens":%s}\n' \
+	    "$text" "$toks"
+done | score -J --logprob "$T/m" | recs to-tsv ref_logprob >"$T/sums"
+[ "$(grep -c . "$T/sums")" -eq 3 ] || fail "score --logprob of the labels"
+awk 'NR == FNR { s[NR] = $1; n = NR; next }
+    { m = s[1]; for (i = 2; i <= n; i++) if (s[i] > m) m = s[i]
+      v[1] = 1; v[2] = 2; v[3] = 30; z = 0; e = 0
+      for (i = 1; i <= n; i++) { p = exp(s[i] - m); z += p; e += p * v[i] }
+      want = e / z; d = $1 - want; if (d < 0) d = -d
+      if (d > 1e-5 * want) { print "got " $1 ", want " want; exit 1 } }' \
+    "$T/sums" "$(recs to-tsv reward <"$T/got" >"$T/r"; echo "$T/r")" ||
+    fail "pointwise reward is not the expected rating of score --logprob's sums"
+grep -q '"id":"x"' "$T/got" || fail "pointwise: fields do not pass through"
+
+# Pairwise: both orders, so the swapped pair gets 1 - p.
+printf 'Q: {prompt}\nA: {response_a}\nB: {response_b}\nBetter:' >"$T/pair"
+printf '%s\n' '{"prompt":"1+1=","chosen":{"response":"2"},"rejected":{"response":"3 or so"}}' \
+    '{"prompt":"2+2=","chosen":{"response":"4"},"rejected":{"response":"5"}}' >"$T/pairs"
+score -J --judge "$T/m" --template "$T/pair" --pairwise <"$T/pairs" |
+    recs to-tsv judge >"$T/p"
+sed 's/"chosen"/"X"/; s/"rejected"/"chosen"/; s/"X"/"rejected"/' "$T/pairs" |
+    score -J --judge "$T/m" --template "$T/pair" --pairwise --labels ' A, B' \
+    --as j | recs to-tsv j >"$T/q"
+score -J --judge "$T/m" --template "$T/pair" --pairwise --labels ' A, B' \
+    <"$T/pairs" | recs to-tsv judge >"$T/p2"
+paste "$T/p2" "$T/q" | awk '{ d = $1 + $2 - 1; if (d < 0) d = -d
+    if (d > 1e-5 || $1 <= 0 || $1 >= 1) bad = 1 } END { exit bad }' ||
+    fail "pairwise: judge(swapped) != 1 - judge"
+[ "$(wc -l <"$T/p")" -eq 2 ] || fail "pairwise: two records"
+# -b 1: every sequence its own pass, the same numbers.
+score -J --judge "$T/m" --template "$T/pair" --pairwise -b 1 <"$T/pairs" |
+    recs to-tsv judge >"$T/p1"
+paste "$T/p" "$T/p1" | awk '{ d = $1 - $2; if (d < 0) d = -d
+    if (d > 1e-6) bad = 1 } END { exit bad }' ||
+    fail "pairwise: -b 1 changes the result"
+
+# Errors.
+printf 'Q: {question}\n' >"$T/t2"
+expect_fail 1 'record 1: field "question": missing' \
+    score --judge "$T/m" --template "$T/t2" <"$T/in"
+printf 'Q: {prompt\n}' >"$T/t3"
+expect_fail 1 'line 1: a \{ without' score --judge "$T/m" --template "$T/t3" \
+    <"$T/in"
+printf 'Q: }\n' >"$T/t4"
+expect_fail 1 'line 1: a \} without' score --judge "$T/m" --template "$T/t4" \
+    <"$T/in"
+expect_fail 1 'record 1: field "chosen.response": missing' \
+    score --judge "$T/m" --template "$T/pair" --pairwise <"$T/in"
+expect_fail 2 'two labels' score --judge "$T/m" --template "$T/pair" \
+    --pairwise --labels A,B,C <"$T/pairs"
+expect_fail 2 'a rating, a number' score --judge "$T/m" --template \
+    "$T/point" --labels good,bad <"$T/in"
+expect_fail 2 'needs --template' score --judge "$T/m" <"$T/in"
+expect_fail 2 '--pairwise' score --logprob "$T/m" --pairwise <"$T/in"
+expect_fail 1 'no-such' score --judge "$T/m" --template "$T/no-such" \
+    <"$T/in"
+finish
