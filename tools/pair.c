@@ -26,7 +26,8 @@
 	"pair [-Jz] [--strategy best-worst|best-random|all|adjacent] " \
 	"[--by FIELD]\n" \
 	"            [--group-by FIELD] [--min-margin M] [--seed S] " \
-	"[--sorted] [FILE ...]\n" \
+	"[--sorted]\n" \
+	"            [--consistency FIELD] [FILE ...]\n" \
 	"       pair [-Jz] --kto [--group-by FIELD] [--label-threshold X " \
 	"[--by FIELD]]\n" \
 	"            [--sorted] [FILE ...]\n" \
@@ -54,6 +55,8 @@ struct kvbuf {
 struct pair {
 	enum strategy strategy;
 	double min_margin;
+	const char *consistency;	/* --consistency FIELD, or NULL */
+	double cons;		/* this group's C */
 	uint64_t seed;
 	const char *by_top;	/* the top-level field holding --by */
 	size_t by_toplen;
@@ -171,11 +174,62 @@ emit(struct pair *p, const struct member *c, const struct member *r)
 	m.type = MSGPACK_OBJECT_FLOAT64;
 	m.via.f64 = margin;
 	kv_push(&p->out, str_obj("margin"), m);
+	if (p->consistency != NULL) {
+		/* CREAM: the pair's soft label, DPO's label_smoothing */
+		m.via.f64 = p->cons;
+		kv_push(&p->out, str_obj("consistency"), m);
+		m.via.f64 = 1 - p->cons;
+		kv_push(&p->out, str_obj("label_smoothing"), m);
+	}
 	msgpack_object o;
 	o.type = MSGPACK_OBJECT_MAP;
 	o.via.map.ptr = p->out.kv;
 	o.via.map.size = p->out.n;
 	rec_write_object(p->w, &o);
+}
+
+/* A member's --consistency value. */
+static double
+cons_value(const struct pair *p, const struct member *m)
+{
+	const msgpack_object *v = rec_get_path(&m->rec, p->consistency);
+	double x;
+
+	if (v == NULL)
+		rec_die(&m->rec, p->consistency, "missing (the ranking "
+		    "--consistency compares with)");
+	if (!rec_obj_num(v, &x) || isnan(x))
+		rec_die(&m->rec, p->consistency, "expected number, got %s",
+		    v->type == MSGPACK_OBJECT_FLOAT64 ||
+		    v->type == MSGPACK_OBJECT_FLOAT32 ? "NaN" :
+		    rec_type_name(v));
+	return x;
+}
+
+/*
+ * CREAM's consistency of a group: Kendall's tau between the ranking by
+ * --by and the ranking by --consistency over its ranked members, counting
+ * each pair of members +1 when the two agree on its order, -1 when they
+ * disagree, 0 when either ties it, over all n (n - 1) / 2 pairs; mapped
+ * to C = (tau + 1) / 2 in [0, 1].
+ */
+static double
+consistency(const struct pair *p, const struct group *g)
+{
+	size_t n = g->nranked;
+	double *c = xreallocarray(NULL, n, sizeof(*c)), s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c[i] = cons_value(p, g->ranked[i]);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++) {
+			double a = g->ranked[i]->val - g->ranked[j]->val;
+			double b = c[i] - c[j];
+			s += (a > 0) - (a < 0) == 0 || (b > 0) - (b < 0) == 0 ?
+			    0 : ((a > 0) == (b > 0) ? 1 : -1);
+		}
+	free(c);
+	return (s / ((double)n * (n - 1) / 2) + 1) / 2;
 }
 
 static void
@@ -187,6 +241,8 @@ on_group(struct group *g, void *arg)
 
 	if (n < 2 || rk[0]->val - rk[n - 1]->val <= p->min_margin)
 		return;		/* no pair can clear the margin */
+	if (p->consistency != NULL)
+		p->cons = consistency(p, g);
 	find_common(p, g);
 	switch (p->strategy) {
 	case S_BEST_WORST:
@@ -355,7 +411,7 @@ from_strings(struct pair *p, struct rec_reader *rd)
 }
 
 enum { O_STRATEGY = 256, O_BY, O_GROUP_BY, O_MIN_MARGIN, O_SEED, O_SORTED,
-	O_FROM_STRINGS, O_KTO, O_LABEL_THRESHOLD };
+	O_FROM_STRINGS, O_KTO, O_LABEL_THRESHOLD, O_CONSISTENCY };
 
 static const struct option opts[] = {
 	{ "strategy", required_argument, NULL, O_STRATEGY },
@@ -366,6 +422,7 @@ static const struct option opts[] = {
 	{ "sorted", no_argument, NULL, O_SORTED },
 	{ "from-strings", no_argument, NULL, O_FROM_STRINGS },
 	{ "kto", no_argument, NULL, O_KTO },
+	{ "consistency", required_argument, NULL, O_CONSISTENCY },
 	{ "label-threshold", required_argument, NULL, O_LABEL_THRESHOLD },
 	{ "json", no_argument, NULL, 'J' },
 	{ "zstd", no_argument, NULL, 'z' },
@@ -425,6 +482,11 @@ main(int argc, char **argv)
 		case O_KTO:
 			kto = 1;
 			break;
+		case O_CONSISTENCY:
+			rec_path_option("--consistency", optarg);
+			p.consistency = optarg;
+			grouping_opt = pair_opt = 1;
+			break;
 		case O_LABEL_THRESHOLD:
 			k.threshold = pp_parse_num("--label-threshold", optarg,
 			    -HUGE_VAL, HUGE_VAL);
@@ -453,7 +515,7 @@ main(int argc, char **argv)
 		    "--label-threshold");
 	if (kto && pair_opt)
 		pp_usage("--kto takes none of --strategy, --min-margin, "
-		    "--seed");
+		    "--seed, --consistency");
 	if (k.thresholded && !kto)
 		pp_usage("--label-threshold goes with --kto");
 	const char *dot = strchr(by, '.');

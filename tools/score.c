@@ -28,8 +28,8 @@
 	"             [-Jz] [FILE ...]\n" \
 	"       score --cmd COMMAND [--window N] [--timeout S] [--as FIELD] [-Jz]\n" \
 	"             [FILE ...]\n" \
-	"       score --logprob CKPT [--as PREFIX] [--retokenize] [-b TOKENS]\n" \
-	"             [--chat-template NAME] [-qJz] [FILE ...]\n" \
+	"       score --logprob CKPT [--as PREFIX] [--ratio-to PREFIX] [--retokenize]\n" \
+	"             [-b TOKENS] [--chat-template NAME] [-qJz] [FILE ...]\n" \
 	"       score --rm CKPT [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
 	"             [-qJz] [FILE ...]\n" \
 	"       score --value CKPT [--as FIELD] [-b TOKENS] " \
@@ -49,7 +49,7 @@ enum {
 	O_EXACT = 256, O_ANSWER, O_EXTRACT, O_CMD, O_LOGPROB, O_RM, O_FLR,
 	O_POSITIVE, O_NEGATIVE, O_DETAILS, O_AS, O_RETOKENIZE, O_NOCACHE,
 	O_CHAT, O_WINDOW, O_TIMEOUT, O_VALUE, O_JUDGE, O_TEMPLATE, O_PAIRWISE,
-	O_LABELS
+	O_LABELS, O_RATIO_TO
 };
 
 static const struct option longopts[] = {
@@ -65,6 +65,7 @@ static const struct option longopts[] = {
 	{ "template", required_argument, NULL, O_TEMPLATE },
 	{ "pairwise", no_argument, NULL, O_PAIRWISE },
 	{ "labels", required_argument, NULL, O_LABELS },
+	{ "ratio-to", required_argument, NULL, O_RATIO_TO },
 	{ "positive", required_argument, NULL, O_POSITIVE },
 	{ "negative", required_argument, NULL, O_NEGATIVE },
 	{ "details", no_argument, NULL, O_DETAILS },
@@ -263,6 +264,7 @@ main(int argc, char **argv)
 	const char *answer = NULL, *extract = NULL, *command = NULL;
 	const char *ckpt = NULL, *positive = NULL, *negative = NULL;
 	const char *as = NULL, *chat = NULL, *tmpl = NULL, *labels = NULL;
+	const char *ratio_to = NULL;
 	int pairwise = 0;
 	int details = 0, retokenize = 0, nocache = 0, flags = REC_AUTO;
 	long long batch = 0, window = -1;
@@ -319,6 +321,11 @@ main(int argc, char **argv)
 		case O_LABELS:
 			labels = optarg;
 			break;
+		case O_RATIO_TO:
+			if (*optarg == 0)
+				pp_usage("--ratio-to: empty prefix");
+			ratio_to = optarg;
+			break;
 		case O_POSITIVE:
 			positive = optarg;
 			break;
@@ -372,6 +379,7 @@ main(int argc, char **argv)
 	only_for(details, "--details", s, S_FLR);
 	only_for(nocache, "--no-cache", s, S_FLR);
 	only_for(retokenize, "--retokenize", s, S_LOGPROB);
+	only_for(ratio_to != NULL, "--ratio-to", s, S_LOGPROB);
 	only_for(window >= 0, "--window", s, S_CMD);
 	only_for(timeout >= 0, "--timeout", s, S_CMD);
 	only_for(tmpl != NULL, "--template", s, S_JUDGE);
@@ -425,6 +433,7 @@ main(int argc, char **argv)
 		    &(struct ms_opts){ .as = as,
 		    .chat = chat, .positive = positive, .negative = negative,
 		    .batch_tokens = batch, .retokenize = retokenize,
+		    .ratio_to = ratio_to,
 		    .details = details, .nocache = nocache });
 	}
 	rec_part_close(part);

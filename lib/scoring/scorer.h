@@ -119,6 +119,8 @@ struct ms_opts {
 	const char *negative;
 	long batch_tokens;	/* tokens per forward pass */
 	int retokenize;		/* logprob: ignore token fields */
+	const char *ratio_to;	/* logprob: also <as>_logratio, the sum
+				 * less the side's <ratio_to>_logprob */
 	int details;		/* flr: flr_positive, flr_negative */
 	int nocache;		/* flr: forward passes, no shared prefix */
 };

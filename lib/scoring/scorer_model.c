@@ -98,6 +98,8 @@ struct mscorer {
 	const struct chat_template *chat;
 	int plain;		/* a base model: no chat template */
 	char field[256], field2[256];	/* logprob: <as>_logprobs, <as>_logprob */
+	char field3[256], other[256];	/* --ratio-to: <as>_logratio, and
+					 * <ratio_to>_logprob */
 
 	struct follow *fol;	/* flr: positive ones, then negative */
 	int npos, nneg, maxfol;
@@ -261,6 +263,11 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 
 	snprintf(s->field, sizeof(s->field), "%s_logprobs", o->as);
 	snprintf(s->field2, sizeof(s->field2), "%s_logprob", o->as);
+	if (o->ratio_to != NULL) {
+		snprintf(s->field3, sizeof(s->field3), "%s_logratio", o->as);
+		snprintf(s->other, sizeof(s->other), "%s_logprob",
+		    o->ratio_to);
+	}
 	if (kind == MS_FLR) {
 		/* Positive first: add_follow appends in this order. */
 		load_follow(s, o->positive, flr_default_positive,
@@ -841,6 +848,19 @@ finish_job(struct mscorer *s, struct job *j)
 		}
 		side_set_float_array(sd, s->field, j->lp, (size_t)n);
 		side_set_num(sd, s->field2, sum);
+		if (s->o.ratio_to != NULL) {
+			/* the implicit reward's log-ratio, as DPO reads it */
+			const msgpack_object *v = side_get(sd, s->other, 0);
+			double o;
+			if (v == NULL)
+				side_die(sd, s->other, 0, "missing (the sum "
+				    "--ratio-to subtracts: score --logprob "
+				    "CKPT --as %s first)", s->o.ratio_to);
+			if (!rec_obj_num(v, &o))
+				side_die(sd, s->other, 0, "expected number, "
+				    "got %s", rec_type_name(v));
+			side_set_num(sd, s->field3, sum - o);
+		}
 		break;
 	}
 	case MS_VALUE: {

@@ -484,11 +484,14 @@ train_read_example(struct train_ctx *t, const struct rec *r,
 		free(p);
 		e->label_smoothing = rec_opt_num(r, "label_smoothing",
 		    t->o.label_smoothing);
-		if (e->label_smoothing < 0 || e->label_smoothing > 0.5 ||
+		/* The sigmoid loss takes any soft label: CREAM's is 1 - C,
+		 * above 0.5 where two rankings disagree more than agree. */
+		double ls_max = t->o.dpo_variant == DPO_SIGMOID ? 1 : 0.5;
+		if (e->label_smoothing < 0 || e->label_smoothing > ls_max ||
 		    (t->o.dpo_variant == DPO_ROBUST &&
 		    e->label_smoothing >= 0.5))
-			rec_die(r, "label_smoothing", "%g is outside [0, 0.5%s",
-			    e->label_smoothing,
+			rec_die(r, "label_smoothing", "%g is outside [0, %g%s",
+			    e->label_smoothing, ls_max,
 			    t->o.dpo_variant == DPO_ROBUST ? ")" : "]");
 		break;
 	}
