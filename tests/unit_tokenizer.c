@@ -170,9 +170,13 @@ dump(const char *tokpath, const char *cfgpath, const char *corpus)
 	return 0;
 }
 
-/* --chat: the lines chat_reference.js prints. */
+/*
+ * --chat: the lines chat_reference.js prints, from the built-in named by
+ * the template's name (up to a "~"); --chat-jinja: from the template's
+ * own text, through lib/text/jinja.
+ */
 static int
-chat_dump(const char *tplpath, const char *convpath)
+chat_dump(const char *tplpath, const char *convpath, int jinja)
 {
 	json_error_t jerr;
 	json_t *tpls, *convs, *src, *conv, *msg;
@@ -203,7 +207,11 @@ chat_dump(const char *tplpath, const char *convpath)
 		fclose(f);
 	}
 	json_object_foreach(tpls, name, src) {
-		ct = chat_template_detect(json_string_value(src));
+		char base[64];
+		snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "~"),
+		    name);
+		ct = jinja ? chat_template_jinja(json_string_value(src), NULL,
+		    name, e, sizeof(e)) : chat_template_by_name(base);
 		json_array_foreach(convs, i, conv) {
 			m = xcalloc(json_array_size(conv) + 1, sizeof(*m));
 			json_array_foreach(conv, k, msg) {
@@ -217,8 +225,8 @@ chat_dump(const char *tplpath, const char *convpath)
 				    json_array_size(conv), gen, "<s>", "</s>",
 				    json_string_value(src), e, sizeof(e)) : NULL;
 				printf("{\"template\":\"%s\",\"conv\":%zu,"
-				    "\"gen\":%d,\"text\":", ct ?
-				    chat_template_name(ct) : "?", i, gen);
+				    "\"gen\":%d,\"text\":", ct ? base : "?", i,
+				    gen);
 				if (text)
 					put_json_string(stdout, text,
 					    strlen(text));
@@ -229,6 +237,8 @@ chat_dump(const char *tplpath, const char *convpath)
 			}
 			free(m);
 		}
+		if (jinja)
+			chat_template_free(ct);
 	}
 	json_decref(tpls);
 	json_decref(convs);
@@ -713,17 +723,15 @@ static void
 test_chat(void)
 {
 	const struct chat_template *ct;
-	struct chat_msg m[] = { { "system", "S" }, { "user", "Hi" },
-	    { "assistant", "Yo" } };
+	struct chat_msg m[] = { { .role = "system", .content = "S" },
+	    { .role = "user", .content = "Hi" },
+	    { .role = "assistant", .content = "Yo" } };
 	char e[512], *s;
 
-	CHECK(chat_template_select("nope", NULL, e, sizeof(e)) == NULL &&
-	    strstr(e, "unknown chat template \"nope\"") &&
-	    strstr(e, "chatml, qwen2, llama3, llama2, mistral, zephyr, plain"));
-	CHECK(chat_template_select(NULL, "{{ something else }}", e,
-	    sizeof(e)) == NULL && strstr(e, "--chat-template") &&
-	    strstr(e, "zephyr"));
-	ct = chat_template_select(NULL, NULL, e, sizeof(e));
+	CHECK(chat_template_by_name("nope") == NULL);
+	CHECK(strcmp(chat_template_names(), "chatml, qwen2, llama3, llama2, "
+	    "mistral, zephyr, plain") == 0);
+	ct = chat_template_by_name("plain");
 	CHECK(ct && strcmp(chat_template_name(ct), "plain") == 0);
 	s = chat_render(ct, m, 3, 1, "<s>", "</s>", NULL, e, sizeof(e));
 	CHECK(s && strcmp(s, "S\n\nHi\n\nYo") == 0);
@@ -739,6 +747,36 @@ test_chat(void)
 	s = chat_render(ct, m + 1, 2, 0, "<s>", "</s>", NULL, e, sizeof(e));
 	CHECK(s && strcmp(s, "<s>[INST] Hi [/INST]Yo</s>") == 0);
 	free(s);
+	/* a built-in needs string contents */
+	struct chat_msg parts = { .role = "user", .content = NULL };
+	s = chat_render(ct, &parts, 1, 0, "<s>", "</s>", NULL, e, sizeof(e));
+	CHECK(s == NULL && strstr(e, "message 1: the content is not a string"));
+	/* a template from its source; its errors name where it is */
+	struct chat_template *jt = chat_template_jinja("{% for m in messages "
+	    "%}[{{ m.role }}:{{ m.content }}]{% endfor %}{{ bos_token }}",
+	    NULL, "x.jinja", e, sizeof(e));
+	CHECK(jt && strcmp(chat_template_name(jt), "jinja") == 0);
+	s = jt ? chat_render(jt, m, 2, 0, "<s>", "</s>", NULL, e, sizeof(e)) :
+	    NULL;
+	CHECK(s && strcmp(s, "[system:S][user:Hi]<s>") == 0);
+	free(s);
+	chat_template_free(jt);
+	CHECK(chat_template_jinja("a\n{% if %}", NULL, "x.jinja", e,
+	    sizeof(e)) == NULL && strstr(e, "x.jinja: line 2, column 7"));
+	/* the tool_use variant when tools are given */
+	jt = chat_template_jinja("plain", "tools: {{ tools | length }}", "y",
+	    e, sizeof(e));
+	json_t *v = json_pack("{s:[i,i]}", "tools", 1, 2);
+	s = chat_render_vars(jt, m, 1, 0, "", "", NULL, v, NULL, NULL, e,
+	    sizeof(e));
+	CHECK(s && strcmp(s, "tools: 2") == 0);
+	free(s);
+	s = chat_render_vars(jt, m, 1, 0, "", "", NULL, NULL, NULL, NULL, e,
+	    sizeof(e));
+	CHECK(s && strcmp(s, "plain") == 0);
+	free(s);
+	json_decref(v);
+	chat_template_free(jt);
 }
 
 
@@ -746,7 +784,9 @@ int
 main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--chat") == 0)
-		return chat_dump(argv[2], argv[3]);
+		return chat_dump(argv[2], argv[3], 0);
+	if (argc == 4 && strcmp(argv[1], "--chat-jinja") == 0)
+		return chat_dump(argv[2], argv[3], 1);
 	if (argc == 5 && strcmp(argv[1], "--dump") == 0)
 		return dump(argv[2], argv[3], argv[4]);
 	if (argc == 4 && strcmp(argv[1], "--encode") == 0) {

@@ -15,22 +15,23 @@
 
 enum {
 	CHAT_PLAIN, CHAT_CHATML, CHAT_QWEN2, CHAT_LLAMA3, CHAT_LLAMA2,
-	CHAT_MISTRAL, CHAT_ZEPHYR
+	CHAT_MISTRAL, CHAT_ZEPHYR, CHAT_JINJA
 };
 
 struct chat_template {
 	const char *name;
 	int family;
+	struct jinja *j, *j_tools;	/* CHAT_JINJA */
 };
 
 static const struct chat_template templates[] = {
-	{ "chatml", CHAT_CHATML },
-	{ "qwen2", CHAT_QWEN2 },
-	{ "llama3", CHAT_LLAMA3 },
-	{ "llama2", CHAT_LLAMA2 },
-	{ "mistral", CHAT_MISTRAL },
-	{ "zephyr", CHAT_ZEPHYR },
-	{ "plain", CHAT_PLAIN },
+	{ .name = "chatml", .family = CHAT_CHATML },
+	{ .name = "qwen2", .family = CHAT_QWEN2 },
+	{ .name = "llama3", .family = CHAT_LLAMA3 },
+	{ .name = "llama2", .family = CHAT_LLAMA2 },
+	{ .name = "mistral", .family = CHAT_MISTRAL },
+	{ .name = "zephyr", .family = CHAT_ZEPHYR },
+	{ .name = "plain", .family = CHAT_PLAIN },
 };
 #define NTEMPLATES (sizeof(templates) / sizeof(templates[0]))
 
@@ -60,7 +61,8 @@ chat_template_by_name(const char *name)
 /*
  * Qwen2's default system message, as its template spells it:
  * '<|im_start|>system\nTEXT<|im_end|>\n' where TEXT is a literal (no
- * quotes, no Jinja).  NULL when the template has none.
+ * quotes, no Jinja).  NULL when the template has none.  For the qwen2
+ * built-in named on a checkpoint whose template has one.
  */
 static char *
 default_system(const char *jinja)
@@ -85,48 +87,87 @@ default_system(const char *jinja)
 	return NULL;
 }
 
-const struct chat_template *
-chat_template_detect(const char *jinja)
+struct chat_template *
+chat_template_jinja(const char *src, const char *tools_src,
+    const char *where, char *err, size_t errsz)
 {
-	char *sys;
+	struct chat_template *t = xcalloc(1, sizeof(*t));
+	char w[1024];
 
-	if (strstr(jinja, "<|im_start|>")) {
-		if ((sys = default_system(jinja)) != NULL) {
-			free(sys);
-			return chat_template_by_name("qwen2");
-		}
-		return chat_template_by_name("chatml");
+	t->name = "jinja";
+	t->family = CHAT_JINJA;
+	if ((t->j = jinja_parse(src, where, err, errsz)) == NULL) {
+		free(t);
+		return NULL;
 	}
-	if (strstr(jinja, "<|start_header_id|>") &&
-	    strstr(jinja, "<|eot_id|>"))
-		return chat_template_by_name("llama3");
-	if (strstr(jinja, "[INST]"))
-		return chat_template_by_name(strstr(jinja, "<<SYS>>") ?
-		    "llama2" : "mistral");
-	if (strstr(jinja, "<|user|>") && strstr(jinja, "<|assistant|>"))
-		return chat_template_by_name("zephyr");
-	return NULL;
+	if (tools_src) {
+		snprintf(w, sizeof(w), "%s (tool_use)", where);
+		if ((t->j_tools = jinja_parse(tools_src, w, err, errsz)) ==
+		    NULL) {
+			jinja_free(t->j);
+			free(t);
+			return NULL;
+		}
+	}
+	return t;
 }
 
-const struct chat_template *
-chat_template_select(const char *name, const char *jinja, char *err,
-    size_t errsz)
+void
+chat_template_free(const struct chat_template *t)
 {
-	const struct chat_template *t;
+	struct chat_template *m = (struct chat_template *)t;
 
-	if (name) {
-		if ((t = chat_template_by_name(name)) == NULL)
-			snprintf(err, errsz, "unknown chat template \"%s\" "
-			    "(known: %s)", name, chat_template_names());
-		return t;
+	if (t == NULL || t->family != CHAT_JINJA)
+		return;
+	jinja_free(m->j);
+	jinja_free(m->j_tools);
+	free(m);
+}
+
+int
+chat_template_has_generation(const struct chat_template *t)
+{
+	return t->family == CHAT_JINJA && jinja_has_generation(t->j);
+}
+
+/*
+ * A Jinja template's rendering: the variables transformers'
+ * apply_chat_template passes (messages, tools, documents,
+ * add_generation_prompt, the special tokens, then the keyword arguments).
+ */
+static char *
+render_jinja(const struct chat_template *t, const struct chat_msg *m,
+    size_t n, int gen, const char *bos, const char *eos, const json_t *vars,
+    struct jinja_span **spans, size_t *nspans, char *err, size_t errsz)
+{
+	json_t *v = json_object(), *ms = json_array();
+	const json_t *tools = vars ? json_object_get(vars, "tools") : NULL;
+	const struct jinja *j = t->j;
+	char *r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].json) {
+			json_array_append(ms, (json_t *)m[i].json);
+			continue;
+		}
+		json_t *x = json_object();
+		json_object_set_new(x, "role", json_string(m[i].role));
+		json_object_set_new(x, "content", json_string(m[i].content));
+		json_array_append_new(ms, x);
 	}
-	if (jinja == NULL)
-		return chat_template_by_name("plain");
-	if ((t = chat_template_detect(jinja)) == NULL)
-		snprintf(err, errsz, "the tokenizer's chat_template is not one "
-		    "prefpipe knows; name one with --chat-template (%s)",
-		    chat_template_names());
-	return t;
+	json_object_set_new(v, "messages", ms);
+	json_object_set_new(v, "tools", json_null());
+	json_object_set_new(v, "documents", json_null());
+	json_object_set_new(v, "add_generation_prompt", json_boolean(gen));
+	json_object_set_new(v, "bos_token", json_string(bos));
+	json_object_set_new(v, "eos_token", json_string(eos));
+	if (vars)
+		json_object_update(v, (json_t *)vars);
+	if (tools && !json_is_null(tools) && t->j_tools)
+		j = t->j_tools;
+	r = jinja_render(j, v, spans, nspans, err, errsz);
+	json_decref(v);
+	return r;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -309,12 +350,36 @@ chat_render(const struct chat_template *t, const struct chat_msg *m,
     size_t n, int gen, const char *bos, const char *eos, const char *jinja,
     char *err, size_t errsz)
 {
+	return chat_render_vars(t, m, n, gen, bos, eos, jinja, NULL, NULL,
+	    NULL, err, errsz);
+}
+
+char *
+chat_render_vars(const struct chat_template *t, const struct chat_msg *m,
+    size_t n, int gen, const char *bos, const char *eos, const char *jinja,
+    const json_t *vars, struct jinja_span **spans, size_t *nspans, char *err,
+    size_t errsz)
+{
 	struct strbuf b;
 	char *sys = NULL;
 	int rc = 0;
 
 	bos = bos ? bos : "";
 	eos = eos ? eos : "";
+	if (spans) {
+		*spans = NULL;
+		*nspans = 0;
+	}
+	if (t->family == CHAT_JINJA)
+		return render_jinja(t, m, n, gen, bos, eos, vars, spans, nspans,
+		    err, errsz);
+	for (size_t i = 0; i < n; i++)
+		if (m[i].content == NULL) {
+			snprintf(err, errsz, "message %zu: the content is not a "
+			    "string, which the built-in template %s needs",
+			    i + 1, t->name);
+			return NULL;
+		}
 	sb_init(&b);
 	sb_adds(&b, "");	/* an empty rendering is "", not NULL */
 	switch (t->family) {

@@ -2,9 +2,11 @@
  * chat.h: chat templates, the text a chat model expects around the turns
  * of a conversation.
  *
- * Hugging Face ships them as Jinja programs in tokenizer_config.json.
- * prefpipe does not run Jinja: it has built-in renderers for the families
- * in use, which give the same text as transformers' apply_chat_template:
+ * Hugging Face ships them as Jinja programs (tokenizer_config.json's
+ * chat_template, or chat_template.jinja); chat_template_jinja runs such a
+ * program with lib/text/jinja, as transformers' apply_chat_template does.
+ * For checkpoints without one, built-in renderers give the text the
+ * templates of these families give (--chat-template NAME):
  *
  *   chatml    <|im_start|>ROLE\nCONTENT<|im_end|>\n      (SmolLM, ...)
  *   qwen2     chatml, with a default system message when the first message
@@ -24,31 +26,39 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
+#include "text/jinja.h"
+
 struct chat_template;
 
 struct chat_msg {
 	const char *role;	/* "system", "user", "assistant", ... */
 	const char *content;
+	/* The whole message (tool_calls, reasoning_content, content as a
+	 * list of parts...), for Jinja templates; NULL: {role, content}. */
+	const json_t *json;
 };
 
 /* The built-in template called name, or NULL. */
 const struct chat_template *chat_template_by_name(const char *name);
-/* The template a tokenizer_config.json chat_template is, or NULL when it
- * is none of the known families. */
-const struct chat_template *chat_template_detect(const char *jinja);
 /* The names, comma-separated, for messages. */
 const char *chat_template_names(void);
+/* The built-in's name; "jinja" for a template from its source. */
 const char *chat_template_name(const struct chat_template *t);
 
 /*
- * The template to use: by name when name is not NULL, else detected from
- * jinja (tokenizer_config.json's chat_template), else plain when there is
- * no chat_template at all.  NULL on error, with a message in err that
- * lists the names.  The result may be detected from jinja and point into
- * a static table; it needs no freeing.
+ * A template from its Jinja source: src, and tools_src (NULL for none) for
+ * conversations with tools, as transformers picks the named template
+ * "tool_use" then.  where names the source in messages (a file, a field).
+ * NULL on a syntax error, with "WHERE: line L, column C: ..." in err.
  */
-const struct chat_template *chat_template_select(const char *name,
-    const char *jinja, char *err, size_t errsz);
+struct chat_template *chat_template_jinja(const char *src,
+    const char *tools_src, const char *where, char *err, size_t errsz);
+/* Frees a template from chat_template_jinja; nothing for a built-in. */
+void chat_template_free(const struct chat_template *t);
+/* Whether t is a Jinja template with {% generation %} blocks. */
+int chat_template_has_generation(const struct chat_template *t);
 
 /*
  * Render n messages into a malloc'd string.  bos and eos are the
@@ -60,5 +70,17 @@ const struct chat_template *chat_template_select(const char *name,
 char *chat_render(const struct chat_template *t, const struct chat_msg *m,
     size_t n, int add_generation_prompt, const char *bos, const char *eos,
     const char *jinja, char *err, size_t errsz);
+
+/*
+ * The same, with vars: the template's keyword arguments (a JSON object:
+ * tools, enable_thinking, ...; NULL for none), which a Jinja template sees
+ * as variables; the built-ins ignore them.  When gen is not NULL, *gen
+ * (malloc'd, *ngen of them) are the spans a Jinja template's generation
+ * blocks wrote.
+ */
+char *chat_render_vars(const struct chat_template *t,
+    const struct chat_msg *m, size_t n, int add_generation_prompt,
+    const char *bos, const char *eos, const char *jinja, const json_t *vars,
+    struct jinja_span **gen, size_t *ngen, char *err, size_t errsz);
 
 #endif

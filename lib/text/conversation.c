@@ -25,9 +25,10 @@ struct conv {
 	int vocab;
 	struct tokenizer *tok;
 	char tokerr[512];
-	const struct chat_template *tmpl;
-	char tmplerr[512];
+	const struct chat_template *tmpl;	/* owned when Jinja */
+	char tmplerr[1024];
 	char *jinja;		/* the checkpoint's chat_template, or NULL */
+	json_t *targs;		/* the template's keyword arguments */
 	int32_t stop[CONV_MAX_STOP];
 	int nstop;
 	int32_t end_text;	/* a plain text response's end, or -1 */
@@ -74,7 +75,8 @@ add_eos_field(struct conv *cv, const json_t *j)
 static int32_t
 probe_end_of_turn(struct conv *cv)
 {
-	struct chat_msg m[2] = { { "user", "x" }, { "assistant", TURN_MARK } };
+	struct chat_msg m[2] = { { .role = "user", .content = "x" },
+	    { .role = "assistant", .content = TURN_MARK } };
 	char e[512];
 	int32_t *ids, id = -1;
 
@@ -100,9 +102,49 @@ probe_end_of_turn(struct conv *cv)
 	return id;
 }
 
+/*
+ * The checkpoint's own template: chat_template.jinja, which transformers
+ * prefers, else tokenizer_config.json's chat_template (with its tool_use
+ * variant).  NULL with a message in cv->tmplerr on a syntax error; the
+ * plain built-in when the checkpoint has no template.
+ */
+static const struct chat_template *
+ckpt_template(struct conv *cv, struct ckpt *c)
+{
+	const char *src = tokenizer_chat_template(cv->tok);
+	const char *tools = tokenizer_chat_template_tools(cv->tok);
+	const struct chat_template *t;
+	char where[1024];
+	const void *file;
+	size_t len;
+
+	if ((file = ckpt_file(c, "chat_template.jinja", &len)) != NULL) {
+		free(cv->jinja);
+		cv->jinja = xstrndup(file, len);
+		ckpt_where(c, "chat_template.jinja", where, sizeof(where));
+		tools = NULL;
+	} else if (src != NULL) {
+		cv->jinja = xstrdup(src);
+		ckpt_where(c, "tokenizer_config.json", where, sizeof(where));
+		strncat(where, ": chat_template", sizeof(where) -
+		    strlen(where) - 1);
+	} else
+		return chat_template_by_name("plain");
+	t = chat_template_jinja(cv->jinja, tools, where, cv->tmplerr,
+	    sizeof(cv->tmplerr));
+	return t;
+}
+
 struct conv *
 conv_open(struct ckpt *c, int vocab, const char *template_name, char *err,
     size_t errsz)
+{
+	return conv_open_args(c, vocab, template_name, NULL, err, errsz);
+}
+
+struct conv *
+conv_open_args(struct ckpt *c, int vocab, const char *template_name,
+    const json_t *targs, char *err, size_t errsz)
 {
 	if (template_name != NULL && chat_template_by_name(template_name) ==
 	    NULL) {
@@ -114,13 +156,18 @@ conv_open(struct ckpt *c, int vocab, const char *template_name, char *err,
 	struct conv *cv = xcalloc(1, sizeof(*cv));
 	cv->vocab = vocab;
 	cv->end_text = cv->end_turn = -1;
+	cv->targs = targs ? json_deep_copy(targs) : NULL;
 
 	cv->tok = tokenizer_from_ckpt(c, cv->tokerr, sizeof(cv->tokerr));
 	if (cv->tok != NULL) {
-		const char *j = tokenizer_chat_template(cv->tok);
-		cv->jinja = j ? xstrdup(j) : NULL;
-		cv->tmpl = chat_template_select(template_name, cv->jinja,
-		    cv->tmplerr, sizeof(cv->tmplerr));
+		if (template_name != NULL) {
+			/* a built-in by name; qwen2 reads its default
+			 * system message from the checkpoint's template */
+			const char *j = tokenizer_chat_template(cv->tok);
+			cv->jinja = j ? xstrdup(j) : NULL;
+			cv->tmpl = chat_template_by_name(template_name);
+		} else
+			cv->tmpl = ckpt_template(cv, c);
 	} else
 		snprintf(cv->tmplerr, sizeof(cv->tmplerr), "%s", cv->tokerr);
 
@@ -154,6 +201,8 @@ conv_free(struct conv *cv)
 		return;
 	if (cv->tok)
 		tokenizer_free(cv->tok);
+	chat_template_free(cv->tmpl);
+	json_decref(cv->targs);
 	free(cv->jinja);
 	free(cv);
 }
@@ -192,6 +241,24 @@ key_is(const msgpack_object *k, const char *s)
 	    memcmp(k->via.str.ptr, s, k->via.str.size) == 0;
 }
 
+/* A record's message as JSON (all its fields, for Jinja templates). */
+static json_t *
+message_json(const msgpack_object *x, char *err, size_t errsz)
+{
+	struct strbuf b;
+	json_error_t je;
+	json_t *j = NULL;
+
+	sb_init(&b);
+	int rc = json_emit(&b, x);
+	if (rc != 0)
+		pp_errf(err, errsz, "%s", json_emit_error(rc));
+	else if ((j = json_loadb(b.data, b.len, JSON_ALLOW_NUL, &je)) == NULL)
+		pp_errf(err, errsz, "%s", je.text);
+	sb_free(&b);
+	return j;
+}
+
 int
 conv_messages(const msgpack_object *o, struct conv_msgs *ms, char *err,
     size_t errsz)
@@ -207,6 +274,7 @@ conv_messages(const msgpack_object *o, struct conv_msgs *ms, char *err,
 	for (uint32_t i = 0; i < o->via.array.size; i++) {
 		const msgpack_object *x = &o->via.array.ptr[i];
 		char *got[2] = { NULL, NULL };
+		int seen[2] = { 0, 0 };
 		if (x->type != MSGPACK_OBJECT_MAP) {
 			conv_messages_free(ms);
 			return pp_errf(err, errsz, "element %u: expected map, got "
@@ -217,6 +285,13 @@ conv_messages(const msgpack_object *o, struct conv_msgs *ms, char *err,
 			const msgpack_object *val = &x->via.map.ptr[k].val;
 			for (int f = 0; f < 2; f++) {
 				if (!key_is(key, want[f]))
+					continue;
+				seen[f] = 1;
+				/* content may also be nil (a tool call) or a
+				 * list of parts, for templates that take
+				 * them */
+				if (f == 1 && (val->type == MSGPACK_OBJECT_NIL ||
+				    val->type == MSGPACK_OBJECT_ARRAY))
 					continue;
 				if (val->type != MSGPACK_OBJECT_STR) {
 					free(got[0]);
@@ -235,11 +310,16 @@ conv_messages(const msgpack_object *o, struct conv_msgs *ms, char *err,
 		ms->m[i].content = got[1];
 		ms->n = i + 1;
 		for (int f = 0; f < 2; f++)
-			if (got[f] == NULL) {
+			if (!seen[f]) {
 				conv_messages_free(ms);
 				return pp_errf(err, errsz, "element %u: \"%s\": "
 				    "missing", i, want[f]);
 			}
+		char e[256];
+		if ((ms->m[i].json = message_json(x, e, sizeof(e))) == NULL) {
+			conv_messages_free(ms);
+			return pp_errf(err, errsz, "element %u: %s", i, e);
+		}
 	}
 	return 0;
 }
@@ -251,6 +331,7 @@ conv_messages_add(struct conv_msgs *ms, const char *role, const char *content,
 	ms->m = xreallocarray(ms->m, ms->n + 2, sizeof(*ms->m));
 	ms->m[ms->n].role = xstrdup(role);
 	ms->m[ms->n].content = xstrndup(content, len);
+	ms->m[ms->n].json = NULL;
 	ms->n++;
 	memset(&ms->m[ms->n], 0, sizeof(ms->m[ms->n]));
 }
@@ -261,6 +342,7 @@ conv_messages_free(struct conv_msgs *ms)
 	for (size_t i = 0; i < ms->n; i++) {
 		free((char *)ms->m[i].role);
 		free((char *)ms->m[i].content);
+		json_decref((json_t *)ms->m[i].json);
 	}
 	free(ms->m);
 	ms->m = NULL;
@@ -275,8 +357,9 @@ conv_render(const struct conv *cv, const struct chat_msg *m, size_t n, int gen,
 		pp_errf(err, errsz, "%s", cv->tmplerr);
 		return NULL;
 	}
-	return chat_render(cv->tmpl, m, n, gen, tokenizer_bos_token(cv->tok),
-	    tokenizer_eos_token(cv->tok), cv->jinja, err, errsz);
+	return chat_render_vars(cv->tmpl, m, n, gen,
+	    tokenizer_bos_token(cv->tok), tokenizer_eos_token(cv->tok),
+	    cv->jinja, cv->targs, NULL, NULL, err, errsz);
 }
 
 size_t
@@ -293,77 +376,141 @@ conv_prompt_tokens(const struct conv *cv, const struct chat_msg *m, size_t n,
 	return k;
 }
 
+/* Encode full[lo, hi) and append it with mask bit m; -1 on error. */
+static int
+add_piece(const struct conv *cv, const char *full, size_t lo, size_t hi,
+    int m, int32_t **all, char **mask, size_t *len, char *err, size_t errsz)
+{
+	int32_t *ids;
+
+	if (hi <= lo)
+		return 0;
+	size_t k = tokenizer_try_encode(cv->tok, full + lo, hi - lo, 0, &ids,
+	    err, errsz);
+	if (k == (size_t)-1)
+		return -1;
+	*all = xreallocarray(*all, *len + k + 1, sizeof(int32_t));
+	*mask = xreallocarray(*mask, *len + k + 1, 1);
+	memcpy(*all + *len, ids, k * sizeof(int32_t));
+	memset(*mask + *len, m, k);
+	*len += k;
+	free(ids);
+	return 0;
+}
+
+/*
+ * The spans of the assistant turns in full (the rendering of all n):
+ * [from, to) pairs, in order and disjoint.  NULL on error.
+ */
+static struct jinja_span *
+turn_spans(const struct conv *cv, const struct chat_msg *m, size_t n,
+    const char *full, size_t *nsp, char *err, size_t errsz)
+{
+	size_t flen = strlen(full), done = 0;
+	struct jinja_span *sp = NULL;
+
+	*nsp = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(m[i].role, "assistant") != 0)
+			continue;
+		char *a = conv_render(cv, m, i, 1, err, errsz);
+		char *b = a ? conv_render(cv, m, i + 1, 0, err, errsz) : NULL;
+		int bad = b == NULL;
+		size_t from = 0, to = 0;
+		if (!bad) {
+			from = strlen(a);
+			to = strlen(b);
+			bad = from < done || to < from || to > flen ||
+			    strncmp(a, full, from) != 0 ||
+			    strncmp(b, full, to) != 0;
+			if (bad)
+				pp_errf(err, errsz, "the template does not "
+				    "render turn %zu as a prefix of the whole "
+				    "conversation (and has no {%% generation "
+				    "%%} blocks)", i);
+		}
+		free(a);
+		free(b);
+		if (bad) {
+			free(sp);
+			return NULL;
+		}
+		sp = xreallocarray(sp, *nsp + 1, sizeof(*sp));
+		sp[*nsp].from = from;
+		sp[(*nsp)++].to = to;
+		done = to;
+	}
+	return sp ? sp : xcalloc(1, sizeof(*sp));
+}
+
 size_t
 conv_turn_tokens(const struct conv *cv, const struct chat_msg *m, size_t n,
     int32_t **all, char **mask, char *err, size_t errsz)
 {
-	size_t len = 0, done = 0;	/* tokens; characters encoded */
-	char *full = conv_render(cv, m, n, 0, err, errsz);
+	struct jinja_span *sp = NULL;
+	size_t len = 0, done = 0, nsp = 0;
+	char *full;
 
 	*all = NULL;
 	*mask = NULL;
+	if (cv->tmpl == NULL) {
+		pp_errf(err, errsz, "%s", cv->tmplerr);
+		return (size_t)-1;
+	}
+	if (chat_template_has_generation(cv->tmpl))
+		full = chat_render_vars(cv->tmpl, m, n, 0,
+		    tokenizer_bos_token(cv->tok), tokenizer_eos_token(cv->tok),
+		    cv->jinja, cv->targs, &sp, &nsp, err, errsz);
+	else {
+		full = conv_render(cv, m, n, 0, err, errsz);
+		if (full && (sp = turn_spans(cv, m, n, full, &nsp, err,
+		    errsz)) == NULL) {
+			free(full);
+			full = NULL;
+		}
+	}
 	if (full == NULL)
 		return (size_t)-1;
-	size_t flen = strlen(full);
-	for (size_t i = 0; i <= n; i++) {
-		size_t from = flen, to = flen;
-		if (i < n) {
-			if (strcmp(m[i].role, "assistant") != 0)
-				continue;
-			char *a = conv_render(cv, m, i, 1, err, errsz);
-			char *b = a ? conv_render(cv, m, i + 1, 0, err, errsz) :
-			    NULL;
-			int bad = b == NULL;
-			if (!bad) {
-				from = strlen(a);
-				to = strlen(b);
-				bad = from < done || to < from || to > flen ||
-				    strncmp(a, full, from) != 0 ||
-				    strncmp(b, full, to) != 0;
-				if (bad)
-					pp_errf(err, errsz, "the template does "
-					    "not render turn %zu as a prefix "
-					    "of the whole conversation", i);
-			}
-			free(a);
-			free(b);
-			if (bad) {
-				free(full);
-				free(*all);
-				free(*mask);
-				*all = NULL;
-				*mask = NULL;
-				return (size_t)-1;
-			}
-		}
-		/* [done, from) context, [from, to) the assistant's */
-		for (int part = 0; part < 2; part++) {
-			size_t lo = part ? from : done, hi = part ? to : from;
-			int32_t *ids;
-			if (hi <= lo)
-				continue;
-			size_t k = tokenizer_try_encode(cv->tok, full + lo,
-			    hi - lo, 0, &ids, err, errsz);
-			if (k == (size_t)-1) {
-				free(full);
-				free(*all);
-				free(*mask);
-				*all = NULL;
-				*mask = NULL;
-				return (size_t)-1;
-			}
-			*all = xreallocarray(*all, len + k + 1,
-			    sizeof(int32_t));
-			*mask = xreallocarray(*mask, len + k + 1, 1);
-			memcpy(*all + len, ids, k * sizeof(int32_t));
-			memset(*mask + len, part, k);
-			len += k;
-			free(ids);
+	/* [done, from) context, [from, to) the assistant's */
+	for (size_t i = 0; i <= nsp; i++) {
+		size_t from = i < nsp ? sp[i].from : strlen(full);
+		size_t to = i < nsp ? sp[i].to : from;
+		if (add_piece(cv, full, done, from, 0, all, mask, &len, err,
+		    errsz) < 0 || add_piece(cv, full, from, to, 1, all, mask,
+		    &len, err, errsz) < 0) {
+			free(full);
+			free(sp);
+			free(*all);
+			free(*mask);
+			*all = NULL;
+			*mask = NULL;
+			return (size_t)-1;
 		}
 		done = to;
 	}
 	free(full);
+	free(sp);
 	return len;
+}
+
+int
+conv_template_arg(json_t *args, const char *kv, char *err, size_t errsz)
+{
+	const char *eq = strchr(kv, '=');
+	json_t *v;
+
+	if (eq == NULL || eq == kv)
+		return pp_errf(err, errsz, "\"%s\": expected KEY=VALUE", kv);
+	v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+	if (v == NULL)
+		v = json_string(eq + 1);
+	if (v == NULL)
+		return pp_errf(err, errsz, "\"%s\": the value is not UTF-8",
+		    kv);
+	char *k = xstrndup(kv, eq - kv);
+	json_object_set_new(args, k, v);
+	free(k);
+	return 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -2,8 +2,12 @@
  * conversation.h: how a checkpoint's records become token sequences, the
  * one path rollout, score and train-step share.
  *
- *   messages (an array of {role, content} maps)
- *       -> the chat template (tokenizer_config.json, or --chat-template)
+ *   messages (an array of {role, content, ...} maps)
+ *       -> the chat template: the checkpoint's own (chat_template.jinja,
+ *          else tokenizer_config.json's chat_template, run by
+ *          lib/text/jinja with the template arguments, --template-arg),
+ *          or a built-in named by --chat-template, or plain when the
+ *          checkpoint has none
  *       -> text, encoded without added special tokens: the template
  *          writes them, as apply_chat_template(tokenize=True) does
  *
@@ -34,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <msgpack.h>
 
 #include "text/chat.h"
@@ -46,14 +51,26 @@ struct conv;
 
 /*
  * The conversation rules of checkpoint c for a model of vocab tokens:
- * its tokenizer (if it has one), its chat template (template_name, else
- * the one tokenizer_config.json's chat_template is, else plain), and its
+ * its tokenizer (if it has one), its chat template (the built-in
+ * template_name, else the checkpoint's own, else plain), and its
  * end-of-sequence ids.  NULL only when template_name names no template,
- * with a message in err (a usage error).  A missing tokenizer or an
- * unknown template of the checkpoint is kept, to be reported on use.
+ * with a message in err (a usage error).  A missing tokenizer or a
+ * template with a syntax error is kept, to be reported on use (the error
+ * names the file, line and column).
  */
 struct conv *conv_open(struct ckpt *c, int vocab, const char *template_name,
     char *err, size_t errsz);
+/* The same, with targs: the template's keyword arguments (a JSON object,
+ * copied; NULL for none), as --template-arg gives them. */
+struct conv *conv_open_args(struct ckpt *c, int vocab,
+    const char *template_name, const json_t *targs, char *err, size_t errsz);
+
+/*
+ * --template-arg KEY=VALUE into the object args: VALUE as JSON when it
+ * parses (true, 3, ["a"], {"k": 1}, "s"), else as a string.  Returns 0, or
+ * -1 with a message in err when there is no KEY=.
+ */
+int conv_template_arg(json_t *args, const char *kv, char *err, size_t errsz);
 void conv_free(struct conv *cv);
 
 /* The tokenizer, or NULL with conv_tokenizer_error saying why. */
@@ -73,8 +90,10 @@ struct conv_msgs {
 
 /*
  * The messages of a record field: o must be an array of maps, each with a
- * string role and a string content.  Returns 0, or -1 with a message in
- * err ("element 2: \"content\": missing").
+ * string role and a content: a string, or nil or an array (a tool call, a
+ * list of parts: then m.content is NULL, for Jinja templates only).  Each
+ * m.json is the whole message.  Returns 0, or -1 with a message in err
+ * ("element 2: \"content\": missing").
  */
 int conv_messages(const msgpack_object *o, struct conv_msgs *ms, char *err,
     size_t errsz);
@@ -102,10 +121,17 @@ size_t conv_prompt_tokens(const struct conv *cv, const struct chat_msg *m,
 /*
  * A whole conversation with its assistant turns marked: *ids (count
  * returned) and *mask (1: a token of an assistant turn, as the template
- * renders it, its end-of-turn included).  The text of turn i runs from
- * the end of the rendering of messages 0..i-1 with the generation prompt
- * to the end of the rendering of 0..i; the pieces are encoded one by one,
- * so the boundaries fall exactly there.  (size_t)-1 on error.
+ * renders it, its end-of-turn included), as transformers'
+ * return_assistant_tokens_mask gives it:
+ *
+ *   a template with {% generation %} blocks: what those blocks write
+ *   any other: the text of turn i runs from the end of the rendering of
+ *       messages 0..i-1 with the generation prompt to the end of the
+ *       rendering of 0..i (the template must render each prefix as a
+ *       prefix of the whole)
+ *
+ * The pieces are encoded one by one, so the boundaries fall exactly
+ * there.  (size_t)-1 on error.
  */
 size_t conv_turn_tokens(const struct conv *cv, const struct chat_msg *m,
     size_t n, int32_t **ids, char **mask, char *err, size_t errsz);

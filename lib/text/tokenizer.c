@@ -55,6 +55,7 @@ struct tokenizer {
 
 	int32_t bos, eos, pad;
 	char *bos_tok, *eos_tok, *chat_template;
+	char *chat_template_tools;	/* the named template "tool_use" */
 
 	/* scratch, reused by every call */
 	struct strbuf norm_buf, tmp;
@@ -569,6 +570,7 @@ tokenizer_free(struct tokenizer *t)
 	free(t->bos_tok);
 	free(t->eos_tok);
 	free(t->chat_template);
+	free(t->chat_template_tools);
 	sb_free(&t->norm_buf);
 	sb_free(&t->tmp);
 	pieces_free(&t->in);
@@ -673,7 +675,18 @@ tokenizer_load_config(struct tokenizer *t, const char *json, size_t len,
 		t->pad = special_id(t, s);
 	ct = json_object_get(root, "chat_template");
 	if (ct && json_is_array(ct)) {
-		/* Named templates: the one called "default", else the first. */
+		/* Named templates: the one called "default", else the first;
+		 * and "tool_use", which transformers takes when tools are
+		 * given. */
+		json_array_foreach(ct, i, item) {
+			s = added_get_str(item, "name");
+			if (s && strcmp(s, "tool_use") == 0 &&
+			    json_is_string(json_object_get(item, "template"))) {
+				free(t->chat_template_tools);
+				t->chat_template_tools = xstrdup(json_string_value(
+				    json_object_get(item, "template")));
+			}
+		}
 		json_array_foreach(ct, i, item) {
 			s = added_get_str(item, "name");
 			if (i == 0 || (s && strcmp(s, "default") == 0))
@@ -908,4 +921,10 @@ const char *
 tokenizer_chat_template(const struct tokenizer *t)
 {
 	return t->chat_template;
+}
+
+const char *
+tokenizer_chat_template_tools(const struct tokenizer *t)
+{
+	return t->chat_template_tools;
 }

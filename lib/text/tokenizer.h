@@ -112,6 +112,8 @@ const char *tokenizer_bos_token(const struct tokenizer *t);
 const char *tokenizer_eos_token(const struct tokenizer *t);
 /* tokenizer_config.json's chat_template, or NULL. */
 const char *tokenizer_chat_template(const struct tokenizer *t);
+/* The named template "tool_use" of the list form, or NULL. */
+const char *tokenizer_chat_template_tools(const struct tokenizer *t);
 
 /*
  * From a checkpoint: its tokenizer.json and, if present,
