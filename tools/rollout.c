@@ -58,6 +58,7 @@
 	"[--seed S]\n" \
 	"               [--greedy-baseline] [--chat-template NAME] " \
 	"[--batch B]\n" \
+	"               [--template-arg KEY=VALUE]...\n" \
 	"               [--shard I/K] [--truncate left] [-qJz] [FILE ...]"
 
 /* Options, as parsed. */
@@ -69,6 +70,7 @@ static uint64_t shard_i, shard_k = 1;
 static char **stops;
 static int nstops;
 static const char *template_name;
+static json_t *template_args;	/* --template-arg, or NULL */
 
 /* The model and what comes with it. */
 static struct model *model;
@@ -137,7 +139,7 @@ load(const char *path)
 	/* The template is chosen now, so a bad --chat-template fails
 	 * before any work; a template of the checkpoint's that is none of
 	 * the known ones only matters once a record has messages. */
-	conv = conv_open(c, V, template_name, e, sizeof e);
+	conv = conv_open_args(c, V, template_name, template_args, e, sizeof e);
 	if (conv == NULL)
 		pp_usage("--chat-template: %s", e);
 	if ((tok = conv_tokenizer(conv)) == NULL)
@@ -583,7 +585,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_TEMP = 256, O_TOPP, O_TOPK, O_MINP, O_MAXTOK, O_STOP, O_SEED,
-	    O_BASE, O_TMPL, O_BATCH, O_SHARD, O_TRUNC };
+	    O_BASE, O_TMPL, O_TARG, O_BATCH, O_SHARD, O_TRUNC };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "samples", required_argument, NULL, 'n' },
@@ -596,6 +598,7 @@ main(int argc, char **argv)
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "greedy-baseline", no_argument, NULL, O_BASE },
 		{ "chat-template", required_argument, NULL, O_TMPL },
+		{ "template-arg", required_argument, NULL, O_TARG },
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "shard", required_argument, NULL, O_SHARD },
 		{ "truncate", required_argument, NULL, O_TRUNC },
@@ -656,6 +659,15 @@ main(int argc, char **argv)
 		case O_TMPL:
 			template_name = optarg;
 			break;
+		case O_TARG: {
+			char e[256];
+			if (template_args == NULL)
+				template_args = json_object();
+			if (conv_template_arg(template_args, optarg, e,
+			    sizeof e) != 0)
+				pp_usage("--template-arg: %s", e);
+			break;
+		}
 		case O_BATCH:
 			batch = (int)pp_parse_int("--batch", optarg, 1,
 			    1 << 16);

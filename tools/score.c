@@ -15,10 +15,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "records/rec_part.h"
 #include "records/record.h"
 #include "scoring/judge.h"
 #include "scoring/scorer.h"
+#include "text/conversation.h"
 #include "util/dist.h"
 #include "util/progress.h"
 #include "util/util.h"
@@ -29,18 +32,21 @@
 	"       score --cmd COMMAND [--window N] [--timeout S] [--as FIELD] [-Jz]\n" \
 	"             [FILE ...]\n" \
 	"       score --logprob CKPT [--as PREFIX] [--ratio-to PREFIX] [--retokenize]\n" \
-	"             [-b TOKENS] [--chat-template NAME] [-qJz] [FILE ...]\n" \
-	"       score --rm CKPT [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
+	"             [-b TOKENS] [--chat-template NAME]\n" \
+	"             [--template-arg KEY=VALUE]...\n" \
 	"             [-qJz] [FILE ...]\n" \
+	"       score --rm CKPT [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
+	"             [--template-arg KEY=VALUE]... [-qJz] [FILE ...]\n" \
 	"       score --value CKPT [--as FIELD] [-b TOKENS] " \
 	"[--chat-template NAME]\n" \
-	"             [-qJz] [FILE ...]\n" \
+	"             [--template-arg KEY=VALUE]... [-qJz] [FILE ...]\n" \
 	"       score --judge CKPT --template FILE [--pairwise] [--labels LIST]\n" \
-	"             [--as FIELD] [-b TOKENS] [--chat-template NAME] [-qJz]\n" \
-	"             [FILE ...]\n" \
+	"             [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
+	"             [--template-arg KEY=VALUE]... [-qJz] [FILE ...]\n" \
 	"       score --flr CKPT [--positive FILE] [--negative FILE] [--details]\n" \
 	"             [--no-cache] [--as FIELD] [-b TOKENS]\n" \
-	"             [--chat-template NAME] [-qJz] [FILE ...]"
+	"             [--chat-template NAME] [--template-arg KEY=VALUE]...\n" \
+	"             [-qJz] [FILE ...]"
 
 enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR, S_VALUE,
 	S_JUDGE };
@@ -48,8 +54,8 @@ enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR, S_VALUE,
 enum {
 	O_EXACT = 256, O_ANSWER, O_EXTRACT, O_CMD, O_LOGPROB, O_RM, O_FLR,
 	O_POSITIVE, O_NEGATIVE, O_DETAILS, O_AS, O_RETOKENIZE, O_NOCACHE,
-	O_CHAT, O_WINDOW, O_TIMEOUT, O_VALUE, O_JUDGE, O_TEMPLATE, O_PAIRWISE,
-	O_LABELS, O_RATIO_TO
+	O_CHAT, O_TARG, O_WINDOW, O_TIMEOUT, O_VALUE, O_JUDGE, O_TEMPLATE,
+	O_PAIRWISE, O_LABELS, O_RATIO_TO
 };
 
 static const struct option longopts[] = {
@@ -73,6 +79,7 @@ static const struct option longopts[] = {
 	{ "retokenize", no_argument, NULL, O_RETOKENIZE },
 	{ "no-cache", no_argument, NULL, O_NOCACHE },
 	{ "chat-template", required_argument, NULL, O_CHAT },
+	{ "template-arg", required_argument, NULL, O_TARG },
 	{ "window", required_argument, NULL, O_WINDOW },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "batch-tokens", required_argument, NULL, 'b' },
@@ -266,6 +273,7 @@ main(int argc, char **argv)
 	const char *as = NULL, *chat = NULL, *tmpl = NULL, *labels = NULL;
 	const char *ratio_to = NULL;
 	int pairwise = 0;
+	json_t *targs = NULL;	/* --template-arg */
 	int details = 0, retokenize = 0, nocache = 0, flags = REC_AUTO;
 	long long batch = 0, window = -1;
 	double timeout = -1;
@@ -349,6 +357,14 @@ main(int argc, char **argv)
 		case O_CHAT:
 			chat = optarg;
 			break;
+		case O_TARG: {
+			char e[256];
+			if (targs == NULL)
+				targs = json_object();
+			if (conv_template_arg(targs, optarg, e, sizeof e) != 0)
+				pp_usage("--template-arg: %s", e);
+			break;
+		}
 		case O_WINDOW:
 			window = pp_parse_int("--window", optarg, 1, 1 << 20);
 			break;
@@ -387,9 +403,10 @@ main(int argc, char **argv)
 	only_for(labels != NULL, "--labels", s, S_JUDGE);
 	if (s == S_JUDGE && tmpl == NULL)
 		pp_usage("--judge needs --template FILE");
-	if ((batch != 0 || chat != NULL) && (s == S_EXACT || s == S_CMD))
+	if ((batch != 0 || chat != NULL || targs != NULL) && (s == S_EXACT ||
+	    s == S_CMD))
 		pp_usage("%s does not apply to %s", batch ? "--batch-tokens" :
-		    "--chat-template", scorer_opt[s]);
+		    chat ? "--chat-template" : "--template-arg", scorer_opt[s]);
 	if (answer != NULL && *answer == 0)
 		pp_usage("--answer-field: empty field name");
 	if (as == NULL)
@@ -425,13 +442,13 @@ main(int argc, char **argv)
 	case S_JUDGE:
 		run_judge(rd, w, ckpt, &(struct judge_opts){ .template_path =
 		    tmpl, .pairwise = pairwise, .labels = labels, .as = as,
-		    .chat = chat, .batch_tokens = batch });
+		    .chat = chat, .targs = targs, .batch_tokens = batch });
 		break;
 	default:
 		run_model(rd, w, s == S_LOGPROB ? MS_LOGPROB : s == S_RM ?
 		    MS_RM : s == S_VALUE ? MS_VALUE : MS_FLR, ckpt,
-		    &(struct ms_opts){ .as = as,
-		    .chat = chat, .positive = positive, .negative = negative,
+		    &(struct ms_opts){ .as = as, .chat = chat, .targs = targs,
+		    .positive = positive, .negative = negative,
 		    .batch_tokens = batch, .retokenize = retokenize,
 		    .ratio_to = ratio_to,
 		    .details = details, .nocache = nocache });

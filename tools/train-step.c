@@ -22,9 +22,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "checkpoints/checkpoint.h"
 #include "records/record.h"
 #include "text/chat.h"
+#include "text/conversation.h"
 #include "training/train.h"
 #include "util/dist.h"
 #include "util/progress.h"
@@ -53,7 +56,8 @@
 	"           [--scale group|batch|none] [--clip X] [--ppo-epochs N] " \
 	"[--kl-coef X]\n" \
 	"           [--kl-estimator k1|k2|k3] [--loss-agg token|seq]\n" \
-	"           [--gamma X] [--lambda X] [--value-clip X] [--no-whiten]"
+	"           [--gamma X] [--lambda X] [--value-clip X] [--no-whiten]\n" \
+	"           [--chat-template NAME] [--template-arg KEY=VALUE]..."
 
 /* ------------------------------------------------------------------------ */
 /* Options */
@@ -65,9 +69,9 @@ enum {
 	O_SCHEDULE, O_SCHED_STEPS, O_MIN_LR, O_WD, O_CLIP_GRAD, O_BETA1,
 	O_BETA2, O_EPS, O_SEED, O_NO_SHUFFLE, O_MAX_LENGTH, O_TRUNCATE, O_REF,
 	O_RESET, O_DTYPE, O_BETA, O_VARIANT, O_LS, O_NLL, O_ADD_HEAD, O_ADV,
-	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT, O_FREEZE,
-	O_SIMPO_GAMMA, O_ORPO_LAMBDA, O_KTO_WD, O_KTO_WU, O_GAMMA, O_LAMBDA,
-	O_VALUE_CLIP, O_NO_WHITEN,
+	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT, O_TARG,
+	O_FREEZE, O_SIMPO_GAMMA, O_ORPO_LAMBDA, O_KTO_WD, O_KTO_WU, O_GAMMA,
+	O_LAMBDA, O_VALUE_CLIP, O_NO_WHITEN,
 };
 
 static const struct option longopts[] = {
@@ -121,6 +125,7 @@ static const struct option longopts[] = {
 	{ "kl-estimator", required_argument, NULL, O_KL_EST },
 	{ "loss-agg", required_argument, NULL, O_AGG },
 	{ "chat-template", required_argument, NULL, O_CHAT },
+	{ "template-arg", required_argument, NULL, O_TARG },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -307,6 +312,16 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 				    chat_template_names());
 			o->chat_template = optarg;
 			break;
+		case O_TARG: {
+			static json_t *targs;
+			char e[256];
+			if (targs == NULL)
+				targs = json_object();
+			if (conv_template_arg(targs, optarg, e, sizeof e) != 0)
+				pp_usage("--template-arg: %s", e);
+			o->template_args = targs;
+			break;
+		}
 		default:
 			pp_usage(NULL);
 		}

@@ -216,7 +216,8 @@ judge_new(const char *path, const struct judge_opts *o)
 	if (!j->m->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a judge needs a language-model head",
 		    path);
-	j->conv = conv_open(c, j->m->cfg.vocab_size, o->chat, e, sizeof(e));
+	j->conv = conv_open_args(c, j->m->cfg.vocab_size, o->chat, o->targs, e,
+	    sizeof(e));
 	if (j->conv == NULL)
 		pp_usage("--chat-template: %s", e);
 	ckpt_free(c);
@@ -273,7 +274,7 @@ add_order(struct judge *j, struct item *it, int order, const char *a,
     size_t alen, const char *b, size_t blen)
 {
 	char *text = render(j, &it->rec, a, alen, b, blen), e[512];
-	struct chat_msg m = { "user", text };
+	struct chat_msg m = { .role = "user", .content = text };
 	int32_t *p;
 	size_t np = conv_prompt_tokens(j->conv, &m, 1, &p, e, sizeof(e));
 

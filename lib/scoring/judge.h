@@ -38,6 +38,7 @@ struct judge_opts {
 				 * "A,B" */
 	const char *as;		/* the field written */
 	const char *chat;	/* --chat-template NAME, or NULL */
+	const struct json_t *targs;	/* --template-arg, or NULL */
 	long batch_tokens;	/* <= 0: 4096 */
 };
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "records/record.h"
 
 /* ------------------------------------------------------------------------ */
@@ -115,6 +117,7 @@ enum ms_kind { MS_LOGPROB, MS_RM, MS_FLR, MS_VALUE };
 struct ms_opts {
 	const char *as;		/* field (rm, flr) or prefix (logprob) */
 	const char *chat;	/* --chat-template NAME, or NULL */
+	const json_t *targs;	/* --template-arg, or NULL */
 	const char *positive;	/* --positive FILE, or NULL: built in */
 	const char *negative;
 	long batch_tokens;	/* tokens per forward pass */

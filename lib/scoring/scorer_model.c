@@ -245,7 +245,8 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 		    "--add-head makes one); this one has %d", path,
 		    s->m->cfg.num_labels);
 	/* Records with token ids need no tokenizer: complain only on use. */
-	s->conv = conv_open(c, s->m->cfg.vocab_size, o->chat, e, sizeof(e));
+	s->conv = conv_open_args(c, s->m->cfg.vocab_size, o->chat, o->targs, e,
+	    sizeof(e));
 	if (s->conv == NULL)
 		pp_usage("--chat-template: %s", e);
 	s->tok = conv_tokenizer(s->conv);
@@ -343,7 +344,7 @@ get_conv(const struct side *sd, struct chat_msg **out, const char **field)
 	if (side_get(sd, "prompt", 1) != NULL ||
 	    side_get(sd, "messages", 1) == NULL) {
 		const char *p = side_need_str(sd, "prompt", 1, &len);
-		m = xmalloc(2 * sizeof(*m));
+		m = xcalloc(2, sizeof(*m));
 		m[0].role = xstrdup("user");
 		m[0].content = xstrndup(p, len);
 		*out = m;
@@ -367,6 +368,7 @@ free_conv(struct chat_msg *m, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free((char *)m[i].role);
 		free((char *)m[i].content);
+		json_decref((json_t *)m[i].json);
 	}
 	free(m);
 }
@@ -418,6 +420,34 @@ seq_job(struct mscorer *s, struct job *j)
 	size_t np, nr, len;
 	char e[512];
 
+	int chat = side_get(sd, "prompt", 1) == NULL &&
+	    side_get(sd, "messages", 1) != NULL;
+	if (chat && (s->o.retokenize || (side_get(sd, "prompt_tokens", 1) ==
+	    NULL && side_get(sd, "response_tokens", 0) == NULL)) &&
+	    side_get(sd, "response", 0) != NULL) {
+		/* A reply in text to a conversation: through the template,
+		 * as train-step builds it. */
+		struct chat_msg *m;
+		const char *f, *t = side_need_str(sd, "response", 0, &len);
+		size_t n = get_conv(sd, &m, &f), k, np0;
+		need_tok(s, sd, "messages");
+		k = conv_reply_tokens(s->conv, m, n, t, len, &j->tok, &np0, e,
+		    sizeof(e));
+		free_conv(m, n);
+		if (k == (size_t)-1)
+			side_die(sd, "response", 0, "chat template %s: %s",
+			    chat_template_name(s->chat), e);
+		if (np0 == 0)
+			side_die(sd, "messages", 1, "the template renders the "
+			    "conversation as nothing before the reply");
+		check_ids(s, sd, "messages", 1, "token", j->tok, np0);
+		check_ids(s, sd, "response", 0, "token", j->tok + np0,
+		    k - np0);
+		check_len(s, sd, "response_tokens", k);
+		j->len = (int)k;
+		j->np = (int)np0;
+		return;
+	}
 	if (!s->o.retokenize && side_get(sd, "prompt_tokens", 1) != NULL) {
 		np = side_need_tokens(sd, "prompt_tokens", 1, &p);
 		check_ids(s, sd, "prompt_tokens", 1, "token", p, np);
@@ -494,6 +524,7 @@ flr_job(struct mscorer *s, struct job *j)
 	resp = side_need_str(sd, "response", 0, &rlen);
 	need_tok(s, sd, "response");
 	sb_init(&b);
+	m[n].json = NULL;
 	m[n].role = xstrdup("assistant");
 	m[n].content = xstrndup(resp, rlen);
 	n++;
@@ -518,6 +549,7 @@ flr_job(struct mscorer *s, struct job *j)
 		 * template writes before its content is the shared context.
 		 */
 		m = xreallocarray(m, n + 1, sizeof(*m));
+		m[n].json = NULL;
 		m[n].role = xstrdup("user");
 		m[n].content = xstrdup(FLR_MARK);
 		n++;

@@ -493,6 +493,41 @@ conv_turn_tokens(const struct conv *cv, const struct chat_msg *m, size_t n,
 	return len;
 }
 
+size_t
+conv_reply_tokens(const struct conv *cv, const struct chat_msg *m, size_t n,
+    const char *text, size_t len, int32_t **ids, size_t *np, char *err,
+    size_t errsz)
+{
+	struct chat_msg *all = xcalloc(n + 1, sizeof(*all));
+	char *reply = xstrndup(text, len), *mask;
+
+	memcpy(all, m, n * sizeof(*m));
+	all[n].role = "assistant";
+	all[n].content = reply;
+	size_t k = conv_turn_tokens(cv, all, n + 1, ids, &mask, err, errsz);
+	free(all);
+	free(reply);
+	if (k == (size_t)-1)
+		return k;
+	/* the start of the last run of assistant tokens */
+	size_t e = k;
+	while (e > 0 && !mask[e - 1])
+		e--;
+	size_t b = e;
+	while (b > 0 && mask[b - 1])
+		b--;
+	free(mask);
+	if (e == 0) {
+		free(*ids);
+		*ids = NULL;
+		pp_errf(err, errsz, "the template wrote nothing of the "
+		    "assistant's reply");
+		return (size_t)-1;
+	}
+	*np = b;
+	return k;
+}
+
 int
 conv_template_arg(json_t *args, const char *kv, char *err, size_t errsz)
 {

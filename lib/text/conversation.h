@@ -136,6 +136,18 @@ size_t conv_prompt_tokens(const struct conv *cv, const struct chat_msg *m,
 size_t conv_turn_tokens(const struct conv *cv, const struct chat_msg *m,
     size_t n, int32_t **ids, char **mask, char *err, size_t errsz);
 
+/*
+ * A reply to a conversation, as TRL's DPO and reward trainers build it:
+ * the n messages and an assistant turn of text (len bytes) through the
+ * template, the reply's tokens marked as conv_turn_tokens marks them (its
+ * last assistant turn).  *ids (count returned) are all the tokens; the
+ * first *np are the prompt's, the rest the reply and what the template
+ * writes after it (its end of turn).  (size_t)-1 on error.
+ */
+size_t conv_reply_tokens(const struct conv *cv, const struct chat_msg *m,
+    size_t n, const char *text, size_t len, int32_t **ids, size_t *np,
+    char *err, size_t errsz);
+
 /* ------------------------------------------------------------------------ */
 /* The end of a sequence */
 

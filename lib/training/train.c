@@ -239,8 +239,8 @@ train_conv(struct train_ctx *t)
 	char e[512];
 
 	if (t->conv == NULL) {
-		t->conv = conv_open(t->ckpt, t->m->cfg.vocab_size,
-		    t->o.chat_template, e, sizeof(e));
+		t->conv = conv_open_args(t->ckpt, t->m->cfg.vocab_size,
+		    t->o.chat_template, t->o.template_args, e, sizeof(e));
 		if (t->conv == NULL)	/* the name was checked: cannot be */
 			errx(EXIT_DATA, "%s: %s", t->o.model, e);
 	}

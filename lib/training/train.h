@@ -51,6 +51,7 @@ const char *train_objective_name(int objective);
 
 struct train_opts {
 	const char *model, *out, *ref, *dtype, *chat_template;
+	const struct json_t *template_args;	/* --template-arg, or NULL */
 	int objective;			/* enum train_objective */
 	double lr, min_lr, weight_decay, clip_grad, beta1, beta2, eps;
 	long long batch, micro, epochs, max_steps, warmup, sched_steps;

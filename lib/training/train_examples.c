@@ -286,12 +286,40 @@ pair_side(struct train_ctx *t, const struct rec *r, const char *side,
 	side_field(fsum, sizeof(fsum), side, "ref_logprob");
 	side_field(farr, sizeof(farr), side, "ref_logprobs");
 	side_record(r, side, &sub);
-	int32_t *resp = get_tokens(t, &sub, ftok, ftext, 0, is_chat(r), &nr);
-	check_ids(t, r, ftok, resp, nr);
+	int32_t *resp, *all = NULL;
+	if (is_chat(r) && rec_get(&sub, ftok) == NULL &&
+	    rec_get(&sub, ftext) != NULL) {
+		/* A reply in text to a conversation: through the template,
+		 * as TRL renders prompt + chosen (score --logprob agrees). */
+		struct conv_msgs ms;
+		char e[512];
+		size_t len, k;
+		const char *text = rec_need_str(&sub, ftext, &len);
+		get_messages(t, r, &ms);
+		k = conv_reply_tokens(train_conv(t), ms.m, ms.n, text, len,
+		    &all, &np, e, sizeof(e));
+		conv_messages_free(&ms);
+		if (k == (size_t)-1)
+			rec_die(r, ftext, "%s", e);
+		if (np == 0)
+			rec_die(r, "messages", "the template renders the "
+			    "conversation as nothing before the reply");
+		check_ids(t, r, "messages", all, np);
+		check_ids(t, r, ftext, all + np, k - np);
+		p = all;
+		resp = all + np;
+		nr = k - np;
+	} else {
+		resp = get_tokens(t, &sub, ftok, ftext, 0, is_chat(r), &nr);
+		check_ids(t, r, ftok, resp, nr);
+	}
 	if (nr == 0)
 		rec_die(r, ftok, "empty response");
 	int ok = make_seq(t, s, p, np, resp, nr, scored);
-	free(resp);	/* copied; rec_die below would leak it */
+	if (all)
+		free(all);
+	else
+		free(resp);	/* copied; rec_die below would leak it */
 	s->field = side[0] == 'c' ? "chosen.response_tokens" :
 	    side[0] == 'r' ? "rejected.response_tokens" : "kl.response_tokens";
 	if (ok && scored && (t->o.objective == OBJ_DPO ||
