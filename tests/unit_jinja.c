@@ -184,6 +184,32 @@ test_errors(void)
 	    "takes 1 arguments, 2 given"));
 	CHECK(fails("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", NULL,
 	    "nested too deep"));
+	/* runaway nesting is an error, not a crash */
+	{
+		struct { const char *open, *close; } deep[] = {
+			{ "(", ")" }, { "-", "" }, { "not ", "" }, { "[", "]" },
+		};
+		for (size_t k = 0; k < 4; k++) {
+			char *src = malloc(100000);
+			size_t n = 0;
+			n += sprintf(src + n, "{{ ");
+			for (int i = 0; i < 5000; i++)
+				n += sprintf(src + n, "%s", deep[k].open);
+			n += sprintf(src + n, "1");
+			for (int i = 0; i < 5000; i++)
+				n += sprintf(src + n, "%s", deep[k].close);
+			sprintf(src + n, " }}");
+			CHECK(fails(src, NULL, "nested too deep"));
+			free(src);
+		}
+		char *src = malloc(200000);
+		size_t n = 0;
+		for (int i = 0; i < 5000; i++)
+			n += sprintf(src + n, "{%% if true %%}");
+		src[n] = 0;
+		CHECK(fails(src, NULL, "nested too deep"));
+		free(src);
+	}
 	/* raise_exception's message is the error, as it is */
 	{
 		char e[256];

@@ -14,6 +14,9 @@
 
 #include "text/jinja_impl.h"
 
+/* Nesting of expressions and of blocks, against a runaway stack. */
+#define MAX_DEPTH 200
+
 struct parser {
 	struct jarena *a;
 	struct jtok *t;
@@ -217,7 +220,7 @@ parse_primary(struct parser *p)
 	struct jv *v;
 	char b[64];
 
-	if (++p->depth > 200)
+	if (++p->depth > MAX_DEPTH)
 		perr(p, t, "expression nested too deep");
 	switch (t->t) {
 	case JT_NAME:
@@ -475,8 +478,11 @@ parse_unary(struct parser *p, int with_filter)
 
 	if (is_op(p, "-") || is_op(p, "+")) {
 		advance(p);
+		if (++p->depth > MAX_DEPTH)
+			perr(p, t, "expression nested too deep");
 		n = node(p, tok_is(t, JT_OP, "-") ? JN_NEG : JN_POS, t);
 		n->a = parse_unary(p, 0);
+		p->depth--;
 	} else
 		n = parse_postfix(p, parse_primary(p));
 	if (with_filter)
@@ -572,7 +578,10 @@ parse_not(struct parser *p)
 	if (is_name(p, "not")) {
 		struct jtok *t = advance(p);
 		struct jnode *n = node(p, JN_NOT, t);
+		if (++p->depth > MAX_DEPTH)
+			perr(p, t, "expression nested too deep");
 		n->a = parse_not(p);
+		p->depth--;
 		return n;
 	}
 	return parse_compare(p);
@@ -610,7 +619,7 @@ static struct jnode *
 parse_expr(struct parser *p, int with_cond)
 {
 	struct jnode *n = parse_or(p);
-	if (++p->depth > 200)
+	if (++p->depth > MAX_DEPTH)
 		perr(p, cur(p), "expression nested too deep");
 	while (with_cond && is_name(p, "if")) {
 		struct jtok *t = advance(p);
@@ -894,8 +903,20 @@ parse_filter_block(struct parser *p, struct jtok *kw)
 	return n;
 }
 
+static struct jnode *parse_stmt1(struct parser *p);
+
 static struct jnode *
 parse_stmt(struct parser *p)
+{
+	if (++p->depth > MAX_DEPTH)
+		perr(p, cur(p), "blocks nested too deep");
+	struct jnode *n = parse_stmt1(p);
+	p->depth--;
+	return n;
+}
+
+static struct jnode *
+parse_stmt1(struct parser *p)
 {
 	struct jtok *kw = expect_name(p), *w;
 	struct jnode *n;
