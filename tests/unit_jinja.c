@@ -178,6 +178,10 @@ test_errors(void)
 	CHECK(fails("\n{{ 1 is nosuchtest }}", NULL,
 	    "line 2, column 6: no test named 'nosuchtest'"));
 	CHECK(fails("{{ 1 // 0 }}", NULL, "division by zero"));
+	CHECK(fails("{{ 9223372036854775807 + 1 }}", NULL, "integer overflow"));
+	CHECK(fails("{{ 7 - 102 ** 10 }}", NULL, "integer overflow in **"));
+	CHECK(renders("{{ (-1) ** 9 }} {{ 1 ** 99999999999 }} {{ 2 ** 62 }}",
+	    NULL, "-1 1 4611686018427387904"));
 	CHECK(fails("{% set ns = 1 %}{% set ns.a = 2 %}", NULL,
 	    "only on a namespace"));
 	CHECK(fails("{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}", NULL,

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -643,8 +644,7 @@ g_range(struct jctx *c, struct jv *self, struct jargs *a)
 		jfail(c, NULL, "range: 1 to 3 arguments");
 	if (st == 0)
 		jfail(c, NULL, "range: step must not be zero");
-	long long cnt = st > 0 ? (hi - lo + st - 1) / st : (lo - hi - st - 1) /
-	    -st;
+	double cnt = st > 0 ? ((double)hi - lo) / st : ((double)lo - hi) / -st;
 	if (cnt > MAX_RANGE)
 		jfail(c, NULL, "range too big (at most %d)", MAX_RANGE);
 	for (long long i = lo; st > 0 ? i < hi : i > hi; i += st)
@@ -914,6 +914,15 @@ f_escape(struct jctx *c, struct jv *v)
 	return sb_value(c, &b);
 }
 
+/* int(f): truncation, for the floats a long long holds */
+static long long
+f_to_int(struct jctx *c, double f)
+{
+	if (!(f > -9.2e18 && f < 9.2e18))
+		jfail(c, NULL, "int: %g does not fit", f);
+	return (long long)f;
+}
+
 static struct jv *
 f_int(struct jctx *c, struct jv *v, struct jargs *a)
 {
@@ -923,7 +932,7 @@ f_int(struct jctx *c, struct jv *v, struct jargs *a)
 	if (v->t == JV_BOOL)
 		return jv_int(c, v->u.b);
 	if (v->t == JV_FLOAT)
-		return jv_int(c, (long long)v->u.f);
+		return jv_int(c, f_to_int(c, v->u.f));
 	if (v->t == JV_STR) {
 		char buf[64], *end;
 		struct jv *t = strip(c, v, NULL, 3);
@@ -935,7 +944,7 @@ f_int(struct jctx *c, struct jv *v, struct jargs *a)
 				return jv_int(c, i);
 			double f = strtod(buf, &end);
 			if (*end == 0)
-				return jv_int(c, (long long)f);
+				return jv_int(c, f_to_int(c, f));
 		}
 	}
 	return def ? def : jv_int(c, 0);
@@ -1134,6 +1143,8 @@ jinja_filter(struct jctx *c, const struct jnode *at, const char *name,
 	if (IS("float"))
 		return f_float(c, v, a);
 	if (IS("abs")) {
+		if (v->t == JV_INT && v->u.i == LLONG_MIN)
+			jfail(c, at, "integer overflow in abs");
 		if (v->t == JV_INT)
 			return jv_int(c, v->u.i < 0 ? -v->u.i : v->u.i);
 		if (v->t == JV_FLOAT)
@@ -1178,7 +1189,9 @@ jinja_filter(struct jctx *c, const struct jnode *at, const char *name,
 			} else if (isf)
 				sf += (double)need_int(c, y, "sum");
 			else
-				si += need_int(c, y, "sum");
+				if (__builtin_add_overflow(si, need_int(c, y,
+				    "sum"), &si))
+					jfail(c, at, "integer overflow in sum");
 		}
 		return isf ? jv_float(c, sf) : jv_int(c, si);
 	}

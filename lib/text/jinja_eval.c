@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -255,23 +256,36 @@ binop(struct jctx *c, const struct jnode *n, struct jv *a, struct jv *b)
 	    num(b) == 0)
 		jfail(c, n, "division by zero");
 	if (!fl) {
-		long long x = inum(a), y = inum(b);
+		/* Python's integers are unbounded; these overflow loudly */
+		long long x = inum(a), y = inum(b), r = 1;
+		int over = 0;
 		switch (op) {
-		case JO_ADD: return jv_int(c, x + y);
-		case JO_SUB: return jv_int(c, x - y);
-		case JO_MUL: return jv_int(c, x * y);
+		case JO_ADD: over = __builtin_add_overflow(x, y, &r); break;
+		case JO_SUB: over = __builtin_sub_overflow(x, y, &r); break;
+		case JO_MUL: over = __builtin_mul_overflow(x, y, &r); break;
 		case JO_DIV: return jv_float(c, (double)x / (double)y);
-		case JO_FLOORDIV: return jv_int(c, floordiv(x, y));
-		case JO_MOD: return jv_int(c, floormod(x, y));
+		case JO_FLOORDIV:
+			over = x == LLONG_MIN && y == -1;
+			r = over ? 0 : floordiv(x, y);
+			break;
+		case JO_MOD:
+			r = y == -1 ? 0 : floormod(x, y);
+			break;
 		case JO_POW:
-			if (y >= 0) {
-				long long r = 1;
-				for (long long i = 0; i < y && i < 64; i++)
-					r *= x;
-				return jv_int(c, r);
+			if (y < 0)
+				return jv_float(c, pow((double)x, (double)y));
+			for (long long i = 0; i < y && !over; i++) {
+				over = __builtin_mul_overflow(r, x, &r);
+				if (r == 0 || r == 1)
+					break;	/* 0 ** y, 1 ** y */
+				if (r == -1)	/* (-1) ** y */
+					return jv_int(c, (y - i - 1) % 2 ? 1 : -1);
 			}
-			return jv_float(c, pow((double)x, (double)y));
+			break;
 		}
+		if (over)
+			jfail(c, n, "integer overflow in %s", op_names[op]);
+		return jv_int(c, r);
 	}
 	double x = num(a), y = num(b);
 	switch (op) {
@@ -613,8 +627,11 @@ eval(struct jctx *c, struct jscope *s, const struct jnode *n)
 		a = eval(c, s, n->a);
 		if (a->t == JV_FLOAT)
 			return jv_float(c, n->t == JN_NEG ? -a->u.f : a->u.f);
-		if (a->t == JV_INT || a->t == JV_BOOL)
+		if (a->t == JV_INT || a->t == JV_BOOL) {
+			if (n->t == JN_NEG && inum(a) == LLONG_MIN)
+				jfail(c, n, "integer overflow in -");
 			return jv_int(c, n->t == JN_NEG ? -inum(a) : inum(a));
+		}
 		jfail(c, n, "bad operand type for unary %s: %s",
 		    n->t == JN_NEG ? "-" : "+", jv_type_name(a));
 	case JN_AND:
