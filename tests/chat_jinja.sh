@@ -163,4 +163,13 @@ train-step -m "$T/gen" -o "$T/o" --loss dpo <"$T/pair" |
 "$PYTHON3" -c 'import math, sys
 l = float(open(sys.argv[1]).read())
 assert abs(l - math.log(2)) < 1e-5, l' "$T/dpo" || fail "dpo from the template"
+# policy gradient on a sample in text: the reference's per-token values fit
+# the template's tokens of the reply (a mismatch is an error), KL 0
+printf '%s\n' "{\"messages\":[{\"role\":\"user\",\"content\":\"47+58=\"}],\"response\":\"105\",\"reward\":1}" |
+    score --logprob "$T/gen" --as ref -J >"$T/pg" || fail "score pg"
+train-step -m "$T/gen" -o "$T/o" --loss pg --kl-coef 0.1 <"$T/pg" |
+    recs to-tsv kl >"$T/kl" || fail "train-step pg"
+"$PYTHON3" -c 'import sys
+k = float(open(sys.argv[1]).read())
+assert abs(k) < 1e-6, k' "$T/kl" || fail "pg kl from the template"
 finish

@@ -272,6 +272,45 @@ ref_sum(struct train_ctx *t, const struct rec *r, const char *fsum,
 		    "(score --logprob) or --ref CKPT");
 }
 
+/*
+ * Whether a sample (r, or a pair's side sub) is a reply in text to a
+ * conversation: then the reply goes through the template after it, as TRL
+ * renders prompt + chosen, and score --logprob reads it the same way.
+ */
+static int
+is_chat_reply(const struct rec *r, const struct rec *sub, const char *ftok,
+    const char *ftext)
+{
+	return is_chat(r) && rec_get(sub, ftok) == NULL &&
+	    rec_get(sub, ftext) != NULL;
+}
+
+/* Its tokens (malloc'd): the first *np the prompt's, then *nr the reply's. */
+static int32_t *
+chat_reply(struct train_ctx *t, const struct rec *r, const struct rec *sub,
+    const char *ftext, size_t *np, size_t *nr)
+{
+	struct conv_msgs ms;
+	char e[512];
+	size_t len, k;
+	int32_t *all;
+	const char *text = rec_need_str(sub, ftext, &len);
+
+	get_messages(t, r, &ms);
+	k = conv_reply_tokens(train_conv(t), ms.m, ms.n, text, len, &all, np,
+	    e, sizeof(e));
+	conv_messages_free(&ms);
+	if (k == (size_t)-1)
+		rec_die(r, ftext, "%s", e);
+	if (*np == 0)
+		rec_die(r, "messages", "the template renders the conversation "
+		    "as nothing before the reply");
+	check_ids(t, r, "messages", all, *np);
+	check_ids(t, r, ftext, all + *np, k - *np);
+	*nr = k - *np;
+	return all;
+}
+
 /* One side of a pair: the sub-map's response, and its reference sum. */
 static int
 pair_side(struct train_ctx *t, const struct rec *r, const char *side,
@@ -287,28 +326,10 @@ pair_side(struct train_ctx *t, const struct rec *r, const char *side,
 	side_field(farr, sizeof(farr), side, "ref_logprobs");
 	side_record(r, side, &sub);
 	int32_t *resp, *all = NULL;
-	if (is_chat(r) && rec_get(&sub, ftok) == NULL &&
-	    rec_get(&sub, ftext) != NULL) {
-		/* A reply in text to a conversation: through the template,
-		 * as TRL renders prompt + chosen (score --logprob agrees). */
-		struct conv_msgs ms;
-		char e[512];
-		size_t len, k;
-		const char *text = rec_need_str(&sub, ftext, &len);
-		get_messages(t, r, &ms);
-		k = conv_reply_tokens(train_conv(t), ms.m, ms.n, text, len,
-		    &all, &np, e, sizeof(e));
-		conv_messages_free(&ms);
-		if (k == (size_t)-1)
-			rec_die(r, ftext, "%s", e);
-		if (np == 0)
-			rec_die(r, "messages", "the template renders the "
-			    "conversation as nothing before the reply");
-		check_ids(t, r, "messages", all, np);
-		check_ids(t, r, ftext, all + np, k - np);
+	if (is_chat_reply(r, &sub, ftok, ftext)) {
+		all = chat_reply(t, r, &sub, ftext, &np, &nr);
 		p = all;
 		resp = all + np;
-		nr = k - np;
 	} else {
 		resp = get_tokens(t, &sub, ftok, ftext, 0, is_chat(r), &nr);
 		check_ids(t, r, ftok, resp, nr);
@@ -404,16 +425,28 @@ sft_example(struct train_ctx *t, const struct rec *r, struct example *e)
 }
 
 /* The response of a sample record (pg, ppo, value, kto): not empty. */
+/*
+ * A sample's prompt and response: *p (malloc'd) holds the np prompt
+ * tokens and then the nr response tokens, at the returned pointer.
+ */
 static int32_t *
-sample_response(struct train_ctx *t, const struct rec *r, size_t *nr)
+sample_tokens(struct train_ctx *t, const struct rec *r, int32_t **p,
+    size_t *np, size_t *nr)
 {
-	int32_t *resp = get_tokens(t, r, "response_tokens", "response", 0,
-	    is_chat(r), nr);
-
-	check_ids(t, r, "response_tokens", resp, *nr);
+	if (is_chat_reply(r, r, "response_tokens", "response"))
+		*p = chat_reply(t, r, r, "response", np, nr);
+	else {
+		*p = prompt_tokens(t, r, np);
+		int32_t *resp = get_tokens(t, r, "response_tokens", "response",
+		    0, is_chat(r), nr);
+		check_ids(t, r, "response_tokens", resp, *nr);
+		*p = xreallocarray(*p, *np + *nr + 1, sizeof(**p));
+		memcpy(*p + *np, resp, *nr * sizeof(*resp));
+		free(resp);
+	}
 	if (*nr == 0)
 		rec_die(r, "response_tokens", "empty response");
-	return resp;
+	return *p + *np;
 }
 
 /* pg, ppo, value: a sample with its reward and log-probs. */
@@ -421,12 +454,10 @@ static int
 pg_example(struct train_ctx *t, const struct rec *r, struct example *e)
 {
 	size_t np, nr;
-	int32_t *p = prompt_tokens(t, r, &np), *resp;
+	int32_t *p, *resp = sample_tokens(t, r, &p, &np, &nr);
 
-	resp = sample_response(t, r, &nr);
 	int ok = make_seq(t, &e->s[0], p, np, resp, nr, 1);
 	e->s[0].field = "response_tokens";
-	free(resp);
 	free(p);
 	e->reward = rec_need_num(r, "reward");
 	e->weight = rec_opt_num(r, "weight", 1);
@@ -466,16 +497,14 @@ static int
 kto_example(struct train_ctx *t, const struct rec *r, struct example *e)
 {
 	size_t np, nr;
-	int32_t *p = prompt_tokens(t, r, &np), *resp;
+	int32_t *p, *resp = sample_tokens(t, r, &p, &np, &nr);
 
-	resp = sample_response(t, r, &nr);
 	e->label = rec_need_bool(r, "label");
 	if (rec_get(r, "kl") == NULL)
 		rec_die(r, "kl", "missing: KTO needs a mismatched response "
 		    "for each record (pair --kto writes it)");
 	int ok = make_seq(t, &e->s[0], p, np, resp, nr, 1);
 	e->s[0].field = "response_tokens";
-	free(resp);
 	if (ok)
 		ok = pair_side(t, r, "kl", p, np, &e->s[1], 1);
 	free(p);
