@@ -68,6 +68,22 @@ rollout -m "$T/file" --max-tokens 1 -J <"$T/c1.jsonl" >"$T/out" ||
 check "chat_template.jinja" prompt_is "$T/out" \
     "[system] Be brief.[user] What is 2+2?[A]"
 
+# The list form: "default", and "tool_use" when tools are given
+cp -r "$T/base" "$T/named"
+"$PYTHON3" - "$T/named/tokenizer_config.json" <<'X'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["chat_template"] = [{"name": "tool_use", "template": "T{{ tools | length }}"},
+                      {"name": "default", "template": "D{{ messages | length }}"}]
+json.dump(c, open(sys.argv[1], "w"))
+X
+rollout -m "$T/named" --max-tokens 1 -J <"$T/c1.jsonl" >"$T/out" ||
+    fail "rollout named default"
+check "named default" prompt_is "$T/out" "D2"
+rollout -m "$T/named" --max-tokens 1 -J --template-arg 'tools=[1, 2, 3]' \
+    <"$T/c1.jsonl" >"$T/out" || fail "rollout named tool_use"
+check "named tool_use" prompt_is "$T/out" "T3"
+
 # --template-arg: Qwen3's enable_thinking, tools, and a string value
 with_template "$T/qwen" "$J/templates/qwen3.jinja"
 printf '%s\n' '{"messages":[{"role":"user","content":"Hi!"}]}' >"$T/hi.jsonl"
