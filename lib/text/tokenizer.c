@@ -687,13 +687,16 @@ tokenizer_load_config(struct tokenizer *t, const char *json, size_t len,
 				    json_object_get(item, "template")));
 			}
 		}
+		/* (not assigning ct while the loop walks it) */
+		json_t *pick = NULL;
 		json_array_foreach(ct, i, item) {
 			s = added_get_str(item, "name");
 			if (i == 0 || (s && strcmp(s, "default") == 0))
-				ct = json_object_get(item, "template");
+				pick = json_object_get(item, "template");
 			if (s && strcmp(s, "default") == 0)
 				break;
 		}
+		ct = pick;
 	}
 	if (ct && json_is_string(ct)) {
 		free(t->chat_template);
