@@ -1,7 +1,8 @@
 /*
- * chat.c: built-in chat template renderers; see chat.h.  Each renderer
- * follows its Jinja template statement by statement, so the text is the
- * one transformers' apply_chat_template gives.
+ * chat.c: chat templates; see chat.h.  A checkpoint's template runs
+ * through lib/text/jinja with the variables apply_chat_template passes;
+ * each built-in renderer follows its family's Jinja template statement by
+ * statement, so the text is the one transformers gives.
  */
 #include "config.h"
 
