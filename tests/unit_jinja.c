@@ -121,6 +121,13 @@ test_python_semantics(void)
 	    "|{{ 'é😀' | tojson(ensure_ascii=true) }}|{{ {'b': 1, 'a': 2} | "
 	    "tojson(sort_keys=true) }}", NULL,
 	    "1 and x|3|2|\"\\u00e9\\ud83d\\ude00\"|{\"a\": 2, \"b\": 1}"));
+	/* transformers' tojson: ensure_ascii first, then indent, separators,
+	 * sort_keys */
+	CHECK(renders("{{ ['é', {'b': 1, 'a': [2]}] | tojson(true, 1) }}|"
+	    "{{ {'b': 1, 'a': 2} | tojson(separators=[',', ':'], sort_keys=true)"
+	    " }}|{{ [1, 2] | tojson(indent=none) }}", NULL,
+	    "[\n \"\\u00e9\",\n {\n  \"b\": 1,\n  \"a\": [\n   2\n  ]\n }\n]|"
+	    "{\"a\":2,\"b\":1}|[1, 2]"));
 	/* dict methods win over keys for '.', keys win for [] */
 	CHECK(renders("{{ d.items() | length }} {{ d['items'] }}",
 	    "{\"d\": {\"items\": 7}}", "1 7"));

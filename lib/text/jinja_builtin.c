@@ -1030,14 +1030,30 @@ jinja_filter(struct jctx *c, const struct jnode *at, const char *name,
 		return v;
 	}
 	if (IS("tojson")) {
-		struct jv *ind = jarg(a, 0, "indent");
-		struct jv *asc = jarg(a, 1, "ensure_ascii");
+		/* transformers' tojson(x, ensure_ascii=False, indent=None,
+		 * separators=None, sort_keys=False), json.dumps underneath */
+		struct jv *asc = jarg(a, 0, "ensure_ascii");
+		struct jv *ind = jarg(a, 1, "indent");
+		struct jv *seps = jarg(a, 2, "separators");
 		struct jv *sk = jarg(a, 3, "sort_keys");
-		int indent = ind && ind->t != JV_NONE ? (int)need_int(c, ind,
-		    "tojson") : -1;
+		struct jjson_opts o = { .indent = -1 };
+		if (ind && ind->t != JV_NONE)
+			o.indent = (int)need_int(c, ind, "tojson indent");
+		if (o.indent > 64)
+			jfail(c, at, "tojson: indent %d is too wide", o.indent);
+		o.ascii = asc && jv_truthy(asc);
+		o.sort = sk && jv_truthy(sk);
+		if (seps && seps->t != JV_NONE) {
+			if (seps->t != JV_LIST || seps->u.l.n != 2)
+				jfail(c, at, "tojson: separators is a pair of "
+				    "strings");
+			o.item_sep = need_str(c, seps->u.l.v[0],
+			    "tojson separators")->u.s.p;
+			o.key_sep = need_str(c, seps->u.l.v[1],
+			    "tojson separators")->u.s.p;
+		}
 		sb_start(&b);
-		jv_json_to(c, &b, v, indent, asc && jv_truthy(asc),
-		    sk && jv_truthy(sk), 0);
+		jv_json_to(c, &b, v, &o, 0);
 		return sb_value(c, &b);
 	}
 	if (IS("length") || IS("count")) {

@@ -101,9 +101,14 @@ void jv_str_to(struct strbuf *b, const struct jv *v);
 void jv_repr_to(struct strbuf *b, const struct jv *v);
 /* str(v) as a value (v itself when it is a string). */
 struct jv *jv_to_str(struct jctx *c, struct jv *v);
-/* json.dumps(v, ensure_ascii, indent (<0: none), sort_keys). */
+/* json.dumps(v, ensure_ascii=, indent= (<0: None), separators=,
+ * sort_keys=); NULL separators: Python's defaults for the indent. */
+struct jjson_opts {
+	int indent, ascii, sort;
+	const char *item_sep, *key_sep;
+};
 void jv_json_to(struct jctx *c, struct strbuf *b, const struct jv *v,
-    int indent, int ensure_ascii, int sort_keys, int depth);
+    const struct jjson_opts *o, int depth);
 const char *jv_type_name(const struct jv *v);
 /* The number of code points of a string. */
 size_t jv_strlen(const struct jv *s);

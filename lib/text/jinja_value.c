@@ -591,10 +591,12 @@ json_newline(struct strbuf *b, int indent, int depth)
 }
 
 void
-jv_json_to(struct jctx *c, struct strbuf *b, const struct jv *v, int indent,
-    int ascii, int sort, int depth)
+jv_json_to(struct jctx *c, struct strbuf *b, const struct jv *v,
+    const struct jjson_opts *o, int depth)
 {
-	const char *sep = indent >= 0 ? "," : ", ";
+	int indent = o->indent, ascii = o->ascii, sort = o->sort;
+	const char *sep = o->item_sep ? o->item_sep : indent >= 0 ? "," : ", ";
+	const char *ksep = o->key_sep ? o->key_sep : ": ";
 
 	if (depth > 64)
 		jfail(c, NULL, "tojson: nested too deep");
@@ -622,8 +624,7 @@ jv_json_to(struct jctx *c, struct strbuf *b, const struct jv *v, int indent,
 				sb_adds(b, sep);
 			if (indent >= 0)
 				json_newline(b, indent, depth + 1);
-			jv_json_to(c, b, v->u.l.v[i], indent, ascii, sort,
-			    depth + 1);
+			jv_json_to(c, b, v->u.l.v[i], o, depth + 1);
 		}
 		if (indent >= 0 && v->u.l.n)
 			json_newline(b, indent, depth);
@@ -650,9 +651,8 @@ jv_json_to(struct jctx *c, struct strbuf *b, const struct jv *v, int indent,
 			if (indent >= 0)
 				json_newline(b, indent, depth + 1);
 			json_string_to(b, k, strlen(k), ascii);
-			sb_adds(b, ": ");
-			jv_json_to(c, b, v->u.d.v[ord[i]], indent, ascii, sort,
-			    depth + 1);
+			sb_adds(b, ksep);
+			jv_json_to(c, b, v->u.d.v[ord[i]], o, depth + 1);
 		}
 		free(ord);
 		if (indent >= 0 && n)
