@@ -159,6 +159,10 @@ test_python_semantics(void)
 	    "for +: int and str"));
 	CHECK(fails("{{ 'a' + [1] }}", NULL, "unsupported operand types for +: "
 	    "str and list"));
+	/* chained comparisons, loop.cycle */
+	CHECK(renders("{{ 1 < 2 < 3 }} {{ 1 < 3 < 2 }} {{ 3 > 2 == 2 }} "
+	    "{% for x in 'abc' %}{{ loop.cycle('+', '-') }}{% endfor %}", NULL,
+	    "True False True +-+"));
 	/* title vs str.title */
 	CHECK(renders("{{ \"it's a-b\" | title }}|{{ \"it's a-b\".title() }}",
 	    NULL, "It's A-B|It'S A-B"));

@@ -701,6 +701,15 @@ out_value(struct jctx *c, const struct jnode *n, struct jv *v)
 		jfail(c, n, "the output is too long");
 }
 
+/* loop.cycle(a, b, ...): the argument at the iteration's index */
+static struct jv *
+loop_cycle(struct jctx *c, struct jv *self, struct jargs *a)
+{
+	if (a->n == 0)
+		jfail(c, NULL, "loop.cycle needs an argument");
+	return a->v[self->u.i % (long long)a->n];
+}
+
 static struct jv *
 make_loop(struct jctx *c, struct jv *items, size_t i)
 {
@@ -718,6 +727,8 @@ make_loop(struct jctx *c, struct jv *items, size_t i)
 	    jv_undefined(c, "previtem"));
 	jv_dict_set(c, l, "nextitem", 8, i + 1 < n ? items->u.l.v[i + 1] :
 	    jv_undefined(c, "nextitem"));
+	jv_dict_set(c, l, "cycle", 5, jv_func(c, loop_cycle, jv_int(c,
+	    (long long)i), "cycle"));
 	jv_dict_set(c, l, "depth", 5, jv_int(c, 1));
 	jv_dict_set(c, l, "depth0", 6, jv_int(c, 0));
 	return l;

@@ -550,10 +550,11 @@ parse_math1(struct parser *p)
 	}
 }
 
+/* a < b < c is a < b and b < c, as in Python */
 static struct jnode *
 parse_compare(struct parser *p)
 {
-	struct jnode *n = parse_math1(p);
+	struct jnode *n = parse_math1(p), *last = NULL, *all = NULL;
 	for (;;) {
 		struct jtok *t = cur(p);
 		int op = is_op(p, "==") ? JO_EQ : is_op(p, "!=") ? JO_NE :
@@ -566,9 +567,19 @@ parse_compare(struct parser *p)
 			op = JO_NOTIN;
 		}
 		if (op < 0)
-			return n;
+			return all ? all : n;
 		advance(p);
-		n = binop(p, t, op, n, parse_math1(p));
+		struct jnode *cmp = binop(p, t, op, last ? last->b : n,
+		    parse_math1(p));
+		if (all == NULL)
+			all = cmp;
+		else {
+			struct jnode *both = node(p, JN_AND, t);
+			both->a = all;
+			both->b = cmp;
+			all = both;
+		}
+		last = cmp;
 	}
 }
 
