@@ -27,6 +27,12 @@
  * Errors name the template (the where given to jinja_parse), line and
  * column: "tokenizer_config.json: line 3, column 14: unexpected 'endif'".
  * raise_exception(msg) fails the rendering with msg itself.
+ *
+ * Generation spans are those of the rendering itself: a generation block
+ * inside a macro or a block set (whose output is captured first) marks
+ * nothing.  Not supported: recursive loops, loop.changed, the i18n and
+ * with extensions, template inheritance and includes (chat templates are
+ * one file); integers are 64-bit and overflow is an error.
  */
 #ifndef PREFPIPE_JINJA_H
 #define PREFPIPE_JINJA_H
