@@ -3,7 +3,8 @@
 # score --logprob computes them (pointwise: the expected rating under the
 # labels' renormalised probabilities; multi-token labels), the pairwise
 # judge's symmetry (swapping chosen and rejected gives 1 - p: both orders
-# are judged), the template's fields and braces, and errors.
+# are judged), the template's fields and braces, recs judge-data (and a
+# judge trained on it), and errors.
 . "${top_srcdir:-.}/tests/lib.sh"
 
 ckpt init -o "$T/m" --dim 32 --layers 2 --heads 4 --kv-heads 2 --ffn 64 \
@@ -53,6 +54,28 @@ score -J --judge "$T/m" --template "$T/pair" --pairwise -b 1 <"$T/pairs" |
 paste "$T/p" "$T/p1" | awk '{ d = $1 - $2; if (d < 0) d = -d
     if (d > 1e-6) bad = 1 } END { exit bad }' ||
     fail "pairwise: -b 1 changes the result"
+
+# recs judge-data: each pair in both orders, the right label the
+# answer (SFT) or the chosen side (--dpo); a judge trained on them learns
+# to pick the chosen response, as score --judge measures it.
+recs judge-data -J --template "$T/pair" "$T/pairs" >"$T/jd"
+[ "$(grep -c . "$T/jd")" -eq 4 ] || fail "judge-data: two examples a pair"
+sed -n 2p "$T/jd" | grep -q '"content":"Q: 1+1=\\nA: 3 or so\\nB: 2\\nBetter:"},{"role":"assistant","content":"B"}' ||
+    fail "judge-data: the second order, answered B: $(sed -n 2p "$T/jd")"
+recs judge-data -J --dpo --labels ' A, B' --template "$T/pair" "$T/pairs" |
+    sed -n 1p | grep -q '"chosen":{"response":" A"},"rejected":{"response":" B"}' ||
+    fail "judge-data --dpo: the chosen side"
+ckpt init -o "$T/m64" --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 \
+    --seed 3 >/dev/null
+check "judge SFT" train-step -q -m "$T/m64" -o "$T/judge" --loss sft \
+    --lr 3e-3 --batch-size 4 --epochs 100 --no-shuffle <"$T/jd" >/dev/null
+score -J --judge "$T/judge" --template "$T/pair" --pairwise <"$T/pairs" |
+    recs to-tsv judge | awk '{ if ($1 <= 0.9) bad = 1 } END { exit bad }' ||
+    fail "a judge trained on judge-data does not pick the chosen responses"
+expect_fail 1 'record 1: field "chosen.response": missing' \
+    recs judge-data --template "$T/pair" "$T/in"
+expect_fail 2 'two labels' recs judge-data --template "$T/pair" \
+    --labels A "$T/pairs"
 
 # Errors.
 printf 'Q: {question}\n' >"$T/t2"

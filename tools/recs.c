@@ -18,6 +18,7 @@
 #include "records/record.h"
 #include "util/rng.h"
 #include "records/trl.h"
+#include "scoring/judge.h"
 #include "scoring/ranking.h"
 #include "util/strmap.h"
 #include "util/util.h"
@@ -35,6 +36,8 @@
 	"       recs rank-accuracy [-Jz] [--policy PREFIX] [--ref PREFIX] " \
 	"[--beta B]\n" \
 	"                          [--alpha FIELD] [FILE ...]\n" \
+	"       recs judge-data [-Jz] --template FILE [--labels A,B] [--dpo] " \
+	"[FILE ...]\n" \
 	"       recs gen arith [-Jz] [-n N] [--seed S] [--digits D] " \
 	"[--split train|eval]\n" \
 	"                      [--sft] [--noise P]"
@@ -612,6 +615,127 @@ cmd_rank(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------------ */
+/* judge-data */
+
+/* One judging example: the template of pair r in one order, answered. */
+static void
+judge_example(struct rec_writer *w, const struct rec *r, const char *tmpl,
+    int order, const char *const lab[2], int dpo)
+{
+	size_t alen, blen;
+	const char *a = judge_field(r, "chosen.response", &alen);
+	const char *b = judge_field(r, "rejected.response", &blen);
+	char *text = order == 0 ?
+	    judge_template_render(tmpl, 1, r, a, alen, b, blen) :
+	    judge_template_render(tmpl, 1, r, b, blen, a, alen);
+	const char *right = lab[order], *wrong = lab[1 - order];
+	struct rec o, side;
+	msgpack_object turns;
+	msgpack_object_kv kv[2][2];
+	msgpack_object arr[2];
+
+	/* messages: the user's turn, and for SFT the answer's */
+	for (int t = 0; t < 2; t++) {
+		kv[t][0].key = (msgpack_object){ .type = MSGPACK_OBJECT_STR,
+		    .via.str = { 4, "role" } };
+		kv[t][1].key = (msgpack_object){ .type = MSGPACK_OBJECT_STR,
+		    .via.str = { 7, "content" } };
+		arr[t].type = MSGPACK_OBJECT_MAP;
+		arr[t].via.map.ptr = kv[t];
+		arr[t].via.map.size = 2;
+	}
+	kv[0][0].val = (msgpack_object){ .type = MSGPACK_OBJECT_STR,
+	    .via.str = { 4, "user" } };
+	kv[0][1].val = (msgpack_object){ .type = MSGPACK_OBJECT_STR,
+	    .via.str = { (uint32_t)strlen(text), text } };
+	kv[1][0].val = (msgpack_object){ .type = MSGPACK_OBJECT_STR,
+	    .via.str = { 9, "assistant" } };
+	kv[1][1].val = (msgpack_object){ .type = MSGPACK_OBJECT_STR,
+	    .via.str = { (uint32_t)strlen(right), right } };
+	turns.type = MSGPACK_OBJECT_ARRAY;
+	turns.via.array.ptr = arr;
+	turns.via.array.size = dpo ? 1 : 2;
+	rec_init(&o, r->src, r->recno);
+	const msgpack_object *id = rec_get(r, "id");
+	if (id != NULL)
+		rec_set_obj(&o, "id", id);
+	rec_set_int(&o, "order", order);
+	rec_set_obj(&o, "messages", &turns);
+	if (dpo) {
+		for (int k = 0; k < 2; k++) {
+			rec_init(&side, r->src, r->recno);
+			rec_set_str(&side, "response", k == 0 ? right : wrong);
+			rec_set_sub(&o, k == 0 ? "chosen" : "rejected", &side);
+			rec_free(&side);
+		}
+	}
+	rec_write(w, &o);
+	rec_free(&o);
+	free(text);
+}
+
+static int
+cmd_judge_data(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "template", required_argument, NULL, 't' },
+		{ "labels", required_argument, NULL, 'l' },
+		{ "dpo", no_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "zstd", no_argument, NULL, 'z' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *path = NULL, *labels = "A,B";
+	int dpo = 0, c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "Jzh", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			path = optarg;
+			break;
+		case 'l':
+			labels = optarg;
+			break;
+		case 'd':
+			dpo = 1;
+			break;
+		case 'J':
+		case 'z':
+			rec_output_option(c, &out_flags);
+			break;
+		case 'h':
+			pp_help();
+		default:
+			pp_usage(NULL);
+		}
+	}
+	if (path == NULL)
+		pp_usage("judge-data: --template FILE is required");
+	const char *comma = strchr(labels, ',');
+	if (comma == NULL || comma == labels || comma[1] == 0 ||
+	    strchr(comma + 1, ',') != NULL)
+		pp_usage("judge-data: --labels: two labels, \"A,B\"");
+	char *lab0 = xstrndup(labels, (size_t)(comma - labels));
+	const char *lab[2] = { lab0, comma + 1 };
+	char *tmpl = judge_template_load(path);
+	struct rec_reader *rd = rec_reader_open(argv + optind, argc - optind);
+	struct rec_writer *w = rec_writer_open(1, "stdout", out_flags);
+	struct rec r;
+	while (rec_read(rd, &r)) {
+		judge_example(w, &r, tmpl, 0, lab, dpo);
+		judge_example(w, &r, tmpl, 1, lab, dpo);
+		rec_free(&r);
+	}
+	rec_writer_close(w);
+	rec_reader_close(rd);
+	free(tmpl);
+	free(lab0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 
 int
 main(int argc, char **argv)
@@ -648,6 +772,8 @@ main(int argc, char **argv)
 		rc = cmd_trl(argc, argv, 0);
 	else if (strcmp(cmd, "rank-accuracy") == 0)
 		rc = cmd_rank(argc, argv);
+	else if (strcmp(cmd, "judge-data") == 0)
+		rc = cmd_judge_data(argc, argv);
 	else
 		pp_usage("unknown command: %s", cmd);
 	pp_close_stdout();

@@ -83,9 +83,8 @@ check_template(const char *t, const char *path)
 	}
 }
 
-/* The string of field name in r, for the template; a must-have. */
-static const char *
-field_str(const struct rec *r, const char *name, size_t *len)
+const char *
+judge_field(const struct rec *r, const char *name, size_t *len)
 {
 	const msgpack_object *v = rec_get_path(r, name);
 
@@ -97,19 +96,29 @@ field_str(const struct rec *r, const char *name, size_t *len)
 	return v->via.str.ptr;
 }
 
-/*
- * The template with r's fields in; a and b stand for {response_a} and
- * {response_b} (pairwise), or a for {response} (pointwise).
- */
-static char *
-render(const struct judge *j, const struct rec *r, const char *a,
-    size_t alen, const char *b, size_t blen)
+char *
+judge_template_load(const char *path)
+{
+	size_t len;
+	char *t = pp_read_file(path, &len);
+
+	if (t == NULL)
+		err(EXIT_DATA, "%s", path);
+	if (strlen(t) != len)
+		errx(EXIT_DATA, "%s: a NUL byte in the template", path);
+	check_template(t, path);
+	return t;
+}
+
+char *
+judge_template_render(const char *tmpl, int pairwise, const struct rec *r,
+    const char *a, size_t alen, const char *b, size_t blen)
 {
 	struct strbuf s;
 	char name[256];
 
 	sb_init(&s);
-	for (const char *p = j->tmpl; *p; p++) {
+	for (const char *p = tmpl; *p; p++) {
 		if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
 			sb_addc(&s, *p++);
 			continue;
@@ -127,14 +136,14 @@ render(const struct judge *j, const struct rec *r, const char *a,
 		p = e;
 		size_t len;
 		const char *v;
-		if (j->o.pairwise && strcmp(name, "response_a") == 0)
+		if (pairwise && strcmp(name, "response_a") == 0)
 			v = a, len = alen;
-		else if (j->o.pairwise && strcmp(name, "response_b") == 0)
+		else if (pairwise && strcmp(name, "response_b") == 0)
 			v = b, len = blen;
-		else if (!j->o.pairwise && strcmp(name, "response") == 0)
+		else if (!pairwise && strcmp(name, "response") == 0)
 			v = a, len = alen;
 		else
-			v = field_str(r, name, &len);
+			v = judge_field(r, name, &len);
 		sb_add(&s, v, len);
 	}
 	return s.data != NULL ? s.data : xstrdup("");
@@ -198,19 +207,12 @@ judge_new(const char *path, const struct judge_opts *o)
 	struct judge *j = xcalloc(1, sizeof(*j));
 	struct ckpt *c;
 	char e[512];
-	size_t len;
 
 	j->o = *o;
 	j->path = path;
 	if (j->o.batch_tokens <= 0)
 		j->o.batch_tokens = 4096;
-	j->tmpl = pp_read_file(o->template_path, &len);
-	if (j->tmpl == NULL)
-		err(EXIT_DATA, "%s", o->template_path);
-	if (strlen(j->tmpl) != len)
-		errx(EXIT_DATA, "%s: a NUL byte in the template",
-		    o->template_path);
-	check_template(j->tmpl, o->template_path);
+	j->tmpl = judge_template_load(o->template_path);
 	c = ckpt_load(path);
 	j->m = model_from_ckpt(c);
 	if (!j->m->cfg.lm_head)
@@ -268,35 +270,53 @@ judge_tokens(const struct judge *j)
 /* ------------------------------------------------------------------------ */
 /* A record into its sequences */
 
-/* The rendered prompt of one order as the user's turn, then each label. */
+/*
+ * The rendered prompt of one order as the user's turn, then each label as
+ * the assistant's answer, tokenized as train-step tokenizes that
+ * conversation (the turn's own text as the template writes it, so a
+ * judge trained on recs judge-data is read where it learned), up to the
+ * turn's end: the label is the start of an answer, not all of it.
+ */
 static void
 add_order(struct judge *j, struct item *it, int order, const char *a,
     size_t alen, const char *b, size_t blen)
 {
-	char *text = render(j, &it->rec, a, alen, b, blen), e[512];
-	struct chat_msg m = { .role = "user", .content = text };
-	int32_t *p;
-	size_t np = conv_prompt_tokens(j->conv, &m, 1, &p, e, sizeof(e));
+	char *text = judge_template_render(j->tmpl, j->o.pairwise, &it->rec,
+	    a, alen, b, blen), e[512];
+	struct chat_msg m[2] = { { .role = "user", .content = text },
+	    { .role = "assistant", .content = NULL } };
+	int32_t eot = conv_end_of_turn(j->conv);
 
-	free(text);
-	if (np == (size_t)-1)
-		rec_die(&it->rec, "prompt", "the judge's prompt: %s", e);
-	it->np[order] = (int)np;
 	for (int l = 0; l < j->nlab; l++) {
 		const struct label *lb = &j->lab[l];
-		size_t n = np + lb->n;
-		if (conv_check_length(j->m->cfg.max_seq_len, n, e,
+		int32_t *t;
+		char *mask;
+		m[1].content = lb->text;
+		size_t n = conv_turn_tokens(j->conv, m, 2, &t, &mask, e,
+		    sizeof(e));
+		if (n == (size_t)-1)
+			rec_die(&it->rec, "prompt", "the judge's prompt: %s",
+			    e);
+		size_t np = 0, end;
+		while (np < n && !mask[np])
+			np++;
+		for (end = np; end < n && mask[end] && t[end] != eot; end++)
+			;
+		free(mask);
+		if (np == 0 || end == np)
+			rec_die(&it->rec, "prompt", "the judge's template "
+			    "leaves no %s for label \"%s\"", np == 0 ?
+			    "prompt" : "tokens", lb->text);
+		if (conv_check_length(j->m->cfg.max_seq_len, end, e,
 		    sizeof(e)) != 0)
 			rec_die(&it->rec, "prompt", "the judge's prompt and "
 			    "label \"%s\": %s of %s", lb->text, e, j->path);
-		int32_t *t = xmalloc(n * sizeof(*t));
-		memcpy(t, p, np * sizeof(*t));
-		memcpy(t + np, lb->tok, lb->n * sizeof(*t));
+		it->np[order] = (int)np;	/* the same for every label */
 		it->tok[it->nseq] = t;
-		it->len[it->nseq++] = (int)n;
-		j->pending_tokens += n;
+		it->len[it->nseq++] = (int)end;
+		j->pending_tokens += end;
 	}
-	free(p);
+	free(text);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -432,13 +452,13 @@ judge_add(struct judge *j, struct rec *r, struct rec_writer *w)
 	memset(it, 0, sizeof(*it));
 	it->rec = *r;
 	if (j->o.pairwise) {
-		const char *a = field_str(&it->rec, "chosen.response", &alen);
-		const char *b = field_str(&it->rec, "rejected.response",
+		const char *a = judge_field(&it->rec, "chosen.response", &alen);
+		const char *b = judge_field(&it->rec, "rejected.response",
 		    &blen);
 		add_order(j, it, 0, a, alen, b, blen);
 		add_order(j, it, 1, b, blen, a, alen);
 	} else {
-		const char *a = field_str(&it->rec, "response", &alen);
+		const char *a = judge_field(&it->rec, "response", &alen);
 		add_order(j, it, 0, a, alen, NULL, 0);
 	}
 	if (j->pending_tokens >= (size_t)j->o.batch_tokens)

@@ -31,6 +31,20 @@
 struct rec;
 struct rec_writer;
 
+/* The template alone: loaded (braces checked) and rendered. */
+char *judge_template_load(const char *path);
+/*
+ * tmpl with r's fields in; a and b stand for {response_a} and
+ * {response_b} when pairwise, a for {response} when not.  A missing or
+ * non-string field ends the program naming the record and field.
+ */
+char *judge_template_render(const char *tmpl, int pairwise,
+    const struct rec *r, const char *a, size_t alen, const char *b,
+    size_t blen);
+/* The string at path (dotted) in r; missing or another type ends the
+ * program naming the record and field. */
+const char *judge_field(const struct rec *r, const char *path, size_t *len);
+
 struct judge_opts {
 	const char *template_path;
 	int pairwise;
