@@ -13,14 +13,15 @@ printf 'Q: {prompt} ({id})\nA: {response}\n{{rate}} 1 to 3:' >"$T/point"
 printf '%s\n' '{"id":"x","prompt":"1+1=","response":"2"}' >"$T/in"
 check "pointwise" score -J --judge "$T/m" --template "$T/point" \
     --labels 1,2,30 <"$T/in" >"$T/got"
-# The same from score --logprob: the rendered template as the user's
-# turn, each label's tokens as the response.
+# The same from score --logprob: the rendered template, then each label
+# as the assistant's turn of a base model's plain conversation (a blank
+# line, then the label), as train-step would learn it.
 text='Q: 1+1= (x)\nA: 2\n{rate} 1 to 3:'	# JSON-escaped
+tok() { printf '{"text":"%s"}\n' "$1" | ckpt tokenize -J --no-special "$T/m" |
+    recs to-tsv tokens; }
+p=$(tok "$text")
 for l in 1 2 30; do
-	toks=$(printf '{"text":"%s"}\n' "$l" |
-	    ckpt tokenize -J --no-special "$T/m" | recs to-tsv tokens)
-	printf '{"messages":[{"role":"user","content":"%s"}],"response_tokens":%s}\n' \
-	    "$text" "$toks"
+	printf '{"prompt_tokens":%s,"response_tokens":%s}\n' "$p" "$(tok "\\n\\n$l")"
 done | score -J --logprob "$T/m" | recs to-tsv ref_logprob >"$T/sums"
 [ "$(grep -c . "$T/sums")" -eq 3 ] || fail "score --logprob of the labels"
 awk 'NR == FNR { s[NR] = $1; n = NR; next }
