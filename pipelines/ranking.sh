@@ -18,6 +18,7 @@
 # the margin of the verifier's rewards as the Bradley-Terry logit).
 # Writes OUT (default out/ranking): results.tsv and results.md (also on
 # stdout).  Overrides: those of pipelines/lib.sh.
+: "${ROUNDS:=1}"
 . "$(dirname "$0")/lib.sh"
 
 pp_rounds_start ranking
