@@ -32,7 +32,8 @@ m0=$pp_sft
 sr() {
 	[ -d "$3" ] && return 0
 	if [ -n "${5:-}" ]; then
-		prev() { score --logprob "$2" --as prev --ratio-to base; }
+		cr_prev=$2
+		prev() { score --logprob "$cr_prev" --as prev --ratio-to base; }
 		cons="--consistency prev_logratio"
 	else
 		prev() { cat; }

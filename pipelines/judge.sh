@@ -6,7 +6,8 @@
 #        MODEL=path/to/hf-dir PROMPTS=prompts.jsonl EVAL=heldout.jsonl \
 #            pipelines/judge.sh
 #
-# From the SFT model (cached in SFT_DIR, default out/sft): pairs of its
+# From an SFT model (cached in SFT_DIR, default out/judge-sft-base: the
+# demo's, with JUDGE_CTX positions): pairs of its
 # samples (a correct answer against a wrong one, the demo's mining) on the
 # training prompts and, apart, on the held-out ones; the judge's template
 # (JUDGE_TEMPLATE, default pipelines/judge-pairwise.txt) puts both answers
@@ -18,13 +19,18 @@
 # (correct) answer it prefers, score --judge --pairwise > 0.5 (both orders
 # judged, so a judge that always says A scores 0.5 on every pair).
 # Writes OUT (default out/judge): results.tsv and results.md (also on
-# stdout).  Overrides: JUDGE_LR (1e-4), JUDGE_EPOCHS (2), and those of
-# pipelines/lib.sh.
+# stdout).  Overrides: JUDGE_LR (1e-4), JUDGE_EPOCHS (2), JUDGE_CTX, and
+# those of pipelines/lib.sh.
 . "$(dirname "$0")/lib.sh"
 
 : "${JUDGE_TEMPLATE:=$pp_here/judge-pairwise.txt}"
 : "${JUDGE_LR:=1e-4}"
 : "${JUDGE_EPOCHS:=2}"
+# The judge reads two answers at once: the demo's model has 16 positions,
+# too few, so without MODEL the SFT model here has JUDGE_CTX (48).
+: "${JUDGE_CTX:=48}"
+[ -n "${MODEL:-}" ] || SFT_DIR=${SFT_DIR:-out/judge-sft-base}
+INIT_ARGS="$(printf '%s\n' "$INIT_ARGS" | sed 's/--ctx [0-9]*//') --ctx $JUDGE_CTX"
 pp_rounds_start judge
 m0=$pp_sft
 

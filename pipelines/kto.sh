@@ -15,14 +15,17 @@
 # the round's starting policy.  Every round is evaluated on held-out
 # prompts.  Writes OUT (default out/kto): results.tsv (with each round's
 # desirable fraction and mean z0), results.md, accuracy.png.  Overrides:
-# KTO_LR (LR), KTO_BETA (BETA), KTO_WD and KTO_WU (the desirable and
-# undesirable weights, 1), KTO_BATCH (DPO_BATCH), KTO_PROMPTS (512 a
-# round), SAMPLES, ROUNDS, and those of pipelines/lib.sh.
+# KTO_LR (1e-5: at the demo's DPO rate of 3e-4, without DPO's NLL term,
+# pushing the wrong answers down wrecks this small model in one round),
+# KTO_BETA (BETA), KTO_WU (the undesirable weight, 1) and KTO_WD (the
+# desirable weight; default n_u / n_d of the round's samples, so both
+# sides weigh alike), KTO_BATCH (DPO_BATCH), KTO_PROMPTS (512 a round),
+# SAMPLES, ROUNDS, and those of pipelines/lib.sh.
 . "$(dirname "$0")/lib.sh"
 
-: "${KTO_LR:=$LR}"
+: "${KTO_LR:=1e-5}"
 : "${KTO_BETA:=$BETA}"
-: "${KTO_WD:=1}"
+: "${KTO_WD:=}"
 : "${KTO_WU:=1}"
 : "${KTO_BATCH:=$DPO_BATCH}"
 : "${KTO_PROMPTS:=512}"
@@ -36,9 +39,15 @@ round() {
 	pp_mine "$1" "$3" "$4" |
 	    pair --kto --sorted --by reward --label-threshold 1 |
 	    score --logprob "$1" >"$2.samples"
+	# Unless KTO_WD is given, the desirable weight that makes w_d n_d
+	# equal w_u n_u, the low end of the paper's range [1, 4/3].
+	wd=$KTO_WD
+	[ -n "$wd" ] || wd=$(recs to-tsv label <"$2.samples" |
+	    awk -v wu="$KTO_WU" '{ n++; d += $1 == "true" }
+	    END { print (d > 0 && d < n) ? wu * (n - d) / d : 1 }')
 	train-step -m "$1" -o "$2" --loss kto --reset-optimizer \
 	    --lr "$KTO_LR" --beta "$KTO_BETA" \
-	    --kto-desirable-weight "$KTO_WD" \
+	    --kto-desirable-weight "$wd" \
 	    --kto-undesirable-weight "$KTO_WU" --batch-size "$KTO_BATCH" \
 	    --seed "$3" <"$2.samples" >"$2.metrics"
 }
