@@ -21,9 +21,9 @@
 # No verifier is read in the arms: the held-out accuracy says whether
 # self-rewarding helped.  Writes OUT (default out/cream): results.tsv,
 # results.md (also on stdout).  Overrides: those of pipelines/lib.sh.
+: "${ROUNDS:=2}"
 . "$(dirname "$0")/lib.sh"
 
-: "${ROUNDS:=2}"
 pp_rounds_start cream
 m0=$pp_sft
 
