@@ -386,6 +386,8 @@ model_loss(void *ctx)
 	return s;
 }
 
+static uint64_t test_drop_seed;	/* LoRA dropout of test_model's passes */
+
 static void
 test_model(const char *what, struct model_config c)
 {
@@ -405,6 +407,7 @@ test_model(const char *what, struct model_config c)
 			    (t[i].is_norm || t[i].is_bias ? 0.2 : 0.4) *
 			    randn();
 	net_init(&wm.net, &c, &cpu_ops, t, nt, p, g);
+	wm.net.lora_seed = test_drop_seed;
 	for (int i = 0; i < 8; i++) {
 		tok[i] = (i * 5 + 1) % c.vocab_size;
 		tg[i] = (i * 3 + 2) % c.vocab_size;
@@ -464,10 +467,16 @@ count_embed_backward(void *ctx, double *dE, const double *dx, const int *tok,
 	cpu_ops.embed_backward(ctx, dE, dx, tok, N, C);
 }
 
-/* Frozen: the embedding, layer 0 and lm_head; layer 1 and the norm train. */
+/* Frozen: the embedding, layer 0 and lm_head; layer 1 and the norm train.
+ * With adapters, as train-step --lora-rank trains: the base frozen, the
+ * adapters alone trainable. */
+static int frozen_base;
+
 static int
 frozen(const struct model_tensor *t)
 {
+	if (frozen_base)
+		return !t->lora;
 	return t->layer == 0 || t->role == ROLE_EMBED ||
 	    t->role == ROLE_LM_HEAD;
 }
@@ -536,6 +545,108 @@ test_frozen(struct model_config c)
 		printf("ok frozen embed, layer 0, lm_head: same gradients, "
 		    "%d weight-gradient products\n", ndw);
 	free(p); free(g0); free(g1); free(dlp); free(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * LoRA's on-the-fly path against its fold: the adapted model's
+ * log-probabilities equal those of the base with W + (alpha/r) B A, and
+ * with the adapters switched off those of the base; with dropout they
+ * differ (the masks do something).
+ */
+static void
+test_lora_fold(struct model_config c)
+{
+	struct model_config cb = c;
+	int nt, nb, len[2] = { 5, 3 }, tok[8], tg[8];
+	struct model_tensor *t, *tb;
+	struct net a, b;
+	double *p, *pb, lpa[8], lpb[8], lpo[8], worst = 0, worst_off = 0;
+	double s = c.lora.alpha / c.lora.rank, moved = 0;
+	struct model_batch mb = { 2, len, tok, tg };
+
+	cb.lora.rank = 0;
+	t = model_tensors(&c, &nt);
+	tb = model_tensors(&cb, &nb);
+	p = randv(t[nt - 1].offset + t[nt - 1].n, 0.4);
+	pb = xmalloc((tb[nb - 1].offset + tb[nb - 1].n) * 8);
+	for (int i = 0; i < 8; i++) {
+		tok[i] = (i * 5 + 1) % c.vocab_size;
+		tg[i] = (i * 3 + 2) % c.vocab_size;
+	}
+	net_init(&a, &c, &cpu_ops, t, nt, p, NULL);
+	net_forward(&a, &mb, lpa);
+	a.lora_off = 1;
+	net_forward(&a, &mb, lpo);
+	/* the base: every tensor by name, the targets folded */
+	for (int i = 0, k = 0; i < nt; i++) {
+		if (t[i].lora)
+			continue;
+		memcpy(pb + tb[k].offset, p + t[i].offset, t[i].n * 8);
+		k++;
+	}
+	net_init(&b, &cb, &cpu_ops, tb, nb, pb, NULL);
+	net_forward(&b, &mb, lpb);
+	for (int n = 0; n < 8; n++)
+		worst_off = fmax(worst_off, fabs(lpo[n] - lpb[n]));
+	for (int i = 0, k = 0; i < nt; i++) {
+		if (t[i].lora) {
+			if (t[i].lora == 2) {
+				/* W (O,K) += s B (O,r) A (r,K) */
+				const double *A = p + t[i - 1].offset;
+				const double *B = p + t[i].offset;
+				int O = t[i].shape[0], r = c.lora.rank;
+				int K = t[i - 1].shape[1];
+				double *W = NULL;
+				for (int q = 0; q < nb; q++)
+					if (tb[q].layer == t[i].layer &&
+					    tb[q].role == t[i].role)
+						W = pb + tb[q].offset;
+				for (int o = 0; o < O; o++)
+					for (int kk = 0; kk < K; kk++)
+						for (int j = 0; j < r; j++)
+							W[(size_t)o * K + kk] +=
+							    s * B[o * r + j] *
+							    A[j * K + kk];
+			}
+			continue;
+		}
+		k++;
+	}
+	net_forward(&b, &mb, lpb);
+	for (int n = 0; n < 8; n++) {
+		worst = fmax(worst, fabs(lpa[n] - lpb[n]));
+		moved = fmax(moved, fabs(lpa[n] - lpo[n]));
+	}
+	if (worst > 1e-10 || worst_off > 1e-12 || moved < 1e-3) {
+		fprintf(stderr, "FAIL lora fold: on the fly vs folded %g, "
+		    "off vs base %g, adapters moved %g\n", worst, worst_off,
+		    moved);
+		failures++;
+	}
+	/* dropout changes the pass, the same seed the same way */
+	a.lora_off = 0;
+	a.lora_seed = 7;
+	a.cfg.lora.dropout = 0.5;
+	net_free(&a);
+	c.lora.dropout = 0.5;
+	net_init(&a, &c, &cpu_ops, t, nt, p, NULL);
+	a.lora_seed = 7;
+	net_forward(&a, &mb, lpo);
+	net_forward(&a, &mb, lpb);
+	worst = moved = 0;
+	for (int n = 0; n < 8; n++) {
+		worst = fmax(worst, fabs(lpo[n] - lpb[n]));
+		moved = fmax(moved, fabs(lpo[n] - lpa[n]));
+	}
+	if (worst != 0 || moved < 1e-3) {
+		fprintf(stderr, "FAIL lora dropout: repeat %g, vs none %g\n",
+		    worst, moved);
+		failures++;
+	}
+	net_free(&a);
+	net_free(&b);
+	free(p); free(pb); free(t); free(tb);
 }
 
 int
@@ -665,6 +776,39 @@ main(void)
 	c.rope_factor = 4;
 	test_model("gemma3 qk-norm two ropes:", c);
 	test_frozen(c);
+
+	/* LoRA on every target of Gemma 3 (q/k norms after q and k, two
+	 * ropes), Gemma 2 (post-norms after o and down), Llama (rank 3,
+	 * targets o, up alone), without and with dropout (the masks drawn
+	 * again in the backward pass) */
+	c.lora = (struct model_lora){ 2, 5, 0, (1u << LORA_NTARGET) - 1 };
+	test_model("gemma3 lora all:", c);
+	test_lora_fold(c);
+	c.lora.dropout = 0.3;
+	test_frozen(c);
+	frozen_base = 1;
+	test_frozen(c);
+	frozen_base = 0;
+	c.arch = MODEL_GEMMA2;
+	c.n_layers = 2;
+	c.rope_local_theta = 0;
+	c.rope_scaling = ROPE_NONE;
+	c.attn_softcap = 0.9;
+	c.lora.dropout = 0;
+	test_model("gemma2 lora all:", c);
+	c = (struct model_config){
+		.arch = MODEL_LLAMA, .vocab_size = 11, .dim = 8,
+		.n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 2,
+		.hidden_dim = 12, .max_seq_len = 64, .norm_eps = 1e-5,
+		.rope_theta = 10000, .lm_head = 1, .bos_id = -1, .pad_id = -1,
+		.tie_embeddings = 1,
+		.lora = { 3, 1.5, 0.25, 1u << LORA_O | 1u << LORA_UP },
+	};
+	test_drop_seed = 99;
+	test_model("llama lora o,up dropout:", c);
+	c.lora.dropout = 0;
+	test_lora_fold(c);
+	test_drop_seed = 0;
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;

@@ -14,6 +14,23 @@ enum model_rope_scaling { ROPE_NONE, ROPE_LLAMA3, ROPE_LINEAR };
 
 #define MODEL_MAX_EOS 8
 
+/*
+ * LoRA adapters (PEFT's LoraConfig) on a layer's linear projections: each
+ * target W (out,in) gets lora_A (rank,in) and lora_B (out,rank), and the
+ * block computes x W^T + (alpha/rank) drop(x) A^T B^T.  Not part of
+ * config.json: an adapter directory's adapter_config.json says it
+ * (lib/model/model_lora.h).  rank 0: none.
+ */
+enum lora_target { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP,
+	LORA_DOWN, LORA_NTARGET };
+
+struct model_lora {
+	int rank;		/* r */
+	double alpha;		/* lora_alpha; the scale is alpha / r */
+	double dropout;		/* lora_dropout, on the adapter's input */
+	unsigned targets;	/* bits 1 << enum lora_target */
+};
+
 struct model_config {
 	enum model_arch arch;
 	int vocab_size;
@@ -53,6 +70,7 @@ struct model_config {
 	int n_eos;
 	int eos_ids[MODEL_MAX_EOS];
 	int pad_id;		/* -1 if none */
+	struct model_lora lora;	/* adapters, or rank 0 */
 };
 
 /* Number of query/kv channels: n_heads * head_dim, n_kv_heads * head_dim. */

@@ -112,6 +112,45 @@ model_init_random(struct model *m, uint64_t seed)
 	model_init_normal(m, seed, 0.02, 0);
 }
 
+/*
+ * PEFT's LoRA initialisation (LoraLayer.reset_lora_parameters, the
+ * default init_lora_weights=True): A as nn.Linear's weight,
+ * kaiming_uniform_ with a = sqrt(5), which is U(-1/sqrt(in), 1/sqrt(in));
+ * B zeros, so the adapted model starts as the base.
+ */
+void
+model_lora_init(struct model *m, uint64_t seed)
+{
+	uint64_t st = seed ^ 0x4C6F5241ULL;	/* "LoRA": not the base's draw */
+
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *t = &m->tensors[i];
+		float *p = m->params + t->offset;
+		double bound = 1 / sqrt((double)t->shape[1]);
+
+		if (t->lora == 2)
+			memset(p, 0, t->n * sizeof(float));
+		if (t->lora != 1)
+			continue;
+		for (size_t j = 0; j < t->n; j++) {
+			double u = (splitmix64(&st) >> 11) * 0x1.0p-53;
+			p[j] = (float)((2 * u - 1) * bound);
+		}
+	}
+}
+
+void
+model_lora_enable(struct model *m, int on)
+{
+	m->acts->net.lora_off = !on;
+}
+
+void
+model_lora_dropout(struct model *m, uint64_t seed)
+{
+	m->acts->net.lora_seed = seed;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Training passes */
 

@@ -9,6 +9,7 @@
 #include <err.h>
 #include <float.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -486,6 +487,11 @@ model_config_check(const struct model_config *cfg, char *err, size_t errsz)
 		return pp_errf(err, errsz, "model config: a classification model needs num_labels");
 	if (cfg->norm_eps <= 0)
 		return pp_errf(err, errsz, "model config: rms_norm_eps must be positive");
+	if (cfg->lora.rank < 0 || (cfg->lora.rank > 0 &&
+	    (cfg->lora.targets == 0 || cfg->lora.targets >=
+	    1u << LORA_NTARGET || !(cfg->lora.dropout >= 0 &&
+	    cfg->lora.dropout < 1) || !isfinite(cfg->lora.alpha))))
+		return pp_errf(err, errsz, "model config: LoRA needs a positive rank, a target, a finite alpha and a dropout in [0, 1)");
 	return 0;
 }
 
@@ -728,6 +734,76 @@ add(struct model_tensor *x, size_t *off, const struct model_config *c,
 	*off += x->n;
 }
 
+static const struct {
+	const char *name;
+	int role;
+} lora_targets[LORA_NTARGET] = {
+	{ "q_proj", ROLE_WQ }, { "k_proj", ROLE_WK }, { "v_proj", ROLE_WV },
+	{ "o_proj", ROLE_WO }, { "gate_proj", ROLE_WGATE },
+	{ "up_proj", ROLE_WUP }, { "down_proj", ROLE_WDOWN },
+};
+
+const char *
+lora_target_name(int target)
+{
+	return target >= 0 && target < LORA_NTARGET ?
+	    lora_targets[target].name : "?";
+}
+
+int
+lora_target_parse(const char *name)
+{
+	for (int i = 0; i < LORA_NTARGET; i++)
+		if (strcmp(name, lora_targets[i].name) == 0)
+			return i;
+	return -1;
+}
+
+int
+lora_target_role(int target)
+{
+	return lora_targets[target].role;
+}
+
+/* The target whose projection a is, or -1. */
+static int
+lora_target_of(const struct model_config *c, const struct arch_tensor *a)
+{
+	if (c->lora.rank <= 0 || a->kind != KIND_MATRIX)
+		return -1;
+	for (int i = 0; i < LORA_NTARGET; i++)
+		if (lora_targets[i].role == (int)a->role &&
+		    (c->lora.targets & (1u << i)))
+			return i;
+	return -1;
+}
+
+/* Target j's A (which 1) or B (2) after base tensor x of a layer. */
+static void
+add_lora(struct model_tensor *x, size_t *off, const struct model_tensor *base,
+    int j, int which, int r)
+{
+	char stem[sizeof(x->name)];
+	size_t n = strlen(base->name) - strlen(".weight");
+
+	memcpy(stem, base->name, n);
+	stem[n] = '\0';
+	memset(x, 0, sizeof(*x));
+	snprintf(x->name, sizeof(x->name), "%s.lora_%c.weight", stem,
+	    which == 1 ? 'A' : 'B');
+	x->ndim = 2;
+	x->shape[0] = which == 1 ? r : base->shape[0];
+	x->shape[1] = which == 1 ? base->shape[1] : r;
+	x->n = (size_t)x->shape[0] * (size_t)x->shape[1];
+	x->offset = *off;
+	x->layer = base->layer;
+	x->role = base->role;
+	x->lora = which;
+	x->lora_target = j;
+	x->trainable = 1;
+	*off += x->n;
+}
+
 struct model_tensor *
 model_tensors(const struct model_config *c, int *np)
 {
@@ -738,7 +814,8 @@ model_tensors(const struct model_config *c, int *np)
 
 	/* Count first: the table says how many a layer has. */
 	for (int i = 0; i < ar->nlayer; i++)
-		per += arch_has(c, &ar->layer[i]);
+		per += arch_has(c, &ar->layer[i]) * (lora_target_of(c,
+		    &ar->layer[i]) >= 0 ? 3 : 1);
 	for (int i = 0; i < ar->npre; i++)
 		top += arch_has(c, &ar->pre[i]);
 	for (int i = 0; i < ar->npost; i++)
@@ -750,10 +827,24 @@ model_tensors(const struct model_config *c, int *np)
 	for (int i = 0; i < ar->npre; i++)
 		if (arch_has(c, &ar->pre[i]))
 			add(&t[n++], &off, c, &ar->pre[i], -1);
-	for (int l = 0; l < c->n_layers; l++)
+	for (int l = 0; l < c->n_layers; l++) {
+		int first = n;
 		for (int i = 0; i < ar->nlayer; i++)
 			if (arch_has(c, &ar->layer[i]))
 				add(&t[n++], &off, c, &ar->layer[i], l);
+		for (int i = 0, k = first; i < ar->nlayer; i++) {
+			int j;
+			if (!arch_has(c, &ar->layer[i]))
+				continue;
+			if ((j = lora_target_of(c, &ar->layer[i])) >= 0) {
+				add_lora(&t[n++], &off, &t[k], j, 1,
+				    c->lora.rank);
+				add_lora(&t[n++], &off, &t[k], j, 2,
+				    c->lora.rank);
+			}
+			k++;
+		}
+	}
 	for (int i = 0; i < ar->npost; i++)
 		if (arch_has(c, &ar->post[i]))
 			add(&t[n++], &off, c, &ar->post[i], -1);

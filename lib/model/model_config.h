@@ -46,10 +46,22 @@ struct model_tensor {
 	int is_norm;		/* an RMSNorm weight (initialised to 1) */
 	int is_bias;		/* a bias (initialised to 0) */
 	int trainable;		/* 1 unless frozen (model_set_trainable) */
+	int lora;		/* 0; 1: lora_A (r,in), 2: lora_B (out,r) of
+				 * the projection of role, target lora_target */
+	int lora_target;	/* enum lora_target, when lora */
 };
 
+/* PEFT's module name of a LoRA target ("q_proj") and the target of a
+ * name, or -1; the role (enum arch_role) of its projection. */
+const char *lora_target_name(int target);
+int lora_target_parse(const char *name);
+int lora_target_role(int target);
+
 /* The tensors of cfg, in HF order, laid out in that order; *n gets their
- * count.  Free it. */
+ * count.  Free it.  With cfg->lora, each layer's adapters follow its own
+ * tensors, A then B of each target in the layer table's order, named as
+ * PEFT names them without its "base_model.model." prefix:
+ * model.layers.L.self_attn.q_proj.lora_A.weight. */
 struct model_tensor *model_tensors(const struct model_config *cfg, int *n);
 
 /* Total number of parameters. */

@@ -96,6 +96,8 @@ rope_freqs(REAL *freq, const struct model_config *c)
 
 struct layer_w {
 	REAL *p[ROLE_NLAYER];	/* by enum arch_role; NULL: absent */
+	/* LoRA, by enum lora_target: A (r,in), B (out,r); NULL: none */
+	REAL *lora_a[LORA_NTARGET], *lora_b[LORA_NTARGET];
 	struct layer_attrs at;
 };
 
@@ -124,6 +126,14 @@ weights_point(struct weights *w, const struct model_config *c,
 		REAL *p = grad ? (t[i].trainable ? base + t[i].offset : NULL) :
 		    base + t[i].offset;
 
+		if (t[i].layer >= 0 && t[i].lora) {
+			struct layer_w *lw = &w->layer[t[i].layer];
+			if (t[i].lora == 1)
+				lw->lora_a[t[i].lora_target] = p;
+			else
+				lw->lora_b[t[i].lora_target] = p;
+			continue;
+		}
 		if (t[i].layer >= 0) {
 			w->layer[t[i].layer].p[t[i].role] = p;
 			continue;
@@ -169,6 +179,8 @@ struct layer_acts {
 	 * before their norms, and the norms' rstds */
 	REAL *ao, *mo;		/* (N,C) */
 	REAL *rstdpa, *rstdpm;	/* (N) */
+	/* LoRA: (alpha/r) drop(x) A^T of each target (N,r), or NULL */
+	REAL *xa[LORA_NTARGET];
 };
 
 struct acts {
@@ -192,6 +204,10 @@ struct acts {
 	REAL *datty, *dq;	/* (N,Q) */
 	REAL *dk, *dv;		/* (N,KV) */
 	REAL *dqp, *dkp;	/* (N,Q), (N,KV) through the q/k norms */
+	/* LoRA: d xa (N,r); with dropout, drop(x) and its gradient
+	 * (N, the widest input) */
+	REAL *dxa, *xd, *dxd;
+	uint64_t drop_seed;	/* the pass's dropout masks; 0: none */
 	/* the batch */
 	int *tokens, *targets, *pos;	/* (N) */
 	int *last;		/* (nseq) a sequence's last row */
@@ -212,6 +228,9 @@ struct net {
 	REAL *freq;		/* (hd/2) rope frequencies */
 	REAL *freq_local;	/* (hd/2) the sliding layers' (Gemma 3), or
 				 * NULL */
+	int lora_off;		/* adapters switched off: the base alone */
+	uint64_t lora_seed;	/* dropout of the next training pass; 0:
+				 * none (evaluation) */
 	struct acts a;
 };
 
@@ -276,6 +295,16 @@ attn_probs_size(int H, int nq, int p0)
 	return (size_t)H * nq * (p0 + nq);
 }
 
+/* The widest input of a LoRA target: drop(x)'s row. */
+static size_t
+lora_widest_input(const struct model_config *c)
+{
+	size_t C = c->dim, Q = model_q_dim(c), F = c->hidden_dim;
+	size_t w = C > Q ? C : Q;
+
+	return w > F ? w : F;
+}
+
 /* Floats of the activations for N tokens and natt attention probabilities. */
 static size_t
 acts_floats(const struct model_config *c, size_t N, size_t natt)
@@ -289,7 +318,12 @@ acts_floats(const struct model_config *c, size_t N, size_t natt)
 	size_t fin = N * (2 * C + 2 + V + (size_t)c->num_labels + c->head_dim) +
 	    (c->rope_local_theta > 0) * N * c->head_dim;
 	size_t back = N * (2 * C + 2 * F + 2 * Q + 2 * KV) + qk * N * (Q + KV);
+	size_t lr = c->lora.rank, nt = 0, win = lora_widest_input(c);
 
+	for (int j = 0; j < LORA_NTARGET; j++)
+		nt += lr > 0 && (c->lora.targets & (1u << j));
+	per += N * lr * nt;
+	back += nt > 0 ? N * lr + (c->lora.dropout > 0) * 2 * N * win : 0;
 	return L * per + fin + back;
 }
 
@@ -366,6 +400,10 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 		TAKE_IF(pn, la->mo, N * C);
 		TAKE_IF(pn, la->rstdpa, N);
 		TAKE_IF(pn, la->rstdpm, N);
+		for (int j = 0; j < LORA_NTARGET; j++)
+			TAKE_IF(c->lora.rank > 0 &&
+			    (c->lora.targets & (1u << j)), la->xa[j],
+			    N * (size_t)c->lora.rank);
 	}
 	TAKE(a->xf, N * C);
 	TAKE(a->lnf, N * C);
@@ -385,8 +423,117 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 	TAKE(a->dv, N * KV);
 	TAKE_IF(qk, a->dqp, N * Q);
 	TAKE_IF(qk, a->dkp, N * KV);
+	{
+		int on = c->lora.rank > 0 && c->lora.targets != 0;
+		int dr = on && c->lora.dropout > 0;
+		size_t win = lora_widest_input(c);
+
+		TAKE_IF(on, a->dxa, N * (size_t)c->lora.rank);
+		TAKE_IF(dr, a->xd, N * win);
+		TAKE_IF(dr, a->dxd, N * win);
+	}
 #undef TAKE_IF
 #undef TAKE
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * LoRA (PEFT's Linear): after a target's product out = x W^T, out +=
+ * s drop(x) A^T B^T with s = alpha / r.  xa = s drop(x) A^T (N,r) is kept
+ * for the backward pass (scaled: the dB product then needs no scale).
+ * Dropout as torch's nn.Dropout in training mode: each element of the
+ * adapter's input zeroed with probability p, the rest scaled by
+ * 1/(1-p); its mask is a hash of (the pass's seed, layer, target,
+ * element), so the backward pass draws it again instead of keeping it,
+ * and no thread count or schedule changes it.
+ */
+static uint64_t
+lora_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+/* y (n) = drop(x) of layer l's target j; y may be x. */
+static void
+lora_dropout(REAL *y, const REAL *x, size_t n, uint64_t seed, int l, int j,
+    double p)
+{
+	uint64_t key = lora_mix(seed + 0x9E3779B97F4A7C15ULL *
+	    ((uint64_t)l * LORA_NTARGET + j + 1));
+	REAL keep = (REAL)(1 / (1 - p));
+
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		double u = (lora_mix(key ^ (i * 0xD1B54A32D192ED03ULL)) >>
+		    11) * 0x1.0p-53;
+		y[i] = u < p ? 0 : x[i] * keep;
+	}
+}
+
+/* Whether the adapters of layer l's target j run in this pass. */
+static int
+lora_on(const struct net *net, int l, int j)
+{
+	return !net->lora_off && net->w.layer[l].lora_a[j] != NULL;
+}
+
+/* out (N,O) += s drop(x) A^T B^T of layer l's target j, x (N,K). */
+static void
+lora_forward(const struct net *net, const struct BACKEND *be, void *bx,
+    int l, int j, REAL *xa, const REAL *x, REAL *out, int N, int K, int O)
+{
+	const struct model_config *c = &net->cfg;
+	const struct layer_w *w = &net->w.layer[l];
+	int r = c->lora.rank;
+
+	if (!lora_on(net, l, j))
+		return;
+	if (net->a.drop_seed != 0) {
+		lora_dropout(net->a.xd, x, (size_t)N * K, net->a.drop_seed, l,
+		    j, c->lora.dropout);
+		x = net->a.xd;
+	}
+	be->matmul(bx, xa, x, w->lora_a[j], NULL, NULL, N, K, r);
+	be->scale(bx, xa, (REAL)(c->lora.alpha / r), (size_t)N * r);
+	be->matmul(bx, out, xa, w->lora_b[j], NULL, out, N, r, O);
+}
+
+/*
+ * Backward of lora_forward: dout (N,O) given, dB += dout^T xa, dA +=
+ * (s dout B)^T drop(x), and dx (N,K) += drop'(s dout B A).  A frozen
+ * adapter (NULL gradients) still passes the gradient on.
+ */
+static void
+lora_backward(struct net *net, int l, int j, REAL *dx, const REAL *dout,
+    const REAL *x, int N, int K, int O)
+{
+	const struct model_config *c = &net->cfg;
+	const struct BACKEND *be = net->be;
+	void *bx = net->bx;
+	struct acts *a = &net->a;
+	const struct layer_w *w = &net->w.layer[l];
+	const struct layer_w *gw = &net->gw.layer[l];
+	int r = c->lora.rank;
+
+	if (!lora_on(net, l, j))
+		return;
+	be->matmul_backward(bx, a->dxa, gw->lora_b[j], NULL, dout,
+	    a->layer[l].xa[j], w->lora_b[j], N, r, O, 0);
+	be->scale(bx, a->dxa, (REAL)(c->lora.alpha / r), (size_t)N * r);
+	if (a->drop_seed == 0) {
+		be->matmul_backward(bx, dx, gw->lora_a[j], NULL, a->dxa, x,
+		    w->lora_a[j], N, K, r, 1);
+		return;
+	}
+	lora_dropout(a->xd, x, (size_t)N * K, a->drop_seed, l, j,
+	    c->lora.dropout);
+	be->matmul_backward(bx, a->dxd, gw->lora_a[j], NULL, a->dxa, a->xd,
+	    w->lora_a[j], N, K, r, 0);
+	lora_dropout(a->dxd, a->dxd, (size_t)N * K, a->drop_seed, l, j,
+	    c->lora.dropout);
+	be->add(bx, dx, dx, a->dxd, (size_t)N * K);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -441,6 +588,9 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	be->rmsnorm(bx, la->ln1, la->rstd1, la->x, w->p[ROLE_ATTN_NORM], wofs,
 	    N, C, eps);
 	be->matmul_shared(bx, 3, qkv, la->ln1, wqkv, bqkv, oqkv, N, C);
+	for (int j = LORA_Q; j <= LORA_V; j++)
+		lora_forward(net, be, bx, l, j, la->xa[j], la->ln1, qkv[j], N,
+		    C, oqkv[j]);
 	if (qn != NULL)
 		be->rmsnorm(bx, la->q, la->rstdq, la->qp, qn, wofs, N * H, hd,
 		    eps);
@@ -452,16 +602,24 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	if (pa != NULL) {	/* post-norm, then the residual */
 		be->matmul(bx, la->ao, la->atty, w->p[ROLE_WO], w->p[ROLE_BO],
 		    NULL, N, Q, C);
+		lora_forward(net, be, bx, l, LORA_O, la->xa[LORA_O], la->atty,
+		    la->ao, N, Q, C);
 		be->rmsnorm(bx, tmp, la->rstdpa, la->ao, pa, wofs, N, C, eps);
 		be->add(bx, la->xmid, la->x, tmp, (size_t)N * C);
-	} else
+	} else {
 		be->matmul(bx, la->xmid, la->atty, w->p[ROLE_WO],
 		    w->p[ROLE_BO], la->x, N, Q, C);
+		lora_forward(net, be, bx, l, LORA_O, la->xa[LORA_O], la->atty,
+		    la->xmid, N, Q, C);
+	}
 
 	/* MLP: pre-norm, down(act(gate(x)) * up(x)), act silu or gelu */
 	be->rmsnorm(bx, la->ln2, la->rstd2, la->xmid, w->p[ROLE_MLP_NORM],
 	    wofs, N, C, eps);
 	be->matmul_shared(bx, 2, gu, la->ln2, wgu, bgu, ogu, N, C);
+	for (int j = LORA_GATE; j <= LORA_UP; j++)
+		lora_forward(net, be, bx, l, j, la->xa[j], la->ln2,
+		    gu[j - LORA_GATE], N, C, F);
 	if (arch_of(c)->act == ACT_GELU_TANH)
 		be->geglu(bx, la->h, la->g, la->u, (size_t)N * F);
 	else
@@ -469,11 +627,16 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	if (pm != NULL) {
 		be->matmul(bx, la->mo, la->h, w->p[ROLE_WDOWN], NULL, NULL, N, F,
 		    C);
+		lora_forward(net, be, bx, l, LORA_DOWN, la->xa[LORA_DOWN],
+		    la->h, la->mo, N, F, C);
 		be->rmsnorm(bx, tmp, la->rstdpm, la->mo, pm, wofs, N, C, eps);
 		be->add(bx, xout, la->xmid, tmp, (size_t)N * C);
-	} else
+	} else {
 		be->matmul(bx, xout, la->h, w->p[ROLE_WDOWN], NULL, la->xmid,
 		    N, F, C);
+		lora_forward(net, be, bx, l, LORA_DOWN, la->xa[LORA_DOWN],
+		    la->h, xout, N, F, C);
+	}
 }
 
 /*
@@ -513,6 +676,7 @@ block_backward(struct net *net, int l, REAL *dres)
 	}
 	be->matmul_backward(bx, a->df1, gw[ROLE_WDOWN], NULL, dbr, la->h,
 	    w->p[ROLE_WDOWN], N, F, C, 0);
+	lora_backward(net, l, LORA_DOWN, a->df1, dbr, la->h, N, F, C);
 	if (arch_of(c)->act == ACT_GELU_TANH)
 		be->geglu_backward(bx, a->df1, a->df2, a->df1, la->g, la->u,
 		    (size_t)N * F);
@@ -523,6 +687,8 @@ block_backward(struct net *net, int l, REAL *dres)
 	    w->p[ROLE_WGATE], N, C, F, 0);
 	be->matmul_backward(bx, a->dln, gw[ROLE_WUP], NULL, a->df2, la->ln2,
 	    w->p[ROLE_WUP], N, C, F, 1);
+	lora_backward(net, l, LORA_GATE, a->dln, a->df1, la->ln2, N, C, F);
+	lora_backward(net, l, LORA_UP, a->dln, a->df2, la->ln2, N, C, F);
 	be->rmsnorm_backward(bx, dres, gw[ROLE_MLP_NORM], a->dln, la->xmid,
 	    w->p[ROLE_MLP_NORM], wofs, la->rstd2, N, C);
 
@@ -536,6 +702,7 @@ block_backward(struct net *net, int l, REAL *dres)
 	}
 	be->matmul_backward(bx, a->datty, gw[ROLE_WO], gw[ROLE_BO], dbr,
 	    la->atty, w->p[ROLE_WO], N, Q, C, 0);
+	lora_backward(net, l, LORA_O, a->datty, dbr, la->atty, N, Q, C);
 	be->attention_backward(bx, a->dq, a->dk, a->dv, a->datty, la->q,
 	    la->k, la->v, la->att, &a->ab, &sh);
 	be->rope(bx, a->dq, a->dk, w->at.local_rope ? a->cs_local : a->cs, N,
@@ -560,6 +727,9 @@ block_backward(struct net *net, int l, REAL *dres)
 	    la->ln1, w->p[ROLE_WK], N, C, KV, 1);
 	be->matmul_backward(bx, a->dln, gw[ROLE_WV], gw[ROLE_BV], a->dv,
 	    la->ln1, w->p[ROLE_WV], N, C, KV, 1);
+	lora_backward(net, l, LORA_Q, a->dln, dq, la->ln1, N, C, Q);
+	lora_backward(net, l, LORA_K, a->dln, dk, la->ln1, N, C, KV);
+	lora_backward(net, l, LORA_V, a->dln, a->dv, la->ln1, N, C, KV);
 	be->rmsnorm_backward(bx, dres, gw[ROLE_ATTN_NORM], a->dln, la->x,
 	    w->p[ROLE_ATTN_NORM], wofs, la->rstd1, N, C);
 }
@@ -596,6 +766,7 @@ net_forward(struct net *net, const struct model_batch *b, REAL *logprobs)
 			maxL = b->len[s];
 	}
 	acts_reserve(net, N, b->nseq, natt);
+	a->drop_seed = net->cfg.lora.dropout > 0 ? net->lora_seed : 0;
 	a->N = N;
 	a->nseq = b->nseq;
 	a->has_targets = b->targets != NULL;
@@ -784,6 +955,7 @@ net_infer(struct net *net, const struct BACKEND *be, void *bx,
 	a->ab = (struct attn_batch){ B, a->qoff, a->nq, a->p0, NULL, kv,
 	    maxL };
 	a->N = 0;		/* nothing for model_backward */
+	a->drop_seed = 0;	/* no dropout outside training */
 	p = (struct infer){ net, be, bx, N, B, tokens, logits };
 	be->run(bx, infer_body, &p, (double)N * net_macs(c));
 	for (int s = 0; s < B; s++)
