@@ -50,6 +50,7 @@ struct st_set {
 struct ckpt {
 	char *path;
 	int archive;
+	int adapter;		/* a PEFT adapter (ckpt_is_adapter) */
 	struct cfile *files;	/* sorted by name */
 	size_t nfiles;
 	json_t *config;
@@ -394,6 +395,15 @@ ckpt_load(const char *path)
 		qsort(c->files, c->nfiles, sizeof *c->files, cfile_cmp);
 
 	char w[4096];
+	/* A PEFT adapter directory: no config.json or weights of its own
+	 * (ckpt_is_adapter); its tensors come through ckpt_extra. */
+	if (find_cfile(c, "adapter_config.json") != NULL &&
+	    find_cfile(c, "config.json") == NULL) {
+		c->config = json_object();
+		c->model.name = xstrdup("model.safetensors");
+		c->adapter = 1;
+		return c;
+	}
 	c->config = ckpt_json(c, "config.json");
 	if (c->config == NULL)
 		errx(EXIT_DATA, "%s: missing", ckpt_where(c, "config.json", w,
@@ -428,6 +438,12 @@ ckpt_free(struct ckpt *c)
 	json_decref(c->config);
 	free(c->path);
 	free(c);
+}
+
+int
+ckpt_is_adapter(const struct ckpt *c)
+{
+	return c->adapter;
 }
 
 const char *
@@ -849,6 +865,9 @@ check_target(const struct ckpt_writer *w)
 	snprintf(cfg, sizeof cfg, "%s/config.json", w->dst);
 	if (access(cfg, F_OK) == 0)
 		return;
+	snprintf(cfg, sizeof cfg, "%s/adapter_config.json", w->dst);
+	if (access(cfg, F_OK) == 0)
+		return;
 	DIR *d = opendir(w->dst);
 	struct dirent *de;
 	int empty = 1;
@@ -859,7 +878,8 @@ check_target(const struct ckpt_writer *w)
 		closedir(d);
 	if (!empty)
 		errx(EXIT_DATA, "%s: exists and is not a checkpoint (no "
-		    "config.json); not replacing it", w->path);
+		    "config.json or adapter_config.json); not replacing it",
+		    w->path);
 }
 
 struct ckpt_writer *

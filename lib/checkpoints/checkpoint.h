@@ -33,6 +33,13 @@ struct ckpt;
 /* Load a directory or archive checkpoint.  Dies with a message on error. */
 struct ckpt *ckpt_load(const char *path);
 void ckpt_free(struct ckpt *c);
+/*
+ * Whether c is a PEFT adapter directory or archive: adapter_config.json
+ * and no config.json.  It then has an empty config and no model tensors;
+ * adapter_model.safetensors is one of its ckpt_extra files
+ * (lib/model/model_lora.h puts it on its base).
+ */
+int ckpt_is_adapter(const struct ckpt *c);
 /* The path it was loaded from. */
 const char *ckpt_path(const struct ckpt *c);
 /*

@@ -146,9 +146,9 @@ model_lora_enable(struct model *m, int on)
 }
 
 void
-model_lora_dropout(struct model *m, uint64_t seed)
+model_lora_dropout(struct model *m, const uint64_t *keys)
 {
-	m->acts->net.lora_seed = seed;
+	m->acts->net.drop_keys = keys;
 }
 
 /* ------------------------------------------------------------------------ */

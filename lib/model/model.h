@@ -94,14 +94,17 @@ double model_rng_normal(uint64_t *state);
  * LoRA (a config with cfg.lora, lib/model/model_lora.h): the adapters
  * initialised as PEFT does (A uniform in +-1/sqrt(in) from seed, B zero);
  * switched off or on (off, the model is its base: DPO's reference
- * without a second copy of the weights); and the seed of the dropout
- * masks of the next forward passes and their backward, 0 for none (as
- * torch's eval mode; the default).  Dropout never applies to
- * model_extend.
+ * without a second copy of the weights).
+ *
+ * LoRA dropout (cfg.lora.dropout > 0) applies to the next model_forward
+ * (and its backward) only when model_lora_dropout gave it keys (N), one
+ * per token of its batch, from which the token's masks are drawn: the
+ * same token the same key, whatever the packing.  Without keys there is
+ * none (evaluation, as torch's eval mode), and never in model_extend.
  */
 void model_lora_init(struct model *m, uint64_t seed);
 void model_lora_enable(struct model *m, int on);
-void model_lora_dropout(struct model *m, uint64_t seed);
+void model_lora_dropout(struct model *m, const uint64_t *keys);
 
 /* The parameter tensor called name (HF naming), or NULL. */
 const struct model_tensor *model_tensor(const struct model *m,

@@ -86,14 +86,33 @@ model_ckpt_check(struct ckpt *c, struct model_config *cfg)
 struct model *
 model_from_ckpt(struct ckpt *c)
 {
+	return model_from_ckpt_with(c, NULL, NULL, NULL);
+}
+
+struct model *
+model_from_ckpt_with(struct ckpt *c, const struct model_lora *lc,
+    int (*trainable)(const struct model_tensor *t, void *arg), void *arg)
+{
 	struct model_config cfg;
 	struct model *m;
 
 	model_ckpt_check(c, &cfg);
+	if (lc != NULL)
+		cfg.lora = *lc;
 	m = model_new(&cfg);
+	/* Laid out before anything is read: the move copies untouched
+	 * pages, so the weights are never held twice. */
+	if (trainable != NULL)
+		model_set_trainable(m, trainable, arg);
 	for (int i = 0; i < m->ntensors; i++) {
 		const struct model_tensor *t = &m->tensors[i];
-		const struct tensor *ct = need(c, &cfg, t);
+		const struct tensor *ct;
+
+		if (t->lora) {	/* the adapter's, not the base's */
+			memset(m->params + t->offset, 0, t->n * sizeof(float));
+			continue;
+		}
+		ct = need(c, &cfg, t);
 
 		memcpy(m->params + t->offset, ckpt_data(c, ct),
 		    t->n * sizeof(float));

@@ -39,4 +39,13 @@ const char *model_ckpt_write_name(struct ckpt *c, const struct tensor *t);
  */
 void model_ckpt_check(struct ckpt *c, struct model_config *cfg);
 
+/*
+ * model_from_ckpt with adapters lc (NULL: none; their tensors zero, for
+ * the caller to fill) and, when trainable is not NULL, the layout of
+ * model_set_trainable(trainable, arg) made before any weight is read.
+ */
+struct model *model_from_ckpt_with(struct ckpt *c,
+    const struct model_lora *lc,
+    int (*trainable)(const struct model_tensor *t, void *arg), void *arg);
+
 #endif

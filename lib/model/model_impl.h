@@ -207,7 +207,8 @@ struct acts {
 	/* LoRA: d xa (N,r); with dropout, drop(x) and its gradient
 	 * (N, the widest input) */
 	REAL *dxa, *xd, *dxd;
-	uint64_t drop_seed;	/* the pass's dropout masks; 0: none */
+	uint64_t *dkeys;	/* (N) the pass's dropout keys (model_batch) */
+	int drop;		/* dropout in this pass */
 	/* the batch */
 	int *tokens, *targets, *pos;	/* (N) */
 	int *last;		/* (nseq) a sequence's last row */
@@ -229,8 +230,8 @@ struct net {
 	REAL *freq_local;	/* (hd/2) the sliding layers' (Gemma 3), or
 				 * NULL */
 	int lora_off;		/* adapters switched off: the base alone */
-	uint64_t lora_seed;	/* dropout of the next training pass; 0:
-				 * none (evaluation) */
+	const uint64_t *drop_keys;	/* (N) LoRA dropout of the next
+					 * net_forward, or NULL */
 	struct acts a;
 };
 
@@ -286,6 +287,7 @@ net_free(struct net *net)
 	free(net->a.nq);
 	free(net->a.p0);
 	free(net->a.aoff);
+	free(net->a.dkeys);
 }
 
 /* Probabilities a sequence keeps: (H, nq, p0 + nq). */
@@ -443,9 +445,10 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
  * for the backward pass (scaled: the dB product then needs no scale).
  * Dropout as torch's nn.Dropout in training mode: each element of the
  * adapter's input zeroed with probability p, the rest scaled by
- * 1/(1-p); its mask is a hash of (the pass's seed, layer, target,
- * element), so the backward pass draws it again instead of keeping it,
- * and no thread count or schedule changes it.
+ * 1/(1-p); its mask is a hash of (the token's key, layer, target,
+ * column), so the backward pass draws it again instead of keeping it,
+ * and neither the thread count nor how tokens are packed into passes
+ * changes it.
  */
 static uint64_t
 lora_mix(uint64_t z)
@@ -455,20 +458,25 @@ lora_mix(uint64_t z)
 	return z ^ (z >> 31);
 }
 
-/* y (n) = drop(x) of layer l's target j; y may be x. */
+/* y (N,K) = drop(x) of layer l's target j, row n keyed by key[n]; y may
+ * be x. */
 static void
-lora_dropout(REAL *y, const REAL *x, size_t n, uint64_t seed, int l, int j,
-    double p)
+lora_dropout(REAL *y, const REAL *x, int N, int K, const uint64_t *key,
+    int l, int j, double p)
 {
-	uint64_t key = lora_mix(seed + 0x9E3779B97F4A7C15ULL *
-	    ((uint64_t)l * LORA_NTARGET + j + 1));
+	uint64_t lj = 0x9E3779B97F4A7C15ULL * ((uint64_t)l * LORA_NTARGET + j +
+	    1);
 	REAL keep = (REAL)(1 / (1 - p));
 
 #pragma omp parallel for schedule(static)
-	for (size_t i = 0; i < n; i++) {
-		double u = (lora_mix(key ^ (i * 0xD1B54A32D192ED03ULL)) >>
-		    11) * 0x1.0p-53;
-		y[i] = u < p ? 0 : x[i] * keep;
+	for (int n = 0; n < N; n++) {
+		uint64_t kn = lora_mix(key[n] ^ lj);
+		for (int k = 0; k < K; k++) {
+			size_t i = (size_t)n * K + k;
+			double u = (lora_mix(kn + (uint64_t)k *
+			    0xD1B54A32D192ED03ULL) >> 11) * 0x1.0p-53;
+			y[i] = u < p ? 0 : x[i] * keep;
+		}
 	}
 }
 
@@ -490,9 +498,9 @@ lora_forward(const struct net *net, const struct BACKEND *be, void *bx,
 
 	if (!lora_on(net, l, j))
 		return;
-	if (net->a.drop_seed != 0) {
-		lora_dropout(net->a.xd, x, (size_t)N * K, net->a.drop_seed, l,
-		    j, c->lora.dropout);
+	if (net->a.drop) {
+		lora_dropout(net->a.xd, x, N, K, net->a.dkeys, l, j,
+		    c->lora.dropout);
 		x = net->a.xd;
 	}
 	be->matmul(bx, xa, x, w->lora_a[j], NULL, NULL, N, K, r);
@@ -522,17 +530,15 @@ lora_backward(struct net *net, int l, int j, REAL *dx, const REAL *dout,
 	be->matmul_backward(bx, a->dxa, gw->lora_b[j], NULL, dout,
 	    a->layer[l].xa[j], w->lora_b[j], N, r, O, 0);
 	be->scale(bx, a->dxa, (REAL)(c->lora.alpha / r), (size_t)N * r);
-	if (a->drop_seed == 0) {
+	if (!a->drop) {
 		be->matmul_backward(bx, dx, gw->lora_a[j], NULL, a->dxa, x,
 		    w->lora_a[j], N, K, r, 1);
 		return;
 	}
-	lora_dropout(a->xd, x, (size_t)N * K, a->drop_seed, l, j,
-	    c->lora.dropout);
+	lora_dropout(a->xd, x, N, K, a->dkeys, l, j, c->lora.dropout);
 	be->matmul_backward(bx, a->dxd, gw->lora_a[j], NULL, a->dxa, a->xd,
 	    w->lora_a[j], N, K, r, 0);
-	lora_dropout(a->dxd, a->dxd, (size_t)N * K, a->drop_seed, l, j,
-	    c->lora.dropout);
+	lora_dropout(a->dxd, a->dxd, N, K, a->dkeys, l, j, c->lora.dropout);
 	be->add(bx, dx, dx, a->dxd, (size_t)N * K);
 }
 
@@ -766,7 +772,13 @@ net_forward(struct net *net, const struct model_batch *b, REAL *logprobs)
 			maxL = b->len[s];
 	}
 	acts_reserve(net, N, b->nseq, natt);
-	a->drop_seed = net->cfg.lora.dropout > 0 ? net->lora_seed : 0;
+	a->drop = net->cfg.lora.rank > 0 && net->cfg.lora.dropout > 0 &&
+	    net->drop_keys != NULL && !net->lora_off;
+	if (a->drop) {
+		a->dkeys = xreallocarray(a->dkeys, N, sizeof(uint64_t));
+		memcpy(a->dkeys, net->drop_keys, N * sizeof(uint64_t));
+	}
+	net->drop_keys = NULL;	/* this pass's only */
 	a->N = N;
 	a->nseq = b->nseq;
 	a->has_targets = b->targets != NULL;
@@ -955,7 +967,7 @@ net_infer(struct net *net, const struct BACKEND *be, void *bx,
 	a->ab = (struct attn_batch){ B, a->qoff, a->nq, a->p0, NULL, kv,
 	    maxL };
 	a->N = 0;		/* nothing for model_backward */
-	a->drop_seed = 0;	/* no dropout outside training */
+	a->drop = 0;		/* no dropout outside training */
 	p = (struct infer){ net, be, bx, N, B, tokens, logits };
 	be->run(bx, infer_body, &p, (double)N * net_macs(c));
 	for (int s = 0; s < B; s++)
