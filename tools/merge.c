@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "checkpoints/checkpoint.h"
+#include "model/model_lora.h"
 #include "util/rng.h"
 #include "util/progress.h"
 #include "util/util.h"
@@ -49,10 +50,24 @@ static const struct {
 	[DARE_TIES] = { "dare-ties", 1, 1, 0, 1, 1 },
 };
 
+/*
+ * An input that is a LoRA adapter directory (model_lora.h): it is merged
+ * as its base with the adapter folded in, W + (alpha/r) B A, tensor by
+ * tensor (a tensor of its modules_to_save replacing the base's).
+ */
+struct adapter {
+	struct model_src src;	/* in[i] is src.ckpt, the base */
+	struct st_set *st;	/* adapter_model.safetensors */
+	double s;		/* alpha / r */
+	int r;
+	float *buf;		/* the folded tensor */
+};
+
 struct merge {
 	enum method method;
 	int n;			/* inputs */
 	struct ckpt **in;
+	struct adapter **ad;	/* (n) or NULL where a checkpoint */
 	const char **path;
 	double *w;		/* their weights */
 	struct ckpt *base;	/* or NULL */
@@ -361,6 +376,69 @@ merge_tasks(const struct merge *m, const char *name, float *out,
 /* ------------------------------------------------------------------------ */
 /* The driver */
 
+/* Tensor rt of adapter a's model: the base's W, folded. */
+static float *
+fold(struct adapter *a, const char *path, const struct tensor *rt,
+    const float *W)
+{
+	char name[300], stem[256];
+	size_t sl = strlen(rt->name);
+	const struct tensor *A, *B, *full;
+
+	snprintf(name, sizeof name, "%s%s", LORA_PREFIX, rt->name);
+	full = st_set_find(a->st, name);
+	memcpy(a->buf, full != NULL && full->n == rt->n ? full->data : W,
+	    rt->n * sizeof(float));
+	if (sl < 7 || strcmp(rt->name + sl - 7, ".weight") != 0 ||
+	    rt->ndim != 2)
+		return a->buf;
+	snprintf(stem, sizeof stem, "%.*s", (int)(sl - 7), rt->name);
+	snprintf(name, sizeof name, "%s%s.lora_A.weight", LORA_PREFIX, stem);
+	A = st_set_find(a->st, name);
+	snprintf(name, sizeof name, "%s%s.lora_B.weight", LORA_PREFIX, stem);
+	B = st_set_find(a->st, name);
+	if (A == NULL && B == NULL)
+		return a->buf;
+	if (A == NULL || B == NULL || A->ndim != 2 || B->ndim != 2 ||
+	    A->shape[0] != a->r || B->shape[1] != a->r ||
+	    A->shape[1] != rt->shape[1] || B->shape[0] != rt->shape[0])
+		errx(EXIT_DATA, "%s/adapter_model.safetensors: the adapter "
+		    "of %s does not fit its base's [%lld, %lld] with r %d",
+		    path, rt->name, (long long)rt->shape[0],
+		    (long long)rt->shape[1], a->r);
+	lora_fold_add(a->buf, (int)rt->shape[0], (int)rt->shape[1], B->data,
+	    A->data, a->r, a->s);
+	return a->buf;
+}
+
+/* Every tensor of adapter a must be one of its base's, or fold would
+ * drop it unseen. */
+static void
+check_adapter(const struct adapter *a, const char *path)
+{
+	size_t pl = strlen(LORA_PREFIX);
+
+	for (size_t i = 0; i < st_set_ntensors(a->st); i++) {
+		const char *n = st_set_tensor(a->st, i)->name;
+		char base[300];
+		const char *l = strstr(n, ".lora_");
+
+		if (strncmp(n, LORA_PREFIX, pl) != 0)
+			errx(EXIT_DATA, "%s/adapter_model.safetensors: tensor "
+			    "\"%s\" lacks PEFT's prefix %s", path, n,
+			    LORA_PREFIX);
+		if (l != NULL)
+			snprintf(base, sizeof base, "%.*s.weight",
+			    (int)(l - n - pl), n + pl);
+		else
+			snprintf(base, sizeof base, "%s", n + pl);
+		if (ckpt_meta(a->src.ckpt, base) == NULL)
+			errx(EXIT_DATA, "%s/adapter_model.safetensors: tensor "
+			    "\"%s\": its base %s has no %s", path, n,
+			    a->src.base, base);
+	}
+}
+
 static void
 merge_all(struct merge *m, struct ckpt_writer *wr)
 {
@@ -390,12 +468,17 @@ merge_all(struct merge *m, struct ckpt_writer *wr)
 	}
 
 	size_t nt = ckpt_ntensors(ref);
+	for (int i = 0; i < m->n; i++)
+		if (m->ad[i] != NULL)
+			m->ad[i]->buf = xreallocarray(NULL, big, sizeof(float));
 	for (size_t ti = 0; ti < nt; ti++) {
 		const struct tensor *rt = ckpt_tensor(ref, ti);
 		const struct tensor *ts[m->n], *bt = NULL;
 		for (int i = 0; i < m->n; i++) {
 			ts[i] = ckpt_meta(m->in[i], rt->name);
 			x[i] = ckpt_data(m->in[i], ts[i]);
+			if (m->ad[i] != NULL)
+				x[i] = fold(m->ad[i], m->path[i], rt, x[i]);
 		}
 		const float *base = NULL;
 		if (m->base != NULL) {
@@ -424,6 +507,9 @@ merge_all(struct merge *m, struct ckpt_writer *wr)
 	progress_end(pr);
 	free(out);
 	free(scratch);
+	for (int i = 0; i < m->n; i++)
+		if (m->ad[i] != NULL)
+			free(m->ad[i]->buf);
 }
 
 /* Parse "w1,w2,...": exactly n numbers. */
@@ -562,8 +648,29 @@ main(int argc, char **argv)
 		pp_usage("--weights: they sum to 0 and cannot be normalised");
 
 	m.in = xcalloc((size_t)m.n, sizeof *m.in);
-	for (int i = 0; i < m.n; i++)
-		m.in[i] = ckpt_load(argv[i]);
+	m.ad = xcalloc((size_t)m.n, sizeof *m.ad);
+	for (int i = 0; i < m.n; i++) {
+		if (!lora_path_is_adapter(argv[i])) {
+			m.in[i] = ckpt_load(argv[i]);
+			continue;
+		}
+		struct adapter *a = m.ad[i] = xcalloc(1, sizeof *a);
+		struct model_lora lc;
+		char e[512];
+		model_src_open(&a->src, argv[i], NULL);
+		json_t *ac = ckpt_json(a->src.adapter, "adapter_config.json");
+		if (lora_config_from_json(&lc, ac, e, sizeof e) != 0)
+			errx(EXIT_DATA, "%s: %s", argv[i], e);
+		json_decref(ac);
+		a->r = lc.rank;
+		a->s = lc.alpha / lc.rank;
+		a->st = ckpt_extra(a->src.adapter, "adapter_model.safetensors");
+		if (a->st == NULL)
+			errx(EXIT_DATA, "%s/adapter_model.safetensors: missing",
+			    argv[i]);
+		check_adapter(a, argv[i]);
+		m.in[i] = a->src.ckpt;
+	}
 	if (base != NULL) {
 		m.base = ckpt_load(base);
 		m.ref = m.base;
@@ -584,9 +691,15 @@ main(int argc, char **argv)
 	merge_all(&m, wr);
 	ckpt_writer_commit(wr);
 
-	for (int i = 0; i < m.n; i++)
-		ckpt_free(m.in[i]);
+	for (int i = 0; i < m.n; i++) {
+		if (m.ad[i] != NULL) {
+			model_src_free(&m.ad[i]->src);
+			free(m.ad[i]);
+		} else
+			ckpt_free(m.in[i]);
+	}
 	ckpt_free(m.base);
+	free(m.ad);
 	free(m.in);
 	free(m.w);
 	return 0;

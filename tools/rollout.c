@@ -42,6 +42,7 @@
 #include "text/conversation.h"
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
+#include "model/model_lora.h"
 #include "records/rec_part.h"
 #include "records/record.h"
 #include "util/dist.h"
@@ -126,11 +127,14 @@ fingerprint(const struct model *m)
 static void
 load(const char *path)
 {
-	struct ckpt *c = ckpt_load(path);
+	struct model_src src;
+	struct ckpt *c;
 	char e[512];
 
 	model_path = path;
-	model = model_from_ckpt(c);
+	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
+	model = model_load(path, NULL, &src);
+	c = src.ckpt;
 	if (!model->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a reward model has no language-model "
 		    "head to sample from", path);
@@ -145,7 +149,7 @@ load(const char *path)
 	if ((tok = conv_tokenizer(conv)) == NULL)
 		errx(EXIT_DATA, "%s: %s", path, conv_tokenizer_error(conv));
 	fingerprint(model);
-	ckpt_free(c);
+	model_src_free(&src);
 }
 
 /* ------------------------------------------------------------------------ */

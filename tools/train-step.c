@@ -57,7 +57,10 @@
 	"[--kl-coef X]\n" \
 	"           [--kl-estimator k1|k2|k3] [--loss-agg token|seq]\n" \
 	"           [--gamma X] [--lambda X] [--value-clip X] [--no-whiten]\n" \
-	"           [--chat-template NAME] [--template-arg KEY=VALUE]..."
+	"           [--chat-template NAME] [--template-arg KEY=VALUE]...\n" \
+	"           [--lora-rank R [--lora-alpha X] [--lora-dropout P]\n" \
+	"           [--lora-targets q_proj,k_proj,...] " \
+	"[--train-modules lm_head,...]] [--base CKPT]"
 
 /* ------------------------------------------------------------------------ */
 /* Options */
@@ -72,6 +75,8 @@ enum {
 	O_SCALE, O_CLIP, O_PPO_EPOCHS, O_KL, O_KL_EST, O_AGG, O_CHAT, O_TARG,
 	O_FREEZE, O_SIMPO_GAMMA, O_ORPO_LAMBDA, O_KTO_WD, O_KTO_WU, O_GAMMA,
 	O_LAMBDA, O_VALUE_CLIP, O_NO_WHITEN,
+	O_LORA_RANK, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS,
+	O_TRAIN_MODULES, O_BASE,
 };
 
 static const struct option longopts[] = {
@@ -109,6 +114,12 @@ static const struct option longopts[] = {
 	{ "nll-coef", required_argument, NULL, O_NLL },
 	{ "add-head", no_argument, NULL, O_ADD_HEAD },
 	{ "freeze", required_argument, NULL, O_FREEZE },
+	{ "lora-rank", required_argument, NULL, O_LORA_RANK },
+	{ "lora-alpha", required_argument, NULL, O_LORA_ALPHA },
+	{ "lora-dropout", required_argument, NULL, O_LORA_DROPOUT },
+	{ "lora-targets", required_argument, NULL, O_LORA_TARGETS },
+	{ "train-modules", required_argument, NULL, O_TRAIN_MODULES },
+	{ "base", required_argument, NULL, O_BASE },
 	{ "simpo-gamma", required_argument, NULL, O_SIMPO_GAMMA },
 	{ "orpo-lambda", required_argument, NULL, O_ORPO_LAMBDA },
 	{ "kto-desirable-weight", required_argument, NULL, O_KTO_WD },
@@ -222,6 +233,23 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 		case O_REF: o->ref = optarg; break;
 		case O_RESET: o->reset_optimizer = 1; break;
 		case O_FREEZE: o->freeze = optarg; break;
+		case O_LORA_RANK:
+			o->lora_rank = (int)pp_parse_int("--lora-rank", optarg,
+			    1, 1 << 16);
+			break;
+		case O_LORA_ALPHA:
+			o->lora_alpha = pp_parse_num("--lora-alpha", optarg,
+			    -1e12, 1e12);
+			o->lora_alpha_set = 1;
+			break;
+		case O_LORA_DROPOUT:
+			o->lora_dropout = pp_parse_num("--lora-dropout", optarg,
+			    0, 0.999);
+			o->lora_dropout_set = 1;
+			break;
+		case O_LORA_TARGETS: o->lora_targets = optarg; break;
+		case O_TRAIN_MODULES: o->train_modules = optarg; break;
+		case O_BASE: o->base = optarg; break;
 		case O_DTYPE:
 			if (dtype_parse(optarg) < 0)
 				pp_usage("--dtype: unknown value \"%s\"", optarg);

@@ -81,8 +81,9 @@ lora_config_from_json(struct model_lora *lc, const json_t *j, char *err,
 		return pp_errf(err, errsz, "adapter_config.json: \"peft_type\": only \"LORA\" is supported");
 	v = json_object_get(j, "task_type");
 	if (v != NULL && !json_is_null(v) && (!json_is_string(v) ||
-	    strcmp(json_string_value(v), "CAUSAL_LM") != 0))
-		return pp_errf(err, errsz, "adapter_config.json: \"task_type\": only \"CAUSAL_LM\" is supported");
+	    (strcmp(json_string_value(v), "CAUSAL_LM") != 0 &&
+	    strcmp(json_string_value(v), "SEQ_CLS") != 0)))
+		return pp_errf(err, errsz, "adapter_config.json: \"task_type\": only \"CAUSAL_LM\" and \"SEQ_CLS\" are supported");
 	v = json_object_get(j, "bias");
 	if (v != NULL && !json_is_null(v) && (!json_is_string(v) ||
 	    strcmp(json_string_value(v), "none") != 0))
@@ -136,6 +137,21 @@ is_dir_or_file(const char *p)
 {
 	struct stat st;
 
+	return stat(p, &st) == 0;
+}
+
+int
+lora_path_is_adapter(const char *path)
+{
+	char p[PATH_MAX + 32];
+	struct stat st;
+
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	snprintf(p, sizeof p, "%s/config.json", path);
+	if (stat(p, &st) == 0)
+		return 0;
+	snprintf(p, sizeof p, "%s/adapter_config.json", path);
 	return stat(p, &st) == 0;
 }
 
@@ -311,6 +327,16 @@ model_load(const char *path, const char *base, struct model_src *src)
 /* ------------------------------------------------------------------------ */
 /* Writing */
 
+const char *
+lora_base_name(const char *base)
+{
+	static char buf[PATH_MAX];
+
+	if (realpath(base, buf) == NULL)
+		err(EXIT_DATA, "%s", base);
+	return buf;
+}
+
 void
 lora_save(const struct model *m, struct ckpt_writer *w, const char *base,
     const char *modules)
@@ -351,7 +377,8 @@ lora_save(const struct model *m, struct ckpt_writer *w, const char *base,
 	json_object_set_new(j, "rank_pattern", json_object());
 	json_object_set_new(j, "revision", json_null());
 	json_object_set_new(j, "target_modules", tm);
-	json_object_set_new(j, "task_type", json_string("CAUSAL_LM"));
+	json_object_set_new(j, "task_type", json_string(m->cfg.lm_head ?
+	    "CAUSAL_LM" : "SEQ_CLS"));
 	json_object_set_new(j, "use_dora", json_false());
 	json_object_set_new(j, "use_rslora", json_false());
 	ckpt_writer_add_json(w, "adapter_config.json", j);
@@ -369,6 +396,21 @@ lora_save(const struct model *m, struct ckpt_writer *w, const char *base,
 
 /* ------------------------------------------------------------------------ */
 /* Folding */
+
+void
+lora_fold_add(float *W, int O, int K, const float *B, const float *A, int r,
+    double s)
+{
+#pragma omp parallel for schedule(static)
+	for (int o = 0; o < O; o++)
+		for (int k = 0; k < K; k++) {
+			double acc = 0;
+			for (int j = 0; j < r; j++)
+				acc += (double)B[(size_t)o * r + j] *
+				    A[(size_t)j * K + k];
+			W[(size_t)o * K + k] += (float)(s * acc);
+		}
+}
 
 struct model *
 model_lora_fold(struct model *m)
@@ -411,16 +453,7 @@ model_lora_fold(struct model *m)
 		B = m->params + tb->offset;
 		O = (int)tb->shape[0];
 		K = (int)ta->shape[1];
-		/* W (O,K) += s B (O,r) A (r,K), summed in double */
-#pragma omp parallel for schedule(static)
-		for (int o = 0; o < O; o++)
-			for (int k = 0; k < K; k++) {
-				double acc = 0;
-				for (int j = 0; j < r; j++)
-					acc += (double)B[(size_t)o * r + j] *
-					    A[(size_t)j * K + k];
-				W[(size_t)o * K + k] += (float)(s * acc);
-			}
+		lora_fold_add(W, O, K, B, A, r, s);
 	}
 	model_free(m);
 	return b;

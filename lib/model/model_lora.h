@@ -49,6 +49,9 @@ struct model_src {
  */
 void model_src_open(struct model_src *src, const char *path,
     const char *base);
+/* Whether path is an adapter directory (adapter_config.json, no
+ * config.json), without loading it. */
+int lora_path_is_adapter(const char *path);
 void model_src_free(struct model_src *src);
 
 /*
@@ -89,12 +92,19 @@ int lora_targets_parse(struct model_lora *lc, const char *list, char *err,
  */
 void lora_save(const struct model *m, struct ckpt_writer *w,
     const char *base, const char *modules);
+/* The base_model_name_or_path written for base: its absolute path, so the
+ * adapter finds it from anywhere (a static buffer). */
+const char *lora_base_name(const char *base);
 
 /*
  * Fold m's adapters into its base: W += (alpha/r) B A for every target,
  * and a model without adapters returned (m is freed).
  */
 struct model *model_lora_fold(struct model *m);
+/* W (O,K) += s B (O,r) A (r,K), each element summed in double and
+ * rounded once. */
+void lora_fold_add(float *W, int O, int K, const float *B, const float *A,
+    int r, double s);
 
 /* Whether tensor t belongs to one of the comma-separated modules (PEFT's
  * modules_to_save: "lm_head", "model.norm", matched at the end of the

@@ -23,6 +23,7 @@
 #include "text/conversation.h"
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
+#include "model/model_lora.h"
 #include "scoring/scorer.h"
 #include "text/tokenizer.h"
 #include "util/util.h"
@@ -223,6 +224,7 @@ struct mscorer *
 ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 {
 	struct mscorer *s = xcalloc(1, sizeof(*s));
+	struct model_src src;
 	struct ckpt *c;
 	char e[512];
 
@@ -231,8 +233,9 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 	s->path = path;
 	if (s->o.batch_tokens <= 0)
 		s->o.batch_tokens = 4096;
-	c = ckpt_load(path);
-	s->m = model_from_ckpt(c);
+	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
+	s->m = model_load(path, NULL, &src);
+	c = src.ckpt;
 	if (kind != MS_RM && kind != MS_VALUE && !s->m->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a reward model has no language-model head "
 		    "(use --rm)", path);
@@ -260,7 +263,7 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 		s->plain = strcmp(chat_template_name(s->chat), "plain") == 0;
 	} else if (o->chat != NULL)
 		errx(EXIT_DATA, "%s: %s", path, s->tokerr);
-	ckpt_free(c);
+	model_src_free(&src);
 
 	snprintf(s->field, sizeof(s->field), "%s_logprobs", o->as);
 	snprintf(s->field2, sizeof(s->field2), "%s_logprob", o->as);

@@ -27,6 +27,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
+#include "model/model_lora.h"
 #include "records/record.h"
 #include "text/chat.h"
 #include "text/conversation.h"
@@ -95,13 +96,83 @@ train_opts_init(struct train_opts *o)
 /* ------------------------------------------------------------------------ */
 /* 1. The context */
 
+int
+train_has_ref(const struct train_ctx *t)
+{
+	return t->o.ref != NULL || t->o.lora_rank > 0 ||
+	    t->msrc.adapter != NULL;
+}
+
+static int trainable(const struct model_tensor *mt, void *arg);
+
+/*
+ * The adapters' config: new ones from the options, or the adapter's,
+ * which options given again must match (--lora-dropout may change: it
+ * only shapes training).
+ */
+static void
+lora_options(struct train_ctx *t, struct model_lora *lc)
+{
+	const struct train_opts *o = &t->o;
+	char e[512];
+
+	if (t->msrc.adapter != NULL) {
+		json_t *ac = ckpt_json(t->msrc.adapter, "adapter_config.json");
+		struct model_lora given;
+
+		if (lora_config_from_json(lc, ac, e, sizeof(e)) != 0)
+			errx(EXIT_DATA, "%s: %s", o->model, e);
+		json_decref(ac);
+		given = *lc;
+		if (o->lora_targets != NULL &&
+		    lora_targets_parse(&given, o->lora_targets, e,
+		    sizeof(e)) != 0)
+			pp_usage("--lora-targets: %s", e);
+		if ((o->lora_rank > 0 && o->lora_rank != lc->rank) ||
+		    (o->lora_alpha_set && o->lora_alpha != lc->alpha) ||
+		    given.targets != lc->targets)
+			pp_usage("%s is an adapter of r %d, lora_alpha %g: "
+			    "--lora-rank, --lora-alpha and --lora-targets "
+			    "must match it", o->model, lc->rank, lc->alpha);
+		if (o->lora_dropout_set)
+			lc->dropout = o->lora_dropout;
+		if (o->train_modules != NULL)
+			pp_usage("--train-modules: %s keeps its own "
+			    "modules_to_save", o->model);
+		return;
+	}
+	memset(lc, 0, sizeof(*lc));
+	lc->rank = o->lora_rank;
+	lc->alpha = o->lora_alpha_set ? o->lora_alpha : 8;	/* PEFT's */
+	lc->dropout = o->lora_dropout;
+	lc->targets = (1u << LORA_NTARGET) - 1;
+	if (o->lora_targets != NULL &&
+	    lora_targets_parse(lc, o->lora_targets, e, sizeof(e)) != 0)
+		pp_usage("--lora-targets: %s", e);
+}
+
 /* The policy (or reward model) to train. */
 static struct model *
 load_model(struct train_ctx *t)
 {
 	const struct train_opts *o = &t->o;
+	if (o->lora_rank > 0 || t->msrc.adapter != NULL) {
+		struct model_lora lc;
+		lora_options(t, &lc);
+		t->lora = lc;
+		if (t->msrc.adapter == NULL)
+			t->modules = o->train_modules;
+		else
+			t->modules = t->msrc.modules;
+	}
 	if (!o->add_head) {
-		struct model *m = model_from_ckpt(t->ckpt);
+		struct model *m = t->lora.rank > 0 ?
+		    model_src_load(&t->msrc, &t->lora, trainable, t) :
+		    model_from_ckpt(t->ckpt);
+		if (t->lora.rank > 0 && t->msrc.adapter == NULL)
+			model_lora_init(m, o->seed);
+		if (t->msrc.adapter != NULL)	/* --lora-dropout */
+			m->cfg.lora.dropout = t->lora.dropout;
 		const char *name = train_objective_name(o->objective);
 		if (OBJ_IS_HEAD(o->objective) && m->cfg.num_labels < 1)
 			errx(EXIT_DATA, "%s: --loss %s needs a %s (a score "
@@ -127,6 +198,9 @@ load_model(struct train_ctx *t)
 	if (!cfg.lm_head)
 		errx(EXIT_DATA, "%s: --add-head: the model already has a "
 		    "classification head", o->model);
+	if (t->lora.rank > 0)
+		pp_usage("--add-head with LoRA: add the head first "
+		    "(train-step --add-head), then train adapters on it");
 	cfg.lm_head = 0;
 	cfg.num_labels = 1;
 	struct model *m = model_new(&cfg);
@@ -176,6 +250,20 @@ not_frozen(const struct model_tensor *mt, void *arg)
 	return !glob_list_match(arg, mt->name);
 }
 
+/*
+ * With LoRA: the adapters and the --train-modules (PEFT's
+ * modules_to_save) train, the base is frozen; --freeze may freeze more.
+ */
+static int
+trainable(const struct model_tensor *mt, void *arg)
+{
+	const struct train_ctx *t = arg;
+
+	if (t->o.freeze != NULL && glob_list_match(t->o.freeze, mt->name))
+		return 0;
+	return mt->lora || lora_module_match(t->modules, mt);
+}
+
 static void
 apply_freeze(struct train_ctx *t)
 {
@@ -198,8 +286,40 @@ apply_freeze(struct train_ctx *t)
 			    pat, t->o.model);
 		p += n + (p[n] == ',');
 	}
+	if (t->lora.rank > 0) {	/* laid out as it was loaded */
+		if (m->ntrain == 0)
+			pp_usage("--freeze: \"%s\" freezes every adapter",
+			    list);
+		return;
+	}
 	if (model_set_trainable(m, not_frozen, (void *)list) == 0)
 		pp_usage("--freeze: \"%s\" freezes every tensor", list);
+}
+
+/* --train-modules: each must name a module of the model. */
+static void
+check_modules(struct train_ctx *t)
+{
+	const char *list = t->modules;
+	struct model *m = t->m;
+
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		char one[128];
+		int hit = 0;
+
+		if (n == 0 || n >= sizeof(one))
+			pp_usage("--train-modules: an empty or overlong name "
+			    "in \"%s\"", list);
+		memcpy(one, p, n);
+		one[n] = '\0';
+		for (int i = 0; i < m->ntensors && !hit; i++)
+			hit = lora_module_match(one, &m->tensors[i]);
+		if (!hit)
+			pp_usage("--train-modules: \"%s\" is no module of %s",
+			    one, t->o.model);
+		p += n + (p[n] == ',');
+	}
 }
 
 struct train_ctx *
@@ -210,8 +330,18 @@ train_new(const struct train_opts *o)
 	t->o = *o;
 	if (t->o.micro <= 0 || t->o.micro > t->o.batch)
 		t->o.micro = t->o.batch;
-	t->ckpt = ckpt_load(o->model);
+	if (o->lora_rank <= 0 && (o->lora_targets || o->train_modules ||
+	    o->lora_alpha_set || o->lora_dropout_set) &&
+	    !lora_path_is_adapter(o->model))
+		pp_usage("--lora-targets, --lora-alpha, --lora-dropout and "
+		    "--train-modules go with --lora-rank (or -m ADAPTER)");
+	if (o->base != NULL && !lora_path_is_adapter(o->model))
+		pp_usage("--base: %s is no adapter directory", o->model);
+	model_src_open(&t->msrc, o->model, o->base);
+	t->ckpt = t->msrc.ckpt;
 	t->m = load_model(t);
+	if (t->modules != NULL)
+		check_modules(t);
 	if (o->freeze)
 		apply_freeze(t);
 	t->max_len = t->m->cfg.max_seq_len;
@@ -261,7 +391,7 @@ train_free(struct train_ctx *t)
 	model_free(t->m);
 	conv_free(t->conv);
 	strmap_free(t->groups);
-	ckpt_free(t->ckpt);
+	model_src_free(&t->msrc);
 	free(t);
 }
 
@@ -633,15 +763,23 @@ reference_logprobs(struct train_ctx *t)
 	for (size_t i = 0; i < t->nex; i++)
 		for (int k = 0; k < t->ex[i].nseq; k++)
 			need += want_ref(t, &t->ex[i].s[k]);
-	if (need == 0 || t->o.ref == NULL)
+	if (need == 0 || !train_has_ref(t))
 		return;
-	struct ckpt *rc = ckpt_load(t->o.ref);
-	struct model *ref = model_from_ckpt(rc);
+	if (t->o.ref == NULL) {
+		/* LoRA: the base is the reference, as TRL's with a PEFT
+		 * model (its adapters disabled): no second copy. */
+		model_lora_enable(t->m, 0);
+		forward_logprobs(t, t->m, want_ref, got_ref);
+		model_lora_enable(t->m, 1);
+		return;
+	}
+	struct model_src rs;	/* a checkpoint or an adapter */
+	struct model *ref = model_load(t->o.ref, NULL, &rs);
 	if (!ref->cfg.lm_head)
 		errx(EXIT_DATA, "%s: --ref needs a causal language model",
 		    t->o.ref);
-	check_ref(t, rc, ref);
-	ckpt_free(rc);
+	check_ref(t, rs.ckpt, ref);
+	model_src_free(&rs);
 	forward_logprobs(t, ref, want_ref, got_ref);
 	model_free(ref);
 }
@@ -1012,8 +1150,10 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 	double norm_tok = t->o.objective == OBJ_ORPO ?
 	    batch_chosen_tokens(t, idx, n) : 1;
 	float *lp = NULL, *dlp = NULL, *dscores = NULL;
+	uint64_t *keys = NULL;	/* (N) LoRA dropout, by token */
 	int cap = 0;
 	size_t i0, n1;		/* this rank's share of the batch */
+	int drop = m->cfg.lora.rank > 0 && m->cfg.lora.dropout > 0;
 
 	pp_dist_slice(n, pp_dist_rank(), pp_dist_size(), &i0, &n1);
 	double z0 = 0;
@@ -1034,7 +1174,22 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 			lp = xreallocarray(lp, cap, sizeof(float));
 			dlp = xreallocarray(dlp, cap, sizeof(float));
 			dscores = xreallocarray(dscores, cap, sizeof(float));
+			keys = xreallocarray(keys, cap, sizeof(uint64_t));
 		}
+		/* A token's masks from (seed, step, record, sequence,
+		 * position): not from where it lies in the pass, so the
+		 * micro-batch size and the ranks do not change them. */
+		for (int q = 0, k = 0; drop && q < nexs; q++)
+			for (int s = 0; s < exs[q]->nseq; s++, k++)
+				for (int j = 0; j < pk.len[k]; j++) {
+					uint64_t v[5] = { t->o.seed,
+					    (uint64_t)stepno, exs[q]->recno,
+					    (uint64_t)s, (uint64_t)j };
+					keys[pk.off[k] + j] = hash_bytes(v,
+					    sizeof v);
+				}
+		if (drop)
+			model_lora_dropout(m, keys);
 		/* (N) d loss / d logprob, zero where nothing is scored */
 		memset(dlp, 0, pk.N * sizeof(float));
 		memset(dscores, 0, pk.N * sizeof(float));
@@ -1049,6 +1204,7 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 	free(lp);
 	free(dlp);
 	free(dscores);
+	free(keys);
 	free(exs);
 	pack_free(&pk);
 
@@ -1077,9 +1233,14 @@ static int
 load_state(struct train_ctx *t)
 {
 	const struct model *m = t->m;
-	struct st_set *os = ckpt_extra(t->ckpt, "optimizer.safetensors");
-	json_t *ts = ckpt_json(t->ckpt, "trainer_state.json");
+	/* New adapters start afresh; an adapter's state is its own. */
+	struct ckpt *sc = t->msrc.adapter ? t->msrc.adapter : t->ckpt;
 	char name[160];
+
+	if (t->lora.rank > 0 && t->msrc.adapter == NULL)
+		return 0;
+	struct st_set *os = ckpt_extra(sc, "optimizer.safetensors");
+	json_t *ts = ckpt_json(sc, "trainer_state.json");
 
 	if (os == NULL || ts == NULL || t->o.reset_optimizer) {
 		if (ts)
@@ -1129,7 +1290,11 @@ train_save(struct train_ctx *t)
 	char name[160];
 
 	ckpt_writer_carry(w, t->ckpt);
-	model_save(m, w);
+	if (t->lora.rank > 0)	/* PEFT's adapter directory */
+		lora_save(m, w, lora_base_name(t->msrc.adapter ?
+		    t->msrc.base : o->model), t->modules);
+	else
+		model_save(m, w);
 	/* Moments stay fp32 whatever the weights' dtype: resuming exactly.
 	 * Frozen tensors have none (torch's state holds only the params the
 	 * optimizer was given). */

@@ -59,6 +59,13 @@ struct train_opts {
 	uint64_t seed;
 	int shuffle, truncate, reset_optimizer, add_head;
 	const char *freeze;		/* comma-separated globs, or NULL */
+	/* LoRA: new adapters (rank > 0), or those of -m ADAPTER */
+	int lora_rank;
+	double lora_alpha, lora_dropout;
+	int lora_alpha_set, lora_dropout_set;
+	const char *lora_targets;	/* comma-separated, or NULL: all */
+	const char *train_modules;	/* trained whole with the adapters */
+	const char *base;		/* an adapter's base (--base) */
 	long long max_length;		/* <= 0: the model's context */
 	/* dpo */
 	double beta, label_smoothing, nll_coef;

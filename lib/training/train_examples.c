@@ -264,10 +264,10 @@ ref_sum(struct train_ctx *t, const struct rec *r, const char *fsum,
 	} else if (sum != NULL && !s->truncated) {
 		s->ref_sum = rec_need_num(r, fsum);
 		s->has_ref = 1;
-	} else if (sum != NULL && t->o.ref == NULL)
+	} else if (sum != NULL && !train_has_ref(t))
 		rec_die(r, fsum, "a sum cannot follow --truncate; give "
 		    "ref_logprobs or --ref");
-	if (!s->has_ref && t->o.ref == NULL)
+	if (!s->has_ref && !train_has_ref(t))
 		rec_die(r, fsum, "missing: give reference log-probs "
 		    "(score --logprob) or --ref CKPT");
 }
@@ -471,7 +471,7 @@ pg_example(struct train_ctx *t, const struct rec *r, struct example *e)
 	if (rec_get(r, "ref_logprobs") != NULL)
 		s->ref = get_scored_floats(r, "ref_logprobs", "ref_logprobs",
 		    nr);
-	else if (t->o.kl_coef > 0 && t->o.ref == NULL)
+	else if (t->o.kl_coef > 0 && !train_has_ref(t))
 		rec_die(r, "ref_logprobs", "missing: --kl-coef needs "
 		    "reference log-probs (score --logprob --as ref) or "
 		    "--ref CKPT");

@@ -9,6 +9,7 @@
 #include "training/train.h"
 
 struct ckpt;
+#include "model/model_lora.h"
 struct conv;
 struct model;
 struct strmap;
@@ -51,7 +52,10 @@ struct example {
 
 struct train_ctx {
 	struct train_opts o;
-	struct ckpt *ckpt;
+	struct ckpt *ckpt;	/* the model's, or an adapter's base */
+	struct model_src msrc;	/* where it came from (model_lora.h) */
+	struct model_lora lora;	/* the adapters trained, or rank 0 */
+	const char *modules;	/* trained whole with them, or NULL */
 	struct model *m;
 	struct conv *conv;	/* messages -> tokens, the turn's end; NULL
 				 * until train_conv opens it */
@@ -78,6 +82,10 @@ struct train_ctx {
 	size_t b;
 	int started;		/* the epoch's order is drawn */
 };
+
+/* Whether reference log-probs a record lacks can be computed: --ref, or
+ * the base of a LoRA (its adapters switched off). */
+int train_has_ref(const struct train_ctx *t);
 
 /* train.c: the conversation rules, opened on first use. */
 struct conv *train_conv(struct train_ctx *t);
