@@ -4,7 +4,8 @@
  *
  *     unit_train_cmp GOT WANT TOL
  *
- * WANT is a checkpoint or a bare .safetensors file.  Every tensor of WANT
+ * WANT is a checkpoint or a bare .safetensors file; GOT may be a LoRA
+ * adapter directory, whose adapter_model.safetensors is then compared.  Every tensor of WANT
  * (and, when both are checkpoints, of WANT's optimizer.safetensors) must be
  * in GOT with the same size and max |got - want| <= TOL * max |want|: the
  * error relative to the tensor's scale, so elements near zero do not make
@@ -54,6 +55,17 @@ compare(const char *what, const char *name, const float *a, const float *b,
 	}
 }
 
+/* Tensor name of got: a model tensor, or an adapter directory's. */
+static const struct tensor *
+got_find(struct ckpt *got, const char *name)
+{
+	if (ckpt_is_adapter(got)) {
+		struct st_set *s = ckpt_extra(got, "adapter_model.safetensors");
+		return s ? st_set_find(s, name) : NULL;
+	}
+	return ckpt_find(got, name);
+}
+
 /* Tensors of a bare safetensors file, converted to fp32. */
 static void
 cmp_file(struct ckpt *got, const char *path, double tol)
@@ -76,7 +88,7 @@ cmp_file(struct ckpt *got, const char *path, double tol)
 		const struct tensor *t = &st.t[i];
 		float *want = xmalloc(t->n * sizeof(float) + 1);
 		dtype_to_f32(t->dtype, t->raw, want, t->n);
-		const struct tensor *g = ckpt_find(got, t->name);
+		const struct tensor *g = got_find(got, t->name);
 		compare("tensor", t->name, g ? g->data : NULL, want,
 		    g ? g->n : 0, t->n, tol);
 		free(want);
