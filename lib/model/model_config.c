@@ -789,8 +789,10 @@ add_lora(struct model_tensor *x, size_t *off, const struct model_tensor *base,
 	memcpy(stem, base->name, n);
 	stem[n] = '\0';
 	memset(x, 0, sizeof(*x));
-	snprintf(x->name, sizeof(x->name), "%s.lora_%c.weight", stem,
-	    which == 1 ? 'A' : 'B');
+	if (snprintf(x->name, sizeof(x->name), "%s.lora_%c.weight", stem,
+	    which == 1 ? 'A' : 'B') >= (int)sizeof(x->name))
+		errx(EXIT_DATA, "model config: tensor name %s.lora_A.weight "
+		    "is too long", stem);
 	x->ndim = 2;
 	x->shape[0] = which == 1 ? r : base->shape[0];
 	x->shape[1] = which == 1 ? base->shape[1] : r;
