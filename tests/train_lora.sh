@@ -36,6 +36,32 @@ score --logprob "$T/base" <"$T/ro" | sums /dev/stdin >"$T/s.base"
 score --logprob "$T/a0" <"$T/ro" | sums /dev/stdin >"$T/s.a0"
 same "fresh adapters score as the base" "$T/s.base" "$T/s.a0"
 
+# A as kaiming_uniform(a = sqrt 5): within +-1/sqrt(in), spread to near
+# the bound; B all zero.
+if "$PYTHON3" -c 'import json' 2>/dev/null; then
+	"$PYTHON3" - "$T/a0/adapter_model.safetensors" >"$T/init" <<'PY' ||
+import json, math, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+for name, t in sorted(h.items()):
+    if name == "__metadata__":
+        continue
+    lo, hi = t["data_offsets"]
+    v = struct.unpack("<%df" % ((hi - lo) // 4), b[8 + n + lo:8 + n + hi])
+    big = max(abs(x) for x in v)
+    if name.endswith("lora_B.weight"):
+        print(name, "zero" if big == 0 else "nonzero")
+    else:
+        bound = 1 / math.sqrt(t["shape"][1])
+        print(name, "ok" if 0.9 * bound < big <= bound else "bad %g" % big)
+PY
+	    fail "reading the initial adapter"
+	check "every A within its bound, every B zero" test \
+	    "$(grep -c ' ok$\| zero$' "$T/init")" -eq 28 -a \
+	    "$(wc -l <"$T/init")" -eq 28
+fi
+
 # Two steps; the directory is PEFT's.
 # shellcheck disable=SC2086
 train-step -m "$T/base" -o "$T/a1" $args --lora-rank 4 --lora-alpha 8 \
