@@ -225,6 +225,8 @@ ckpt init -o "$T/wide" --dim 48 --layers 2 --heads 2 --ffn 64 --ctx 64 \
     --seed 1 || fail "ckpt init wide"
 expect_fail 1 'lora_A.weight" has shape \[4, 32\], the base .* say \[4, 48\]' \
     train-step -m "$T/a1" --base "$T/wide" -o "$T/x" --loss sft <"$T/sft"
+expect_fail 1 'a LoRA adapter directory, not a model \(merge' \
+    ckpt info "$T/a1"
 mkdir "$T/bad"
 printf '{"peft_type": "LORA", "r": 2, "target_modules": ["q_proj"], "use_dora": true, "base_model_name_or_path": "%s"}\n' \
     "$T/base" >"$T/bad/adapter_config.json"

@@ -45,6 +45,22 @@
 
 /* The byte-level tokenizer's special tokens follow the 256 bytes. */
 enum { BYTE_BOS = 256, BYTE_EOS, BYTE_PAD, BYTE_VOCAB };
+
+/*
+ * A checkpoint; a LoRA adapter directory has no model of its own to
+ * inspect, convert or compare: merge(1) folds it into its base first.
+ */
+static struct ckpt *
+load_model_ckpt(const char *path)
+{
+	struct ckpt *c = ckpt_load(path);
+
+	if (ckpt_is_adapter(c))
+		errx(EXIT_DATA, "%s: a LoRA adapter directory, not a model "
+		    "(merge -o OUT %s folds it into its base)", path, path);
+	return c;
+}
+
 static const char *const byte_special[] = { "<|bos|>", "<|eos|>", "<|pad|>" };
 
 /*
@@ -468,7 +484,7 @@ cmd_info(int argc, char **argv)
 	int json = parse_rec_opts(argc, argv, 0);
 	if (argc - optind != 1)
 		pp_usage("info: one checkpoint");
-	struct ckpt *c = ckpt_load(argv[optind]);
+	struct ckpt *c = load_model_ckpt(argv[optind]);
 	struct model_config cfg;
 	model_ckpt_check(c, &cfg);
 	json_t *conf = ckpt_config(c);
@@ -578,7 +594,7 @@ cmd_convert(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		pp_usage("convert: IN and OUT");
-	struct ckpt *in = ckpt_load(argv[optind]);
+	struct ckpt *in = load_model_ckpt(argv[optind]);
 	/* The header's room planned ahead, for the usual case of one dtype
 	 * (else the writer moves the data once at the end). */
 	int wdt = dt >= 0 ? dt : ckpt_ntensors(in) > 0 ?
@@ -669,8 +685,8 @@ cmd_diff(int argc, char **argv)
 	 * LeakSanitizer must find them (a leak changes the exit status).
 	 */
 	static struct ckpt *a, *b;
-	a = ckpt_load(argv[optind]);
-	b = ckpt_load(argv[optind + 1]);
+	a = load_model_ckpt(argv[optind]);
+	b = load_model_ckpt(argv[optind + 1]);
 	char s1[64], s2[64];
 
 	for (size_t i = 0; i < ckpt_ntensors(b); i++)
@@ -824,7 +840,7 @@ tok_command(int argc, char **argv, const char *name, tok_fn *fn)
 	}
 	if (argc - optind < 1)
 		pp_usage("%s: a checkpoint", name);
-	struct ckpt *ck = ckpt_load(argv[optind]);
+	struct ckpt *ck = load_model_ckpt(argv[optind]);
 	struct tokenizer *tok = load_tokenizer(ck);
 	struct rec_reader *rd = rec_reader_open(argv + optind + 1,
 	    argc - optind - 1);
