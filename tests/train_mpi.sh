@@ -37,6 +37,7 @@ cp "$T/dpo.jsonl" "$T/simpo.jsonl"
 cp "$T/dpo.jsonl" "$T/orpo.jsonl"
 cp "$F/kto.jsonl" "$T/kto.jsonl"
 cp "$F/ppo.jsonl" "$T/ppo.jsonl"
+cp "$T/dpo.jsonl" "$T/lora.jsonl"
 grep -q logprob "$T/dpo.jsonl" "$T/pg.jsonl" &&
 	fail "the records still carry log-probs"
 
@@ -56,6 +57,7 @@ simpo_m=$dpo_m
 orpo_m="step loss grad_norm tokens nll reward_accuracy margin"
 kto_m="step loss grad_norm tokens kl desirable undesirable"
 ppo_m="step loss grad_norm tokens reward_mean kl clip_fraction"
+lora_m=$dpo_m
 rm_m="step loss grad_norm tokens accuracy margin"
 pg_m="step loss grad_norm tokens reward_mean adv_std kl clip_fraction"
 
@@ -116,6 +118,11 @@ runs ppo "$F/init" 3 --loss ppo --batch-size 2 $common
 runs rm "$F/init_rm" 3 --loss rm --batch-size 2 --epochs 2 $common --lr 3e-3
 # shellcheck disable=SC2086
 runs pg "$F/init" "1 2 3" $pg
+# LoRA-DPO: the base (adapters off) as the reference, dropout masks by
+# token whatever rank runs it.
+# shellcheck disable=SC2086
+runs lora "$F/init" 3 --loss dpo --batch-size 2 --beta 0.5 --epochs 2 \
+    --lora-rank 4 --lora-alpha 8 --lora-dropout 0.2 $common
 
 # Resume across K: 2 steps at K = 2 over the first 8 records, then 2 at
 # K = 3 over the next 8, equal 4 steps of one plain process over all 16

@@ -100,6 +100,16 @@ cmp_file(struct ckpt *got, const char *path, double tol)
 static void
 cmp_ckpt(struct ckpt *got, struct ckpt *want, double tol)
 {
+	struct st_set *wa = ckpt_is_adapter(want) ?
+	    ckpt_extra(want, "adapter_model.safetensors") : NULL;
+
+	for (size_t i = 0; wa != NULL && i < st_set_ntensors(wa); i++) {
+		const char *name = st_set_tensor(wa, i)->name;
+		const struct tensor *w = st_set_find(wa, name);
+		const struct tensor *g = got_find(got, name);
+		compare("adapter", name, g ? g->data : NULL, w->data,
+		    g ? g->n : 0, w->n, tol);
+	}
 	for (size_t i = 0; i < ckpt_ntensors(want); i++) {
 		const char *name = ckpt_tensor(want, i)->name;
 		const struct tensor *w = ckpt_find(want, name);
