@@ -14,6 +14,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
+#include "model/model_lora.h"
 #include "records/record.h"
 #include "scoring/judge.h"
 #include "text/conversation.h"
@@ -205,6 +206,7 @@ struct judge *
 judge_new(const char *path, const struct judge_opts *o)
 {
 	struct judge *j = xcalloc(1, sizeof(*j));
+	struct model_src src;
 	struct ckpt *c;
 	char e[512];
 
@@ -213,8 +215,9 @@ judge_new(const char *path, const struct judge_opts *o)
 	if (j->o.batch_tokens <= 0)
 		j->o.batch_tokens = 4096;
 	j->tmpl = judge_template_load(o->template_path);
-	c = ckpt_load(path);
-	j->m = model_from_ckpt(c);
+	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
+	j->m = model_load(path, NULL, &src);
+	c = src.ckpt;
 	if (!j->m->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a judge needs a language-model head",
 		    path);
@@ -222,7 +225,7 @@ judge_new(const char *path, const struct judge_opts *o)
 	    sizeof(e));
 	if (j->conv == NULL)
 		pp_usage("--chat-template: %s", e);
-	ckpt_free(c);
+	model_src_free(&src);
 	j->tok = conv_tokenizer(j->conv);
 	if (j->tok == NULL)
 		errx(EXIT_DATA, "%s: %s (a judge reads text)", path,
