@@ -136,6 +136,13 @@ steps() { recs to-tsv step loss grad_norm <"$1"; }
 steps "$T/m2" >"$T/m2.t"
 steps "$T/m3" >"$T/m3.t"
 same "--base: the same steps" "$T/m2.t" "$T/m3.t"
+score --logprob "$T/moved_a1" --base "$T/base" <"$T/ro" |
+    sums /dev/stdin >"$T/s.moved"
+same "score --base" "$T/s.a1" "$T/s.moved"
+rollout -m "$T/a1" -n 1 --seed 5 <"$T/sft" | recs to-tsv response >"$T/r1"
+rollout -m "$T/moved_a1" --base "$T/base" -n 1 --seed 5 <"$T/sft" |
+    recs to-tsv response >"$T/r2"
+same "rollout --base" "$T/r1" "$T/r2"
 
 # Dropout: seeded, and the same with micro-batches of one.
 for k in 1 2; do
@@ -219,6 +226,12 @@ expect_fail 2 'must match it' \
     train-step -m "$T/a1" -o "$T/x" --loss sft --lora-rank 8 <"$T/sft"
 expect_fail 2 'train-step: --base: .* is no adapter directory' \
     train-step -m "$T/base" --base "$T/base" -o "$T/x" --loss sft <"$T/sft"
+expect_fail 2 'score: --base: .* is no adapter directory' \
+    score --logprob "$T/base" --base "$T/base" <"$T/ro"
+expect_fail 2 'rollout: --base: .* is no adapter directory' \
+    rollout -m "$T/base" --base "$T/base" <"$T/sft"
+expect_fail 2 'score: --base does not apply to --exact' \
+    score --exact --base "$T/base" <"$T/ro"
 expect_fail 1 'base_model_name_or_path.*"gone" is no checkpoint' \
     score --logprob "$T/moved_a1" <"$T/ro"
 ckpt init -o "$T/wide" --dim 48 --layers 2 --heads 2 --ffn 64 --ctx 64 \

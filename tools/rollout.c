@@ -60,7 +60,8 @@
 	"               [--greedy-baseline] [--chat-template NAME] " \
 	"[--batch B]\n" \
 	"               [--template-arg KEY=VALUE]...\n" \
-	"               [--shard I/K] [--truncate left] [-qJz] [FILE ...]"
+	"               [--shard I/K] [--truncate left] [--base CKPT] [-qJz]\n" \
+	"               [FILE ...]"
 
 /* Options, as parsed. */
 static struct sample_opts sopts = SAMPLE_OPTS_DEFAULT;
@@ -72,6 +73,7 @@ static char **stops;
 static int nstops;
 static const char *template_name;
 static json_t *template_args;	/* --template-arg, or NULL */
+static const char *base_path;	/* --base: the adapter's base, or NULL */
 
 /* The model and what comes with it. */
 static struct model *model;
@@ -133,7 +135,9 @@ load(const char *path)
 
 	model_path = path;
 	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
-	model = model_load(path, NULL, &src);
+	if (base_path != NULL && !lora_path_is_adapter(path))
+		pp_usage("--base: %s is no adapter directory", path);
+	model = model_load(path, base_path, &src);
 	c = src.ckpt;
 	if (!model->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a reward model has no language-model "
@@ -589,7 +593,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_TEMP = 256, O_TOPP, O_TOPK, O_MINP, O_MAXTOK, O_STOP, O_SEED,
-	    O_BASE, O_TMPL, O_TARG, O_BATCH, O_SHARD, O_TRUNC };
+	    O_BASE, O_TMPL, O_TARG, O_BATCH, O_SHARD, O_TRUNC, O_LORA_BASE };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "samples", required_argument, NULL, 'n' },
@@ -606,6 +610,7 @@ main(int argc, char **argv)
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "shard", required_argument, NULL, O_SHARD },
 		{ "truncate", required_argument, NULL, O_TRUNC },
+		{ "base", required_argument, NULL, O_LORA_BASE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "zstd", no_argument, NULL, 'z' },
@@ -672,6 +677,9 @@ main(int argc, char **argv)
 				pp_usage("--template-arg: %s", e);
 			break;
 		}
+		case O_LORA_BASE:
+			base_path = optarg;
+			break;
 		case O_BATCH:
 			batch = (int)pp_parse_int("--batch", optarg, 1,
 			    1 << 16);

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "records/rec_part.h"
+#include "model/model_lora.h"
 #include "records/record.h"
 #include "scoring/judge.h"
 #include "scoring/scorer.h"
@@ -46,7 +47,8 @@
 	"       score --flr CKPT [--positive FILE] [--negative FILE] [--details]\n" \
 	"             [--no-cache] [--as FIELD] [-b TOKENS]\n" \
 	"             [--chat-template NAME] [--template-arg KEY=VALUE]...\n" \
-	"             [-qJz] [FILE ...]"
+	"             [-qJz] [FILE ...]\n" \
+	"       (with --logprob, --rm, --flr, --value: [--base CKPT] for an adapter)"
 
 enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR, S_VALUE,
 	S_JUDGE };
@@ -55,7 +57,7 @@ enum {
 	O_EXACT = 256, O_ANSWER, O_EXTRACT, O_CMD, O_LOGPROB, O_RM, O_FLR,
 	O_POSITIVE, O_NEGATIVE, O_DETAILS, O_AS, O_RETOKENIZE, O_NOCACHE,
 	O_CHAT, O_TARG, O_WINDOW, O_TIMEOUT, O_VALUE, O_JUDGE, O_TEMPLATE,
-	O_PAIRWISE, O_LABELS, O_RATIO_TO
+	O_PAIRWISE, O_LABELS, O_RATIO_TO, O_BASE
 };
 
 static const struct option longopts[] = {
@@ -80,6 +82,7 @@ static const struct option longopts[] = {
 	{ "no-cache", no_argument, NULL, O_NOCACHE },
 	{ "chat-template", required_argument, NULL, O_CHAT },
 	{ "template-arg", required_argument, NULL, O_TARG },
+	{ "base", required_argument, NULL, O_BASE },
 	{ "window", required_argument, NULL, O_WINDOW },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "batch-tokens", required_argument, NULL, 'b' },
@@ -271,7 +274,7 @@ main(int argc, char **argv)
 	const char *answer = NULL, *extract = NULL, *command = NULL;
 	const char *ckpt = NULL, *positive = NULL, *negative = NULL;
 	const char *as = NULL, *chat = NULL, *tmpl = NULL, *labels = NULL;
-	const char *ratio_to = NULL;
+	const char *ratio_to = NULL, *base = NULL;
 	int pairwise = 0;
 	json_t *targs = NULL;	/* --template-arg */
 	int details = 0, retokenize = 0, nocache = 0, flags = REC_AUTO;
@@ -365,6 +368,9 @@ main(int argc, char **argv)
 				pp_usage("--template-arg: %s", e);
 			break;
 		}
+		case O_BASE:
+			base = optarg;
+			break;
 		case O_WINDOW:
 			window = pp_parse_int("--window", optarg, 1, 1 << 20);
 			break;
@@ -407,6 +413,10 @@ main(int argc, char **argv)
 	    s == S_CMD))
 		pp_usage("%s does not apply to %s", batch ? "--batch-tokens" :
 		    chat ? "--chat-template" : "--template-arg", scorer_opt[s]);
+	if (base != NULL && (s == S_EXACT || s == S_CMD || s == S_JUDGE))
+		pp_usage("--base does not apply to %s", scorer_opt[s]);
+	if (base != NULL && !lora_path_is_adapter(ckpt))
+		pp_usage("--base: %s is no adapter directory", ckpt);
 	if (answer != NULL && *answer == 0)
 		pp_usage("--answer-field: empty field name");
 	if (as == NULL)
@@ -451,7 +461,7 @@ main(int argc, char **argv)
 		    .positive = positive, .negative = negative,
 		    .batch_tokens = batch, .retokenize = retokenize,
 		    .ratio_to = ratio_to,
-		    .details = details, .nocache = nocache });
+		    .details = details, .nocache = nocache, .base = base });
 	}
 	rec_part_close(part);
 	rec_reader_close(rd);

@@ -126,6 +126,7 @@ struct ms_opts {
 				 * less the side's <ratio_to>_logprob */
 	int details;		/* flr: flr_positive, flr_negative */
 	int nocache;		/* flr: forward passes, no shared prefix */
+	const char *base;	/* --base: a LoRA adapter's base, or NULL */
 };
 
 /* What a scorer did, for benchmarks. */

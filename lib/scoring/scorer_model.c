@@ -234,7 +234,7 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 	if (s->o.batch_tokens <= 0)
 		s->o.batch_tokens = 4096;
 	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
-	s->m = model_load(path, NULL, &src);
+	s->m = model_load(path, o->base, &src);
 	c = src.ckpt;
 	if (kind != MS_RM && kind != MS_VALUE && !s->m->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a reward model has no language-model head "
