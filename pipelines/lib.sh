@@ -100,14 +100,30 @@ pp_run() {
 # pp_par CMD ARGS...: CMD over NP ranks, `$MPIRUN -n $NP $MPIRUN_ARGS CMD
 # ARGS...` (mpirun and srun both take -n), or CMD itself when NP is 1.
 # Standard input goes to rank 0, which shares it; rank 0 alone writes.
+#
+# Open MPI 4's mpirun keeps its session files under one directory a user
+# and host (TMPDIR/ompi.HOST.UID), and mpiruns that start and end at once
+# (the two of a pipeline, side-by-side runs) can race on it and fail with
+# "orte_session_dir failed" (open-mpi/ompi#8510): unless
+# OMPI_MCA_orte_tmpdir_base is set, each mpirun gets its own, removed
+# after.  srun's ranks have none.
 pp_par() {
-	if [ "$NP" -gt 1 ]; then
-		# MPIRUN and MPIRUN_ARGS are word lists.
-		# shellcheck disable=SC2086
-		$MPIRUN -n "$NP" $MPIRUN_ARGS "$@"
-	else
+	if [ "$NP" -le 1 ]; then
 		"$@"
+		return
 	fi
+	pp_st=0
+	# MPIRUN and MPIRUN_ARGS are word lists.
+	# shellcheck disable=SC2086
+	case $MPIRUN:${OMPI_MCA_orte_tmpdir_base:-} in
+	srun*|*/srun*|*:?*)
+		$MPIRUN -n "$NP" $MPIRUN_ARGS "$@" || pp_st=$? ;;
+	*)	pp_sd=$(mktemp -d "${TMPDIR:-/tmp}/pp-mpi.XXXXXX")
+		OMPI_MCA_orte_tmpdir_base=$pp_sd $MPIRUN -n "$NP" $MPIRUN_ARGS \
+		    "$@" || pp_st=$?
+		rm -rf "$pp_sd" ;;
+	esac
+	return "$pp_st"
 }
 
 # pp_gen_data DIR: DIR/sft.mpk (noisy SFT set), DIR/eval.mpk (held out),

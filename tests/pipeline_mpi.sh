@@ -17,6 +17,7 @@ mkdir "$T/bin"
 cat >"$T/bin/mpirun-log" <<EOS
 #!/bin/sh
 echo "mpirun \$*" >>"$T/launch.log"
+echo "\${OMPI_MCA_orte_tmpdir_base:-none}" >>"$T/tmpdirs.log"
 exec timeout 60 mpirun "\$@"
 EOS
 chmod +x "$T/bin/mpirun-log"
@@ -40,6 +41,13 @@ for t in rollout score train-step; do
 	grep -q "^mpirun -n 2 --oversubscribe $t " "$T/launch.log" ||
 	    fail "NP=2: no $t under the launcher: $(cat "$T/launch.log")"
 done
+# Each mpirun its own Open MPI session directory (two of a pipeline run
+# at once), removed after.
+[ "$(sort -u "$T/tmpdirs.log" | grep -c /pp-mpi.)" = "$(wc -l <"$T/launch.log")" ] ||
+    fail "NP=2: not one session directory a call: $(cat "$T/tmpdirs.log")"
+while read -r d; do
+	[ ! -e "$d" ] || fail "NP=2: $d left behind"
+done <"$T/tmpdirs.log"
 grep -q "score --exact" "$T/launch.log" &&
     fail "NP=2: score --exact (a verifier, no model) went to the launcher"
 same "NP=2: the samples" "$T/one.samples" "$T/two.samples"
