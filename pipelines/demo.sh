@@ -22,6 +22,14 @@
 # Other overrides: see pipelines/lib.sh (ROUNDS, SEED, SAMPLES, LR, BETA,
 # NLL, DIGITS, NOISE, N_SFT, ...).  Re-running reuses finished checkpoints;
 # remove OUT to start afresh.
+#
+# NP=K spreads every rollout, score --logprob and train-step over K ranks
+# under mpirun (MPIRUN, MPIRUN_ARGS: see pipelines/lib.sh), and the two
+# runs then go one after the other, each tool having the cores to itself;
+# unset or 1, plain processes, the two runs side by side.  The samples are
+# the same bytes at every K, the reference log-probs and the training the
+# same within float rounding.  pipelines/slurm-dpo.sbatch runs this under
+# Slurm.
 . "$(dirname "$0")/lib.sh"
 
 OUT=${OUT:-out/demo}
@@ -35,12 +43,28 @@ s1=$SEED s2=$((SEED + 1))
 steps=$(( (N_SFT + SFT_BATCH - 1) / SFT_BATCH + (N_SFT2 + SFT_BATCH - 1) / SFT_BATCH ))
 pp_log "SFT: common phase ($N_SFT examples, seed $SEED)"
 pp_init_sft "$SEED" "$OUT/sft-common" "$OUT/data/sft.mpk" "$steps"
-pp_log "SFT: two seeds $s1 and $s2 go on ($N_SFT2 examples each, side by side)"
-pp_sft_more "$OUT/sft-common" "$OUT/run$s1/round0" "$s1" "$OUT/data/sft2.mpk" &
-p1=$!
-pp_sft_more "$OUT/sft-common" "$OUT/run$s2/round0" "$s2" "$OUT/data/sft2.mpk" &
-p2=$!
-wait "$p1"; wait "$p2"
+# both FUNC: FUNC s1 and FUNC s2, side by side, or with NP > 1 (each
+# tool on all the ranks) one after the other.
+if [ "$NP" -gt 1 ]; then side="one after the other, $NP ranks a tool"
+else side="side by side"; fi
+both() {
+	if [ "$NP" -gt 1 ]; then
+		"$1" "$s1"
+		"$1" "$s2"
+	else
+		"$1" "$s1" &
+		p1=$!
+		"$1" "$s2" &
+		p2=$!
+		wait "$p1"; wait "$p2"
+	fi
+}
+
+sft_more() {
+	pp_sft_more "$OUT/sft-common" "$OUT/run$1/round0" "$1" "$OUT/data/sft2.mpk"
+}
+pp_log "SFT: two seeds $s1 and $s2 go on ($N_SFT2 examples each, $side)"
+both sft_more
 pp_log "SFT done"
 
 # run SEED: evaluate round 0, then ROUNDS DPO rounds, evaluating each.
@@ -63,12 +87,8 @@ run() {
 		i=$((i + 1))
 	done
 }
-pp_log "DPO: $ROUNDS rounds per run (side by side)"
-run "$s1" &
-p1=$!
-run "$s2" &
-p2=$!
-wait "$p1"; wait "$p2"
+pp_log "DPO: $ROUNDS rounds per run ($side)"
+both run
 
 pp_log "soup: uniform merge of the two final DPO models"
 rm -rf "$OUT/soup"

@@ -14,7 +14,12 @@
 #   pp_mine POLICY SEED PROMPTS    rollout -n N | score --exact (samples)
 #   pp_dpo_round POLICY REF OUT SEED PROMPTS
 #                                  one round of on-policy preference mining
+#   pp_dpo_train POLICY OUT SEED   the DPO update of a round (OUT.pairs)
 #   pp_table TSV                   print a results table as Markdown
+#   pp_par CMD ARGS...             CMD over NP ranks (MPIRUN), or plain
+#   pp_mine_shard POLICY REF SEED PROMPTS I N
+#                                  shard I/N of a round's mining (pairs)
+#   pp_union DIR N                 recs cat DIR/part.0 ... part.(N-1)
 #
 # Environment overrides (all optional):
 #   MODEL      a Hugging Face checkpoint to start from instead of the SFT
@@ -23,8 +28,18 @@
 #              prompt records with an answer (evaluation)
 #   DIGITS NOISE N_SFT N_SFT2 N_EVAL N_PROMPTS   the embedded task
 #   SAMPLES LR BETA NLL ROUNDS SEED MAXTOK  hyper-parameters
-#   OMP_NUM_THREADS   threads per tool (default 1: the pipelines run
-#              independent runs side by side instead)
+#   OMP_NUM_THREADS   threads per tool, or per rank (default 1: the
+#              pipelines run independent runs side by side instead)
+#   NP         ranks per tool (default 1: plain processes).  With NP > 1,
+#              every rollout, score --logprob and train-step runs as
+#              `$MPIRUN -n $NP $MPIRUN_ARGS tool ...` (see rollout(1),
+#              score(1) and train-step(1) under MPI): the same samples
+#              and pairs, byte for byte and within float rounding, and
+#              the same training within float rounding, over NP processes
+#   MPIRUN     the launcher (default mpirun; in a Slurm allocation also
+#              "srun --mpi=pmix", see pipelines/slurm-dpo.sbatch)
+#   MPIRUN_ARGS   its options (default none; --oversubscribe for more
+#              ranks than cores, -x PATH to pass PATH to other nodes)
 
 set -eu
 
@@ -35,6 +50,13 @@ if ! command -v rollout >/dev/null 2>&1 || [ -n "${PP_FORCE_TOOLS:-}" ]; then
 fi
 export PATH
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+: "${NP:=1}"
+: "${MPIRUN:=mpirun}"
+: "${MPIRUN_ARGS:=}"
+case $NP in
+''|*[!0-9]*|0) echo "pipelines: NP=$NP: not a positive number of ranks" >&2
+	exit 2 ;;
+esac
 
 # The embedded task: 2-digit sums, SFT answers corrupted with probability
 # NOISE (one digit off by one), so the SFT model is far from perfect when
@@ -75,6 +97,35 @@ pp_run() {
 	pp_log "$pp_name done ($(($(date +%s) - pp_s)) s)"
 }
 
+# pp_par CMD ARGS...: CMD over NP ranks, `$MPIRUN -n $NP $MPIRUN_ARGS CMD
+# ARGS...` (mpirun and srun both take -n), or CMD itself when NP is 1.
+# Standard input goes to rank 0, which shares it; rank 0 alone writes.
+#
+# Open MPI 4's mpirun keeps its session files under one directory a user
+# and host (TMPDIR/ompi.HOST.UID), and mpiruns that start and end at once
+# (the two of a pipeline, side-by-side runs) can race on it and fail with
+# "orte_session_dir failed" (open-mpi/ompi#8510): unless
+# OMPI_MCA_orte_tmpdir_base is set, each mpirun gets its own, removed
+# after.  srun's ranks have none.
+pp_par() {
+	if [ "$NP" -le 1 ]; then
+		"$@"
+		return
+	fi
+	pp_st=0
+	# MPIRUN and MPIRUN_ARGS are word lists.
+	# shellcheck disable=SC2086
+	case $MPIRUN:${OMPI_MCA_orte_tmpdir_base:-} in
+	srun*|*/srun*|*:?*)
+		$MPIRUN -n "$NP" $MPIRUN_ARGS "$@" || pp_st=$? ;;
+	*)	pp_sd=$(mktemp -d "${TMPDIR:-/tmp}/pp-mpi.XXXXXX")
+		OMPI_MCA_orte_tmpdir_base=$pp_sd $MPIRUN -n "$NP" $MPIRUN_ARGS \
+		    "$@" || pp_st=$?
+		rm -rf "$pp_sd" ;;
+	esac
+	return "$pp_st"
+}
+
 # pp_gen_data DIR: DIR/sft.mpk (noisy SFT set), DIR/eval.mpk (held out),
 # DIR/prompts.mpk (training prompts for mining; or $PROMPTS).
 pp_gen_data() {
@@ -113,7 +164,7 @@ pp_init_sft() {
 	[ -d "$2" ] && return 0
 	mkdir -p "$(dirname "$2")"
 	ckpt init -o "$2.init" $INIT_ARGS --seed "$1" >/dev/null
-	train-step -m "$2.init" -o "$2.tmp" --loss sft --lr "$SFT_LR" \
+	pp_par train-step -m "$2.init" -o "$2.tmp" --loss sft --lr "$SFT_LR" \
 	    --batch-size "$SFT_BATCH" --schedule cosine --warmup 20 \
 	    ${4:+--schedule-steps "$4"} --seed "$1" <"$3" >"$2.metrics"
 	rm -rf "$2.init"
@@ -132,7 +183,7 @@ pp_sft_more() {
 	mkdir -p "$(dirname "$2")"
 	# The learning rate, batch size and schedule are options, not state:
 	# give them again (the horizon, --schedule-steps, is kept).
-	train-step -m "$1" -o "$2.tmp" --loss sft --lr "$SFT_LR" \
+	pp_par train-step -m "$1" -o "$2.tmp" --loss sft --lr "$SFT_LR" \
 	    --batch-size "$SFT_BATCH" --schedule cosine --warmup 20 \
 	    --seed "$3" <"$4" >"$2.metrics"
 	mv "$2.tmp" "$2"
@@ -143,7 +194,7 @@ pp_sft_more() {
 pp_eval() {
 	pp_try=1
 	while :; do
-		pp_acc=$(rollout -m "$1" --temperature "$2" --max-tokens "$MAXTOK" \
+		pp_acc=$(pp_par rollout -m "$1" --temperature "$2" --max-tokens "$MAXTOK" \
 		    --seed "$SEED" "${3:-$PP_EVAL}" |
 		    score --exact | recs stats reward | recs to-tsv reward.mean)
 		# A pipeline's failure shows as an empty result: try again (the
@@ -157,7 +208,7 @@ pp_eval() {
 
 # pp_mine POLICY SEED PROMPTS: SAMPLES samples per prompt, scored.
 pp_mine() {
-	rollout -m "$1" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$2" "$3" |
+	pp_par rollout -m "$1" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$2" "$3" |
 	    score --exact
 }
 
@@ -168,13 +219,58 @@ pp_dpo_round() {
 	pp_mine "$1" "$4" "$5" |
 	    filter --sorted --keep best-worst |
 	    pair --sorted |
-	    score --logprob "$2" >"$3.pairs"
-	pp_n=$(recs count "$3.pairs")
+	    pp_par score --logprob "$2" >"$3.pairs"
+	pp_dpo_train "$1" "$3" "$4"
+}
+
+# pp_dpo_train POLICY OUT SEED: the DPO update of a round, from the pairs
+# in OUT.pairs (reference log-probs scored) to the checkpoint OUT and its
+# metrics OUT.metrics.
+pp_dpo_train() {
+	pp_n=$(recs count "$2.pairs")
 	[ "${pp_n:-0}" -gt 0 ] || { pp_log "no pairs mined from $1"; return 1; }
-	train-step -m "$1" -o "$3" --loss dpo --reset-optimizer \
+	pp_par train-step -m "$1" -o "$2" --loss dpo --reset-optimizer \
 	    --lr "$LR" --beta "$BETA" --nll-coef "$NLL" \
-	    --batch-size "$DPO_BATCH" --epochs "$DPO_EPOCHS" --seed "$4" \
-	    <"$3.pairs" >"$3.metrics"
+	    --batch-size "$DPO_BATCH" --epochs "$DPO_EPOCHS" --seed "$3" \
+	    <"$2.pairs" >"$2.metrics"
+}
+
+# pp_union DIR N: the outputs DIR/part.0 ... DIR/part.(N-1) of N shard
+# jobs, concatenated in index order (recs cat; a glob would put part.10
+# before part.2).  A part missing (a job that failed or never ran) or a
+# DIR/part.N (jobs of another N) is an error, not a different union.
+pp_union() {
+	pp_d=$1 pp_i=$2
+	[ ! -e "$pp_d/part.$2" ] ||
+	    { pp_log "$pp_d/part.$2: a part beyond N=$2"; return 1; }
+	set --
+	while [ "$pp_i" -gt 0 ]; do
+		pp_i=$((pp_i - 1))
+		[ -f "$pp_d/part.$pp_i" ] || { pp_log "$pp_d/part.$pp_i:" \
+		    "missing (the job of that shard failed or did not run)"
+		    return 1; }
+		set -- "$pp_d/part.$pp_i" "$@"
+	done
+	recs cat "$@"
+}
+
+# pp_mine_shard POLICY REF SEED PROMPTS I N: shard I/N of pp_dpo_round's
+# mining, the pairs on stdout: one job of the shard-per-job form (GNU
+# parallel, Slurm job arrays: pipelines/shards-*.sh), each a plain
+# process.  rollout --shard I/N keeps the prompts whose id hashes to I
+# modulo N, and the rest of the chain works prompt by prompt, so the N
+# outputs hold between them exactly the pairs of one unsharded run, each
+# prompt's pairs together; `recs cat` of them is that set in shard order
+# (shard 0's prompts in input order, then shard 1's, ...), not one run's
+# order: sorted as JSON lines the two are equal (tests/pipeline_shards.sh).
+# `mpirun -n N rollout` (NP) writes one run's order instead.
+pp_mine_shard() {
+	rollout -m "$1" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$3" \
+	    --shard "$5/$6" "$4" |
+	    score --exact |
+	    filter --sorted --keep best-worst |
+	    pair --sorted |
+	    score --logprob "$2"
 }
 
 # pp_acc_row NAME ROUND CKPT: one line of the results table (TSV).
@@ -224,13 +320,13 @@ pp_pg_round() {
 	[ -d "$2" ] && return 0
 	pp_p=$1 pp_o=$2 pp_s=$3 pp_pr=$4 pp_adv=$5; shift 5
 	if [ "$pp_adv" = remax ]; then
-		rollout -m "$pp_p" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$pp_s" \
+		pp_par rollout -m "$pp_p" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$pp_s" \
 		    --greedy-baseline "$pp_pr" | score --exact >"$pp_o.samples"
 	else
-		rollout -m "$pp_p" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$pp_s" \
+		pp_par rollout -m "$pp_p" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed "$pp_s" \
 		    "$pp_pr" | score --exact | filter --sorted --drop-uniform >"$pp_o.samples"
 	fi
-	train-step -m "$pp_p" -o "$pp_o" --loss pg --advantage "$pp_adv" \
+	pp_par train-step -m "$pp_p" -o "$pp_o" --loss pg --advantage "$pp_adv" \
 	    --reset-optimizer --lr "$PG_LR" --batch-size "$PG_BATCH" \
 	    --clip 0.2 "$@" <"$pp_o.samples" >"$pp_o.metrics"
 	rm -f "$pp_o.samples"

@@ -54,6 +54,22 @@ need_mpi() {
 	fi
 }
 
+# tiny_task DIR: the pipelines' embedded task at test size, in DIR: a
+# tiny SFT model of one-digit sums (DIR/sft, noisy data so that its
+# samples disagree), 96 training prompts (DIR/prompts), 16 held out
+# (DIR/eval).
+tiny_task() {
+	recs gen arith -n 2000 --seed 3 --digits 1 --sft --noise 0.3 \
+	    >"$1/sft.data" &&
+	recs gen arith -n 96 --seed 4 --digits 1 >"$1/prompts" &&
+	recs gen arith -n 16 --seed 5 --digits 1 --split eval >"$1/eval" &&
+	ckpt init -o "$1/base" --tokenizer byte --dim 48 --layers 1 \
+	    --heads 2 --ffn 96 --ctx 16 --seed 1 >/dev/null &&
+	OMP_NUM_THREADS=1 train-step -m "$1/base" -o "$1/sft" --loss sft \
+	    --lr 3e-3 --batch-size 32 --schedule cosine <"$1/sft.data" \
+	    >/dev/null
+}
+
 # finish: exit with the test's status.
 finish() {
 	if [ "$failures" -ne 0 ]; then

@@ -124,6 +124,21 @@ runs pg "$F/init" "1 2 3" $pg
 runs lora "$F/init" 3 --loss dpo --batch-size 2 --beta 0.5 --epochs 2 \
     --lora-rank 4 --lora-alpha 8 --lora-dropout 0.2 $common
 
+# allreduce_seconds: in every step's metrics under -np 2 and 3, a
+# number of seconds no larger than the step's; absent from one process's.
+for k in 2 3; do
+	recs to-tsv seconds allreduce_seconds <"$T/sft.np$k.m" |
+	    awk -F '\t' '!($2 ~ /^[0-9.e-]+$/ && $2 >= 0 && $2 <= $1) { bad = 1 }
+		END { exit bad || NR < 3 }' ||
+	    fail "-np $k: allreduce_seconds missing or out of range"
+done
+recs to-json <"$T/sft.np1.m" | grep -q allreduce_seconds &&
+    fail "-np 1: allreduce_seconds in the metrics"
+# shellcheck disable=SC2086
+train-step -m "$F/init" -o "$T/as.plain" $sft <"$T/sft.jsonl" |
+    recs to-json | grep -q allreduce_seconds &&
+    fail "one process: allreduce_seconds in the metrics"
+
 # Resume across K: 2 steps at K = 2 over the first 8 records, then 2 at
 # K = 3 over the next 8, equal 4 steps of one plain process over all 16
 # (--no-shuffle; the schedule's horizon given).

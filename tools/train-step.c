@@ -417,13 +417,20 @@ main(int argc, char **argv)
 	    (uint64_t)train_planned(t), quiet || pp_dist_active());
 	uint64_t done = 0, tokens = 0;
 	char loss[32];
+	double sum_s = pp_dist_sum_seconds();
 	while (train_step(t, &mt)) {
 		if (lead) {
 			train_metrics_rec(t, &mt, &rec);
+			/* Under mpirun: the step's share of waiting on the
+			 * sums of gradients and metrics. */
+			if (pp_dist_size() > 1)
+				rec_set_num(&rec, "allreduce_seconds",
+				    pp_dist_sum_seconds() - sum_s);
 			rec_write(w, &rec);
 			rec_writer_flush(w);
 			rec_free(&rec);
 		}
+		sum_s = pp_dist_sum_seconds();
 		tokens += (uint64_t)mt.tokens;
 		snprintf(loss, sizeof(loss), "loss %.4f", mt.loss);
 		progress_update(pr, ++done, tokens, loss);

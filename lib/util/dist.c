@@ -20,6 +20,13 @@
 #include "util/util.h"
 
 static int dist_rank = 0, dist_size = 1;
+static double dist_sum_seconds;	/* in pp_dist_sum_*, see dist.h */
+
+double
+pp_dist_sum_seconds(void)
+{
+	return dist_sum_seconds;
+}
 
 void
 pp_dist_slice(size_t n, int rank, int size, size_t *lo, size_t *hi)
@@ -214,6 +221,7 @@ name(type *x, size_t n)							\
 	int K = dist_size;						\
 	if (K == 1 || n == 0)						\
 		return;							\
+	double t0 = pp_now();						\
 	size_t piece = n / K + 1, cap = SUM_BLOCK / K + 1;		\
 	if (piece > cap)						\
 		piece = cap;						\
@@ -248,6 +256,7 @@ name(type *x, size_t n)							\
 	}								\
 	free(sc);							\
 	free(buf);							\
+	dist_sum_seconds += pp_now() - t0;				\
 }
 
 SUM_IMPL(pp_dist_sum_float, float, MPI_FLOAT)

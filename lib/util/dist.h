@@ -42,6 +42,12 @@ void pp_dist_share_stdin(void);
 /* x (n) on every rank becomes the sum over ranks, in rank order. */
 void pp_dist_sum_float(float *x, size_t n);
 void pp_dist_sum_double(double *x, size_t n);
+/*
+ * Wall seconds this process has spent in the two sums above since it
+ * started, waiting for slower ranks included (the time a step loses to
+ * its all-reduce); 0 in one process.
+ */
+double pp_dist_sum_seconds(void);
 
 /*
  * x holds the blocks of every rank back to back, rank r's count[r]
