@@ -308,7 +308,7 @@ bench_memory(void)
 	for (int i = 0; i < N; i++)
 		dlp[i] = -1.0f / N;
 	train_step(m, &b, lp, dlp, &tf, &tb);
-	acts = model_act_bytes(&cfg, BATCH, len);
+	acts = model_act_bytes(&cfg, BATCH, len, 0);
 	printf("rss_base_mib=%.1f\n", base);
 	printf("rss_peak_mib=%.1f\n", rss_mib());
 	printf("weights_mib=%.1f\ngrads_mib=%.1f\nadam_mib=%.1f\n"

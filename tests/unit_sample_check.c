@@ -70,8 +70,10 @@ main(int argc, char **argv)
 		for (int i = 0; i < len; i++)
 			tgt[i] = i + 1 < len ? toks[i + 1] : -1;
 		struct model_batch b = { 1, &len, toks, tgt };
+		float *logits = xmalloc((size_t)len * V * sizeof(float));
+
 		model_forward(m, &b, out);
-		const float *logits = model_logits(m);
+		model_logits(m, logits);
 
 		if (probs) {
 			const float *row = logits + (size_t)(np - 1) * V;
@@ -113,6 +115,7 @@ main(int argc, char **argv)
 		free(toks);
 		free(tgt);
 		free(out);
+		free(logits);
 		rec_free(&r);
 		nrec++;
 	}

@@ -211,10 +211,33 @@ model_forward(struct model *m, const struct model_batch *b, float *logprobs)
 	net_forward(&m->acts->net, b, logprobs);
 }
 
-const float *
-model_logits(const struct model *m)
+void
+model_logits(struct model *m, float *logits)
 {
-	return m->acts->net.a.logits;
+	struct net *net = &m->acts->net;
+	struct acts *a = &net->a;
+	int R = a->caprows, np = head_npieces(a->N, R);
+
+	if (a->N == 0 || !m->cfg.lm_head)
+		errx(1, "model_logits: no forward pass of a language model");
+	for (int i = 0; i < np; i++) {
+		int n0, n = head_piece(a->N, R, np, i, &n0);
+
+		head_logits(net, logits + (size_t)n0 * m->cfg.vocab_size, n0,
+		    n);
+	}
+}
+
+void
+model_set_recompute(struct model *m, int on)
+{
+	m->acts->net.recompute = on != 0;
+}
+
+void
+model_set_head_rows(struct model *m, int rows)
+{
+	m->acts->net.head_rows = rows > 0 ? rows : 0;
 }
 
 const float *
@@ -265,7 +288,8 @@ model_bytes_decode(const struct model_config *c, int B, const int *pos)
 }
 
 size_t
-model_act_bytes(const struct model_config *c, int nseq, const int *len)
+model_act_bytes(const struct model_config *c, int nseq, const int *len,
+    int recompute)
 {
 	size_t N = 0, natt = 0;
 	int maxL = 0;
@@ -276,8 +300,8 @@ model_act_bytes(const struct model_config *c, int nseq, const int *len)
 		if (len[s] > maxL)
 			maxL = len[s];
 	}
-	return (acts_floats(c, N, natt) + attn_scratch_floats(maxL)) *
-	    sizeof(float);
+	return (acts_floats(c, N, natt, head_rows_of(c, 0), recompute) +
+	    attn_scratch_floats(maxL)) * sizeof(float);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -161,11 +161,13 @@ model_batch_tokens(const struct model_batch *b)
 
 /*
  * Forward pass.  logprobs (N), if not NULL, gets log p(targets[t]) at every
- * position (0 where targets[t] is -1), computed with a stable
- * log-sum-exp.  The activations are kept for model_backward; the logits
- * (N, vocab) can be read until model_backward (which turns them into
- * their gradient in place) or the next forward, the classification
- * scores (N, num_labels) until the next forward.
+ * position (0 where targets[t] is -1, and everywhere without targets),
+ * computed with a stable log-sum-exp.  The activations are kept for
+ * model_backward: the classifier's (N, vocab) logits are not among them
+ * (it runs over pieces of rows, each piece's logits made again in the
+ * backward pass), so activation memory does not grow with the vocabulary
+ * (model_act_bytes).  The classification scores (N, num_labels) can be
+ * read until the next forward.
  *
  * Threads: OpenMP's (OMP_NUM_THREADS).  The model sets OpenBLAS to one
  * thread and cuts large products between OpenMP threads itself, so
@@ -173,12 +175,32 @@ model_batch_tokens(const struct model_batch *b)
  */
 void model_forward(struct model *m, const struct model_batch *b,
     float *logprobs);
-const float *model_logits(const struct model *m);	/* (N, vocab) */
 const float *model_scores(const struct model *m);	/* (N, num_labels) */
+/*
+ * The logits (N, vocab) of the last forward, computed again from the
+ * final norm's output into the caller's logits, the same numbers the
+ * log-probabilities came from (tests compare them with PyTorch's).
+ */
+void model_logits(struct model *m, float *logits);
+
+/*
+ * Recomputation, from the next forward on: with on, the forward keeps
+ * only each layer's input (N, dim) and the backward runs each layer's
+ * forward again before its backward: memory for L * N * dim floats and
+ * one layer's activations instead of L layers', for a forward more of
+ * compute.  The gradients are the same bits.
+ */
+void model_set_recompute(struct model *m, int on);
+/*
+ * Rows of the classifier's logits computed at once (0: the default,
+ * about 16M logits; tests cut tiny vocabularies into several pieces).
+ */
+void model_set_head_rows(struct model *m, int rows);
 
 /*
  * Backward pass of the last forward: dlogprobs (N) is d loss / d logprob
- * of each target token (ignored where the target is -1; NULL: none);
+ * of each target token (ignored where the target is -1; NULL: none, and
+ * the classifier is not run again);
  * dscores (N, num_labels), if not NULL, is d loss / d score.  Gradients
  * are added to m->grads (call model_zero_grad first); frozen tensors get
  * none, though the gradient flows through them to what lies below.
@@ -205,9 +227,12 @@ model_flops_backward(const struct model_config *cfg, int nseq, const int *len)
 double model_bytes_decode(const struct model_config *cfg, int B,
     const int *pos);
 
-/* Bytes of the activations model_forward keeps for a batch. */
+/*
+ * Bytes of the activations and backward scratch of a training pass over a
+ * batch, with the default classifier pieces, recomputing or not.
+ */
 size_t model_act_bytes(const struct model_config *cfg, int nseq,
-    const int *len);
+    const int *len, int recompute);
 
 /* ------------------------------------------------------------------------ */
 /* 3. Generation with a KV cache */

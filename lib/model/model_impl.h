@@ -183,17 +183,25 @@ struct layer_acts {
 	REAL *xa[LORA_NTARGET];
 };
 
+/*
+ * With net->recompute, layer 0's buffers serve every layer but for x, the
+ * residual stream each layer reads, kept per layer: the backward pass
+ * runs each layer's forward again from its x before its backward.
+ */
 struct acts {
 	int N, nseq;		/* of the last forward */
 	int capN, capseq;
 	size_t capatt;
+	int caprows;		/* head_rows the buffers were cut for */
+	int recomputed;		/* net->recompute they were cut for */
 	REAL *mem;		/* every activation, one allocation */
 	struct layer_acts *layer;
 	REAL *xf;		/* (N,C) the last layer's output */
 	REAL *lnf;		/* (N,C) */
 	REAL *rstdf;		/* (N) */
-	REAL *logits;		/* (N,V), the gradient after backward */
-	REAL *lse;		/* (N) */
+	REAL *logits;		/* (head_buf_rows, V) one piece of the rows'
+				 * logits, then its gradient (net_head_*) */
+	REAL *lse;		/* (N) log-sum-exp of each row's logits */
 	REAL *scores;		/* (N,num_labels) */
 	REAL *cs;		/* (N,hd) rope cos and sin */
 	REAL *cs_local;		/* (N,hd) of freq_local, or NULL */
@@ -232,6 +240,8 @@ struct net {
 	int lora_off;		/* adapters switched off: the base alone */
 	const uint64_t *drop_keys;	/* (N) LoRA dropout of the next
 					 * net_forward, or NULL */
+	int head_rows;		/* rows of logits at once; 0: head_rows_of */
+	int recompute;		/* keep only each layer's input (struct acts) */
 	struct acts a;
 };
 
@@ -307,9 +317,71 @@ lora_widest_input(const struct model_config *c)
 	return w > F ? w : F;
 }
 
-/* Floats of the activations for N tokens and natt attention probabilities. */
+/*
+ * The classifier (lm_head) runs over pieces of rows, so (N, V) logits are
+ * never held whole: a piece's logits, their log-sum-exp and target's
+ * log-probability in the forward (only lse (N) kept), the same logits
+ * computed again in the backward and turned at once into the gradients
+ * of the final norm's output and of lm_head (llm.c's fused classifier).
+ *
+ * Pieces of head_rows rows, about HEAD_FLOATS logits each (64 MiB in
+ * fp32, a multiple of 16 rows), the last one taking in a remainder of
+ * fewer than HEAD_MIN_ROWS rows: a backend may sum a product of few rows
+ * another way (the CPU's dot products below 16), and the cut, a function
+ * of N and V alone, never of the threads, then leaves almost every row
+ * on one path.  A row's numbers do not depend on its piece otherwise;
+ * lm_head's gradient is summed piece by piece (float rounding).
+ */
+#define HEAD_FLOATS (16 << 20)
+#define HEAD_MIN_ROWS 16
+
+/* Rows of a piece: net->head_rows, or by default from V. */
+static int
+head_rows_of(const struct model_config *c, int rows)
+{
+	int r = HEAD_FLOATS / (c->vocab_size > 0 ? c->vocab_size : 1);
+
+	if (rows > 0)
+		return rows;
+	r -= r % HEAD_MIN_ROWS;
+	return r > HEAD_MIN_ROWS ? r : HEAD_MIN_ROWS;
+}
+
+/* Pieces of N rows. */
+static int
+head_npieces(int N, int R)
+{
+	int n = (N + R - 1) / R;
+
+	if (n > 1 && N % R != 0 && N % R < HEAD_MIN_ROWS)
+		n--;		/* the remainder joins the last piece */
+	return n > 0 ? n : 1;
+}
+
+/* Piece i of np: rows *n0 .. *n0 + the count returned. */
+static int
+head_piece(int N, int R, int np, int i, int *n0)
+{
+	*n0 = i * R;
+	return i + 1 < np ? R : N - i * R;
+}
+
+/* Rows the logits buffer must hold: the largest piece. */
 static size_t
-acts_floats(const struct model_config *c, size_t N, size_t natt)
+head_buf_rows(size_t N, int R)
+{
+	size_t r = (size_t)R + HEAD_MIN_ROWS - 1;
+
+	return N < r ? N : r;
+}
+
+/*
+ * Floats of the activations for N tokens and natt attention
+ * probabilities, logits in pieces of R rows, with or without recompute.
+ */
+static size_t
+acts_floats(const struct model_config *c, size_t N, size_t natt, int R,
+    int recompute)
 {
 	size_t C = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c);
 	size_t F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
@@ -317,7 +389,8 @@ acts_floats(const struct model_config *c, size_t N, size_t natt)
 	size_t per = N * (4 * C + 2 * Q + 2 * KV + 3 * F + 2) + natt +
 	    qk * N * (Q + KV + c->n_heads + c->n_kv_heads) +
 	    pn * N * (2 * C + 2);
-	size_t fin = N * (2 * C + 2 + V + (size_t)c->num_labels + c->head_dim) +
+	size_t fin = N * (2 * C + 2 + (size_t)c->num_labels + c->head_dim) +
+	    (c->lm_head ? head_buf_rows(N, R) * V : 0) +
 	    (c->rope_local_theta > 0) * N * c->head_dim;
 	size_t back = N * (2 * C + 2 * F + 2 * Q + 2 * KV) + qk * N * (Q + KV);
 	size_t lr = c->lora.rank, nt = 0, win = lora_widest_input(c);
@@ -326,7 +399,10 @@ acts_floats(const struct model_config *c, size_t N, size_t natt)
 		nt += lr > 0 && (c->lora.targets & (1u << j));
 	per += N * lr * nt;
 	back += nt > 0 ? N * lr + (c->lora.dropout > 0) * 2 * N * win : 0;
-	return L * per + fin + back;
+	/* recompute: every layer's x, one layer's everything else */
+	size_t layers = recompute ? L * N * C + per - N * C : L * per;
+
+	return layers + fin + back;
 }
 
 /* The backend's attention scratch for sequences up to maxL (cpu_impl.h). */
@@ -346,6 +422,7 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 	size_t F = c->hidden_dim, V = c->vocab_size;
 	size_t H = c->n_heads, KVH = c->n_kv_heads;
 	int qk = arch_of(c)->qk_norm, pn = arch_of(c)->post_norms;
+	int R = head_rows_of(c, net->head_rows), rc = net->recompute;
 	REAL *p;
 
 	if (nseq > a->capseq) {
@@ -356,7 +433,8 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 		a->last = xreallocarray(a->last, nseq, sizeof(int));
 		a->aoff = xreallocarray(a->aoff, nseq, sizeof(size_t));
 	}
-	if (N <= a->capN && natt <= a->capatt)
+	if (N <= a->capN && natt <= a->capatt && R == a->caprows &&
+	    rc == a->recomputed && a->mem != NULL)
 		return;
 	if (N > a->capN) {
 		a->tokens = xreallocarray(a->tokens, N, sizeof(int));
@@ -365,9 +443,11 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 	}
 	a->capN = N > a->capN ? N : a->capN;
 	a->capatt = natt > a->capatt ? natt : a->capatt;
+	a->caprows = R;
+	a->recomputed = rc;
 	N = a->capN;
 	free(a->mem);
-	a->mem = xmalloc(acts_floats(c, N, a->capatt) * sizeof(REAL));
+	a->mem = xmalloc(acts_floats(c, N, a->capatt, R, rc) * sizeof(REAL));
 	if (a->layer == NULL)
 		a->layer = xcalloc(c->n_layers, sizeof(*a->layer));
 	p = a->mem;
@@ -380,6 +460,13 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 } while (0)
 	for (int l = 0; l < c->n_layers; l++) {
 		struct layer_acts *la = &a->layer[l];
+		if (rc && l > 0) {	/* x its own, the rest layer 0's */
+			REAL *x;
+			TAKE(x, N * C);
+			*la = a->layer[0];
+			la->x = x;
+			continue;
+		}
 		TAKE(la->x, N * C);
 		TAKE(la->ln1, N * C);
 		TAKE(la->rstd1, N);
@@ -410,7 +497,7 @@ acts_reserve(struct net *net, int N, int nseq, size_t natt)
 	TAKE(a->xf, N * C);
 	TAKE(a->lnf, N * C);
 	TAKE(a->rstdf, N);
-	TAKE(a->logits, N * V);
+	TAKE_IF(c->lm_head, a->logits, head_buf_rows(N, R) * V);
 	TAKE(a->lse, N);
 	TAKE(a->scores, N * (size_t)c->num_labels);
 	TAKE(a->cs, N * (size_t)c->head_dim);
@@ -751,7 +838,73 @@ net_embed_scale(const struct model_config *c)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Training: the whole network over a packed batch, every activation kept. */
+/*
+ * The classifier over the rows n0 .. n0+n of the last forward: logits
+ * (n,V) = lnf W_out^T, softcapped where the model caps them.  Each row is
+ * the same numbers wherever it is computed, so the forward, the backward
+ * and model_logits agree.
+ */
+static void
+head_logits(struct net *net, REAL *logits, int n0, int n)
+{
+	const struct model_config *c = &net->cfg;
+	int C = c->dim, V = c->vocab_size;
+
+	net->be->matmul(net->bx, logits, net->a.lnf + (size_t)n0 * C,
+	    net->w.out, NULL, NULL, n, C, V);
+	if (c->final_softcap > 0)
+		net->be->softcap(net->bx, logits, (REAL)c->final_softcap,
+		    (size_t)n * V);
+}
+
+/* lse (N) and logprobs (N) (or NULL), piece by piece. */
+static void
+head_forward(struct net *net, REAL *logprobs)
+{
+	struct acts *a = &net->a;
+	int N = a->N, V = net->cfg.vocab_size;
+	int R = a->caprows, np = head_npieces(N, R);
+
+	for (int i = 0; i < np; i++) {
+		int n0, n = head_piece(N, R, np, i, &n0);
+
+		head_logits(net, a->logits, n0, n);
+		net->be->logprob(net->bx, logprobs != NULL ? logprobs + n0 :
+		    NULL, a->lse + n0, a->logits, a->targets + n0, n, V);
+	}
+}
+
+/*
+ * The pieces again, each turned into d loss / d logits and at once into
+ * dlnf (N,C) += dlogits W_out and d W_out += dlogits^T lnf (none when
+ * lm_head is frozen).
+ */
+static void
+head_backward(struct net *net, const REAL *dlogprobs, REAL *dlnf)
+{
+	const struct model_config *c = &net->cfg;
+	struct acts *a = &net->a;
+	int N = a->N, C = c->dim, V = c->vocab_size;
+	int R = a->caprows, np = head_npieces(N, R);
+
+	for (int i = 0; i < np; i++) {
+		int n0, n = head_piece(N, R, np, i, &n0);
+
+		head_logits(net, a->logits, n0, n);
+		net->be->logprob_backward(net->bx, a->logits, a->lse + n0,
+		    dlogprobs + n0, a->targets + n0, n, V,
+		    (REAL)c->final_softcap);
+		net->be->matmul_backward(net->bx, dlnf + (size_t)n0 * C,
+		    net->gw.out, NULL, a->logits, a->lnf + (size_t)n0 * C,
+		    net->w.out, n, C, V, 1);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * Training: the whole network over a packed batch, every activation kept
+ * (with net->recompute, each layer's input only).
+ */
 
 static void
 net_forward(struct net *net, const struct model_batch *b, REAL *logprobs)
@@ -815,14 +968,11 @@ net_forward(struct net *net, const struct model_batch *b, REAL *logprobs)
 		    &a->ab, N);
 	be->rmsnorm(bx, a->lnf, a->rstdf, a->xf, net->w.norm, net->norm_offset,
 	    N, C, c->norm_eps);
-	if (c->lm_head) {
-		be->matmul(bx, a->logits, a->lnf, net->w.out, NULL, NULL, N, C,
-		    V);
-		if (c->final_softcap > 0)
-			be->softcap(bx, a->logits, (REAL)c->final_softcap,
-			    (size_t)N * V);
-		be->logprob(bx, logprobs, a->lse, a->logits, a->targets, N, V);
-	}
+	/* without targets there is nothing to score nor differentiate */
+	if (c->lm_head && a->has_targets)
+		head_forward(net, logprobs);
+	else if (logprobs != NULL)
+		memset(logprobs, 0, (size_t)N * sizeof(REAL));
 	if (c->num_labels > 0)
 		be->matmul(bx, a->scores, a->lnf, net->w.score, NULL, NULL, N, C,
 		    c->num_labels);
@@ -836,23 +986,26 @@ net_backward(struct net *net, const REAL *dlogprobs, const REAL *dscores)
 	const struct BACKEND *be = net->be;
 	void *bx = net->bx;
 	struct acts *a = &net->a;
-	int N = a->N, C = c->dim, V = c->vocab_size;
+	int N = a->N, C = c->dim;
 
 	memset(a->dln, 0, (size_t)N * C * sizeof(REAL));
-	if (c->lm_head) {
-		be->logprob_backward(bx, a->logits, a->lse, dlogprobs,
-		    a->targets, N, V, (REAL)c->final_softcap);
-		be->matmul_backward(bx, a->dln, net->gw.out, NULL, a->logits,
-		    a->lnf, net->w.out, N, C, V, 1);
-	}
+	/* no gradient from the head without targets or dlogprobs */
+	if (c->lm_head && a->has_targets && dlogprobs != NULL)
+		head_backward(net, dlogprobs, a->dln);
 	if (c->num_labels > 0 && dscores != NULL)
 		be->matmul_backward(bx, a->dln, net->gw.score, NULL, dscores,
 		    a->lnf, net->w.score, N, C, c->num_labels, 1);
 	memset(a->dres, 0, (size_t)N * C * sizeof(REAL));
 	be->rmsnorm_backward(bx, a->dres, net->gw.norm, a->dln, a->xf,
 	    net->w.norm, net->norm_offset, a->rstdf, N, C);
-	for (int l = c->n_layers - 1; l >= 0; l--)
+	for (int l = c->n_layers - 1; l >= 0; l--) {
+		/* recompute: layer l's activations again from its input
+		 * (the last layer's are still there from the forward) */
+		if (a->recomputed && l + 1 < c->n_layers)
+			block_forward(net, be, bx, l, &a->layer[l],
+			    a->layer[l + 1].x, a->cs, &a->ab, N);
 		block_backward(net, l, a->dres);
+	}
 	if (net->gw.embed != NULL && arch_of(c)->embed_scale)
 		be->scale(bx, a->dres, net_embed_scale(c), (size_t)N * C);
 	if (net->gw.embed != NULL)
