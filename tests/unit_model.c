@@ -779,6 +779,148 @@ test_threads(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/*
+ * The classifier in pieces, and recomputation.  A pass of 195 tokens with
+ * the default pieces (one, for these vocabularies) is the reference; in
+ * pieces of 64 rows (64, 64 and 67: the remainder of 3 joins the last)
+ * the log-probabilities and logits must be the same numbers within
+ * float rounding and the gradients too (lm_head's and the embedding's
+ * summed piece by piece), with the same bits for 1 and 2 threads.
+ * Recomputing each layer's activations in the backward pass must give
+ * the very bits of keeping them, in one piece or several.
+ */
+struct pass {
+	float *lp, *lg, *g;
+};
+
+static void
+run_pass(struct model *m, const struct model_batch *b, const float *dlp,
+    struct pass *p)
+{
+	int N = model_batch_tokens(b);
+
+	p->lp = xmalloc(N * sizeof(float));
+	p->lg = xmalloc((size_t)N * m->cfg.vocab_size * sizeof(float));
+	p->g = xmalloc(m->ntrain * sizeof(float));
+	model_forward(m, b, p->lp);
+	model_zero_grad(m);
+	model_backward(m, dlp, NULL);
+	model_logits(m, p->lg);		/* after the backward too */
+	memcpy(p->g, m->grads, m->ntrain * sizeof(float));
+}
+
+static void
+free_pass(struct pass *p)
+{
+	free(p->lp);
+	free(p->lg);
+	free(p->g);
+}
+
+static int
+same_pass(const struct pass *a, const struct pass *b, int N, int V,
+    size_t ng)
+{
+	return memcmp(a->lp, b->lp, N * sizeof(float)) == 0 &&
+	    memcmp(a->lg, b->lg, (size_t)N * V * sizeof(float)) == 0 &&
+	    memcmp(a->g, b->g, ng * sizeof(float)) == 0;
+}
+
+static void
+test_pieces(const char *name)
+{
+	struct model_config cfg = load_config(name);
+	struct model *m;
+	int len[2] = { 150, 45 }, N = 195, tok[195], tgt[195], nt, V;
+	struct model_batch b = { 2, len, tok, tgt };
+	struct pass ref, pc, pc1, rc, rcpc;
+	float *dlp = xmalloc(N * sizeof(float));
+	double e, elp, eg = 0;
+
+	cfg.vocab_size = V = 300;
+	cfg.max_seq_len = 256;
+	m = model_new(&cfg);
+	model_init_normal(m, SEED, 0.3, 0.2);
+	for (int i = 0; i < N; i++) {
+		tok[i] = (i * 37 + 11) % V;
+		tgt[i] = i % 7 == 3 ? -1 : (i * 53 + 7) % V;
+		dlp[i] = -1.0f / (1 + i % 5);
+	}
+	run_pass(m, &b, dlp, &ref);
+	model_set_head_rows(m, 64);
+	run_pass(m, &b, dlp, &pc);
+	e = elp = rel_err(pc.lp, ref.lp, N);
+	CHECK(e <= 1e-6, "%s: logprobs in pieces: error %g", name, e);
+	e = rel_err(pc.lg, ref.lg, (size_t)N * V);
+	CHECK(e <= 1e-6, "%s: logits in pieces: error %g", name, e);
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *t = &m->tensors[i];
+		e = rel_err(pc.g + t->offset, ref.g + t->offset, t->n);
+		CHECK(e <= 1e-5, "%s: %s gradient in pieces: error %g", name,
+		    t->name, e);
+		eg = e > eg ? e : eg;
+	}
+	nt = omp_get_max_threads();
+	omp_set_num_threads(nt > 1 ? 1 : 2);
+	run_pass(m, &b, dlp, &pc1);
+	omp_set_num_threads(nt);
+	CHECK(same_pass(&pc, &pc1, N, V, m->ntrain),
+	    "%s: pieces: 1 and %d threads differ", name, nt > 1 ? nt : 2);
+
+	model_set_recompute(m, 1);
+	run_pass(m, &b, dlp, &rcpc);
+	model_set_head_rows(m, 0);
+	run_pass(m, &b, dlp, &rc);
+	CHECK(same_pass(&rc, &ref, N, V, m->ntrain),
+	    "%s: recomputed pass differs from the kept one", name);
+	CHECK(same_pass(&rcpc, &pc, N, V, m->ntrain),
+	    "%s: recomputed pass in pieces differs from the kept one", name);
+	printf("%s: in pieces of 64 rows, logprobs %.2g and gradients %.2g "
+	    "from one piece; recomputed: the same bits\n", name, elp, eg);
+	free_pass(&ref);
+	free_pass(&pc);
+	free_pass(&pc1);
+	free_pass(&rc);
+	free_pass(&rcpc);
+	free(dlp);
+	model_free(m);
+}
+
+/*
+ * model_act_bytes at Qwen2.5-0.5B's shape, 4 sequences of 512: the
+ * vocabulary adds one piece of logits (at most 16M + 15 rows' floats),
+ * not (N, V); recomputing keeps L (N, C) inputs and one layer.
+ */
+static void
+test_act_bytes(void)
+{
+	struct model_config cfg = load_config("qwen2_bias");
+	int len[4] = { 512, 512, 512, 512 };
+	size_t small, big, rc;
+
+	cfg.dim = 896;
+	cfg.n_layers = 24;
+	cfg.n_heads = 14;
+	cfg.n_kv_heads = 2;
+	cfg.head_dim = 64;
+	cfg.hidden_dim = 4864;
+	cfg.max_seq_len = 512;
+	cfg.vocab_size = 1000;
+	small = model_act_bytes(&cfg, 4, len, 0);
+	cfg.vocab_size = 151936;
+	big = model_act_bytes(&cfg, 4, len, 0);
+	rc = model_act_bytes(&cfg, 4, len, 1);
+	CHECK(big - small <= ((16 << 20) + 15 * 151936) * sizeof(float),
+	    "act bytes grow by %zu with the vocabulary", big - small);
+	CHECK(rc < big / 5, "recompute: %zu act bytes, %zu without", rc, big);
+	CHECK(rc > (size_t)24 * 2048 * 896 * sizeof(float),
+	    "recompute: %zu act bytes, less than the layers' inputs", rc);
+	printf("act bytes, Qwen2.5-0.5B shape, 4 x 512: %.0f MiB (V 1000: "
+	    "%.0f), recomputing %.0f MiB\n", big / 1048576.0,
+	    small / 1048576.0, rc / 1048576.0);
+}
+
+/* ------------------------------------------------------------------------ */
 /* KV cache: prompt, token-by-token decoding, forks, batched steps. */
 
 static void
@@ -1023,6 +1165,10 @@ main(void)
 	test_fixture_cached("gemma3_window");
 	test_trainable();
 	test_threads();
+	test_pieces("qwen2_bias");
+	test_pieces("qwen3_tied");	/* q/k norms */
+	test_pieces("gemma2_tied");	/* post-norms, final softcap */
+	test_act_bytes();
 	test_decode("llama3_untied", 0);
 	test_decode("mistral_window", 3);
 	test_window_cache();

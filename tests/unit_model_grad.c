@@ -13,7 +13,9 @@
  * per-head q/k RMSNorms (through which q_proj's and k_proj's gradients
  * flow too) with and without its q/k/v/o biases, and Mistral's sliding
  * window (2 positions, shorter than the packed sequences of 5 and 3)
- * through every layer of a whole model.
+ * through every layer of a whole model.  Some of the models run again
+ * with the classifier in pieces of 3 rows and recomputing each layer's
+ * activations in the backward pass (test_model_ways).
  *
  * The loss of an operation with output y is sum(y * R) for a fixed random
  * R, whose gradient with respect to y is R: the backward pass must turn R
@@ -373,6 +375,36 @@ static struct {
 	const uint64_t *keys;	/* LoRA dropout */
 } wm;
 
+/*
+ * How test_model runs the network: the classifier in pieces of head_rows
+ * rows (0: the default, one piece for these vocabularies; 3: pieces of 3
+ * and 5 of the 8 tokens), and with recompute, each layer's activations
+ * made again in the backward pass from its input.
+ */
+static int head_rows, recompute;
+
+static void test_model(const char *what, struct model_config c);
+
+/*
+ * c as it is, then in pieces and recomputing (each alone too with
+ * each_alone).
+ */
+static void
+test_model_ways(const char *what, struct model_config c, int each_alone)
+{
+	char w[160];
+
+	test_model(what, c);
+	for (int k = each_alone ? 1 : 3; k <= 3; k++) {
+		head_rows = k & 1 ? 3 : 0;
+		recompute = (k & 2) != 0;
+		snprintf(w, sizeof(w), "%s%s%s", what, head_rows ?
+		    " pieces of 3" : "", recompute ? " recompute" : "");
+		test_model(w, c);
+	}
+	head_rows = recompute = 0;
+}
+
 static double
 model_loss(void *ctx)
 {
@@ -410,6 +442,8 @@ test_model(const char *what, struct model_config c)
 			    (t[i].is_norm || t[i].is_bias ? 0.2 : 0.4) *
 			    randn();
 	net_init(&wm.net, &c, &cpu_ops, t, nt, p, g);
+	wm.net.head_rows = head_rows;
+	wm.net.recompute = recompute;
 	for (int i = 0; i < 8; i++) {
 		tok[i] = (i * 5 + 1) % c.vocab_size;
 		tg[i] = (i * 3 + 2) % c.vocab_size;
@@ -424,6 +458,11 @@ test_model(const char *what, struct model_config c)
 	wm.dlp = randv(8, 1);
 	wm.dsc = c.num_labels > 0 ? randv(8 * (size_t)c.num_labels, 1) : NULL;
 	model_loss(NULL);
+	if (head_rows > 0 && c.lm_head &&
+	    head_npieces(wm.N, wm.net.a.caprows) < 2) {
+		fprintf(stderr, "FAIL %s the classifier in one piece\n", what);
+		failures++;
+	}
 	net_backward(&wm.net, wm.dlp, wm.dsc);
 	for (int i = 0; i < nt; i++) {
 		snprintf(name, sizeof(name), "%s %s", what, t[i].name);
@@ -682,7 +721,7 @@ main(void)
 	test_logprob(2.5);		/* Gemma 2's final softcap */
 
 	c.tie_embeddings = 1;
-	test_model("llama GQA tied:", c);
+	test_model_ways("llama GQA tied:", c, 1);
 	c.tie_embeddings = 0;
 	c.head_dim = 4;		/* not dim / n_heads */
 	c.n_kv_heads = 1;
@@ -704,7 +743,7 @@ main(void)
 	c.lm_head = 0;
 	c.tie_embeddings = 0;
 	c.num_labels = 2;
-	test_model("qwen2 classifier:", c);
+	test_model_ways("qwen2 classifier:", c, 0);
 	c.lm_head = 1;
 	c.num_labels = 0;
 	test_frozen(c);
@@ -720,7 +759,7 @@ main(void)
 	c.tie_embeddings = 0;
 	c.qkv_bias = c.o_bias = 1;	/* attention_bias */
 	c.n_kv_heads = 1;
-	test_model("qwen3 qk-norm attention_bias untied:", c);
+	test_model_ways("qwen3 qk-norm attention_bias untied:", c, 0);
 	c.lm_head = 0;
 	c.num_labels = 1;
 	test_model("qwen3 classifier:", c);
@@ -762,7 +801,7 @@ main(void)
 	c.final_softcap = 1.7;
 	c.sliding_window = 3;
 	c.sliding_pattern = 2;
-	test_model("gemma2 tied:", c);
+	test_model_ways("gemma2 tied:", c, 0);
 	c.tie_embeddings = 0;
 	c.qkv_bias = c.o_bias = 1;
 	c.n_kv_heads = 1;
@@ -783,7 +822,7 @@ main(void)
 	c.rope_local_theta = 10;
 	c.rope_scaling = ROPE_LINEAR;
 	c.rope_factor = 4;
-	test_model("gemma3 qk-norm two ropes:", c);
+	test_model_ways("gemma3 qk-norm two ropes:", c, 0);
 	test_frozen(c);
 
 	/* LoRA on every target of Gemma 3 (q/k norms after q and k, two
