@@ -46,6 +46,7 @@
 	"[--max-length N] [--truncate]\n" \
 	"           [--ref CKPT] [--reset-optimizer] [--dtype f32|bf16|f16] " \
 	"[-qJz]\n" \
+	"           [--recompute]\n" \
 	"           [--beta X] [--dpo-variant sigmoid|hinge|ipo|robust] " \
 	"[--label-smoothing X]\n" \
 	"           [--nll-coef X] [--simpo-gamma X] [--orpo-lambda X] " \
@@ -77,6 +78,7 @@ enum {
 	O_LAMBDA, O_VALUE_CLIP, O_NO_WHITEN,
 	O_LORA_RANK, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS,
 	O_TRAIN_MODULES, O_BASE,
+	O_RECOMPUTE,
 };
 
 static const struct option longopts[] = {
@@ -120,6 +122,7 @@ static const struct option longopts[] = {
 	{ "lora-targets", required_argument, NULL, O_LORA_TARGETS },
 	{ "train-modules", required_argument, NULL, O_TRAIN_MODULES },
 	{ "base", required_argument, NULL, O_BASE },
+	{ "recompute", no_argument, NULL, O_RECOMPUTE },
 	{ "simpo-gamma", required_argument, NULL, O_SIMPO_GAMMA },
 	{ "orpo-lambda", required_argument, NULL, O_ORPO_LAMBDA },
 	{ "kto-desirable-weight", required_argument, NULL, O_KTO_WD },
@@ -250,6 +253,7 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 		case O_LORA_TARGETS: o->lora_targets = optarg; break;
 		case O_TRAIN_MODULES: o->train_modules = optarg; break;
 		case O_BASE: o->base = optarg; break;
+		case O_RECOMPUTE: o->recompute = 1; break;
 		case O_DTYPE:
 			if (dtype_parse(optarg) < 0)
 				pp_usage("--dtype: unknown value \"%s\"", optarg);

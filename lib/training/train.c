@@ -344,6 +344,7 @@ train_new(const struct train_opts *o)
 		check_modules(t);
 	if (o->freeze)
 		apply_freeze(t);
+	model_set_recompute(t->m, o->recompute);
 	t->max_len = t->m->cfg.max_seq_len;
 	if (o->max_length > 0 && o->max_length < t->max_len)
 		t->max_len = (int)o->max_length;
@@ -780,6 +781,9 @@ reference_logprobs(struct train_ctx *t)
 		    t->o.ref);
 	check_ref(t, rs.ckpt, ref);
 	model_src_free(&rs);
+	/* forward passes only: each layer's input is all it need keep,
+	 * and the log-probabilities are the same bits */
+	model_set_recompute(ref, 1);
 	forward_logprobs(t, ref, want_ref, got_ref);
 	model_free(ref);
 }

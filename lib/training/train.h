@@ -58,6 +58,7 @@ struct train_opts {
 	int schedule;			/* enum lr_schedule */
 	uint64_t seed;
 	int shuffle, truncate, reset_optimizer, add_head;
+	int recompute;			/* model_set_recompute on the policy */
 	const char *freeze;		/* comma-separated globs, or NULL */
 	/* LoRA: new adapters (rank > 0), or those of -m ADAPTER */
 	int lora_rank;
