@@ -194,13 +194,15 @@ struct acts {
 	size_t capatt;
 	int caprows;		/* head_rows the buffers were cut for */
 	int recomputed;		/* net->recompute they were cut for */
+	int head_kept;		/* logits hold the forward's last piece */
 	REAL *mem;		/* every activation, one allocation */
 	struct layer_acts *layer;
 	REAL *xf;		/* (N,C) the last layer's output */
 	REAL *lnf;		/* (N,C) */
 	REAL *rstdf;		/* (N) */
 	REAL *logits;		/* (head_buf_rows, V) one piece of the rows'
-				 * logits, then its gradient (net_head_*) */
+				 * logits, then its gradient (head_forward,
+				 * head_backward); NULL without lm_head */
 	REAL *lse;		/* (N) log-sum-exp of each row's logits */
 	REAL *scores;		/* (N,num_labels) */
 	REAL *cs;		/* (N,hd) rope cos and sin */
@@ -327,10 +329,12 @@ lora_widest_input(const struct model_config *c)
  * Pieces of head_rows rows, about HEAD_FLOATS logits each (64 MiB in
  * fp32, a multiple of 16 rows), the last one taking in a remainder of
  * fewer than HEAD_MIN_ROWS rows: a backend may sum a product of few rows
- * another way (the CPU's dot products below 16), and the cut, a function
- * of N and V alone, never of the threads, then leaves almost every row
- * on one path.  A row's numbers do not depend on its piece otherwise;
- * lm_head's gradient is summed piece by piece (float rounding).
+ * another way (the CPU's dot products below 16).  The cut is a function
+ * of N and V alone, never of the threads, so the bits stay the same
+ * whatever the thread count.  Against one product over all N rows, a
+ * row's logits may round differently (OpenBLAS need not sum a row alike
+ * for every row count, as with batches of another size before), and
+ * lm_head's gradient is summed piece by piece: float rounding.
  */
 #define HEAD_FLOATS (16 << 20)
 #define HEAD_MIN_ROWS 16
@@ -840,9 +844,9 @@ net_embed_scale(const struct model_config *c)
 /* ------------------------------------------------------------------------ */
 /*
  * The classifier over the rows n0 .. n0+n of the last forward: logits
- * (n,V) = lnf W_out^T, softcapped where the model caps them.  Each row is
- * the same numbers wherever it is computed, so the forward, the backward
- * and model_logits agree.
+ * (n,V) = lnf W_out^T, softcapped where the model caps them.  The
+ * forward, the backward and model_logits cut the rows alike, so they see
+ * the same numbers.
  */
 static void
 head_logits(struct net *net, REAL *logits, int n0, int n)
@@ -872,12 +876,15 @@ head_forward(struct net *net, REAL *logprobs)
 		net->be->logprob(net->bx, logprobs != NULL ? logprobs + n0 :
 		    NULL, a->lse + n0, a->logits, a->targets + n0, n, V);
 	}
+	a->head_kept = 1;
 }
 
 /*
  * The pieces again, each turned into d loss / d logits and at once into
  * dlnf (N,C) += dlogits W_out and d W_out += dlogits^T lnf (none when
- * lm_head is frozen).
+ * lm_head is frozen).  Last piece first: its logits are still there from
+ * the forward, so a batch of one piece costs no product more than when
+ * the logits were kept whole.
  */
 static void
 head_backward(struct net *net, const REAL *dlogprobs, REAL *dlnf)
@@ -887,10 +894,12 @@ head_backward(struct net *net, const REAL *dlogprobs, REAL *dlnf)
 	int N = a->N, C = c->dim, V = c->vocab_size;
 	int R = a->caprows, np = head_npieces(N, R);
 
-	for (int i = 0; i < np; i++) {
+	for (int i = np - 1; i >= 0; i--) {
 		int n0, n = head_piece(N, R, np, i, &n0);
 
-		head_logits(net, a->logits, n0, n);
+		if (i < np - 1 || !a->head_kept)
+			head_logits(net, a->logits, n0, n);
+		a->head_kept = 0;
 		net->be->logprob_backward(net->bx, a->logits, a->lse + n0,
 		    dlogprobs + n0, a->targets + n0, n, V,
 		    (REAL)c->final_softcap);
@@ -969,6 +978,7 @@ net_forward(struct net *net, const struct model_batch *b, REAL *logprobs)
 	be->rmsnorm(bx, a->lnf, a->rstdf, a->xf, net->w.norm, net->norm_offset,
 	    N, C, c->norm_eps);
 	/* without targets there is nothing to score nor differentiate */
+	a->head_kept = 0;
 	if (c->lm_head && a->has_targets)
 		head_forward(net, logprobs);
 	else if (logprobs != NULL)

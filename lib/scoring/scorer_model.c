@@ -236,6 +236,9 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
 	s->m = model_load(path, o->base, &src);
 	c = src.ckpt;
+	/* forward passes only: each layer's input is all a pass need keep
+	 * (the same numbers, in a layer's memory instead of every layer's) */
+	model_set_recompute(s->m, 1);
 	if (kind != MS_RM && kind != MS_VALUE && !s->m->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a reward model has no language-model head "
 		    "(use --rm)", path);
