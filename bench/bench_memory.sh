@@ -7,7 +7,7 @@
 # bench`; issue 16's goal: peak RSS <= 10 GB).
 #
 # Weights, gradients and Adam's two moments alone are 16 bytes a
-# parameter, 7.4 GiB; the activations come on top (model_act_bytes: 5.3
+# parameter, 7.4 GiB; the activations come on top (model_act_bytes: 5.2
 # GiB kept, 560 MiB recomputing; the classifier's (2048, 151936) logits,
 # 1.2 GiB, are never held whole).
 #
