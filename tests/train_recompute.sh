@@ -9,9 +9,9 @@
 F=$fixtures/train
 cmp_tool=$top_builddir/tests/unit_train_cmp
 
-for n in sft dpo rm pg simpo orpo sft_qwen3 dpo_gemma2; do
+for n in sft dpo rm pg simpo orpo kto ppo value sft_qwen3 dpo_gemma2; do
 	case $n in
-	rm) init=$F/init_rm ;;
+	rm | value) init=$F/init_rm ;;
 	*_qwen3) init=$F/init_qwen3 ;;
 	*_gemma2) init=$F/init_gemma2 ;;
 	*) init=$F/init ;;
