@@ -1,15 +1,15 @@
 #!/bin/sh
 # bench_memory.sh: peak resident memory and speed of one full fp32 SFT
 # step on a random checkpoint of Qwen2.5-0.5B's shape (dim 896, 24
-# layers, 14 heads, 2 KV heads, ffn 4864, vocabulary 151,936, tied,
-# q/k/v biases: 494M parameters, about 2 GB), 4 records of 512 tokens
-# (32 prompt, 480 response), with and without --recompute (run by `make
-# bench`; issue 16's goal: peak RSS <= 10 GB).
+# layers, 14 heads, 2 KV heads, ffn 4864, vocabulary 151,936, tied, and
+# Qwen2's q/k/v biases: 494M parameters, about 2 GB), 4 records of 512
+# tokens (32 prompt, 480 response), with and without --recompute (run by
+# `make bench`; issue 16's goal: peak RSS <= 10 GB).
 #
 # Weights, gradients and Adam's two moments alone are 16 bytes a
-# parameter, 7.4 GiB; the activations come on top (model_act_bytes: 5.2
-# GiB kept, 560 MiB recomputing; the classifier's (2048, 151936) logits,
-# 1.2 GiB, are never held whole).
+# parameter, 7.4 GiB; the activations come on top (model_act_bytes: 5.4
+# GiB kept, 755 MiB recomputing; the classifier's (2048, 151936) logits,
+# 1.2 GiB, are never held whole: pieces of 432 rows, 256 MiB).
 #
 # Figures (key=value): peak RSS in MiB (/usr/bin/time -f %M) and tokens/s
 # of the step (tokens over the step's seconds in its metrics record: the
@@ -31,7 +31,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/bench_memory.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
 "$tools/ckpt" init -o "$T/m" --arch qwen2 --dim 896 --layers 24 --heads 14 \
-    --kv-heads 2 --ffn 4864 --vocab-size 151936 --tie --attention-bias \
+    --kv-heads 2 --ffn 4864 --vocab-size 151936 --tie \
     --ctx 512 --seed 1 >/dev/null
 
 # 4 records of pseudo-random token ids in [3, 151936)

@@ -193,7 +193,7 @@ void model_logits(struct model *m, float *logits);
 void model_set_recompute(struct model *m, int on);
 /*
  * Rows of the classifier's logits computed at once (0: the default,
- * about 16M logits; tests cut tiny vocabularies into several pieces).
+ * about 64M logits; tests cut tiny vocabularies into several pieces).
  */
 void model_set_head_rows(struct model *m, int rows);
 

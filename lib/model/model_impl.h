@@ -326,7 +326,7 @@ lora_widest_input(const struct model_config *c)
  * computed again in the backward and turned at once into the gradients
  * of the final norm's output and of lm_head (llm.c's fused classifier).
  *
- * Pieces of head_rows rows, about HEAD_FLOATS logits each (64 MiB in
+ * Pieces of head_rows rows, about HEAD_FLOATS logits each (256 MiB in
  * fp32, a multiple of 16 rows), the last one taking in a remainder of
  * fewer than HEAD_MIN_ROWS rows: a backend may sum a product of few rows
  * another way (the CPU's dot products below 16).  The cut is a function
@@ -336,7 +336,7 @@ lora_widest_input(const struct model_config *c)
  * for every row count, as with batches of another size before), and
  * lm_head's gradient is summed piece by piece: float rounding.
  */
-#define HEAD_FLOATS (16 << 20)
+#define HEAD_FLOATS (64 << 20)
 #define HEAD_MIN_ROWS 16
 
 /* Rows of a piece: net->head_rows, or by default from V. */
