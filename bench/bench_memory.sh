@@ -75,11 +75,12 @@ ratio() {
 	    END { printf "%s=%.3f\n", k, v[a] / v[b] }' "$T/figures"
 }
 
+# the goal's run first, the old build's (the largest) last
+run sft_recompute "$tools" --recompute
+run sft "$tools"
 if [ -n "${BASE_TOOLS:-}" ]; then
 	run base_sft "$BASE_TOOLS"
 fi
-run sft "$tools"
-run sft_recompute "$tools" --recompute
 ratio recompute_speed_ratio sft_recompute_tok_s sft_tok_s
 ratio recompute_rss_ratio sft_recompute_rss_mib sft_rss_mib
 if [ -n "${BASE_TOOLS:-}" ]; then
