@@ -15,8 +15,8 @@
 # of the step (tokens over the step's seconds in its metrics record: the
 # forward, backward and update, not the loading or the saving) of each
 # run, the ratios, and whether the 10 GB goal is met.  With BASE_TOOLS=DIR
-# (another build's tools/, e.g. bench/ab.sh's out/ab/TREE/tools) the same
-# step of that build runs first, for the before and after.
+# (another build's tools/, e.g. bench/ab.sh's out/ab/TREE/bin) the same
+# step of that build runs last, for the before and after.
 #
 # Knobs: OMP_NUM_THREADS (2), STEPS (1: steps an invocation; the fastest
 # is kept), BASE_TOOLS.  It needs about 12 GB of memory (more for an old
