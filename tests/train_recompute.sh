@@ -48,6 +48,19 @@ same "dpo --ref --recompute metrics" "$T/ref--recompute.json" "$T/ref.json"
 check "dpo --ref --recompute weights" "$cmp_tool" "$T/ref--recompute" \
     "$T/ref" 0
 
+# LoRA with dropout: the recomputed layers draw the same masks.
+for rc in "" --recompute; do
+	# shellcheck disable=SC2046,SC2086
+	train-step -m "$F/init" -o "$T/lora$rc" $(cat "$F/sft.args") \
+	    --lora-rank 4 --lora-dropout 0.2 --epochs 3 $rc <"$F/sft.jsonl" |
+		recs to-json | sed 's/"seconds":[-0-9.eE+]*,//' \
+		>"$T/lora$rc.json" || fail "lora $rc failed"
+done
+check "lora: 3 steps" test "$(wc -l <"$T/lora.json")" -eq 3
+same "lora --recompute metrics" "$T/lora--recompute.json" "$T/lora.json"
+same "lora --recompute adapter" "$T/lora--recompute/adapter_model.safetensors" \
+    "$T/lora/adapter_model.safetensors"
+
 # --recompute takes no argument.
 expect_fail 2 'train-step: option .--recompute. doesn.t allow an argument' \
     train-step -m "$F/init" -o "$T/bad" --loss sft --recompute=1 \
