@@ -38,6 +38,14 @@ same() {
 	fi
 }
 
+# close_rel NAME GOT WANT: two numbers, |got - want| <= 1e-4 |want|.
+close_rel() {
+	awk -v g="$2" -v w="$3" 'BEGIN {
+		d = g - w; if (d < 0) d = -d; a = w < 0 ? -w : w
+		exit !(d <= 1e-4 * a)
+	}' || fail "$1: got $2, want $3"
+}
+
 # skip REASON: the test cannot run here (automake's status 77).
 skip() { echo "SKIP: $*" >&2; exit 77; }
 
