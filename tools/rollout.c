@@ -60,13 +60,14 @@
 	"               [--greedy-baseline] [--chat-template NAME] " \
 	"[--batch B]\n" \
 	"               [--template-arg KEY=VALUE]...\n" \
-	"               [--shard I/K] [--truncate left] [--base CKPT] [-qJz]\n" \
-	"               [FILE ...]"
+	"               [--shard I/K] [--truncate left] [--base CKPT]\n" \
+	"               [--weights TYPE] [-qJz] [FILE ...]"
 
 /* Options, as parsed. */
 static struct sample_opts sopts = SAMPLE_OPTS_DEFAULT;
 static int nsamples = 1, max_tokens = 256, batch = 64, baseline, truncate_left;
 static int quiet;
+static struct model_load_opts lopts = { MODEL_WEIGHTS_AUTO };
 static uint64_t seed;
 static uint64_t shard_i, shard_k = 1;
 static char **stops;
@@ -137,7 +138,7 @@ load(const char *path)
 	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
 	if (base_path != NULL && !lora_path_is_adapter(path))
 		pp_usage("--base: %s is no adapter directory", path);
-	model = model_load(path, base_path, &src);
+	model = model_load_as(path, base_path, &src, &lopts);
 	c = src.ckpt;
 	if (!model->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a reward model has no language-model "
@@ -593,7 +594,8 @@ int
 main(int argc, char **argv)
 {
 	enum { O_TEMP = 256, O_TOPP, O_TOPK, O_MINP, O_MAXTOK, O_STOP, O_SEED,
-	    O_BASE, O_TMPL, O_TARG, O_BATCH, O_SHARD, O_TRUNC, O_LORA_BASE };
+	    O_BASE, O_TMPL, O_TARG, O_BATCH, O_SHARD, O_TRUNC, O_LORA_BASE,
+	    O_WEIGHTS };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "samples", required_argument, NULL, 'n' },
@@ -611,6 +613,7 @@ main(int argc, char **argv)
 		{ "shard", required_argument, NULL, O_SHARD },
 		{ "truncate", required_argument, NULL, O_TRUNC },
 		{ "base", required_argument, NULL, O_LORA_BASE },
+		{ "weights", required_argument, NULL, O_WEIGHTS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "zstd", no_argument, NULL, 'z' },
@@ -701,6 +704,11 @@ main(int argc, char **argv)
 				pp_usage("--truncate: only \"left\", not "
 				    "\"%s\"", optarg);
 			truncate_left = 1;
+			break;
+		case O_WEIGHTS:
+			if (model_weights_parse(optarg, &lopts.weights) != 0)
+				pp_usage("--weights: \"%s\" is none of auto, "
+				    "f32, bf16, f16", optarg);
 			break;
 		case 'q':
 			quiet = 1;

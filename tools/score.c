@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "model/model.h"
 #include "records/rec_part.h"
 #include "model/model_lora.h"
 #include "records/record.h"
@@ -34,20 +35,23 @@
 	"             [FILE ...]\n" \
 	"       score --logprob CKPT [--as PREFIX] [--ratio-to PREFIX] [--retokenize]\n" \
 	"             [-b TOKENS] [--chat-template NAME]\n" \
-	"             [--template-arg KEY=VALUE]...\n" \
+	"             [--template-arg KEY=VALUE]... [--weights TYPE]\n" \
 	"             [-qJz] [FILE ...]\n" \
 	"       score --rm CKPT [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
-	"             [--template-arg KEY=VALUE]... [-qJz] [FILE ...]\n" \
+	"             [--template-arg KEY=VALUE]... [--weights TYPE] [-qJz]\n" \
+	"             [FILE ...]\n" \
 	"       score --value CKPT [--as FIELD] [-b TOKENS] " \
 	"[--chat-template NAME]\n" \
-	"             [--template-arg KEY=VALUE]... [-qJz] [FILE ...]\n" \
+	"             [--template-arg KEY=VALUE]... [--weights TYPE] [-qJz]\n" \
+	"             [FILE ...]\n" \
 	"       score --judge CKPT --template FILE [--pairwise] [--labels LIST]\n" \
 	"             [--as FIELD] [-b TOKENS] [--chat-template NAME]\n" \
-	"             [--template-arg KEY=VALUE]... [-qJz] [FILE ...]\n" \
+	"             [--template-arg KEY=VALUE]... [--weights TYPE] [-qJz]\n" \
+	"             [FILE ...]\n" \
 	"       score --flr CKPT [--positive FILE] [--negative FILE] [--details]\n" \
 	"             [--no-cache] [--as FIELD] [-b TOKENS]\n" \
 	"             [--chat-template NAME] [--template-arg KEY=VALUE]...\n" \
-	"             [-qJz] [FILE ...]\n" \
+	"             [--weights TYPE] [-qJz] [FILE ...]\n" \
 	"       (with --logprob, --rm, --flr, --value: [--base CKPT] for an adapter)"
 
 enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR, S_VALUE,
@@ -57,7 +61,7 @@ enum {
 	O_EXACT = 256, O_ANSWER, O_EXTRACT, O_CMD, O_LOGPROB, O_RM, O_FLR,
 	O_POSITIVE, O_NEGATIVE, O_DETAILS, O_AS, O_RETOKENIZE, O_NOCACHE,
 	O_CHAT, O_TARG, O_WINDOW, O_TIMEOUT, O_VALUE, O_JUDGE, O_TEMPLATE,
-	O_PAIRWISE, O_LABELS, O_RATIO_TO, O_BASE
+	O_PAIRWISE, O_LABELS, O_RATIO_TO, O_BASE, O_WEIGHTS
 };
 
 static const struct option longopts[] = {
@@ -83,6 +87,7 @@ static const struct option longopts[] = {
 	{ "chat-template", required_argument, NULL, O_CHAT },
 	{ "template-arg", required_argument, NULL, O_TARG },
 	{ "base", required_argument, NULL, O_BASE },
+	{ "weights", required_argument, NULL, O_WEIGHTS },
 	{ "window", required_argument, NULL, O_WINDOW },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "batch-tokens", required_argument, NULL, 'b' },
@@ -278,6 +283,7 @@ main(int argc, char **argv)
 	int pairwise = 0;
 	json_t *targs = NULL;	/* --template-arg */
 	int details = 0, retokenize = 0, nocache = 0, flags = REC_AUTO;
+	const char *weights = NULL;
 	long long batch = 0, window = -1;
 	double timeout = -1;
 	int c;
@@ -371,6 +377,12 @@ main(int argc, char **argv)
 		case O_BASE:
 			base = optarg;
 			break;
+		case O_WEIGHTS:
+			if (model_weights_parse(optarg, &(int){ 0 }) != 0)
+				pp_usage("--weights: \"%s\" is none of auto, "
+				    "f32, bf16, f16", optarg);
+			weights = optarg;
+			break;
 		case O_WINDOW:
 			window = pp_parse_int("--window", optarg, 1, 1 << 20);
 			break;
@@ -409,10 +421,11 @@ main(int argc, char **argv)
 	only_for(labels != NULL, "--labels", s, S_JUDGE);
 	if (s == S_JUDGE && tmpl == NULL)
 		pp_usage("--judge needs --template FILE");
-	if ((batch != 0 || chat != NULL || targs != NULL) && (s == S_EXACT ||
-	    s == S_CMD))
+	if ((batch != 0 || chat != NULL || targs != NULL || weights != NULL) &&
+	    (s == S_EXACT || s == S_CMD))
 		pp_usage("%s does not apply to %s", batch ? "--batch-tokens" :
-		    chat ? "--chat-template" : "--template-arg", scorer_opt[s]);
+		    chat ? "--chat-template" : targs != NULL ? "--template-arg" :
+		    "--weights", scorer_opt[s]);
 	if (base != NULL && (s == S_EXACT || s == S_CMD || s == S_JUDGE))
 		pp_usage("--base does not apply to %s", scorer_opt[s]);
 	if (base != NULL && !lora_path_is_adapter(ckpt))
@@ -452,7 +465,8 @@ main(int argc, char **argv)
 	case S_JUDGE:
 		run_judge(rd, w, ckpt, &(struct judge_opts){ .template_path =
 		    tmpl, .pairwise = pairwise, .labels = labels, .as = as,
-		    .chat = chat, .targs = targs, .batch_tokens = batch });
+		    .chat = chat, .targs = targs, .batch_tokens = batch,
+		    .weights = weights });
 		break;
 	default:
 		run_model(rd, w, s == S_LOGPROB ? MS_LOGPROB : s == S_RM ?
@@ -461,7 +475,8 @@ main(int argc, char **argv)
 		    .positive = positive, .negative = negative,
 		    .batch_tokens = batch, .retokenize = retokenize,
 		    .ratio_to = ratio_to,
-		    .details = details, .nocache = nocache, .base = base });
+		    .details = details, .nocache = nocache, .base = base,
+		    .weights = weights });
 	}
 	rec_part_close(part);
 	rec_reader_close(rd);

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "checkpoints/checkpoint.h"
+#include "model/model.h"
 #include "records/record.h"
 #include "text/chat.h"
 #include "text/conversation.h"
@@ -45,7 +46,7 @@
 	"           [--adam-eps X] [--seed N] [--no-shuffle] " \
 	"[--max-length N] [--truncate]\n" \
 	"           [--ref CKPT] [--reset-optimizer] [--dtype f32|bf16|f16] " \
-	"[-qJz]\n" \
+	"[--weights TYPE] [-qJz]\n" \
 	"           [--recompute]\n" \
 	"           [--beta X] [--dpo-variant sigmoid|hinge|ipo|robust] " \
 	"[--label-smoothing X]\n" \
@@ -78,7 +79,7 @@ enum {
 	O_LAMBDA, O_VALUE_CLIP, O_NO_WHITEN,
 	O_LORA_RANK, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS,
 	O_TRAIN_MODULES, O_BASE,
-	O_RECOMPUTE,
+	O_RECOMPUTE, O_WEIGHTS,
 };
 
 static const struct option longopts[] = {
@@ -123,6 +124,7 @@ static const struct option longopts[] = {
 	{ "train-modules", required_argument, NULL, O_TRAIN_MODULES },
 	{ "base", required_argument, NULL, O_BASE },
 	{ "recompute", no_argument, NULL, O_RECOMPUTE },
+	{ "weights", required_argument, NULL, O_WEIGHTS },
 	{ "simpo-gamma", required_argument, NULL, O_SIMPO_GAMMA },
 	{ "orpo-lambda", required_argument, NULL, O_ORPO_LAMBDA },
 	{ "kto-desirable-weight", required_argument, NULL, O_KTO_WD },
@@ -254,6 +256,12 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 		case O_TRAIN_MODULES: o->train_modules = optarg; break;
 		case O_BASE: o->base = optarg; break;
 		case O_RECOMPUTE: o->recompute = 1; break;
+		case O_WEIGHTS:
+			if (model_weights_parse(optarg, &(int){ 0 }) != 0)
+				pp_usage("--weights: \"%s\" is none of auto, "
+				    "f32, bf16, f16", optarg);
+			o->weights = optarg;
+			break;
 		case O_DTYPE:
 			if (dtype_parse(optarg) < 0)
 				pp_usage("--dtype: unknown value \"%s\"", optarg);

@@ -33,11 +33,24 @@
  * The table is written once for an element type T by BACKEND_OPS: the
  * library's backends are float (struct backend); the double-precision
  * gradient check builds the same table for double (tests/unit_model_grad.c).
+ *
+ * Weights in 16 bits.  A frozen matrix may be held in bf16 or f16 as a
+ * checkpoint stores it (half the memory, and half the bytes a decoding
+ * step must read); the _h operations take it so.  Activations, norms,
+ * biases and the KV cache stay T.  backend_cpu widens panels of w into
+ * scratch and calls the same sgemm on the same shapes, so its results are
+ * those of the widened weights; backend_cpu_decode reads the 16-bit rows
+ * directly (AVX2: eight at a time zero-extended and shifted for bf16,
+ * F16C's vcvtph2ps for f16) in the same order of operations as fp32, so
+ * its results are the bits of the widened weights'.
  */
 #ifndef PREFPIPE_BACKEND_H
 #define PREFPIPE_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "tensors/tensor.h"	/* enum dtype: a 16-bit weight's type */
 
 /*
  * The keys and values one sequence has seen, for every layer, in fp32.
@@ -136,6 +149,20 @@ struct attn_shape {
 	void (*matmul_backward)(void *ctx, T *dx, T *dw, T *dbias,	\
 	    const T *dout, const T *x, const T *w, int N, int K, int O,	\
 	    int acc);							\
+	/* The same three with a 16-bit w (O,K) as a checkpoint stores	\
+	 * it (wt DT_BF16 or DT_F16; a frozen matrix, model_from_ckpt_opts): each	\
+	 * element widened to T inside, products and sums in T, so the	\
+	 * results are those of w widened first.  A 16-bit weight has no \
+	 * gradient: its backward is dx (N,K) = dout w (added when acc). */ \
+	void (*matmul_h)(void *ctx, T *out, const T *x, const uint16_t *w, \
+	    enum dtype wt, const T *bias, const T *res, int N, int K,	\
+	    int O);							\
+	void (*matmul_shared_h)(void *ctx, int n, T *const *out,	\
+	    const T *x, const uint16_t *const *w, enum dtype wt,	\
+	    const T *const *bias, const int *O, int N, int K);		\
+	void (*matmul_backward_h)(void *ctx, T *dx, const T *dout,	\
+	    const uint16_t *w, enum dtype wt, int N, int K, int O,	\
+	    int acc);							\
 	/* out (N,C) = x / rms(x) * (wofs + w); rstd (N) kept, or NULL. */ \
 	void (*rmsnorm)(void *ctx, T *out, T *rstd, const T *x,		\
 	    const T *w, T wofs, int N, int C, T eps);			\
@@ -179,6 +206,9 @@ struct attn_shape {
 	/* x (N,C) = rows tok[n] of E (V,C); a token outside is an error. */ \
 	void (*embed)(void *ctx, T *x, const T *E, const int *tok, int N, \
 	    int C, int V);						\
+	/* The same from a 16-bit table E (V,C) of type et. */		\
+	void (*embed_h)(void *ctx, T *x, const uint16_t *E, enum dtype et, \
+	    const int *tok, int N, int C, int V);			\
 	/* dE (V,C) += dx at rows tok[n]. */				\
 	void (*embed_backward)(void *ctx, T *dE, const T *dx,		\
 	    const int *tok, int N, int C);				\

@@ -40,6 +40,7 @@
 
 #include "backend/backend.h"
 #include "backend/vmath.h"
+#include "tensors/tensor.h"
 #include "util/util.h"
 
 /* The runs of keys attention reads: the shared prefix's and the own
@@ -57,6 +58,7 @@ struct dec_thread {
 
 struct dec_ctx {
 	int avx2;		/* the AVX2 and FMA paths */
+	int f16c;		/* and F16C's, for f16 weights */
 	int nth;		/* threads a step may use */
 	struct dec_thread *th;	/* (nth) */
 };
@@ -72,6 +74,9 @@ dec_ctx_new(void)
 #endif
 	c->th = xcalloc(c->nth, sizeof(*c->th));
 	c->avx2 = pp_cpu_avx2();
+#if defined(__x86_64__) || defined(__i386__)
+	c->f16c = c->avx2 && __builtin_cpu_supports("f16c");
+#endif
 	return c;
 }
 
@@ -119,18 +124,105 @@ load8(const float *p)
 	return v;
 }
 
-static inline __attribute__((always_inline)) float
-hsum(const v8 *ap, const float *x, const float *w, int i8, int I)
+#define AI static inline __attribute__((always_inline))
+
+/*
+ * Weights: fp32, or 16-bit as a checkpoint stores them (backend.h).  wt
+ * is a constant in each copy of the kernels (chunk_fn below), so each
+ * copy loads one way: an enum dtype, with W_AVX2 in the AVX2 copies.
+ * bf16 is the top half of an fp32: eight elements zero-extended to 32
+ * bits and shifted left by 16 (vpmovzxwd, vpslld); f16 goes through
+ * F16C's vcvtph2ps.  Those two are GCC's builtins, not the intrinsics of
+ * immintrin.h: a builtin in a branch the constant wt removes is never
+ * expanded in the plain copies, where an intrinsic could not even be
+ * inlined.  The plain copies widen bf16 with portable vector code and
+ * f16 an element at a time (f16_to_f32).  Widening is exact, so the sums
+ * below are the same operations on the same values as with the widened
+ * weights in fp32, in every copy.
+ */
+#define W_AVX2 16
+#define WT(wt) ((wt) & (W_AVX2 - 1))
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define X86_BUILTINS 1
+typedef short v8hi __attribute__((vector_size(16)));
+typedef int v8si __attribute__((vector_size(32)));
+#endif
+typedef unsigned short v8u16 __attribute__((vector_size(16)));
+typedef unsigned int v8u32 __attribute__((vector_size(32)));
+
+AI float
+wload1(const void *w, size_t i, int wt)
+{
+	uint16_t h;
+
+	if (WT(wt) == DT_F32)
+		return ((const float *)w)[i];
+	memcpy(&h, (const uint16_t *)w + i, sizeof h);
+	return WT(wt) == DT_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
+
+AI v8
+wload8(const void *w, size_t i, int wt)
+{
+	v8 f;
+
+	if (WT(wt) == DT_F32)
+		return load8((const float *)w + i);
+#ifdef X86_BUILTINS
+	if (wt == (DT_BF16 | W_AVX2) || wt == (DT_F16 | W_AVX2)) {
+		v8hi h;
+		v8si u;
+		memcpy(&h, (const uint16_t *)w + i, sizeof h);
+		if (wt == (DT_F16 | W_AVX2))
+			return __builtin_ia32_vcvtph2ps256(h);
+		u = __builtin_ia32_pmovzxwd256(h) << 16;
+		memcpy(&f, &u, sizeof f);
+		return f;
+	}
+#endif
+	if (WT(wt) == DT_BF16) {
+		v8u16 h;
+		v8u32 u;
+		memcpy(&h, (const uint16_t *)w + i, sizeof h);
+		u = __builtin_convertvector(h, v8u32) << 16;
+		memcpy(&f, &u, sizeof f);
+		return f;
+	}
+	for (int k = 0; k < 8; k++)
+		f[k] = wload1(w, i + k, wt);
+	return f;
+}
+
+/*
+ * Prefetch element i of w, at every step of eight as for fp32 (so a
+ * 16-bit row's cache line is asked for four times, an fp32 one's twice):
+ * asking once a line measured no better (bench/bench_bf16.sh, bf16 at
+ * 1.26x fp32 against 1.47x, on a loaded machine).
+ */
+AI void
+wprefetch(const void *w, size_t i, int wt)
+{
+	__builtin_prefetch((const char *)w + i * (WT(wt) == DT_F32 ? 4 : 2));
+}
+
+/* Element i of w, as a pointer. */
+AI const void *
+wrow(const void *w, size_t i, int wt)
+{
+	return (const char *)w + i * (WT(wt) == DT_F32 ? 4 : 2);
+}
+
+AI float
+hsum(const v8 *ap, const float *x, const void *w, int wt, int i8, int I)
 {
 	v8 a = *ap;
 	float s = ((a[0] + a[1]) + (a[2] + a[3])) +
 	    ((a[4] + a[5]) + (a[6] + a[7]));
 	for (int i = i8; i < I; i++)
-		s += x[i] * w[i];
+		s += x[i] * wload1(w, i, wt);
 	return s;
 }
-
-#define AI static inline __attribute__((always_inline))
 
 typedef int v8i __attribute__((vector_size(32)));
 
@@ -158,7 +250,7 @@ reduce8(v8 a0, v8 a1, v8 a2, v8 a3, v8 a4, v8 a5, v8 a6, v8 a7)
 /* Four rows by three outputs: r[3 * row + output].  Twelve running sums
  * keep both FMA pipes busy through their latency, where eight barely do. */
 AI void
-k4x3(const float *x, int I, const float *w, float *r)
+k4x3(const float *x, int I, const void *w, int wt, float *r)
 {
 	v8 a00 = { 0 }, a01 = { 0 }, a02 = { 0 }, a10 = { 0 };
 	v8 a11 = { 0 }, a12 = { 0 }, a20 = { 0 }, a21 = { 0 };
@@ -166,11 +258,11 @@ k4x3(const float *x, int I, const float *w, float *r)
 	int i8 = I & ~7;
 
 	for (int i = 0; i < i8; i += 8) {
-		v8 w0 = load8(w + i), w1 = load8(w + I + i);
-		v8 w2 = load8(w + 2 * I + i), xv;
-		__builtin_prefetch(w + 3 * I + i);
-		__builtin_prefetch(w + 4 * I + i);
-		__builtin_prefetch(w + 5 * I + i);
+		v8 w0 = wload8(w, i, wt), w1 = wload8(w, I + i, wt);
+		v8 w2 = wload8(w, 2 * I + i, wt), xv;
+		wprefetch(w, 3 * I + i, wt);
+		wprefetch(w, 4 * I + i, wt);
+		wprefetch(w, 5 * I + i, wt);
 		xv = load8(x + i);
 		a00 += xv * w0;
 		a01 += xv * w1;
@@ -195,23 +287,23 @@ k4x3(const float *x, int I, const float *w, float *r)
 	for (int i = i8; i < I; i++)
 		for (int k = 0; k < 12; k++)
 			r[k] += x[(size_t)(k / 3) * I + i] *
-			    w[(size_t)(k % 3) * I + i];
+			    wload1(w, (size_t)(k % 3) * I + i, wt);
 }
 
 /* Four rows by two outputs: r[2 * row + output]. */
 AI void
-k4x2(const float *x, int I, const float *w, float *r)
+k4x2(const float *x, int I, const void *w, int wt, float *r)
 {
 	v8 a00 = { 0 }, a01 = { 0 }, a10 = { 0 }, a11 = { 0 };
 	v8 a20 = { 0 }, a21 = { 0 }, a30 = { 0 }, a31 = { 0 };
 	int i8 = I & ~7;
 
 	for (int i = 0; i < i8; i += 8) {
-		v8 w0 = load8(w + i), w1 = load8(w + I + i), xv;
+		v8 w0 = wload8(w, i, wt), w1 = wload8(w, I + i, wt), xv;
 		/* The next two weight rows, while these are multiplied:
 		 * they come from memory, the batch's rows from cache. */
-		__builtin_prefetch(w + 2 * I + i);
-		__builtin_prefetch(w + 3 * I + i);
+		wprefetch(w, 2 * I + i, wt);
+		wprefetch(w, 3 * I + i, wt);
 		xv = load8(x + i);
 		a00 += xv * w0;
 		a01 += xv * w1;
@@ -230,33 +322,33 @@ k4x2(const float *x, int I, const float *w, float *r)
 	for (int i = i8; i < I; i++)
 		for (int k = 0; k < 8; k++)
 			r[k] += x[(size_t)(k / 2) * I + i] *
-			    w[(size_t)(k % 2) * I + i];
+			    wload1(w, (size_t)(k % 2) * I + i, wt);
 }
 
 /* One row by four outputs. */
 AI void
-k1x4(const float *x, int I, const float *w, float *r)
+k1x4(const float *x, int I, const void *w, int wt, float *r)
 {
 	v8 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
 	int i8 = I & ~7;
 
 	for (int i = 0; i < i8; i += 8) {
 		v8 xv = load8(x + i);
-		a0 += xv * load8(w + i);
-		a1 += xv * load8(w + I + i);
-		a2 += xv * load8(w + 2 * I + i);
-		a3 += xv * load8(w + 3 * I + i);
+		a0 += xv * wload8(w, i, wt);
+		a1 += xv * wload8(w, I + i, wt);
+		a2 += xv * wload8(w, 2 * I + i, wt);
+		a3 += xv * wload8(w, 3 * I + i, wt);
 	}
-	r[0] = hsum(&a0, x, w, i8, I);
-	r[1] = hsum(&a1, x, w + I, i8, I);
-	r[2] = hsum(&a2, x, w + 2 * I, i8, I);
-	r[3] = hsum(&a3, x, w + 3 * I, i8, I);
+	r[0] = hsum(&a0, x, w, wt, i8, I);
+	r[1] = hsum(&a1, x, wrow(w, I, wt), wt, i8, I);
+	r[2] = hsum(&a2, x, wrow(w, 2 * (size_t)I, wt), wt, i8, I);
+	r[3] = hsum(&a3, x, wrow(w, 3 * (size_t)I, wt), wt, i8, I);
 }
 
 /* One row by eight outputs, whose rows of w lie ldw floats apart (the
  * rows of a weight matrix, or the keys of a head in a KV cache). */
 AI void
-k1x8(const float *x, int I, const float *w, size_t ldw, float *r)
+k1x8(const float *x, int I, const void *w, int wt, size_t ldw, float *r)
 {
 	v8 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
 	v8 a4 = { 0 }, a5 = { 0 }, a6 = { 0 }, a7 = { 0 };
@@ -267,33 +359,33 @@ k1x8(const float *x, int I, const float *w, size_t ldw, float *r)
 		/* The next eight rows, one cache line in two iterations. */
 		if ((i & 15) == 0)
 			for (int k = 8; k < 16; k++)
-				__builtin_prefetch(w + k * ldw + i);
-		a0 += xv * load8(w + i);
-		a1 += xv * load8(w + ldw + i);
-		a2 += xv * load8(w + 2 * ldw + i);
-		a3 += xv * load8(w + 3 * ldw + i);
-		a4 += xv * load8(w + 4 * ldw + i);
-		a5 += xv * load8(w + 5 * ldw + i);
-		a6 += xv * load8(w + 6 * ldw + i);
-		a7 += xv * load8(w + 7 * ldw + i);
+				wprefetch(w, k * ldw + i, wt);
+		a0 += xv * wload8(w, i, wt);
+		a1 += xv * wload8(w, ldw + i, wt);
+		a2 += xv * wload8(w, 2 * ldw + i, wt);
+		a3 += xv * wload8(w, 3 * ldw + i, wt);
+		a4 += xv * wload8(w, 4 * ldw + i, wt);
+		a5 += xv * wload8(w, 5 * ldw + i, wt);
+		a6 += xv * wload8(w, 6 * ldw + i, wt);
+		a7 += xv * wload8(w, 7 * ldw + i, wt);
 	}
 	v8 v = reduce8(a0, a1, a2, a3, a4, a5, a6, a7);
 	memcpy(r, &v, sizeof v);
 	for (int i = i8; i < I; i++)
 		for (int k = 0; k < 8; k++)
-			r[k] += x[i] * w[k * ldw + i];
+			r[k] += x[i] * wload1(w, k * ldw + i, wt);
 }
 
 /* One row by one output. */
 AI float
-k1x1(const float *x, int I, const float *w)
+k1x1(const float *x, int I, const void *w, int wt)
 {
 	v8 a = { 0 };
 	int i8 = I & ~7;
 
 	for (int i = 0; i < i8; i += 8)
-		a += load8(x + i) * load8(w + i);
-	return hsum(&a, x, w, i8, I);
+		a += load8(x + i) * wload8(w, i, wt);
+	return hsum(&a, x, w, wt, i8, I);
 }
 
 AI void
@@ -307,8 +399,8 @@ put(float *o, float v, const float *bias, int acc)
 /* Outputs o0..o1 for every row of the batch: each weight row comes from
  * memory once and serves all the rows while it is in cache. */
 AI void
-chunk_body(float *out, const float *x, const float *w, const float *bias,
-    int B, int I, int O, int acc, int o0, int o1)
+chunk_body(float *out, const float *x, const void *w, int wt,
+    const float *bias, int B, int I, int O, int acc, int o0, int o1)
 {
 	float r[12];
 	int b;
@@ -321,8 +413,8 @@ chunk_body(float *out, const float *x, const float *w, const float *bias,
 		for (; o + 3 <= o1; o += 3)
 			for (b = 0; b < B4; b += 4) {
 				float *ob = out + (size_t)b * O;
-				k4x3(x + (size_t)b * I, I, w + (size_t)o * I,
-				    r);
+				k4x3(x + (size_t)b * I, I, wrow(w,
+				    (size_t)o * I, wt), wt, r);
 				for (int k = 0; k < 12; k++)
 					put(ob + (size_t)(k / 3) * O + o +
 					    k % 3, r[k], bias ? bias + o +
@@ -331,7 +423,8 @@ chunk_body(float *out, const float *x, const float *w, const float *bias,
 	for (; o + 2 <= o1; o += 2)
 		for (b = 0; b < B4; b += 4) {
 			float *ob = out + (size_t)b * O;
-			k4x2(x + (size_t)b * I, I, w + (size_t)o * I, r);
+			k4x2(x + (size_t)b * I, I, wrow(w, (size_t)o * I,
+			    wt), wt, r);
 			for (int k = 0; k < 8; k++)
 				put(ob + (size_t)(k / 2) * O + o + k % 2, r[k],
 				    bias ? bias + o + k % 2 : NULL, acc);
@@ -339,26 +432,27 @@ chunk_body(float *out, const float *x, const float *w, const float *bias,
 	for (; o < o1; o++)
 		for (b = 0; b < B4; b++)
 			put(out + (size_t)b * O + o, k1x1(x + (size_t)b * I, I,
-			    w + (size_t)o * I), bias ? bias + o : NULL, acc);
+			    wrow(w, (size_t)o * I, wt), wt), bias ? bias + o : NULL, acc);
 	b = B4;
 	for (; b < B; b++) {
 		const float *xb = x + (size_t)b * I;
 		float *ob = out + (size_t)b * O;
 		o = o0;
 		for (; o + 8 <= o1; o += 8) {
-			k1x8(xb, I, w + (size_t)o * I, I, r);
+			k1x8(xb, I, wrow(w, (size_t)o * I, wt), wt, I, r);
 			for (int k = 0; k < 8; k++)
 				put(ob + o + k, r[k], bias ? bias + o + k :
 				    NULL, acc);
 		}
 		for (; o + 4 <= o1; o += 4) {
-			k1x4(xb, I, w + (size_t)o * I, r);
+			k1x4(xb, I, wrow(w, (size_t)o * I, wt), wt, r);
 			for (int k = 0; k < 4; k++)
 				put(ob + o + k, r[k], bias ? bias + o + k :
 				    NULL, acc);
 		}
 		for (; o < o1; o++)
-			put(ob + o, k1x1(xb, I, w + (size_t)o * I),
+			put(ob + o, k1x1(xb, I, wrow(w, (size_t)o * I, wt),
+			    wt),
 			    bias ? bias + o : NULL, acc);
 	}
 }
@@ -396,7 +490,7 @@ attend_body(const float *q, const float *const k[NRUN],
 				const float *qh = q + (size_t)h * hd;
 				const float *k0 = k[g] + (size_t)j * KV +
 				    (size_t)(h / grp) * hd;
-				k1x8(qh, hd, k0, KV, r);
+				k1x8(qh, hd, k0, DT_F32, KV, r);
 				for (int t = 0; t < 8; t++)
 					sc[(size_t)(h - h0) * n + j0 + j + t] =
 					    r[t] * scale;
@@ -410,7 +504,7 @@ attend_body(const float *q, const float *const k[NRUN],
 				for (int i = 0; i < i8; i += 8)
 					a += load8(qh + i) * load8(kj + i);
 				sc[(size_t)(h - h0) * n + j0 + j] =
-				    hsum(&a, qh, kj, i8, hd) * scale;
+				    hsum(&a, qh, kj, DT_F32, i8, hd) * scale;
 			}
 	}
 
@@ -470,29 +564,50 @@ attend_generic(const float *q, const float *const k[NRUN],
 	attend_body(q, k, v, L, KV, hd, grp, h0, h1, scale, cap, sc, out);
 }
 
-typedef void chunk_fn(float *, const float *, const float *, const float *,
+typedef void chunk_fn(float *, const float *, const void *, const float *,
     int, int, int, int, int, int);
 
-/* The same code twice: once for any x86-64, once with AVX2 and FMA. */
-__attribute__((target("avx2,fma"))) static void
-chunk_avx2(float *out, const float *x, const float *w, const float *bias,
-    int B, int I, int O, int acc, int o0, int o1)
-{
-	chunk_body(out, x, w, bias, B, I, O, acc, o0, o1);
+/*
+ * The same code for each weight type, once for any x86-64 and once with
+ * AVX2, FMA and F16C.
+ */
+#define CHUNK(name, target, wt)						\
+target static void							\
+name(float *out, const float *x, const void *w, const float *bias,	\
+    int B, int I, int O, int acc, int o0, int o1)			\
+{									\
+	chunk_body(out, x, w, wt, bias, B, I, O, acc, o0, o1);		\
 }
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+CHUNK(chunk_avx2, AVX2, DT_F32)
+CHUNK(chunk_avx2_bf16, AVX2, DT_BF16 | W_AVX2)
+CHUNK(chunk_avx2_f16, AVX2, DT_F16 | W_AVX2)
+CHUNK(chunk_generic, , DT_F32)
+CHUNK(chunk_generic_bf16, , DT_BF16)
+CHUNK(chunk_generic_f16, , DT_F16)
+#undef AVX2
+#undef CHUNK
 
-static void
-chunk_generic(float *out, const float *x, const float *w, const float *bias,
-    int B, int I, int O, int acc, int o0, int o1)
+/* The chunk function for weights of type wt. */
+static chunk_fn *
+chunk_for(const struct dec_ctx *s, int wt)
 {
-	chunk_body(out, x, w, bias, B, I, O, acc, o0, o1);
+	if (s->avx2 && !s->f16c && wt == DT_F16)
+		return chunk_generic_f16;
+	if (s->avx2)
+		return wt == DT_BF16 ? chunk_avx2_bf16 : wt == DT_F16 ?
+		    chunk_avx2_f16 : chunk_avx2;
+	return wt == DT_BF16 ? chunk_generic_bf16 : wt == DT_F16 ?
+	    chunk_generic_f16 : chunk_generic;
 }
 
 /* One product of a batch of matvec_jobs: out (B,O) = x w^T + bias. */
 struct mv_job {
 	float *out;
-	const float *w, *bias;
+	const void *w;		/* fp32, or 16-bit of type wt */
+	const float *bias;
 	int O;
+	int wt;
 };
 
 /*
@@ -505,10 +620,11 @@ static void
 matvec_jobs(const struct dec_ctx *s, const float *x, int B, int I,
     int acc, const struct mv_job *jobs, int njobs)
 {
-	chunk_fn *f = s->avx2 ? chunk_avx2 : chunk_generic;
+	chunk_fn *f[MAXJOBS];
 	int nchunk = 0, first[MAXJOBS];
 
 	for (int j = 0; j < njobs; j++) {
+		f[j] = chunk_for(s, jobs[j].wt);
 		first[j] = nchunk;
 		nchunk += (jobs[j].O + 23) / 24;
 	}
@@ -520,7 +636,7 @@ matvec_jobs(const struct dec_ctx *s, const float *x, int B, int I,
 		const struct mv_job *jb = &jobs[j];
 		int o0 = (k - first[j]) * 24;
 		int o1 = o0 + 24 < jb->O ? o0 + 24 : jb->O;
-		f(jb->out, x, jb->w, jb->bias, B, I, jb->O, acc, o0, o1);
+		f[j](jb->out, x, jb->w, jb->bias, B, I, jb->O, acc, o0, o1);
 	}
 }
 
@@ -543,7 +659,7 @@ static void
 dec_matmul(void *ctx, float *out, const float *x, const float *w,
     const float *bias, const float *res, int N, int I, int O)
 {
-	struct mv_job j = { out, w, bias, O };
+	struct mv_job j = { out, w, bias, O, DT_F32 };
 
 	if (res != NULL && res != out) {
 #pragma omp single
@@ -562,7 +678,35 @@ dec_matmul_shared(void *ctx, int n, float *const *out, const float *x,
 	if (n > MAXJOBS)
 		errx(1, "backend cpu_decode: %d products at once", n);
 	for (int i = 0; i < n; i++)
-		j[i] = (struct mv_job){ out[i], w[i], bias[i], O[i] };
+		j[i] = (struct mv_job){ out[i], w[i], bias[i], O[i], DT_F32 };
+	matvec_jobs(ctx, x, N, I, 0, j, n);
+}
+
+/* The same with 16-bit weights, read as they are. */
+static void
+dec_matmul_h(void *ctx, float *out, const float *x, const uint16_t *w,
+    enum dtype wt, const float *bias, const float *res, int N, int I, int O)
+{
+	struct mv_job j = { out, w, bias, O, wt };
+
+	if (res != NULL && res != out) {
+#pragma omp single
+		memcpy(out, res, (size_t)N * O * sizeof(float));
+	}
+	matvec_jobs(ctx, x, N, I, res != NULL, &j, 1);
+}
+
+static void
+dec_matmul_shared_h(void *ctx, int n, float *const *out, const float *x,
+    const uint16_t *const *w, enum dtype wt, const float *const *bias,
+    const int *O, int N, int I)
+{
+	struct mv_job j[MAXJOBS];
+
+	if (n > MAXJOBS)
+		errx(1, "backend cpu_decode: %d products at once", n);
+	for (int i = 0; i < n; i++)
+		j[i] = (struct mv_job){ out[i], w[i], bias[i], O[i], wt };
 	matvec_jobs(ctx, x, N, I, 0, j, n);
 }
 
@@ -715,6 +859,15 @@ dec_embed(void *ctx, float *x, const float *E, const int *tok, int N, int C,
 }
 
 static void
+dec_embed_h(void *ctx, float *x, const uint16_t *E, enum dtype et,
+    const int *tok, int N, int C, int V)
+{
+	(void)ctx;
+#pragma omp single
+	backend_cpu.embed_h(NULL, x, E, et, tok, N, C, V);
+}
+
+static void
 dec_gather(void *ctx, float *dst, const float *src, const int *row, int n,
     int C)
 {
@@ -731,6 +884,8 @@ const struct backend backend_cpu_decode = {
 	.run = dec_run,
 	.matmul = dec_matmul,
 	.matmul_shared = dec_matmul_shared,
+	.matmul_h = dec_matmul_h,
+	.matmul_shared_h = dec_matmul_shared_h,
 	.rmsnorm = dec_rmsnorm,
 	.rope_table = dec_rope_table,
 	.rope = dec_rope,
@@ -741,5 +896,6 @@ const struct backend backend_cpu_decode = {
 	.scale = dec_scale,
 	.softcap = dec_softcap,
 	.embed = dec_embed,
+	.embed_h = dec_embed_h,
 	.gather = dec_gather,
 };

@@ -30,6 +30,7 @@
 #undef I		/* complex.h's imaginary unit: I is an input width here */
 
 #include "backend/backend.h"
+#include "tensors/tensor.h"
 #include "util/util.h"
 
 /* ------------------------------------------------------------------------ */
@@ -72,18 +73,26 @@ gemm1(int transa, int transb, int M, int N, int K, REAL alpha, const REAL *A,
 		    (double *)C, ldc);
 }
 
+/* OpenBLAS in one thread: the threads are OpenMP's (above). */
+static void
+blas_single(void)
+{
+	static int done;
+
+	if (!done) {
+		openblas_set_num_threads(1);
+		done = 1;
+	}
+}
+
 /* C (M,N) = alpha op(A) (M,K) op(B) (K,N) + beta C, over all threads. */
 static void
 gemm(int transa, int transb, int M, int N, int K, REAL alpha, const REAL *A,
     int lda, const REAL *B, int ldb, REAL beta, REAL *C, int ldc)
 {
-	static int blas_single;
 	int splitm = M >= N, len = splitm ? M : N, nslab;
 
-	if (!blas_single) {
-		openblas_set_num_threads(1);
-		blas_single = 1;
-	}
+	blas_single();
 	nslab = (double)M * N * K < (1 << 18) ? 1 :
 	    (len + GEMM_SLAB - 1) / GEMM_SLAB;
 #pragma omp parallel for schedule(dynamic) if (nslab > 1)
@@ -123,11 +132,9 @@ gemm(int transa, int transb, int M, int N, int K, REAL alpha, const REAL *A,
  * dot product.  Which path an output takes depends only on the shape.
  */
 static HOT_CLONES void
-dot_rows(REAL *out, const REAL *inp, const REAL *w, int n0, int N, int I,
+dot_rows(REAL *out, const REAL *inp, const REAL *wo, int n0, int N, int I,
     int O, int o, int accumulate)
 {
-	const REAL *wo = w + (size_t)o * I;
-
 	for (int n = n0; n < N; n++) {
 		const REAL *x = inp + (size_t)n * I;
 		REAL s = 0;
@@ -139,12 +146,13 @@ dot_rows(REAL *out, const REAL *inp, const REAL *w, int n0, int N, int I,
 	}
 }
 
-/* out[n0..n0+3][o..o+3] = x rows n0.. dotted with w rows o..: 4 x 4 sums. */
+/* out[n0..n0+3][o..o+3] = x rows n0.. dotted with w rows o.. (w0 is row
+ * o): 4 x 4 sums. */
 static HOT_CLONES void
-dot_block4(REAL *out, const REAL *inp, const REAL *w, int n, int I, int O,
+dot_block4(REAL *out, const REAL *inp, const REAL *w0, int n, int I, int O,
     int o, int accumulate)
 {
-	const REAL *w0 = w + (size_t)o * I, *w1 = w0 + I;
+	const REAL *w1 = w0 + I;
 	const REAL *w2 = w1 + I, *w3 = w2 + I;
 	const REAL *x0 = inp + (size_t)n * I, *x1 = x0 + I;
 	const REAL *x2 = x1 + I, *x3 = x2 + I;
@@ -183,18 +191,33 @@ matmul_few(REAL *out, const REAL *inp, const REAL *w, int N, int I, int O,
 
 		if (ob == nob) {	/* the last O % 4 weight rows */
 			for (; o < O; o++)
-				dot_rows(out, inp, w, 0, N, I, O, o, accumulate);
+				dot_rows(out, inp, w + (size_t)o * I, 0, N, I,
+				    O, o, accumulate);
 			continue;
 		}
 		for (; n + 4 <= N; n += 4)
-			dot_block4(out, inp, w, n, I, O, o, accumulate);
+			dot_block4(out, inp, w + (size_t)o * I, n, I, O, o,
+			    accumulate);
 		for (int b = 0; b < 4; b++)	/* the last N % 4 input rows */
-			dot_rows(out, inp, w, n, N, I, O, o + b, accumulate);
+			dot_rows(out, inp, w + (size_t)(o + b) * I, n, N, I, O,
+			    o + b, accumulate);
 	}
 }
 
 /* Below this many rows a linear layer is a set of dot products. */
 #define MATMUL_FEW_ROWS 16
+
+/* out (N,O) += bias (O), or nothing when bias is NULL. */
+static void
+add_bias(REAL *out, const REAL *bias, int N, int O)
+{
+	if (bias == NULL)
+		return;
+#pragma omp parallel for if (PAR((size_t)N * O))
+	for (int n = 0; n < N; n++)
+		for (int o = 0; o < O; o++)
+			out[(size_t)n * O + o] += bias[o];
+}
 
 /*
  * A linear layer as PyTorch stores it: out (N,O) = inp (N,I) @ w^T + bias,
@@ -209,12 +232,7 @@ matmul_forward(REAL *out, const REAL *inp, const REAL *w, const REAL *bias,
 	else
 		gemm(0, 1, N, O, I, 1, inp, I, w, I, accumulate ? 1 : 0, out,
 		    O);
-	if (bias != NULL) {
-#pragma omp parallel for if (PAR((size_t)N * O))
-		for (int n = 0; n < N; n++)
-			for (int o = 0; o < O; o++)
-				out[(size_t)n * O + o] += bias[o];
-	}
+	add_bias(out, bias, N, O);
 }
 
 /*
@@ -241,6 +259,142 @@ matmul_backward(REAL *dinp, REAL *dw, REAL *dbias, const REAL *dout,
 			dbias[o] += s;
 		}
 	}
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * The same products with a 16-bit weight (bf16 or f16, backend.h): the
+ * weight is widened to REAL a panel at a time, into scratch, and the
+ * panel goes to the very call the fp32 path makes for it (the same
+ * shape, the same slab of outputs), so the result is the bits fp32
+ * weights holding the same values give.  Where the fp32 path gives every
+ * slab the whole weight (more rows of x than outputs), the whole weight
+ * is widened once: then it is no larger than x or dout.
+ */
+
+/* dst (rows, n), ld n = columns c0.. of src (rows, ld), widened. */
+static HOT_CLONES void
+widen_panel(REAL *dst, const uint16_t *src, enum dtype wt, size_t rows,
+    size_t ld, size_t c0, size_t n)
+{
+	for (size_t r = 0; r < rows; r++) {
+		const uint16_t *s = src + r * ld + c0;
+		REAL *d = dst + r * n;
+
+		if (wt == DT_BF16)
+			for (size_t i = 0; i < n; i++) {
+				uint32_t u = (uint32_t)s[i] << 16;
+				float f;
+				memcpy(&f, &u, sizeof f);
+				d[i] = f;
+			}
+		else
+			for (size_t i = 0; i < n; i++)
+				d[i] = f16_to_f32(s[i]);
+	}
+}
+
+/* All of w (rows, ld), widened into a new allocation, rows in parallel. */
+static REAL *
+widen_all(const uint16_t *w, enum dtype wt, size_t rows, size_t ld)
+{
+	REAL *d = xmalloc((rows * ld > 0 ? rows * ld : 1) * sizeof(REAL));
+
+#pragma omp parallel for if (PAR(rows * ld))
+	for (size_t r = 0; r < rows; r++)
+		widen_panel(d + r * ld, w + r * ld, wt, 1, ld, 0, ld);
+	return d;
+}
+
+/*
+ * gemm with B 16-bit: transb 1, B (N,K) the weight's rows (a forward
+ * product); transb 0, B (K,N) the weight itself (dx of the backward).
+ * The slabs are gemm's.
+ */
+static void
+gemm_h(int transb, int M, int N, int K, const REAL *A, int lda,
+    const uint16_t *B, enum dtype wt, int ldb, REAL beta, REAL *C, int ldc)
+{
+	int splitm = M >= N, nslab;
+
+	nslab = (double)M * N * K < (1 << 18) ? 1 :
+	    (N + GEMM_SLAB - 1) / GEMM_SLAB;
+	if (splitm || nslab == 1) {
+		size_t rows = transb ? N : K;
+		REAL *Bw = widen_all(B, wt, rows, ldb);
+
+		gemm(0, transb, M, N, K, 1, A, lda, Bw, ldb, beta, C, ldc);
+		free(Bw);
+		return;
+	}
+	blas_single();
+#pragma omp parallel
+	{
+		REAL *P = xmalloc((size_t)GEMM_SLAB * K * sizeof(REAL));
+
+#pragma omp for schedule(dynamic)
+		for (int t = 0; t < nslab; t++) {
+			int i0 = t * GEMM_SLAB;
+			int n = N - i0 < GEMM_SLAB ? N - i0 : GEMM_SLAB;
+
+			if (transb) {	/* rows i0.. of B: (n, K) */
+				widen_panel(P, B + (size_t)i0 * ldb, wt, n, ldb,
+				    0, K);
+				gemm1(0, 1, M, n, K, 1, A, lda, P, K, beta,
+				    C + i0, ldc);
+			} else {	/* columns i0.. of B: (K, n) */
+				widen_panel(P, B, wt, K, ldb, i0, n);
+				gemm1(0, 0, M, n, K, 1, A, lda, P, n, beta,
+				    C + i0, ldc);
+			}
+		}
+		free(P);
+	}
+}
+
+/* matmul_few's dot products, four rows of w widened at a time. */
+static void
+matmul_few_h(REAL *out, const REAL *inp, const uint16_t *w, enum dtype wt,
+    int N, int I, int O, int accumulate)
+{
+	int nob = O / 4;
+
+#pragma omp parallel if (PAR((size_t)O * N * I))
+	{
+		REAL *P = xmalloc((size_t)4 * I * sizeof(REAL));
+
+#pragma omp for
+		for (int ob = 0; ob <= nob; ob++) {
+			int o = ob * 4, n = 0;
+			int nr = ob == nob ? O - o : 4;
+
+			widen_panel(P, w + (size_t)o * I, wt, nr, I, 0, I);
+			if (ob == nob) {
+				for (int b = 0; b < nr; b++)
+					dot_rows(out, inp, P + (size_t)b * I, 0,
+					    N, I, O, o + b, accumulate);
+				continue;
+			}
+			for (; n + 4 <= N; n += 4)
+				dot_block4(out, inp, P, n, I, O, o, accumulate);
+			for (int b = 0; b < 4; b++)
+				dot_rows(out, inp, P + (size_t)b * I, n, N, I,
+				    O, o + b, accumulate);
+		}
+		free(P);
+	}
+}
+
+static void
+matmul_forward_h(REAL *out, const REAL *inp, const uint16_t *w,
+    enum dtype wt, const REAL *bias, int N, int I, int O, int accumulate)
+{
+	if (N < MATMUL_FEW_ROWS)
+		matmul_few_h(out, inp, w, wt, N, I, O, accumulate);
+	else
+		gemm_h(1, N, O, I, inp, I, w, wt, I, accumulate ? 1 : 0, out,
+		    O);
+	add_bias(out, bias, N, O);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -810,6 +964,35 @@ cpu_matmul_backward(void *ctx, REAL *dx, REAL *dw, REAL *dbias,
 }
 
 static void
+cpu_matmul_h(void *ctx, REAL *out, const REAL *x, const uint16_t *w,
+    enum dtype wt, const REAL *bias, const REAL *res, int N, int I, int O)
+{
+	(void)ctx;
+	if (res != NULL && res != out)
+		memcpy(out, res, (size_t)N * O * sizeof(REAL));
+	matmul_forward_h(out, x, w, wt, bias, N, I, O, res != NULL);
+}
+
+static void
+cpu_matmul_shared_h(void *ctx, int n, REAL *const *out, const REAL *x,
+    const uint16_t *const *w, enum dtype wt, const REAL *const *bias,
+    const int *O, int N, int I)
+{
+	(void)ctx;
+	for (int j = 0; j < n; j++)
+		matmul_forward_h(out[j], x, w[j], wt, bias[j], N, I, O[j], 0);
+}
+
+/* dx (N,I) = dout (N,O) w (O,I): gemm(0, 0, N, I, O) with B = w. */
+static void
+cpu_matmul_backward_h(void *ctx, REAL *dx, const REAL *dout,
+    const uint16_t *w, enum dtype wt, int N, int I, int O, int acc)
+{
+	(void)ctx;
+	gemm_h(0, N, I, O, dout, O, w, wt, I, acc ? 1 : 0, dx, I);
+}
+
+static void
 cpu_rmsnorm(void *ctx, REAL *out, REAL *rstd, const REAL *x, const REAL *w,
     REAL wofs, int N, int C, REAL eps)
 {
@@ -1040,6 +1223,21 @@ cpu_embed(void *ctx, REAL *x, const REAL *E, const int *tok, int N, int C,
 }
 
 static void
+cpu_embed_h(void *ctx, REAL *x, const uint16_t *E, enum dtype et,
+    const int *tok, int N, int C, int V)
+{
+	(void)ctx;
+#pragma omp parallel for if (PAR((size_t)N * C))
+	for (int n = 0; n < N; n++) {
+		if (tok[n] < 0 || tok[n] >= V)
+			errx(EXIT_DATA, "token %d is outside the vocabulary "
+			    "(0..%d)", tok[n], V - 1);
+		widen_panel(x + (size_t)n * C, E + (size_t)tok[n] * C, et, 1,
+		    C, 0, C);
+	}
+}
+
+static void
 cpu_embed_backward(void *ctx, REAL *dE, const REAL *dx, const int *tok,
     int N, int C)
 {
@@ -1090,6 +1288,9 @@ cpu_adamw(void *ctx, REAL *p, const REAL *g, REAL *m, REAL *v, size_t n,
 	.matmul = cpu_matmul,	\
 	.matmul_shared = cpu_matmul_shared,	\
 	.matmul_backward = cpu_matmul_backward,	\
+	.matmul_h = cpu_matmul_h,	\
+	.matmul_shared_h = cpu_matmul_shared_h,	\
+	.matmul_backward_h = cpu_matmul_backward_h,	\
 	.rmsnorm = cpu_rmsnorm,	\
 	.rmsnorm_backward = cpu_rmsnorm_backward,	\
 	.rope_table = cpu_rope_table,	\
@@ -1104,6 +1305,7 @@ cpu_adamw(void *ctx, REAL *p, const REAL *g, REAL *m, REAL *v, size_t n,
 	.scale = cpu_scale,	\
 	.softcap = cpu_softcap,	\
 	.embed = cpu_embed,	\
+	.embed_h = cpu_embed_h,	\
 	.embed_backward = cpu_embed_backward,	\
 	.gather = cpu_gather,	\
 	.logprob = cpu_logprob,	\

@@ -57,6 +57,7 @@ struct ckpt {
 	struct st_set model;
 	struct st_set **extra;	/* optional safetensors files, loaded lazily */
 	size_t nextra;
+	int refs;		/* holders beyond the first (ckpt_ref) */
 };
 
 static int
@@ -420,6 +421,10 @@ ckpt_free(struct ckpt *c)
 {
 	if (c == NULL)
 		return;
+	if (c->refs > 0) {
+		c->refs--;
+		return;
+	}
 	free_set(&c->model);
 	for (size_t i = 0; i < c->nextra; i++) {
 		free_set(c->extra[i]);
@@ -444,6 +449,13 @@ int
 ckpt_is_adapter(const struct ckpt *c)
 {
 	return c->adapter;
+}
+
+struct ckpt *
+ckpt_ref(struct ckpt *c)
+{
+	c->refs++;
+	return c;
 }
 
 const char *

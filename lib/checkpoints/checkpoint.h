@@ -32,6 +32,11 @@ struct ckpt;
 
 /* Load a directory or archive checkpoint.  Dies with a message on error. */
 struct ckpt *ckpt_load(const char *path);
+/*
+ * One more holder of c (a model using its mapped tensors in place,
+ * model_from_ckpt_opts): each ckpt_free lets one go, the last frees.  Returns c.
+ */
+struct ckpt *ckpt_ref(struct ckpt *c);
 void ckpt_free(struct ckpt *c);
 /*
  * Whether c is a PEFT adapter directory or archive: adapter_config.json

@@ -42,6 +42,55 @@ model_new(const struct model_config *cfg)
 	return m;
 }
 
+struct model *
+model_new_held(const struct model_config *cfg, const int *dt,
+    const uint16_t *const *at)
+{
+	struct model *m;
+	char err[256];
+	size_t off = 0, nh = 0;
+
+	if (model_config_check(cfg, err, sizeof(err)) != 0)
+		errx(EXIT_DATA, "%s", err);
+	m = xcalloc(1, sizeof(*m));
+	m->cfg = *cfg;
+	m->tensors = model_tensors(cfg, &m->ntensors);
+	for (int i = 0; i < m->ntensors; i++) {
+		struct model_tensor *t = &m->tensors[i];
+
+		t->trainable = 0;
+		t->dtype = dt[i];
+		if (dt[i] == DT_F32) {
+			t->offset = off;
+			off += t->n;
+		} else if (at[i] == NULL)
+			nh += t->n;
+	}
+	m->nparams = off;
+	m->params = xmalloc_huge((off > 0 ? off : 1) * sizeof(float));
+	if (nh > 0)
+		m->half = xmalloc_huge(nh * sizeof(uint16_t));
+	m->nhalf = nh;
+	nh = 0;
+	for (int i = 0; i < m->ntensors; i++) {
+		struct model_tensor *t = &m->tensors[i];
+
+		if (dt[i] == DT_F32)
+			continue;
+		t->offset = 0;
+		if (at[i] != NULL)
+			t->half = at[i];
+		else {
+			t->half = m->half + nh;
+			nh += t->n;
+		}
+	}
+	m->acts = xcalloc(1, sizeof(*m->acts));
+	net_init(&m->acts->net, cfg, &backend_cpu, m->tensors, m->ntensors,
+	    m->params, NULL);
+	return m;
+}
+
 void
 model_free(struct model *m)
 {
@@ -51,6 +100,9 @@ model_free(struct model *m)
 	free(m->acts);
 	free(m->params);
 	free(m->grads);
+	free(m->half);
+	if (m->release != NULL)
+		m->release(m->hold);
 	free(m->tensors);
 	free(m);
 }
@@ -154,39 +206,149 @@ model_lora_dropout(struct model *m, const uint64_t *keys)
 /* ------------------------------------------------------------------------ */
 /* Training passes */
 
-size_t
-model_set_trainable(struct model *m,
-    int (*trainable)(const struct model_tensor *t, void *arg), void *arg)
+/*
+ * Lay the parameters out again for the tensors' trainable flags and the
+ * types dt[i] they are to be held in: in params the trainable first, then
+ * the frozen fp32 ones, each in HF order; the 16-bit ones in a new half,
+ * except those kept as they were where they lie outside the model (a
+ * checkpoint's mapping).  Values are moved, converted where the type
+ * changes.  Nothing is copied when nothing moves.
+ */
+static void
+relayout(struct model *m, const int *dt)
 {
-	size_t *old = xcalloc(m->ntensors, sizeof(*old)), off = 0;
-	int moved = 0;
+	struct model_tensor *old = xcalloc(m->ntensors, sizeof(*old));
+	size_t off = 0, need = 0, hoff = 0;
+	int moved = 0, outside = 0;
+	uint16_t *half = NULL;
+	float *p = m->params;
 
-	for (int i = 0; i < m->ntensors; i++) {
-		old[i] = m->tensors[i].offset;
-		m->tensors[i].trainable = trainable(&m->tensors[i], arg) != 0;
-	}
-	/* Trainable first, then frozen, each in HF order. */
+	memcpy(old, m->tensors, m->ntensors * sizeof(*old));
 	for (int pass = 1; pass >= 0; pass--) {
 		for (int i = 0; i < m->ntensors; i++) {
 			struct model_tensor *t = &m->tensors[i];
-			if (t->trainable != pass)
+			if (t->trainable != pass || dt[i] != DT_F32)
 				continue;
-			moved |= t->offset != off;
+			moved |= t->offset != off || t->dtype != DT_F32;
 			t->offset = off;
 			off += t->n;
 		}
 		if (pass == 1)
 			m->ntrain = off;
 	}
-	if (moved) {
-		float *p = xmalloc_huge(m->nparams * sizeof(float));
-		for (int i = 0; i < m->ntensors; i++)
-			memcpy(p + m->tensors[i].offset, m->params + old[i],
-			    m->tensors[i].n * sizeof(float));
-		free(m->params);
-		m->params = p;
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *o = &old[i];
+		int mine = m->half != NULL && o->half >= m->half &&
+		    o->half < m->half + m->nhalf;
+
+		moved |= o->dtype != dt[i];
+		if (dt[i] != DT_F32 && (o->dtype != dt[i] || mine))
+			need += o->n;
+	}
+	moved |= off != m->nparams;
+	if (!moved) {
+		free(old);
+		return;
+	}
+	p = xmalloc_huge((off > 0 ? off : 1) * sizeof(float));
+	if (need > 0)
+		half = xmalloc_huge(need * sizeof(uint16_t));
+	for (int i = 0; i < m->ntensors; i++) {
+		struct model_tensor *t = &m->tensors[i];
+		const struct model_tensor *o = &old[i];
+		int mine = m->half != NULL && o->half >= m->half &&
+		    o->half < m->half + m->nhalf;
+
+		if (dt[i] == DT_F32) {
+			if (o->dtype == DT_F32)
+				memcpy(p + t->offset, m->params + o->offset,
+				    t->n * sizeof(float));
+			else
+				dtype_to_f32(o->dtype, o->half, p + t->offset,
+				    t->n);
+			t->dtype = DT_F32;
+			t->half = NULL;
+			continue;
+		}
+		t->offset = 0;
+		t->dtype = dt[i];
+		if (o->dtype == dt[i] && !mine) {	/* where it lies */
+			outside = 1;
+			continue;
+		}
+		t->half = half + hoff;
+		hoff += t->n;
+		if (o->dtype == dt[i])
+			memcpy(half + hoff - t->n, o->half, t->n * 2);
+		else if (o->dtype == DT_F32)
+			dtype_from_f32(dt[i], m->params + o->offset,
+			    half + hoff - t->n, t->n);
+		else {
+			float *w = xmalloc(t->n * sizeof(float));
+			dtype_to_f32(o->dtype, o->half, w, t->n);
+			dtype_from_f32(dt[i], w, half + hoff - t->n, t->n);
+			free(w);
+		}
+	}
+	free(m->params);
+	free(m->half);
+	m->params = p;
+	m->nparams = off;
+	m->half = half;
+	m->nhalf = need;
+	if (!outside && m->release != NULL) {
+		m->release(m->hold);
+		m->release = NULL;
+		m->hold = NULL;
 	}
 	free(old);
+}
+
+int
+model_tensor_holdable(const struct model_tensor *t)
+{
+	switch (t->role) {
+	case ROLE_WQ: case ROLE_WK: case ROLE_WV: case ROLE_WO:
+	case ROLE_WGATE: case ROLE_WUP: case ROLE_WDOWN:
+		return t->layer >= 0;
+	case ROLE_EMBED: case ROLE_LM_HEAD:
+		return t->layer < 0;
+	default:
+		return 0;
+	}
+}
+
+void
+model_hold(struct model *m, int dt)
+{
+	int *d = xcalloc(m->ntensors, sizeof(*d));
+
+	if (dt != DT_F32 && dt != DT_BF16 && dt != DT_F16)
+		errx(1, "model_hold: no such type %d", dt);
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *t = &m->tensors[i];
+		d[i] = !t->trainable && model_tensor_holdable(t) ? dt :
+		    DT_F32;
+	}
+	relayout(m, d);
+	free(d);
+	net_rewire(&m->acts->net, m->tensors, m->ntensors, m->params,
+	    m->grads);
+}
+
+size_t
+model_set_trainable(struct model *m,
+    int (*trainable)(const struct model_tensor *t, void *arg), void *arg)
+{
+	int *d = xcalloc(m->ntensors, sizeof(*d));
+
+	for (int i = 0; i < m->ntensors; i++) {
+		struct model_tensor *t = &m->tensors[i];
+		t->trainable = trainable(t, arg) != 0;
+		d[i] = t->trainable ? DT_F32 : t->dtype;
+	}
+	relayout(m, d);
+	free(d);
 	free(m->grads);
 	m->grads = NULL;
 	net_rewire(&m->acts->net, m->tensors, m->ntensors, m->params, NULL);
@@ -433,13 +595,13 @@ model_extend_backend(struct model *m, const struct backend *be, void *ctx,
 	net_infer(&m->acts->net, be, ctx, kv, B, ntok, tokens, logits);
 }
 
-uint64_t
-model_params_hash(const struct model *m)
+/* FNV-1a of bytes in 1 MiB pieces, hashed in parallel, then together. */
+static uint64_t
+hash_pieces(const void *base, size_t bytes)
 {
-	size_t bytes = m->nparams * sizeof(float), piece = 1 << 20;
-	size_t np = (bytes + piece - 1) / piece;
+	size_t piece = 1 << 20, np = (bytes + piece - 1) / piece;
 	uint64_t *h = xcalloc(np ? np : 1, sizeof(*h)), r;
-	const char *p = (const char *)m->params;
+	const char *p = base;
 
 #pragma omp parallel for schedule(static)
 	for (size_t i = 0; i < np; i++) {
@@ -448,5 +610,29 @@ model_params_hash(const struct model *m)
 	}
 	r = hash_bytes(h, np * sizeof(*h));
 	free(h);
+	return r;
+}
+
+uint64_t
+model_params_hash(const struct model *m)
+{
+	uint64_t r = hash_pieces(m->params, m->nparams * sizeof(float));
+	uint64_t *all = NULL;
+	int n = 0;
+
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct model_tensor *t = &m->tensors[i];
+		if (t->dtype == DT_F32)
+			continue;
+		if (n == 0) {
+			all = xcalloc(m->ntensors + 1, sizeof(*all));
+			all[n++] = r;
+		}
+		all[n++] = hash_pieces(t->half, t->n * sizeof(uint16_t));
+	}
+	if (n > 0) {
+		r = hash_bytes(all, n * sizeof(*all));
+		free(all);
+	}
 	return r;
 }

@@ -3,7 +3,8 @@
  * Gemma 2 and Gemma 3 (text) families, as Hugging Face transformers defines them
  * (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, and their
  * ForSequenceClassification reward heads; Gemma2ForCausalLM and
- * Gemma3ForCausalLM), in fp32 on the CPU.
+ * Gemma3ForCausalLM), in fp32 on the CPU (frozen matrices may be held
+ * in bf16 or f16, and are computed with in fp32).
  *
  * Three parts, in the order a program uses them:
  *
@@ -62,15 +63,33 @@ struct model {
 	struct model_tensor *tensors;	/* (ntensors) HF order; offsets say
 					 * where each lies in params */
 	int ntensors;
-	size_t nparams;
+	size_t nparams;		/* floats in params: every tensor held fp32 */
 	size_t ntrain;		/* trainable floats, params[0 .. ntrain) */
-	float *params;		/* (nparams) every weight, one allocation */
+	float *params;		/* (nparams) every fp32 weight, one
+				 * allocation */
 	float *grads;		/* (ntrain) NULL until model_zero_grad */
+	/*
+	 * Frozen matrices held in 16 bits (model_hold, model_from_ckpt_opts) lie
+	 * outside params: in half, or in a checkpoint's mapping, which
+	 * hold keeps alive until model_free (release(hold)).
+	 */
+	uint16_t *half;		/* (nhalf) */
+	size_t nhalf;
+	void *hold;
+	void (*release)(void *);
 	struct model_acts *acts;	/* private */
 };
 
 /* A model with parameters allocated (uninitialised) for cfg. */
 struct model *model_new(const struct model_config *cfg);
+/*
+ * For loaders (model_from_ckpt_opts): every tensor frozen, tensor i held in dt[i]
+ * (DT_F32, or 16 bits for a holdable matrix); a 16-bit one at at[i] where
+ * that is not NULL (set hold and release to keep it alive), else in half,
+ * uninitialised like params.
+ */
+struct model *model_new_held(const struct model_config *cfg, const int *dt,
+    const uint16_t *const *at);
 void model_free(struct model *m);
 
 /*
@@ -121,6 +140,42 @@ struct ckpt;
 struct ckpt_writer;
 struct model *model_from_ckpt(struct ckpt *c);
 void model_save(const struct model *m, struct ckpt_writer *w);
+
+/*
+ * Weights in 16 bits.  A frozen matrix (model_tensor_holdable: the
+ * projections, the embedding and lm_head; never a norm, a bias or the
+ * small reward head) may be held in bf16 or f16, half the memory, and
+ * half the bytes a decoding step reads; the operations widen it to fp32
+ * inside and sum in fp32 (lib/backend/backend.h), so a model computes
+ * what it would with those values held in fp32.
+ *
+ * model_hold(m, dt) holds every frozen matrix in dt: fp32 ones rounded
+ * to nearest, ties to even (f32_to_bf16, f32_to_f16), 16-bit ones of the
+ * other type through fp32; DT_F32 widens them all back into params.
+ * model_set_trainable widens a tensor it makes trainable.
+ */
+int model_tensor_holdable(const struct model_tensor *t);
+void model_hold(struct model *m, int dt);
+
+/*
+ * Loading for use, not training: every tensor frozen, the matrices held
+ * in weights (DT_F32, DT_BF16, DT_F16), or with MODEL_WEIGHTS_AUTO as the
+ * checkpoint stores them (a bf16 or f16 checkpoint's in 16 bits, an fp32
+ * one's in fp32).  A matrix held in the type it is stored in, in a
+ * mapped (directory) or read (archive) checkpoint, 2-byte aligned, is
+ * used where it lies, without a copy: the model then keeps c alive
+ * (model_free releases it), and the caller may ckpt_free c as always.
+ */
+#define MODEL_WEIGHTS_AUTO (-1)
+struct model_load_opts {
+	int weights;		/* enum dtype, or MODEL_WEIGHTS_AUTO */
+};
+struct model *model_from_ckpt_opts(struct ckpt *c,
+    const struct model_load_opts *o);
+/* "auto", "f32", "bf16", "f16" (any case) into *weights; -1 if none. */
+int model_weights_parse(const char *s, int *weights);
+/* The type model_from_ckpt_opts holds c's matrices in under o: weights, or c's. */
+int model_load_dtype(struct ckpt *c, const struct model_load_opts *o);
 
 /*
  * Freeze every tensor for which trainable(t, arg) is 0, and make the rest
@@ -280,7 +335,10 @@ void model_extend_backend(struct model *m, const struct backend *be,
 /*
  * The policy's fingerprint: FNV-1a (hash_bytes) over the fp32 parameters
  * in 1 MiB pieces, hashed in parallel, then hashed together; touching
- * every page, it also brings a mapped checkpoint's weights in.
+ * every page, it also brings a mapped checkpoint's weights in.  With
+ * matrices held in 16 bits their stored bytes are hashed too, each
+ * tensor the same way, in HF order, after params: an fp32 model's
+ * fingerprint is what it always was.
  */
 uint64_t model_params_hash(const struct model *m);
 

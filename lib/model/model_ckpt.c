@@ -4,8 +4,10 @@
  * only compute need not link the checkpoint code.  See model_ckpt.h.
  */
 #include <err.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "checkpoints/checkpoint.h"
 #include "model/model.h"
@@ -121,6 +123,127 @@ model_from_ckpt_with(struct ckpt *c, const struct model_lora *lc,
 	return m;
 }
 
+int
+model_weights_parse(const char *s, int *weights)
+{
+	int dt;
+
+	if (strcasecmp(s, "auto") == 0) {
+		*weights = MODEL_WEIGHTS_AUTO;
+		return 0;
+	}
+	if ((dt = dtype_parse(s)) < 0)
+		return -1;
+	*weights = dt;
+	return 0;
+}
+
+int
+model_load_dtype(struct ckpt *c, const struct model_load_opts *o)
+{
+	struct model_config cfg;
+	const struct tensor *t;
+	char e[512];
+
+	if (o->weights != MODEL_WEIGHTS_AUTO)
+		return o->weights;
+	if (model_config_from_json(&cfg, ckpt_config(c), e, sizeof(e)) != 0)
+		return DT_F32;
+	t = model_ckpt_tensor(c, &cfg, "model.embed_tokens.weight");
+	return t != NULL ? (int)t->dtype : DT_F32;
+}
+
+/*
+ * n elements from src (type from) to dst (type to, one of them F32), in
+ * pieces across the threads: a model's worth of conversions takes
+ * seconds in one.
+ */
+static void
+convert(enum dtype from, const void *src, enum dtype to, void *dst, size_t n)
+{
+	size_t piece = 1 << 18, np = (n + piece - 1) / piece;
+
+#pragma omp parallel for schedule(static) if (np > 1)
+	for (size_t k = 0; k < np; k++) {
+		size_t i = k * piece, len = n - i < piece ? n - i : piece;
+
+		if (to == DT_F32)
+			dtype_to_f32(from, (const char *)src + i *
+			    dtype_size(from), (float *)dst + i, len);
+		else
+			dtype_from_f32(to, (const float *)src + i,
+			    (char *)dst + i * dtype_size(to), len);
+	}
+}
+
+/*
+ * Each matrix in the type asked for (auto: its own), the rest fp32.  A
+ * 16-bit matrix stored in the type it is held in is pointed at where it
+ * lies (2-byte aligned: safetensors keeps data offsets a multiple of the
+ * element size in practice, but a header may be any length); any other is
+ * converted one tensor at a time into the model's own memory, as
+ * model_from_ckpt copies.
+ */
+struct model *
+model_from_ckpt_opts(struct ckpt *c, const struct model_load_opts *o)
+{
+	struct model_config cfg;
+	struct model_tensor *t;
+	struct model *m;
+	const struct tensor **ct;
+	const uint16_t **at;
+	int n, *dt, inplace = 0;
+
+	model_ckpt_check(c, &cfg);
+	t = model_tensors(&cfg, &n);
+	ct = xcalloc(n, sizeof(*ct));
+	at = xcalloc(n, sizeof(*at));
+	dt = xcalloc(n, sizeof(*dt));
+	for (int i = 0; i < n; i++) {
+		ct[i] = need(c, &cfg, &t[i]);
+		dt[i] = !model_tensor_holdable(&t[i]) ? DT_F32 :
+		    o->weights == MODEL_WEIGHTS_AUTO ? (int)ct[i]->dtype :
+		    o->weights;
+		if (dt[i] != DT_F32 && (int)ct[i]->dtype == dt[i] &&
+		    ((uintptr_t)ct[i]->raw & 1) == 0) {
+			at[i] = ct[i]->raw;
+			inplace = 1;
+		}
+	}
+	free(t);
+	m = model_new_held(&cfg, dt, at);
+	if (inplace) {
+		m->hold = ckpt_ref(c);
+		m->release = (void (*)(void *))ckpt_free;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct model_tensor *mt = &m->tensors[i];
+
+		if (at[i] != NULL)
+			continue;
+		if (mt->dtype == DT_F32 && ct[i]->dtype == DT_F32)
+			memcpy(m->params + mt->offset, ckpt_data(c, ct[i]),
+			    mt->n * sizeof(float));
+		else if (mt->dtype == DT_F32)	/* widened from the bytes */
+			convert(ct[i]->dtype, ct[i]->raw, DT_F32,
+			    m->params + mt->offset, mt->n);
+		else if ((int)ct[i]->dtype == mt->dtype)	/* unaligned */
+			memcpy((uint16_t *)mt->half, ct[i]->raw,
+			    mt->n * sizeof(uint16_t));
+		else if (ct[i]->dtype == DT_F32)
+			convert(DT_F32, ckpt_data(c, ct[i]), mt->dtype,
+			    (uint16_t *)mt->half, mt->n);
+		else		/* the other 16-bit type, through fp32 */
+			dtype_from_f32(mt->dtype, ckpt_data(c, ct[i]),
+			    (uint16_t *)mt->half, mt->n);
+		ckpt_drop(c, ct[i]);
+	}
+	free(ct);
+	free(at);
+	free(dt);
+	return m;
+}
+
 /*
  * config.json and every parameter, in the writer's dtype.  The config
  * starts from the one the writer carried (ckpt_writer_carry), so keys
@@ -139,7 +262,15 @@ model_save(const struct model *m, struct ckpt_writer *w)
 	json_decref(j);
 	for (int i = 0; i < m->ntensors; i++) {
 		const struct model_tensor *t = &m->tensors[i];
+		float *wide = NULL;
+
+		/* 16 bits widen exactly; the writer converts to its type */
+		if (t->dtype != DT_F32) {
+			wide = xmalloc_huge(t->n * sizeof(float));
+			dtype_to_f32(t->dtype, t->half, wide, t->n);
+		}
 		ckpt_writer_add_tensor(w, t->name, t->ndim, t->shape,
-		    m->params + t->offset);
+		    wide != NULL ? wide : m->params + t->offset);
+		free(wide);
 	}
 }

@@ -49,6 +49,14 @@ struct model_tensor {
 	int lora;		/* 0; 1: lora_A (r,in), 2: lora_B (out,r) of
 				 * the projection of role, target lora_target */
 	int lora_target;	/* enum lora_target, when lora */
+	/*
+	 * How the model holds it: dtype DT_F32 (enum dtype,
+	 * lib/tensors/tensor.h), in model.params at offset; or, a frozen
+	 * matrix only (model_hold, model_from_ckpt_opts), DT_BF16 or DT_F16 at half,
+	 * outside params (offset then means nothing).
+	 */
+	int dtype;
+	const uint16_t *half;
 };
 
 /* PEFT's module name of a LoRA target ("q_proj") and the target of a

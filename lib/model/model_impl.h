@@ -95,7 +95,11 @@ rope_freqs(REAL *freq, const struct model_config *c)
  */
 
 struct layer_w {
-	REAL *p[ROLE_NLAYER];	/* by enum arch_role; NULL: absent */
+	REAL *p[ROLE_NLAYER];	/* by enum arch_role; NULL: absent, or held
+				 * in 16 bits */
+	const uint16_t *h[ROLE_NLAYER];	/* a frozen matrix held in 16 bits
+					 * (model_hold), of type dt[]; or NULL */
+	enum dtype dt[ROLE_NLAYER];
 	/* LoRA, by enum lora_target: A (r,in), B (out,r); NULL: none */
 	REAL *lora_a[LORA_NTARGET], *lora_b[LORA_NTARGET];
 	struct layer_attrs at;
@@ -107,6 +111,9 @@ struct weights {
 	REAL *norm;		/* (C) */
 	REAL *out;		/* (V,C): lm_head, or embed when tied */
 	REAL *score;		/* (num_labels, C) or NULL */
+	/* embed and out when held in 16 bits (then embed, out NULL) */
+	const uint16_t *embed_h, *out_h;
+	enum dtype embed_dt, out_dt;
 };
 
 /*
@@ -125,6 +132,7 @@ weights_point(struct weights *w, const struct model_config *c,
 	for (int i = 0; i < nt; i++) {
 		REAL *p = grad ? (t[i].trainable ? base + t[i].offset : NULL) :
 		    base + t[i].offset;
+		const uint16_t *h = grad ? NULL : t[i].half;
 
 		if (t[i].layer >= 0 && t[i].lora) {
 			struct layer_w *lw = &w->layer[t[i].layer];
@@ -134,27 +142,130 @@ weights_point(struct weights *w, const struct model_config *c,
 				lw->lora_b[t[i].lora_target] = p;
 			continue;
 		}
+		if (t[i].dtype != DT_F32)	/* frozen, outside base */
+			p = NULL;
 		if (t[i].layer >= 0) {
 			w->layer[t[i].layer].p[t[i].role] = p;
+			w->layer[t[i].layer].h[t[i].role] = h;
+			w->layer[t[i].layer].dt[t[i].role] = t[i].dtype;
 			continue;
 		}
 		switch (t[i].role) {
 		case ROLE_EMBED:
 			w->embed = p;
+			w->embed_h = h;
+			w->embed_dt = t[i].dtype;
 			break;
 		case ROLE_FINAL_NORM:
 			w->norm = p;
 			break;
 		case ROLE_LM_HEAD:
 			w->out = p;
+			w->out_h = h;
+			w->out_dt = t[i].dtype;
 			break;
 		case ROLE_SCORE:
 			w->score = p;
 			break;
 		}
 	}
-	if (c->lm_head && c->tie_embeddings)
+	if (c->lm_head && c->tie_embeddings) {
 		w->out = w->embed;
+		w->out_h = w->embed_h;
+		w->out_dt = w->embed_dt;
+	}
+}
+
+/*
+ * The products over a weight held either way: the weight's dtype picks
+ * the operation (backend.h), fp32 p or 16-bit h.  A 16-bit weight is
+ * frozen: it has no dw; a trainable bias beside it still gets its dbias.
+ */
+static void
+net_mm(const struct BACKEND *be, void *bx, REAL *out, const REAL *x,
+    const REAL *p, const uint16_t *h, enum dtype dt, const REAL *bias,
+    const REAL *res, int N, int K, int O)
+{
+	if (h != NULL)
+		be->matmul_h(bx, out, x, h, dt, bias, res, N, K, O);
+	else
+		be->matmul(bx, out, x, p, bias, res, N, K, O);
+}
+
+static void
+net_mm_backward(const struct BACKEND *be, void *bx, REAL *dx, REAL *dw,
+    REAL *dbias, const REAL *dout, const REAL *x, const REAL *p,
+    const uint16_t *h, enum dtype dt, int N, int K, int O, int acc)
+{
+	if (h == NULL) {
+		be->matmul_backward(bx, dx, dw, dbias, dout, x, p, N, K, O,
+		    acc);
+		return;
+	}
+	if (dw != NULL)
+		errx(1, "model: a weight held in 16 bits has no gradient");
+	if (dx != NULL)
+		be->matmul_backward_h(bx, dx, dout, h, dt, N, K, O, acc);
+	if (dbias != NULL)
+		be->matmul_backward(bx, NULL, NULL, dbias, dout, x, NULL, N, K,
+		    O, 0);
+}
+
+/* Layer l's weight of role r, in a product. */
+static void
+layer_mm(const struct BACKEND *be, void *bx, const struct layer_w *w, int r,
+    REAL *out, const REAL *x, const REAL *bias, const REAL *res, int N,
+    int K, int O)
+{
+	net_mm(be, bx, out, x, w->p[r], w->h[r], w->dt[r], bias, res, N, K, O);
+}
+
+static void
+layer_mm_backward(const struct BACKEND *be, void *bx,
+    const struct layer_w *w, int r, REAL *dx, REAL *dw, REAL *dbias,
+    const REAL *dout, const REAL *x, int N, int K, int O, int acc)
+{
+	net_mm_backward(be, bx, dx, dw, dbias, dout, x, w->p[r], w->h[r],
+	    w->dt[r], N, K, O, acc);
+}
+
+/* n products of one x (roles r[j]): one operation when the weights are
+ * held alike, else one each. */
+static void
+layer_mm_shared(const struct BACKEND *be, void *bx, const struct layer_w *w,
+    int n, const int *r, REAL *const *out, const REAL *x,
+    const REAL *const *bias, const int *O, int N, int K)
+{
+	const REAL *wp[4];
+	const uint16_t *wh[4];
+	int nh = 0, same = 1;
+
+	for (int j = 0; j < n; j++) {
+		wp[j] = w->p[r[j]];
+		wh[j] = w->h[r[j]];
+		nh += wh[j] != NULL;
+		same &= w->dt[r[j]] == w->dt[r[0]];
+	}
+	if (nh == 0)
+		be->matmul_shared(bx, n, out, x, wp, bias, O, N, K);
+	else if (nh == n && same)
+		be->matmul_shared_h(bx, n, out, x, wh, w->dt[r[0]], bias, O, N,
+		    K);
+	else
+		for (int j = 0; j < n; j++)
+			layer_mm(be, bx, w, r[j], out[j], x, bias[j], NULL, N,
+			    K, O[j]);
+}
+
+/* x (N,C) = rows tok of the embedding, however it is held. */
+static void
+net_embed(const struct BACKEND *be, void *bx, const struct weights *w,
+    REAL *x, const int *tok, int N, int C, int V)
+{
+	if (w->embed_h != NULL)
+		be->embed_h(bx, x, w->embed_h, w->embed_dt, tok, N, C, V);
+	else
+		be->embed(bx, x, w->embed, tok, N, C, V);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -667,11 +778,11 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	const REAL *qn = w->p[ROLE_Q_NORM], *kn = w->p[ROLE_K_NORM];
 	REAL *qkv[3] = { qn != NULL ? la->qp : la->q,
 	    kn != NULL ? la->kp : la->k, la->v };
-	const REAL *wqkv[3] = { w->p[ROLE_WQ], w->p[ROLE_WK], w->p[ROLE_WV] };
+	const int wqkv[3] = { ROLE_WQ, ROLE_WK, ROLE_WV };
 	const REAL *bqkv[3] = { w->p[ROLE_BQ], w->p[ROLE_BK], w->p[ROLE_BV] };
 	int oqkv[3] = { Q, KV, KV };
 	REAL *gu[2] = { la->g, la->u };
-	const REAL *wgu[2] = { w->p[ROLE_WGATE], w->p[ROLE_WUP] };
+	const int wgu[2] = { ROLE_WGATE, ROLE_WUP };
 	const REAL *bgu[2] = { NULL, NULL };
 	int ogu[2] = { F, F };
 	const REAL *pa = w->p[ROLE_POST_ATTN_NORM], *pm = w->p[ROLE_POST_MLP_NORM];
@@ -684,7 +795,7 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	 * softmax(QK^T)V, output */
 	be->rmsnorm(bx, la->ln1, la->rstd1, la->x, w->p[ROLE_ATTN_NORM], wofs,
 	    N, C, eps);
-	be->matmul_shared(bx, 3, qkv, la->ln1, wqkv, bqkv, oqkv, N, C);
+	layer_mm_shared(be, bx, w, 3, wqkv, qkv, la->ln1, bqkv, oqkv, N, C);
 	for (int j = LORA_Q; j <= LORA_V; j++)
 		lora_forward(net, be, bx, l, j, la->xa[j], la->ln1, qkv[j], N,
 		    C, oqkv[j]);
@@ -697,14 +808,14 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	be->rope(bx, la->q, la->k, cs, N, H, KVH, hd, 1);
 	be->attention(bx, la->atty, la->att, la->q, la->k, la->v, ab, l, &sh);
 	if (pa != NULL) {	/* post-norm, then the residual */
-		be->matmul(bx, la->ao, la->atty, w->p[ROLE_WO], w->p[ROLE_BO],
+		layer_mm(be, bx, w, ROLE_WO, la->ao, la->atty, w->p[ROLE_BO],
 		    NULL, N, Q, C);
 		lora_forward(net, be, bx, l, LORA_O, la->xa[LORA_O], la->atty,
 		    la->ao, N, Q, C);
 		be->rmsnorm(bx, tmp, la->rstdpa, la->ao, pa, wofs, N, C, eps);
 		be->add(bx, la->xmid, la->x, tmp, (size_t)N * C);
 	} else {
-		be->matmul(bx, la->xmid, la->atty, w->p[ROLE_WO],
+		layer_mm(be, bx, w, ROLE_WO, la->xmid, la->atty,
 		    w->p[ROLE_BO], la->x, N, Q, C);
 		lora_forward(net, be, bx, l, LORA_O, la->xa[LORA_O], la->atty,
 		    la->xmid, N, Q, C);
@@ -713,7 +824,7 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	/* MLP: pre-norm, down(act(gate(x)) * up(x)), act silu or gelu */
 	be->rmsnorm(bx, la->ln2, la->rstd2, la->xmid, w->p[ROLE_MLP_NORM],
 	    wofs, N, C, eps);
-	be->matmul_shared(bx, 2, gu, la->ln2, wgu, bgu, ogu, N, C);
+	layer_mm_shared(be, bx, w, 2, wgu, gu, la->ln2, bgu, ogu, N, C);
 	for (int j = LORA_GATE; j <= LORA_UP; j++)
 		lora_forward(net, be, bx, l, j, la->xa[j], la->ln2,
 		    gu[j - LORA_GATE], N, C, F);
@@ -722,14 +833,14 @@ block_forward(const struct net *net, const struct BACKEND *be, void *bx,
 	else
 		be->swiglu(bx, la->h, la->g, la->u, (size_t)N * F);
 	if (pm != NULL) {
-		be->matmul(bx, la->mo, la->h, w->p[ROLE_WDOWN], NULL, NULL, N, F,
+		layer_mm(be, bx, w, ROLE_WDOWN, la->mo, la->h, NULL, NULL, N, F,
 		    C);
 		lora_forward(net, be, bx, l, LORA_DOWN, la->xa[LORA_DOWN],
 		    la->h, la->mo, N, F, C);
 		be->rmsnorm(bx, tmp, la->rstdpm, la->mo, pm, wofs, N, C, eps);
 		be->add(bx, xout, la->xmid, tmp, (size_t)N * C);
 	} else {
-		be->matmul(bx, xout, la->h, w->p[ROLE_WDOWN], NULL, la->xmid,
+		layer_mm(be, bx, w, ROLE_WDOWN, xout, la->h, NULL, la->xmid,
 		    N, F, C);
 		lora_forward(net, be, bx, l, LORA_DOWN, la->xa[LORA_DOWN],
 		    la->h, xout, N, F, C);
@@ -771,8 +882,8 @@ block_backward(struct net *net, int l, REAL *dres)
 		    la->mo, pm, wofs, la->rstdpm, N, C);
 		dbr = a->dln;
 	}
-	be->matmul_backward(bx, a->df1, gw[ROLE_WDOWN], NULL, dbr, la->h,
-	    w->p[ROLE_WDOWN], N, F, C, 0);
+	layer_mm_backward(be, bx, w, ROLE_WDOWN, a->df1, gw[ROLE_WDOWN], NULL,
+	    dbr, la->h, N, F, C, 0);
 	lora_backward(net, l, LORA_DOWN, a->df1, dbr, la->h, N, F, C);
 	if (arch_of(c)->act == ACT_GELU_TANH)
 		be->geglu_backward(bx, a->df1, a->df2, a->df1, la->g, la->u,
@@ -780,10 +891,10 @@ block_backward(struct net *net, int l, REAL *dres)
 	else
 		be->swiglu_backward(bx, a->df1, a->df2, a->df1, la->g, la->u,
 		    (size_t)N * F);
-	be->matmul_backward(bx, a->dln, gw[ROLE_WGATE], NULL, a->df1, la->ln2,
-	    w->p[ROLE_WGATE], N, C, F, 0);
-	be->matmul_backward(bx, a->dln, gw[ROLE_WUP], NULL, a->df2, la->ln2,
-	    w->p[ROLE_WUP], N, C, F, 1);
+	layer_mm_backward(be, bx, w, ROLE_WGATE, a->dln, gw[ROLE_WGATE], NULL,
+	    a->df1, la->ln2, N, C, F, 0);
+	layer_mm_backward(be, bx, w, ROLE_WUP, a->dln, gw[ROLE_WUP], NULL,
+	    a->df2, la->ln2, N, C, F, 1);
 	lora_backward(net, l, LORA_GATE, a->dln, a->df1, la->ln2, N, C, F);
 	lora_backward(net, l, LORA_UP, a->dln, a->df2, la->ln2, N, C, F);
 	be->rmsnorm_backward(bx, dres, gw[ROLE_MLP_NORM], a->dln, la->xmid,
@@ -797,8 +908,8 @@ block_backward(struct net *net, int l, REAL *dres)
 		    la->ao, pa, wofs, la->rstdpa, N, C);
 		dbr = a->dln;
 	}
-	be->matmul_backward(bx, a->datty, gw[ROLE_WO], gw[ROLE_BO], dbr,
-	    la->atty, w->p[ROLE_WO], N, Q, C, 0);
+	layer_mm_backward(be, bx, w, ROLE_WO, a->datty, gw[ROLE_WO],
+	    gw[ROLE_BO], dbr, la->atty, N, Q, C, 0);
 	lora_backward(net, l, LORA_O, a->datty, dbr, la->atty, N, Q, C);
 	be->attention_backward(bx, a->dq, a->dk, a->dv, a->datty, la->q,
 	    la->k, la->v, la->att, &a->ab, &sh);
@@ -818,12 +929,12 @@ block_backward(struct net *net, int l, REAL *dres)
 		    kn, wofs, la->rstdk, N * KVH, hd);
 		dk = a->dkp;
 	}
-	be->matmul_backward(bx, a->dln, gw[ROLE_WQ], gw[ROLE_BQ], dq,
-	    la->ln1, w->p[ROLE_WQ], N, C, Q, 0);
-	be->matmul_backward(bx, a->dln, gw[ROLE_WK], gw[ROLE_BK], dk,
-	    la->ln1, w->p[ROLE_WK], N, C, KV, 1);
-	be->matmul_backward(bx, a->dln, gw[ROLE_WV], gw[ROLE_BV], a->dv,
-	    la->ln1, w->p[ROLE_WV], N, C, KV, 1);
+	layer_mm_backward(be, bx, w, ROLE_WQ, a->dln, gw[ROLE_WQ], gw[ROLE_BQ],
+	    dq, la->ln1, N, C, Q, 0);
+	layer_mm_backward(be, bx, w, ROLE_WK, a->dln, gw[ROLE_WK], gw[ROLE_BK],
+	    dk, la->ln1, N, C, KV, 1);
+	layer_mm_backward(be, bx, w, ROLE_WV, a->dln, gw[ROLE_WV], gw[ROLE_BV],
+	    a->dv, la->ln1, N, C, KV, 1);
 	lora_backward(net, l, LORA_Q, a->dln, dq, la->ln1, N, C, Q);
 	lora_backward(net, l, LORA_K, a->dln, dk, la->ln1, N, C, KV);
 	lora_backward(net, l, LORA_V, a->dln, a->dv, la->ln1, N, C, KV);
@@ -854,8 +965,8 @@ head_logits(struct net *net, REAL *logits, int n0, int n)
 	const struct model_config *c = &net->cfg;
 	int C = c->dim, V = c->vocab_size;
 
-	net->be->matmul(net->bx, logits, net->a.lnf + (size_t)n0 * C,
-	    net->w.out, NULL, NULL, n, C, V);
+	net_mm(net->be, net->bx, logits, net->a.lnf + (size_t)n0 * C,
+	    net->w.out, net->w.out_h, net->w.out_dt, NULL, NULL, n, C, V);
 	if (c->final_softcap > 0)
 		net->be->softcap(net->bx, logits, (REAL)c->final_softcap,
 		    (size_t)n * V);
@@ -903,9 +1014,9 @@ head_backward(struct net *net, const REAL *dlogprobs, REAL *dlnf)
 		net->be->logprob_backward(net->bx, a->logits, a->lse + n0,
 		    dlogprobs + n0, a->targets + n0, n, V,
 		    (REAL)c->final_softcap);
-		net->be->matmul_backward(net->bx, dlnf + (size_t)n0 * C,
+		net_mm_backward(net->be, net->bx, dlnf + (size_t)n0 * C,
 		    net->gw.out, NULL, a->logits, a->lnf + (size_t)n0 * C,
-		    net->w.out, n, C, V, 1);
+		    net->w.out, net->w.out_h, net->w.out_dt, n, C, V, 1);
 	}
 }
 
@@ -968,7 +1079,7 @@ net_forward(struct net *net, const struct model_batch *b, REAL *logprobs)
 	if (net->freq_local != NULL)
 		be->rope_table(bx, a->cs_local, a->pos, net->freq_local, N,
 		    c->head_dim);
-	be->embed(bx, a->layer[0].x, net->w.embed, a->tokens, N, C, V);
+	net_embed(be, bx, &net->w, a->layer[0].x, a->tokens, N, C, V);
 	if (arch_of(c)->embed_scale)
 		be->scale(bx, a->layer[0].x, net_embed_scale(c), (size_t)N * C);
 	for (int l = 0; l < c->n_layers; l++)
@@ -1065,7 +1176,7 @@ infer_body(void *arg)
 	if (net->freq_local != NULL)
 		be->rope_table(bx, a->cs_local, a->pos, net->freq_local, N,
 		    c->head_dim);
-	be->embed(bx, x, net->w.embed, p->tokens, N, C, V);
+	net_embed(be, bx, &net->w, x, p->tokens, N, C, V);
 	if (arch_of(c)->embed_scale)
 		be->scale(bx, x, net_embed_scale(c), (size_t)N * C);
 	for (int l = 0; l < c->n_layers; l++)
@@ -1078,8 +1189,8 @@ infer_body(void *arg)
 	be->rmsnorm(bx, a->lnf, NULL, xl, net->w.norm, net->norm_offset, B, C,
 	    c->norm_eps);
 	if (c->lm_head)
-		be->matmul(bx, p->logits, a->lnf, net->w.out, NULL, NULL, B, C,
-		    V);
+		net_mm(be, bx, p->logits, a->lnf, net->w.out, net->w.out_h,
+		    net->w.out_dt, NULL, NULL, B, C, V);
 	if (c->lm_head && c->final_softcap > 0)
 		be->softcap(bx, p->logits, (REAL)c->final_softcap, (size_t)B * V);
 }

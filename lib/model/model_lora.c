@@ -324,6 +324,31 @@ model_load(const char *path, const char *base, struct model_src *src)
 	return model_src_load(src, NULL, NULL, NULL);
 }
 
+static int
+lora_frozen(const struct model_tensor *t, void *arg)
+{
+	(void)t;
+	(void)arg;
+	return 0;
+}
+
+struct model *
+model_load_as(const char *path, const char *base, struct model_src *src,
+    const struct model_load_opts *o)
+{
+	struct model *m;
+	int dt;
+
+	model_src_open(src, path, base);
+	if (src->adapter == NULL)
+		return model_from_ckpt_opts(src->ckpt, o);
+	m = model_src_load(src, NULL, NULL, NULL);
+	model_set_trainable(m, lora_frozen, NULL);
+	if ((dt = model_load_dtype(src->ckpt, o)) != DT_F32)
+		model_hold(m, dt);
+	return m;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Writing */
 

@@ -68,6 +68,15 @@ struct model *model_src_load(struct model_src *src,
 /* Open and load in one: what rollout and score do. */
 struct model *model_load(const char *path, const char *base,
     struct model_src *src);
+/*
+ * The same for use, not training (rollout, score, train-step's --ref):
+ * every tensor frozen, the matrices held as o says (model.h: a checkpoint
+ * through model_from_ckpt_opts, in place where it can be; an adapter's
+ * base converted once loaded, the adapter's own tensors fp32).
+ */
+struct model_load_opts;
+struct model *model_load_as(const char *path, const char *base,
+    struct model_src *src, const struct model_load_opts *o);
 
 /*
  * Parse adapter_config.json: LORA only, and the options whose arithmetic

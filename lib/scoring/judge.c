@@ -207,6 +207,7 @@ judge_new(const char *path, const struct judge_opts *o)
 {
 	struct judge *j = xcalloc(1, sizeof(*j));
 	struct model_src src;
+	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO };
 	struct ckpt *c;
 	char e[512];
 
@@ -215,8 +216,11 @@ judge_new(const char *path, const struct judge_opts *o)
 	if (j->o.batch_tokens <= 0)
 		j->o.batch_tokens = 4096;
 	j->tmpl = judge_template_load(o->template_path);
+	if (o->weights != NULL && model_weights_parse(o->weights, &lo.weights))
+		pp_usage("--weights: \"%s\" is none of auto, f32, bf16, f16",
+		    o->weights);
 	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
-	j->m = model_load(path, NULL, &src);
+	j->m = model_load_as(path, NULL, &src, &lo);
 	c = src.ckpt;
 	if (!j->m->cfg.lm_head)
 		errx(EXIT_DATA, "%s: a judge needs a language-model head",

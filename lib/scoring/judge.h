@@ -54,6 +54,7 @@ struct judge_opts {
 	const char *chat;	/* --chat-template NAME, or NULL */
 	const struct json_t *targs;	/* --template-arg, or NULL */
 	long batch_tokens;	/* <= 0: 4096 */
+	const char *weights;	/* --weights TYPE (model_from_ckpt_opts), NULL: auto */
 };
 
 struct judge;

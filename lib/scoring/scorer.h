@@ -127,6 +127,7 @@ struct ms_opts {
 	int details;		/* flr: flr_positive, flr_negative */
 	int nocache;		/* flr: forward passes, no shared prefix */
 	const char *base;	/* --base: a LoRA adapter's base, or NULL */
+	const char *weights;	/* --weights TYPE (model_from_ckpt_opts), NULL: auto */
 };
 
 /* What a scorer did, for benchmarks. */

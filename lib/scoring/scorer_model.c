@@ -225,6 +225,7 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 {
 	struct mscorer *s = xcalloc(1, sizeof(*s));
 	struct model_src src;
+	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO };
 	struct ckpt *c;
 	char e[512];
 
@@ -233,8 +234,11 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 	s->path = path;
 	if (s->o.batch_tokens <= 0)
 		s->o.batch_tokens = 4096;
+	if (o->weights != NULL && model_weights_parse(o->weights, &lo.weights))
+		pp_usage("--weights: \"%s\" is none of auto, f32, bf16, f16",
+		    o->weights);
 	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
-	s->m = model_load(path, o->base, &src);
+	s->m = model_load_as(path, o->base, &src, &lo);
 	c = src.ckpt;
 	/* forward passes only: each layer's input is all a pass need keep
 	 * (the same numbers, in a layer's memory instead of every layer's) */

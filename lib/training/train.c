@@ -322,6 +322,19 @@ check_modules(struct train_ctx *t)
 	}
 }
 
+/* --weights, parsed (train-step checked it). */
+static struct model_load_opts
+load_opts(const struct train_ctx *t)
+{
+	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO };
+
+	if (t->o.weights != NULL &&
+	    model_weights_parse(t->o.weights, &lo.weights) != 0)
+		pp_usage("--weights: \"%s\" is none of auto, f32, bf16, f16",
+		    t->o.weights);
+	return lo;
+}
+
 struct train_ctx *
 train_new(const struct train_opts *o)
 {
@@ -342,8 +355,16 @@ train_new(const struct train_opts *o)
 	t->m = load_model(t);
 	if (t->modules != NULL)
 		check_modules(t);
-	if (o->freeze)
+	if (o->freeze) {
+		struct model_load_opts lo = load_opts(t);
+
 		apply_freeze(t);
+		/* the frozen matrices as the reference's: in 16 bits from a
+		 * 16-bit checkpoint (exactly its values), or as --weights */
+		if (model_load_dtype(t->ckpt, &lo) != DT_F32 &&
+		    t->m->cfg.lora.rank == 0)
+			model_hold(t->m, model_load_dtype(t->ckpt, &lo));
+	}
 	model_set_recompute(t->m, o->recompute);
 	t->max_len = t->m->cfg.max_seq_len;
 	if (o->max_length > 0 && o->max_length < t->max_len)
@@ -775,7 +796,8 @@ reference_logprobs(struct train_ctx *t)
 		return;
 	}
 	struct model_src rs;	/* a checkpoint or an adapter */
-	struct model *ref = model_load(t->o.ref, NULL, &rs);
+	struct model_load_opts lo = load_opts(t);
+	struct model *ref = model_load_as(t->o.ref, NULL, &rs, &lo);
 	if (!ref->cfg.lm_head)
 		errx(EXIT_DATA, "%s: --ref needs a causal language model",
 		    t->o.ref);

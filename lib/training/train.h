@@ -67,6 +67,9 @@ struct train_opts {
 	const char *lora_targets;	/* comma-separated, or NULL: all */
 	const char *train_modules;	/* trained whole with the adapters */
 	const char *base;		/* an adapter's base (--base) */
+	const char *weights;		/* --weights TYPE (model_from_ckpt_opts) of the
+					 * reference and the frozen tensors;
+					 * NULL: auto */
 	long long max_length;		/* <= 0: the model's context */
 	/* dpo */
 	double beta, label_smoothing, nll_coef;
