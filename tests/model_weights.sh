@@ -179,6 +179,16 @@ ckpt diff -J "$T/m.bf16.f32" "$T/s2" | recs to-tsv name max_abs |
 check "train-step --freeze: a frozen bf16 tensor written exactly" \
     test "$(cat "$T/emb")" = 1
 
+# A LoRA adapter on the bf16 checkpoint: --weights leaves it and its base
+# in fp32 (not applied to adapters yet), so the same log-probs.
+# shellcheck disable=SC2086
+train-step -m "$T/m.bf16" -o "$T/ad" --loss sft --batch-size 2 --lr 1e-2 \
+    --lora-rank 4 -J <"$T/sft2" >/dev/null || fail "train-step --lora-rank"
+score --logprob "$T/ad" -J "$T/text" >"$T/want" || fail "score adapter"
+score --logprob "$T/ad" --weights bf16 -J "$T/text" >"$T/got" ||
+    fail "score adapter --weights bf16"
+same "score: an adapter under --weights bf16" "$T/got" "$T/want"
+
 # --- errors ---------------------------------------------------------------
 expect_fail 2 'rollout: --weights: "fp8" is none of auto, f32, bf16, f16' \
     rollout -m "$T/m" --weights fp8 "$T/prompts"

@@ -70,9 +70,9 @@ struct model *model_load(const char *path, const char *base,
     struct model_src *src);
 /*
  * The same for use, not training (rollout, score, train-step's --ref):
- * every tensor frozen, the matrices held as o says (model.h: a checkpoint
- * through model_from_ckpt_opts, in place where it can be; an adapter's
- * base converted once loaded, the adapter's own tensors fp32).
+ * every tensor frozen; a checkpoint's matrices held as o says
+ * (model_from_ckpt_opts, in place where it can be).  An adapter and its
+ * base stay fp32 (o is not applied to them yet).
  */
 struct model_load_opts;
 struct model *model_load_as(const char *path, const char *base,
