@@ -1,11 +1,13 @@
 #!/bin/sh
 # bench_families.sh: each model family's speed next to Llama's at equal
-# FLOPs (run by `make bench`).  Both models have Qwen3's shape, head_dim
+# FLOPs (run by `make bench`).  The models have Qwen3's shape, head_dim
 # decoupled from the width (dim 256, 8 heads of 64: q_proj 512 x 256),
 # 4 layers, ffn 688, 4096 tokens; llama reads the same head_dim, so the
 # products are the same and what differs is the family's own work (Qwen3:
-# the q/k norms).  Figures, each the best of REPS (default 3) runs taking
-# turns:
+# the q/k norms; Gemma 2: the post-norms, gelu, the softcaps and the
+# embedding scale, with its sliding window as wide as the context, so
+# that attention does the same work).  Figures, each the best of REPS
+# (default 3) runs taking turns:
 #   rollout tokens/s of 8 samples of one prompt decoding together
 #     (decoding time: a run's time less that of --max-tokens 1);
 #   train-step tokens/s of a DPO step (8 pairs, 32 + 2 x 128 tokens);
@@ -19,10 +21,13 @@ PATH="$top_builddir/tools:$PATH"
 T=$(mktemp -d "${TMPDIR:-/tmp}/bench_families.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
-for a in llama qwen3; do
+for a in llama qwen3 gemma2; do
+	w=
+	[ $a = gemma2 ] && w="--sliding-window 512"
+	# shellcheck disable=SC2086
 	ckpt init -o "$T/$a" --arch $a --dim 256 --layers 4 --heads 8 \
 	    --kv-heads 4 --head-dim 64 --ffn 688 --vocab-size 4096 --ctx 512 \
-	    --seed 1 >/dev/null
+	    $w --seed 1 >/dev/null
 	# no EOS: every sample decodes the full length
 	for f in config.json generation_config.json; do
 		"$PYTHON3" -c 'import json, sys
@@ -37,7 +42,7 @@ awk -v kind=pairs -f "$top_srcdir/bench/records.awk" >"$T/pairs.jsonl"
 import json, subprocess, sys, time
 
 T, REPS = sys.argv[1], int(sys.argv[2])
-FAMS, M = ["llama", "qwen3"], 128
+FAMS, M = ["llama", "qwen3", "gemma2"], 128
 
 def wall(cmd, stdin):
     with open(stdin) as f:
