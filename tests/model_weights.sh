@@ -179,12 +179,21 @@ ckpt diff -J "$T/m.bf16.f32" "$T/s2" | recs to-tsv name max_abs |
 check "train-step --freeze: a frozen bf16 tensor written exactly" \
     test "$(cat "$T/emb")" = 1
 
-# A LoRA adapter on the bf16 checkpoint: --weights leaves it and its base
-# in fp32 (not applied to adapters yet), so the same log-probs.
+# A LoRA adapter on the bf16 checkpoint: its base held in 16 bits (the
+# adapters in fp32) trains and scores as the same base widened to fp32.
 # shellcheck disable=SC2086
 train-step -m "$T/m.bf16" -o "$T/ad" --loss sft --batch-size 2 --lr 1e-2 \
-    --lora-rank 4 -J <"$T/sft2" >/dev/null || fail "train-step --lora-rank"
-score --logprob "$T/ad" -J "$T/text" >"$T/want" || fail "score adapter"
+    --lora-rank 4 -J <"$T/sft2" | recs to-tsv loss grad_norm >"$T/l16" ||
+    fail "train-step --lora-rank"
+# shellcheck disable=SC2086
+train-step -m "$T/m.bf16" -o "$T/ad32" --loss sft --batch-size 2 --lr 1e-2 \
+    --lora-rank 4 --weights f32 -J <"$T/sft2" | recs to-tsv loss grad_norm \
+    >"$T/l32" || fail "train-step --lora-rank --weights f32"
+same "LoRA on a bf16 base: the losses of its fp32 widening" "$T/l16" "$T/l32"
+score --logprob "$T/ad" --weights f32 -J "$T/text" >"$T/want" ||
+    fail "score adapter --weights f32"
+score --logprob "$T/ad" -J "$T/text" >"$T/got" || fail "score adapter"
+same "score: an adapter on its base in 16 bits" "$T/got" "$T/want"
 score --logprob "$T/ad" --weights bf16 -J "$T/text" >"$T/got" ||
     fail "score adapter --weights bf16"
 same "score: an adapter under --weights bf16" "$T/got" "$T/want"

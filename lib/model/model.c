@@ -307,6 +307,10 @@ relayout(struct model *m, const int *dt)
 int
 model_tensor_holdable(const struct model_tensor *t)
 {
+	/* An adapter's A and B carry their target's role but are read as
+	 * fp32 by the block: never held in 16 bits. */
+	if (t->lora)
+		return 0;
 	switch (t->role) {
 	case ROLE_WQ: case ROLE_WK: case ROLE_WV: case ROLE_WO:
 	case ROLE_WGATE: case ROLE_WUP: case ROLE_WDOWN:

@@ -341,11 +341,12 @@ model_load_as(const char *path, const char *base, struct model_src *src,
 	model_src_open(src, path, base);
 	if (src->adapter == NULL)
 		return model_from_ckpt_opts(src->ckpt, o);
-	/* An adapter's base stays fp32 for now: held in 16 bits it
-	 * computed other log-probs than in fp32 (a bug not found yet), so
-	 * --weights is checked but not applied to it. */
+	/* The base's matrices as --weights says (the adapters stay fp32). */
 	m = model_src_load(src, NULL, NULL, NULL);
 	model_set_trainable(m, lora_frozen, NULL);
+	int dt = model_load_dtype(src->ckpt, o);
+	if (dt != DT_F32)
+		model_hold(m, dt);
 	return m;
 }
 

@@ -365,6 +365,14 @@ train_new(const struct train_opts *o)
 		    t->m->cfg.lora.rank == 0)
 			model_hold(t->m, model_load_dtype(t->ckpt, &lo));
 	}
+	/* A LoRA base is frozen: its matrices as --weights says (a 16-bit
+	 * checkpoint's in 16 bits), the adapters and --train-modules fp32. */
+	if (t->lora.rank > 0) {
+		struct model_load_opts lo = load_opts(t);
+		int dt = model_load_dtype(t->ckpt, &lo);
+		if (dt != DT_F32)
+			model_hold(t->m, dt);
+	}
 	model_set_recompute(t->m, o->recompute);
 	t->max_len = t->m->cfg.max_seq_len;
 	if (o->max_length > 0 && o->max_length < t->max_len)
