@@ -27,17 +27,8 @@
 #include "model/model_ckpt.h"
 #include "tensors/tensor.h"
 #include "util/util.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);	\
-		fprintf(stderr, __VA_ARGS__);				\
-		fputc('\n', stderr);					\
-		failures++;						\
-	}								\
-} while (0)
 
 /* max |a - b| / (1 + max |b|) */
 static double
@@ -169,33 +160,33 @@ test_train(const char *arch, int tie, int dt)
 	/* all frozen, matrices in 16 bits: forward only */
 	model_set_trainable(a, freeze_all, NULL);
 	model_hold(a, dt);
-	CHECK(a->ntrain == 0 && a->nparams < full / 10,
+	CHECKF(a->ntrain == 0 && a->nparams < full / 10,
 	    "%s: held: %zu of %zu floats in params", arch, a->nparams, full);
 	for (int i = 0; i < a->ntensors; i++)
-		CHECK(a->tensors[i].dtype == (model_tensor_holdable(
+		CHECKF(a->tensors[i].dtype == (model_tensor_holdable(
 		    &a->tensors[i]) ? dt : DT_F32) && (a->tensors[i].dtype ==
 		    DT_F32) == (a->tensors[i].half == NULL),
 		    "%s: %s held as %d", arch, a->tensors[i].name,
 		    a->tensors[i].dtype);
 	model_forward(a, &bt, la);
 	model_forward(b, &bt, lb);
-	CHECK(bits_equal(la, lb, N), "%s %s: forward logprobs differ: %g",
+	CHECKF(bits_equal(la, lb, N), "%s %s: forward logprobs differ: %g",
 	    arch, dtype_name(dt), err_rel(la, lb, N));
 
 	/* some frozen, held in 16 bits; the rest trainable fp32 */
 	model_set_trainable(a, freeze_some, NULL);
 	model_hold(a, dt);
 	model_set_trainable(b, freeze_some, NULL);
-	CHECK(a->ntrain == b->ntrain && a->nparams < b->nparams,
+	CHECKF(a->ntrain == b->ntrain && a->nparams < b->nparams,
 	    "%s: trainable %zu/%zu, params %zu/%zu", arch, a->ntrain,
 	    b->ntrain, a->nparams, b->nparams);
-	CHECK(bits_equal(a->params, b->params, a->ntrain),
+	CHECKF(bits_equal(a->params, b->params, a->ntrain),
 	    "%s: trainable tensors changed by model_hold", arch);
 	model_zero_grad(a);
 	model_zero_grad(b);
 	model_forward(a, &bt, la);
 	model_forward(b, &bt, lb);
-	CHECK(bits_equal(la, lb, N), "%s %s: forward (some frozen): %g", arch,
+	CHECKF(bits_equal(la, lb, N), "%s %s: forward (some frozen): %g", arch,
 	    dtype_name(dt), err_rel(la, lb, N));
 	for (int n = 0; n < N; n++)
 		d[n] = tgt[n] >= 0 ? -1.0f / N : 0;
@@ -203,7 +194,7 @@ test_train(const char *arch, int tie, int dt)
 	model_backward(b, d, NULL);
 	/* dx through a 16-bit weight: backend_cpu widens B's columns into
 	 * panels of their own stride, so sums may round otherwise */
-	CHECK(err_rel(a->grads, b->grads, a->ntrain) < 1e-5,
+	CHECKF(err_rel(a->grads, b->grads, a->ntrain) < 1e-5,
 	    "%s %s: gradients differ: %g", arch, dtype_name(dt),
 	    err_rel(a->grads, b->grads, a->ntrain));
 
@@ -212,7 +203,7 @@ test_train(const char *arch, int tie, int dt)
 	for (int i = 0; i < a->ntensors; i++) {
 		const struct model_tensor *ta = &a->tensors[i];
 		const struct model_tensor *tb = model_tensor(b, ta->name);
-		CHECK(ta->dtype == DT_F32 && bits_equal(a->params + ta->offset,
+		CHECKF(ta->dtype == DT_F32 && bits_equal(a->params + ta->offset,
 		    b->params + tb->offset, ta->n), "%s: %s widened", arch,
 		    ta->name);
 	}
@@ -257,7 +248,7 @@ test_decode(const char *arch, int tie, int dt, int avx2)
 	/* the prompts in one prefill pass */
 	model_extend(a, ka, B, plen, tok, ga);
 	model_extend(b, kb, B, plen, tok, gb);
-	CHECK(bits_equal(ga, gb, (size_t)B * V), "%s %s: prefill: %g", arch,
+	CHECKF(bits_equal(ga, gb, (size_t)B * V), "%s %s: prefill: %g", arch,
 	    dtype_name(dt), err_rel(ga, gb, (size_t)B * V));
 	for (int s = 0; s < STEPS; s++) {
 		for (int i = 0; i < B; i++) {
@@ -268,7 +259,7 @@ test_decode(const char *arch, int tie, int dt, int avx2)
 		    tok, ga);
 		model_extend_backend(b, &backend_cpu_decode, cb, kb, B, one,
 		    tok, gb);
-		CHECK(bits_equal(ga, gb, (size_t)B * V), "%s %s avx2=%d: "
+		CHECKF(bits_equal(ga, gb, (size_t)B * V), "%s %s avx2=%d: "
 		    "decoding step %d: %g", arch, dtype_name(dt), avx2, s,
 		    err_rel(ga, gb, (size_t)B * V));
 	}
@@ -343,13 +334,13 @@ test_ckpt(void)
 		inplace += t->dtype == DT_BF16 && (const void *)t->half ==
 		    ct->raw;
 	}
-	CHECK(holdable > 0 && inplace == holdable, "bf16 checkpoint: %d of "
+	CHECKF(holdable > 0 && inplace == holdable, "bf16 checkpoint: %d of "
 	    "%d matrices in place", inplace, holdable);
-	CHECK(model_load_dtype(c, &lo) == DT_BF16, "auto of a bf16 "
+	CHECKF(model_load_dtype(c, &lo) == DT_BF16, "auto of a bf16 "
 	    "checkpoint is bf16");
 	ckpt_free(c);		/* the model still holds the mapping */
 	model_forward(h, &bt, lh);
-	CHECK(bits_equal(lh, lbb, N), "bf16 checkpoint in place: %g",
+	CHECKF(bits_equal(lh, lbb, N), "bf16 checkpoint in place: %g",
 	    err_rel(lh, lbb, N));
 
 	/* --weights bf16 on the fp32 checkpoint: rounded the same way */
@@ -357,21 +348,21 @@ test_ckpt(void)
 	lo.weights = DT_BF16;
 	h2 = model_from_ckpt_opts(c, &lo);
 	lo.weights = MODEL_WEIGHTS_AUTO;
-	CHECK(model_load_dtype(c, &lo) == DT_F32, "auto of an fp32 "
+	CHECKF(model_load_dtype(c, &lo) == DT_F32, "auto of an fp32 "
 	    "checkpoint is f32");
 	lo.weights = DT_F32;
 	f = model_from_ckpt_opts(c, &lo);
 	ckpt_free(c);
-	CHECK(f->nparams == a->nparams && bits_equal(f->params, a->params,
+	CHECKF(f->nparams == a->nparams && bits_equal(f->params, a->params,
 	    a->nparams) && model_params_hash(f) == model_params_hash(a),
 	    "--weights f32: the fp32 checkpoint as it is");
 	model_hold(f, DT_BF16);		/* model_load froze every tensor */
-	CHECK(model_params_hash(h2) == model_params_hash(f) &&
+	CHECKF(model_params_hash(h2) == model_params_hash(f) &&
 	    f->nparams == h2->nparams, "--weights bf16 = model_hold");
-	CHECK(model_params_hash(h) != model_params_hash(b),
+	CHECKF(model_params_hash(h) != model_params_hash(b),
 	    "the fingerprint covers the stored bytes");
 	model_forward(h2, &bt, lh);
-	CHECK(bits_equal(lh, lb, N), "--weights bf16: %g", err_rel(lh, lb,
+	CHECKF(bits_equal(lh, lb, N), "--weights bf16: %g", err_rel(lh, lb,
 	    N));
 
 	/* saved in fp32: the held values widened, exactly */
@@ -381,7 +372,7 @@ test_ckpt(void)
 	model_free(f);
 	f = model_from_ckpt(c);
 	ckpt_free(c);
-	CHECK(f->nparams == bb->nparams && bits_equal(f->params, bb->params,
+	CHECKF(f->nparams == bb->nparams && bits_equal(f->params, bb->params,
 	    bb->nparams), "a held model saved in fp32");
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -405,7 +396,7 @@ main(void)
 {
 	int w;
 
-	CHECK(model_weights_parse("BF16", &w) == 0 && w == DT_BF16 &&
+	CHECKF(model_weights_parse("BF16", &w) == 0 && w == DT_BF16 &&
 	    model_weights_parse("auto", &w) == 0 && w == MODEL_WEIGHTS_AUTO &&
 	    model_weights_parse("f32", &w) == 0 && w == DT_F32 &&
 	    model_weights_parse("fp8", &w) != 0, "model_weights_parse");
@@ -418,7 +409,5 @@ main(void)
 		test_decode("qwen2", 1, DT_F16, avx2);
 	}
 	test_ckpt();
-	if (failures)
-		fprintf(stderr, "%d check(s) failed\n", failures);
-	return failures != 0;
+	return check_status();
 }
