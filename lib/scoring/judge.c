@@ -26,8 +26,6 @@
 
 struct label {
 	char *text;
-	int32_t *tok;
-	size_t n;
 	double value;		/* pointwise: the rating */
 };
 
@@ -162,22 +160,10 @@ parse_labels(struct judge *j, const char *list)
 		const char *q = strchr(p, ',');
 		size_t n = q ? (size_t)(q - p) : strlen(p);
 		struct label *l = &j->lab[j->nlab++];
-		char e[256];
 
 		if (n == 0)
 			pp_usage("--labels: an empty label in \"%s\"", list);
 		l->text = xstrndup(p, n);
-		l->n = tokenizer_try_encode(j->tok, l->text, n, 0, &l->tok, e,
-		    sizeof(e));
-		if (l->n == (size_t)-1)
-			errx(EXIT_DATA, "%s: label \"%s\": %s", j->path,
-			    l->text, e);
-		if (l->n == 0)
-			pp_usage("--labels: \"%s\" has no tokens", l->text);
-		if (conv_check_vocab(j->m->cfg.vocab_size, l->tok, l->n, e,
-		    sizeof(e)) != 0)
-			errx(EXIT_DATA, "%s: label \"%s\": %s", j->path,
-			    l->text, e);
 		if (!j->o.pairwise) {
 			char *end;
 			l->value = strtod(l->text, &end);
@@ -258,10 +244,8 @@ judge_free(struct judge *j)
 	for (size_t i = 0; i < j->nitems; i++)
 		item_free(&j->items[i]);
 	free(j->items);
-	for (int l = 0; l < j->nlab; l++) {
+	for (int l = 0; l < j->nlab; l++)
 		free(j->lab[l].text);
-		free(j->lab[l].tok);
-	}
 	free(j->tmpl);
 	conv_free(j->conv);
 	model_free(j->m);
@@ -314,8 +298,9 @@ add_order(struct judge *j, struct item *it, int order, const char *a,
 			rec_die(&it->rec, "prompt", "the judge's template "
 			    "leaves no %s for label \"%s\"", np == 0 ?
 			    "prompt" : "tokens", lb->text);
-		if (conv_check_length(j->m->cfg.max_seq_len, end, e,
-		    sizeof(e)) != 0)
+		if (conv_check_vocab(j->m->cfg.vocab_size, t, end, e,
+		    sizeof(e)) != 0 || conv_check_length(j->m->cfg.max_seq_len,
+		    end, e, sizeof(e)) != 0)
 			rec_die(&it->rec, "prompt", "the judge's prompt and "
 			    "label \"%s\": %s of %s", lb->text, e, j->path);
 		it->np[order] = (int)np;	/* the same for every label */

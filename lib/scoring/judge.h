@@ -11,8 +11,10 @@
  *
  *   pointwise  a record with a response; {response} is it.  The labels
  *              are ratings ("1,2,3,4,5"); each label's probability is
- *              that of its tokens after the prompt (a label of several
- *              tokens counts all of them), normalised over the labels,
+ *              that of the judge's answer starting with it (the label as
+ *              the assistant's turn, tokenized as train-step reads the
+ *              conversation, up to the turn's end; every token of a
+ *              label of several counts), normalised over the labels,
  *              and the reward is the expected rating.
  *   pairwise   a pair record; {response_a} and {response_b} are its two
  *              responses.  The labels name them ("A,B").  Each order is
