@@ -23,20 +23,8 @@ trap 'rm -rf "$T"' EXIT
 # QWEN05="DIM LAYERS HEADS KV_HEADS FFN" replaces the 0.5B shape (a quick
 # try of the script).
 # 4 pairs of pseudo-random tokens in [3, 151936), reference sums given
-awk 'function tok(n,   s, i) {
-	s = ""
-	for (i = 0; i < n; i++)
-		s = s (i ? "," : "") int(3 + rand() * 151933)
-	return "[" s "]"
-}
-BEGIN {
-	srand(1)
-	for (p = 0; p < 4; p++)
-		printf "{\"id\":\"%d\",\"prompt_tokens\":%s,\"chosen\":" \
-		    "{\"response_tokens\":%s,\"ref_logprob\":-1000}," \
-		    "\"rejected\":{\"response_tokens\":%s," \
-		    "\"ref_logprob\":-1010}}\n", p, tok(256), tok(256), tok(256)
-}' >"$T/pairs.jsonl"
+awk -v kind=pairs -v n=4 -v vocab=151936 -v prompt=256 -v response=256 \
+    -f "$top_srcdir/bench/records.awk" >"$T/pairs.jsonl"
 
 # step NAME ARGS...: train-step's fastest step (tokens/s, seconds) from
 # its metrics, and the run's peak RSS in MiB (the kernel's, loading

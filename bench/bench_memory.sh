@@ -35,18 +35,8 @@ trap 'rm -rf "$T"' EXIT
     --ctx 512 --seed 1 >/dev/null
 
 # 4 records of pseudo-random token ids in [3, 151936)
-awk 'function tok(n,   s, i) {
-	s = ""
-	for (i = 0; i < n; i++)
-		s = s (i ? "," : "") int(3 + rand() * 151933)
-	return "[" s "]"
-}
-BEGIN {
-	srand(1)
-	for (p = 0; p < 4; p++)
-		printf "{\"id\":\"%d\",\"prompt_tokens\":%s," \
-		    "\"response_tokens\":%s}\n", p, tok(32), tok(480)
-}' >"$T/sft.jsonl"
+awk -v kind=sft -v n=4 -v vocab=151936 -v prompt=32 -v response=480 \
+    -f "$top_srcdir/bench/records.awk" >"$T/sft.jsonl"
 
 # run NAME TOOLS [ARGS]: one invocation; NAME_rss_mib and NAME_tok_s
 run() {
