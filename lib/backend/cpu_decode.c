@@ -510,8 +510,7 @@ attend_body(const float *q, const float *const k[NRUN],
 
 	/* Gemma 2's attention softcap, before the softmax */
 	if (cap > 0)
-		for (size_t i = 0; i < (size_t)(h1 - h0) * n; i++)
-			sc[i] = cap * tanhf(sc[i] / cap);
+		vmath_softcap(sc, sc, cap, (size_t)(h1 - h0) * n);
 
 	float inv[h1 - h0];
 	for (int h = h0; h < h1; h++) {
@@ -822,7 +821,7 @@ dec_geglu(void *ctx, float *h, const float *g, const float *u, size_t n)
 {
 	(void)ctx;
 #pragma omp single
-	backend_cpu.geglu(NULL, h, g, u, n);
+	vmath_gelu_mul(h, g, u, n);
 }
 
 static void
@@ -846,7 +845,7 @@ dec_softcap(void *ctx, float *x, float cap, size_t n)
 {
 	(void)ctx;
 #pragma omp single
-	backend_cpu.softcap(NULL, x, cap, n);
+	vmath_softcap(x, x, cap, n);
 }
 
 static void

@@ -30,6 +30,7 @@
 #undef I		/* complex.h's imaginary unit: I is an input width here */
 
 #include "backend/backend.h"
+#include "backend/vmath.h"
 #include "tensors/tensor.h"
 #include "util/util.h"
 
@@ -113,12 +114,16 @@ gemm(int transa, int transb, int M, int N, int K, REAL alpha, const REAL *A,
 }
 
 /*
- * The build targets baseline x86-64 (SSE2); these loops are where decoding
- * spends its time, so on x86-64 they are also compiled for AVX2 with FMA,
- * picked at load time.
+ * The build targets baseline x86-64 (SSE2); these loops are where short
+ * products spend their time, so on x86-64 they are also compiled for
+ * AVX2, picked at load time by the CPU's features.  (Not "arch=haswell":
+ * GCC picks that clone by the CPU's model, so an AMD CPU, or an Intel one
+ * newer than Haswell, ran the SSE2 copy.)  AVX2 without FMA: the vector
+ * loops do the same operations as the plain copy, so which copy runs
+ * changes no result.
  */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HOT_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define HOT_CLONES
 #endif
@@ -458,6 +463,26 @@ rmsnorm_backward(REAL *dx, REAL *dw, const REAL *dout, const REAL *x,
 
 /* ------------------------------------------------------------------------ */
 /*
+ * Gemma's tanh loops: in float, lib/backend/vmath's (libmvec's tanhf,
+ * eight at a time, the values decoding takes), in blocks of this many
+ * in parallel; in double (the gradient checks), tanh an element at a
+ * time.  Each element is computed on its own either way.
+ */
+#define TANH_BLOCK 4096
+
+/* x (n) = cap * tanh(x / cap), in the calling thread. */
+static void
+softcap_seq(REAL *x, REAL cap, size_t n)
+{
+	if (sizeof(REAL) == sizeof(float))
+		vmath_softcap((float *)x, (const float *)x, (float)cap, n);
+	else
+		for (size_t i = 0; i < n; i++)
+			x[i] = cap * tanh(x[i] / cap);
+}
+
+/* ------------------------------------------------------------------------ */
+/*
  * Rotary position embeddings, HF's rotate-half convention: in each head,
  * element j < hd/2 rotates with element j + hd/2 by angle pos * freq[j].
  */
@@ -577,8 +602,8 @@ attention_forward(REAL *out, REAL *att, REAL *rowbuf, int maxL,
 				int lo = attn_lo(last, window);
 
 				if (cap > 0)
-					for (int j = lo; j <= last; j++)
-						p[j] = cap * tanh(p[j] / cap);
+					softcap_seq(p + lo, cap,
+					    (size_t)(last - lo + 1));
 				for (int j = lo; j <= last; j++)
 					if (p[j] > mx)
 						mx = p[j];
@@ -718,12 +743,21 @@ swiglu_backward(REAL *dg, REAL *du, const REAL *dh, const REAL *g,
  * GeGLU with the tanh approximation (gelu_pytorch_tanh): h = gelu(g) * u,
  * gelu(g) = g/2 (1 + tanh(k (g + 0.044715 g^3))), k = sqrt(2/pi).
  */
-#define GELU_K 0.7978845608028654
-#define GELU_A 0.044715
+#define GELU_K VMATH_GELU_K
+#define GELU_A VMATH_GELU_A
+
 
 static void
 geglu_forward(REAL *h, const REAL *g, const REAL *u, size_t n)
 {
+	if (sizeof(REAL) == sizeof(float)) {
+#pragma omp parallel for if (PAR(n))
+		for (size_t b = 0; b < n; b += TANH_BLOCK)
+			vmath_gelu_mul((float *)h + b, (const float *)g + b,
+			    (const float *)u + b, n - b < TANH_BLOCK ? n - b :
+			    TANH_BLOCK);
+		return;
+	}
 #pragma omp parallel for if (PAR(n))
 	for (size_t i = 0; i < n; i++) {
 		REAL x = g[i];
@@ -1210,8 +1244,9 @@ cpu_softcap(void *ctx, REAL *x, REAL cap, size_t n)
 {
 	(void)ctx;
 #pragma omp parallel for if (PAR(n))
-	for (size_t i = 0; i < n; i++)
-		x[i] = cap * tanh(x[i] / cap);
+	for (size_t b = 0; b < n; b += TANH_BLOCK)
+		softcap_seq(x + b, cap, n - b < TANH_BLOCK ? n - b :
+		    TANH_BLOCK);
 }
 
 static void

@@ -17,6 +17,10 @@
 
 /* glibc's AVX2 expf of eight floats (the x86-64 vector function ABI). */
 extern __m256 _ZGVdN8v_expf(__m256);
+#ifdef HAVE__ZGVDN8V_TANHF
+#define VMATH_TANH 1
+extern __m256 _ZGVdN8v_tanhf(__m256);
+#endif
 #endif
 
 /* The fixed tree every sum of eight lanes is added in. */
@@ -66,6 +70,28 @@ silu_mul_plain(float *h, const float *g, const float *u, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		h[i] = g[i] / (1 + expf(-g[i])) * u[i];
+}
+
+/* The plain gelu of one element, in the order the AVX2 loop takes. */
+static float
+gelu_plain1(float g)
+{
+	float k = (float)VMATH_GELU_K, a = (float)VMATH_GELU_A;
+	return 0.5f * g * (1 + tanhf(k * (g + a * g * g * g)));
+}
+
+static void
+softcap_plain(float *y, const float *x, float cap, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = cap * tanhf(x[i] / cap);
+}
+
+static void
+gelu_mul_plain(float *h, const float *g, const float *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h[i] = gelu_plain1(g[i]) * u[i];
 }
 
 /* ------------------------------------------------------------------------ */
@@ -179,6 +205,66 @@ silu_mul_avx2(float *h, const float *g, const float *u, size_t n)
 	}
 }
 
+#ifdef VMATH_TANH
+/*
+ * The tanh loops: eight at a time, the last few padded with zeros (a
+ * lane's value depends on its own input only), as silu_mul_avx2.
+ */
+AVX2 static void
+softcap_avx2(float *y, const float *x, float cap, size_t n)
+{
+	const __m256 c = _mm256_set1_ps(cap);
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_mul_ps(c, _ZGVdN8v_tanhf(
+		    _mm256_div_ps(_mm256_loadu_ps(x + i), c))));
+	if (i < n) {
+		float t[8] = { 0 };
+		size_t k, left = n - i;
+		for (k = 0; k < left; k++)
+			t[k] = x[i + k];
+		softcap_avx2(t, t, cap, 8);
+		for (k = 0; k < left; k++)
+			y[i + k] = t[k];
+	}
+}
+
+/* gelu_plain1's operations, each rounded as there (no fused multiply-add:
+ * the compiler may not contract intrinsics' separate products). */
+AVX2 static void
+gelu_mul_avx2(float *h, const float *g, const float *u, size_t n)
+{
+	const __m256 k = _mm256_set1_ps((float)VMATH_GELU_K);
+	const __m256 a = _mm256_set1_ps((float)VMATH_GELU_A);
+	const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1);
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m256 x = _mm256_loadu_ps(g + i);
+		__m256 c = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(a, x), x),
+		    x);
+		__m256 t = _ZGVdN8v_tanhf(_mm256_mul_ps(k, _mm256_add_ps(x,
+		    c)));
+		__m256 gl = _mm256_mul_ps(_mm256_mul_ps(half, x),
+		    _mm256_add_ps(one, t));
+		_mm256_storeu_ps(h + i, _mm256_mul_ps(gl,
+		    _mm256_loadu_ps(u + i)));
+	}
+	if (i < n) {
+		float tg[8] = { 0 }, tu[8] = { 0 };
+		size_t j, left = n - i;
+		for (j = 0; j < left; j++) {
+			tg[j] = g[i + j];
+			tu[j] = u[i + j];
+		}
+		gelu_mul_avx2(tg, tg, tu, 8);
+		for (j = 0; j < left; j++)
+			h[i + j] = tg[j];
+	}
+}
+#endif
+
 static int
 have_avx2(void)
 {
@@ -248,4 +334,28 @@ vmath_silu_mul(float *h, const float *g, const float *u, size_t n)
 	}
 #endif
 	silu_mul_plain(h, g, u, n);
+}
+
+void
+vmath_softcap(float *y, const float *x, float cap, size_t n)
+{
+#ifdef VMATH_TANH
+	if (have_avx2()) {
+		softcap_avx2(y, x, cap, n);
+		return;
+	}
+#endif
+	softcap_plain(y, x, cap, n);
+}
+
+void
+vmath_gelu_mul(float *h, const float *g, const float *u, size_t n)
+{
+#ifdef VMATH_TANH
+	if (have_avx2()) {
+		gelu_mul_avx2(h, g, u, n);
+		return;
+	}
+#endif
+	gelu_mul_plain(h, g, u, n);
 }

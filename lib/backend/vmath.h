@@ -2,10 +2,10 @@
  * vmath.h: vector loops over float arrays that decoding runs once a
  * token: the exponentials of a softmax (over the keys of an attention
  * head, over the vocabulary) and its sum, the largest element, and the
- * SwiGLU gate.
+ * SwiGLU gate, and Gemma's tanh: its softcaps and gelu.
  *
- * On a CPU with AVX2 the exponentials come from glibc's vector math
- * library (libmvec), eight at a time; elsewhere from expf.  Either way
+ * On a CPU with AVX2 the exponentials and tanh come from glibc's vector
+ * math library (libmvec), eight at a time; elsewhere from expf and tanhf.  Either way
  * every element is computed on its own, whatever n and its place in the
  * array, and sums are taken in one fixed order, so a result depends on
  * the machine but never on how a batch was cut.
@@ -36,5 +36,16 @@ double vmath_exp_sum_scaled(float *y, const float *x, float shift,
 
 /* SwiGLU's gate: h[i] = g[i] / (1 + exp(-g[i])) * u[i] (h may be g). */
 void vmath_silu_mul(float *h, const float *g, const float *u, size_t n);
+
+/* The softcap: y[i] = cap * tanh(x[i] / cap) (y may be x). */
+void vmath_softcap(float *y, const float *x, float cap, size_t n);
+
+/* GeGLU's gate, gelu_pytorch_tanh: h[i] = g/2 (1 + tanh(k (g + a g^3))) u,
+ * k = sqrt(2/pi), a = 0.044715, g = g[i], u = u[i] (h may be g). */
+void vmath_gelu_mul(float *h, const float *g, const float *u, size_t n);
+
+/* The constants of gelu_pytorch_tanh. */
+#define VMATH_GELU_K 0.7978845608028654	/* sqrt(2/pi) */
+#define VMATH_GELU_A 0.044715
 
 #endif
