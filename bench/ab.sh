@@ -80,6 +80,10 @@ NREC=${AB_SCORE_RECORDS:-128}
 SLACK=${AB_RSS_SLACK:-1024}
 PYTHON3=${PYTHON3:-python3}
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+# OpenBLAS's pthreads build starts a worker thread when it is loaded, which
+# spins for about 0.1 s of a core even though the tools run it in one
+# thread: noise in every whole-run time below (the Makefile's bench rule).
+export OPENBLAS_NUM_THREADS=1
 TOOLS="ckpt train-step rollout score"
 for v in "$REPS" "$JOBS" "$M" "$STEPS" "$NREC" "$SLACK"; do
 	case $v in ''|*[!0-9]*) echo "ab: '$v': not a number" >&2; exit 2;; esac

@@ -12,9 +12,10 @@
 #
 # (the last two: load time and peak RSS only, a --max-tokens 1 run).
 # Goals: bf16 n=1 >= 1.7x f32 n=1; bf16 n=8 >= 4x bf16 n=1.  Decoding
-# time is a run's time less that of the same run with --max-tokens 1
-# (loading, prefill), each the least of REPS runs (default 3), as
-# bench/bench_rollout.sh takes it; peak RSS is the run's (wait4).  It
+# tokens/s is what rollout --stats measures of its decoding steps (not
+# loading and prefill: reading a 2 GB checkpoint here took from 4 to 20 s
+# run to run, where the page cache had kept it or not), the best of REPS
+# runs (default 3); load, the least; peak RSS is the run's (wait4).  It
 # needs about 3 GB of disk under TMPDIR and 4 GB of memory; on a shared
 # machine run it alone (flock).
 #
@@ -46,50 +47,44 @@ echo "checkpoints: $(du -sm "$T/f32" | cut -f1) MB fp32, \
 $(du -sm "$T/bf16" | cut -f1) MB bf16 ($(($(date +%s) - t0)) s to make)"
 
 "$PYTHON3" - "$T" "$M" "$REPS" <<'X'
-import json, os, subprocess, sys, time
+import json, os, re, subprocess, sys, time
 
 T, M, REPS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 def timed(cmd, stdin):
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE)
-    out = p.stdout.read()
+    p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    err = p.stderr.read().decode()
     _, status, ru = os.wait4(p.pid, 0)
     t = time.monotonic() - t0
     if status != 0:
-        sys.exit("%s: status %d" % (" ".join(cmd), status))
-    return out, t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+        sys.exit("%s: status %d: %s" % (" ".join(cmd), status, err))
+    return None, t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, err
 
 class Config:
-    """One way to decode: the least times seen over the runs."""
+    """One way to decode: the best figures seen over the runs."""
     def __init__(self, name, ck, n, extra=(), load_only=False):
         self.name, self.ck, self.n, self.extra = name, ck, n, list(extra)
         self.load_only = load_only
-        self.w = self.c = self.w1 = self.c1 = float("inf")
-        self.rss = 0
-        self.toks = 0
-
-    def rollout(self, m):
-        with open(os.path.join(T, "one.jsonl")) as f:
-            return timed(["rollout", "-q", "-J", "-m", self.ck, "-n",
-                          str(self.n), "--max-tokens", str(m)] + self.extra,
-                         f)
+        self.tps, self.load, self.rss = 0.0, float("inf"), 0
 
     def run(self):
-        _, w1, c1, rss = self.rollout(1)
-        self.w1, self.c1 = min(self.w1, w1), min(self.c1, c1)
+        with open(os.path.join(T, "one.jsonl")) as f:
+            _, _, _, rss, st = timed(
+                ["rollout", "-q", "-J", "--stats", "-m", self.ck, "-n",
+                 str(self.n), "--max-tokens",
+                 "1" if self.load_only else str(M)] + self.extra, f)
+        # rollout --stats: "...; load L s; ...; decode D s, N tokens, R tok/s"
+        m = re.search(r"load ([0-9.]+) s;.*decode [0-9.]+ s, ([0-9]+) "
+                      r"tokens, ([0-9.]+) tok/s", st)
+        if m is None:
+            sys.exit("no --stats line: " + st)
+        self.load = min(self.load, float(m.group(1)))
         self.rss = max(self.rss, rss)
-        if self.load_only:
-            return
-        out, w, c, rss = self.rollout(M)
-        recs = [json.loads(l) for l in out.splitlines()]
-        self.toks = sum(len(r["response_tokens"]) - 1 for r in recs)
-        self.w, self.c = min(self.w, w), min(self.c, c)
-        self.rss = max(self.rss, rss)
-
-    def tps(self):
-        return (self.toks / max(self.w - self.w1, 1e-3),
-                self.toks / max(self.c - self.c1, 1e-3))
+        self.toks = int(m.group(2))
+        if not self.load_only:
+            self.tps = max(self.tps, float(m.group(3)))
 
 f32, b16 = os.path.join(T, "f32"), os.path.join(T, "bf16")
 cfgs = [Config("f32", f32, 1), Config("bf16", b16, 1),
@@ -99,23 +94,20 @@ cfgs = [Config("f32", f32, 1), Config("bf16", b16, 1),
 for r in range(REPS):
     for cfg in cfgs:
         cfg.run()
-        sys.stderr.write("run %d/%d %s: %.2f s, %d tokens\n"
-                         % (r + 1, REPS, cfg.name, cfg.w, cfg.toks))
-base = cfgs[0].tps()
+        sys.stderr.write("run %d/%d %s: %.2f tok/s, load %.2f s\n"
+                         % (r + 1, REPS, cfg.name, cfg.tps, cfg.load))
+base = cfgs[0].tps
 for cfg in cfgs:
     if cfg.load_only:
-        print("%-9s n=%d: load+prefill %.2f s; peak RSS %5.0f MB"
-              % (cfg.name, cfg.n, cfg.w1, cfg.rss))
+        print("%-9s n=%d: load %.2f s; peak RSS %5.0f MB"
+              % (cfg.name, cfg.n, cfg.load, cfg.rss))
         continue
-    w, c = cfg.tps()
-    print("%-9s n=%d: %6.2f tok/s wall (%.2fx f32), %6.2f cpu (%.2fx);"
-          " load+prefill %.2f s; peak RSS %5.0f MB"
-          % (cfg.name, cfg.n, w, w / base[0], c, c / base[1], cfg.w1,
-             cfg.rss))
-b1, b8 = cfgs[1].tps(), cfgs[2].tps()
-print("goals: bf16 n=1 / f32 n=1 = %.2fx wall (>= 1.7); "
-      "bf16 n=8 / bf16 n=1 = %.2fx wall (>= 4)" % (b1[0] / base[0],
-                                                    b8[0] / b1[0]))
+    print("%-9s n=%d: %6.2f tok/s decoding (%.2fx f32); load %.2f s; "
+          "peak RSS %5.0f MB" % (cfg.name, cfg.n, cfg.tps, cfg.tps / base,
+                                 cfg.load, cfg.rss))
+b1, b8 = cfgs[1].tps, cfgs[2].tps
+print("goals: bf16 n=1 / f32 n=1 = %.2fx (>= 1.7); "
+      "bf16 n=8 / bf16 n=1 = %.2fx (>= 4)" % (b1 / base, b8 / b1))
 X
 st=$?
 [ $st -eq 0 ] || echo "bench_bf16: the measurements ended with status $st" >&2

@@ -9,7 +9,7 @@
 # that attention does the same work).  Figures, each the best of REPS
 # (default 3) runs taking turns:
 #   rollout tokens/s of 8 samples of one prompt decoding together
-#     (decoding time: a run's time less that of --max-tokens 1);
+#     (rollout --stats: its decoding steps' time);
 #   train-step tokens/s of a DPO step (8 pairs, 32 + 2 x 128 tokens);
 # and FAMILY_over_llama, the ratios (the issue asks for >= 0.85).
 set -eu
@@ -39,7 +39,7 @@ echo '{"id":"p","prompt":"Once upon a time"}' >"$T/one.jsonl"
 awk -v kind=pairs -f "$top_srcdir/bench/records.awk" >"$T/pairs.jsonl"
 
 "$PYTHON3" - "$T" "${REPS:-3}" <<'X'
-import json, subprocess, sys, time
+import json, re, subprocess, sys, time
 
 T, REPS = sys.argv[1], int(sys.argv[2])
 FAMS, M = ["llama", "qwen3", "gemma2"], 128
@@ -52,15 +52,18 @@ def wall(cmd, stdin):
         return time.monotonic() - t0, out
 
 def decode(fam):
-    """Tokens/s of decoding: the tokens after each sample's first (the
-    byte tokenizer's own EOS may still end a sample early) over the
-    run's time less that of a run of one token (load and prefill)."""
-    base = ["rollout", "-q", "-J", "-m", "%s/%s" % (T, fam), "-n", "8"]
-    t, out = wall(base + ["--max-tokens", str(M)], T + "/one.jsonl")
-    t1, _ = wall(base + ["--max-tokens", "1"], T + "/one.jsonl")
-    n = sum(len(json.loads(l)["response_tokens"]) - 1
-            for l in out.decode().splitlines())
-    return n / (t - t1)
+    """Tokens/s of decoding, as rollout --stats measures its steps
+    (not loading and prefill)."""
+    with open(T + "/one.jsonl") as f:
+        err = subprocess.run(["rollout", "-q", "-J", "--stats", "-m",
+                              "%s/%s" % (T, fam), "-n", "8", "--max-tokens",
+                              str(M)], stdin=f, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, check=True).stderr
+    m = re.search(r"decode [0-9.]+ s, [0-9]+ tokens, ([0-9.]+) tok/s",
+                  err.decode())
+    if m is None:
+        sys.exit("rollout: no --stats line")
+    return float(m.group(1))
 
 def train(fam):
     """The fastest of 3 DPO steps (after one to warm up), in tokens/s."""

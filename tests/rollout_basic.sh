@@ -133,4 +133,27 @@ same "-z" "$T/s1" "$T/s5"
 # Silent on stderr when it is not a terminal.
 rollout -m "$T/m" --max-tokens 4 <"$T/p.jsonl" >/dev/null 2>"$T/err"
 [ -s "$T/err" ] && fail "stderr not empty: $(cat "$T/err")"
+
+# --stats: one line at the end, its counts those of the records written
+# (each sample's first token is prefill's, the rest decoding's), the
+# records unchanged.
+rollout -m "$T/m" -n 2 --max-tokens 20 --stats <"$T/p.jsonl" >"$T/s6" \
+    2>"$T/err" || fail "--stats"
+same "--stats output" "$T/s1" "$T/s6"
+recs to-json <"$T/s6" >"$T/s6.jsonl"
+"$PYTHON3" - "$T/s6.jsonl" "$T/err" <<'X' || fail "--stats counts"
+import json, re, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+err = open(sys.argv[2]).read().splitlines()
+assert len(err) == 1, err
+m = re.fullmatch(r"rollout: (\d+) prompts, (\d+) samples; load [0-9.]+ s; "
+                 r"prefill [0-9.]+ s, (\d+) tokens; decode [0-9.]+ s, "
+                 r"(\d+) tokens, [0-9.]+ tok/s", err[0])
+assert m, err[0]
+prompts, samples, pre, dec = map(int, m.groups())
+assert prompts == len({r["id"] for r in recs}), (prompts, err[0])
+assert samples == len(recs), (samples, err[0])
+assert pre == sum(len(r["prompt_tokens"]) for r in recs) // 2, err[0]
+assert dec == sum(len(r["response_tokens"]) - 1 for r in recs), err[0]
+X
 finish

@@ -61,7 +61,7 @@
 	"[--batch B]\n" \
 	"               [--template-arg KEY=VALUE]...\n" \
 	"               [--shard I/K] [--truncate left] [--base CKPT]\n" \
-	"               [--weights TYPE] [-qJz] [FILE ...]"
+	"               [--weights TYPE] [--stats] [-qJz] [FILE ...]"
 
 /* Options, as parsed. */
 static struct sample_opts sopts = SAMPLE_OPTS_DEFAULT;
@@ -231,6 +231,13 @@ prompt_tokens(const struct rec *r, int *plen)
 	return ids;
 }
 
+/* --stats: where the time went.  Prefill is each prompt's pass through
+ * the model (next_job); decoding, the steps after it, each a token for
+ * every running sample, chosen. */
+static int stats;
+static double t_start, t_run, t_prefill, t_decode;
+static uint64_t n_prompt_toks, n_decoded;
+
 /* The next prompt of this shard, prefilled, or NULL at the end. */
 static struct job *
 next_job(struct rec_reader *rd, uint64_t *ordinal)
@@ -271,8 +278,11 @@ next_job(struct rec_reader *rd, uint64_t *ordinal)
 		/* Prefill: one pass over the prompt, kept for the forks. */
 		j->kv = kv_cache_new(&model->cfg, j->plen);
 		j->logits = xmalloc((size_t)V * sizeof(float));
+		double t0 = pp_now();
 		model_extend(model, &j->kv, 1, &j->plen, j->prompt,
 		    j->logits);
+		t_prefill += pp_now() - t0;
+		n_prompt_toks += (uint64_t)j->plen;
 		return j;
 	}
 	return NULL;
@@ -511,6 +521,7 @@ pump(void)
 			break;
 
 		/* One step for every active sequence at once. */
+		double t0 = pp_now();
 		for (int i = 0; i < nact; i++) {
 			kvs[i] = act[i]->kv;
 			feed[i] = act[i]->toks[act[i]->n - 1];
@@ -528,6 +539,8 @@ pump(void)
 			choose(act[i], logits + (size_t)i * V, &ws[t % nws]);
 		}
 		ntoks += nact;
+		n_decoded += nact;
+		t_decode += pp_now() - t0;
 
 		/* Retire the finished ones, keeping the others in order. */
 		int k = 0;
@@ -566,6 +579,19 @@ on_data_error(const char *msg)
 	data_error(msg);
 }
 
+/* The --stats line, on standard error. */
+static void
+print_stats(void)
+{
+	double load = t_run - t_start;
+
+	fprintf(stderr, "rollout: %" PRIu64 " prompts, %" PRIu64 " samples; "
+	    "load %.3f s; prefill %.3f s, %" PRIu64 " tokens; decode %.3f s, "
+	    "%" PRIu64 " tokens, %.2f tok/s\n", ndone, nsamp,
+	    load, t_prefill, n_prompt_toks, t_decode, n_decoded,
+	    t_decode > 0 ? n_decoded / t_decode : 0.0);
+}
+
 static void
 run(char **inputs, int ninputs, struct rec_writer *w)
 {
@@ -595,7 +621,7 @@ main(int argc, char **argv)
 {
 	enum { O_TEMP = 256, O_TOPP, O_TOPK, O_MINP, O_MAXTOK, O_STOP, O_SEED,
 	    O_BASE, O_TMPL, O_TARG, O_BATCH, O_SHARD, O_TRUNC, O_LORA_BASE,
-	    O_WEIGHTS };
+	    O_WEIGHTS, O_STATS };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "samples", required_argument, NULL, 'n' },
@@ -614,6 +640,7 @@ main(int argc, char **argv)
 		{ "truncate", required_argument, NULL, O_TRUNC },
 		{ "base", required_argument, NULL, O_LORA_BASE },
 		{ "weights", required_argument, NULL, O_WEIGHTS },
+		{ "stats", no_argument, NULL, O_STATS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "zstd", no_argument, NULL, 'z' },
@@ -623,6 +650,7 @@ main(int argc, char **argv)
 	const char *ckpt = NULL;
 	int out_flags = REC_AUTO, c;
 
+	t_start = pp_now();
 	pp_dist_init(&argc, &argv);
 	pp_init(argc, argv);
 	pp_synopsis = SYNOPSIS;
@@ -710,6 +738,9 @@ main(int argc, char **argv)
 				pp_usage("--weights: \"%s\" is none of auto, "
 				    "f32, bf16, f16", optarg);
 			break;
+		case O_STATS:
+			stats = 1;
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -762,9 +793,12 @@ main(int argc, char **argv)
 	/* Under mpirun rank r samples shard r/K; rank 0 writes the union
 	 * in input order. */
 	part = rec_part_open(out_flags);
+	t_run = pp_now();
 	run(argv + optind, argc - optind, rec_part_writer(part));
 	rec_part_close(part);
 	pp_close_stdout();
+	if (stats)
+		print_stats();
 
 	for (int i = 0; i < nws; i++)
 		sample_ws_free(&ws[i]);
