@@ -198,6 +198,47 @@ score --logprob "$T/ad" --weights bf16 -J "$T/text" >"$T/got" ||
     fail "score adapter --weights bf16"
 same "score: an adapter under --weights bf16" "$T/got" "$T/want"
 
+# --- --compute bf16 -------------------------------------------------------
+# bf16 arithmetic on a bf16 checkpoint: not fp32's bits, but near them
+# (the kernels' exact rule is checked in tests/unit_model_weights.c); on
+# fp32 weights it changes nothing; --compute f32 is the default; rollout
+# and train-step (a LoRA base, a --ref) take it too.
+score --logprob "$T/m.bf16" -J "$T/text" >"$T/want" || fail "score bf16"
+score --logprob "$T/m.bf16" --compute bf16 -J "$T/text" >"$T/got" ||
+    fail "score --compute bf16"
+check "score: --compute bf16 is not fp32 arithmetic" \
+    sh -c "! cmp -s '$T/got' '$T/want'"
+"$PYTHON3" - "$T/want" "$T/got" <<'X' || fail "score: --compute bf16 near fp32"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+def lps(r):	# every ref_logprobs, a pair's chosen and rejected too
+    for k, v in sorted(r.items()):
+        if k == "ref_logprobs":
+            yield from v
+        elif isinstance(v, dict):
+            yield from lps(v)
+x, y = [list(lps(r)) for r in a], [list(lps(r)) for r in b]
+assert [len(v) for v in x] == [len(v) for v in y] and sum(map(len, x)) > 20
+d = max(abs(p - q) for u, v in zip(x, y) for p, q in zip(u, v))
+assert 0 < d < 0.05, d
+X
+score --logprob "$T/m.bf16" --compute f32 -J "$T/text" >"$T/got" ||
+    fail "score --compute f32"
+same "score: --compute f32 is the default" "$T/got" "$T/want"
+score --logprob "$T/m" --compute bf16 -J "$T/text" >"$T/got" ||
+    fail "score fp32 --compute bf16"
+same "score: --compute bf16 leaves fp32 weights alone" "$T/got" "$T/f32"
+rollout -m "$T/m.bf16" --compute bf16 -n 2 --max-tokens 8 -J \
+    "$T/prompts" >"$T/got" || fail "rollout --compute bf16"
+check "rollout --compute bf16: 2 samples a prompt" \
+    test "$(wc -l <"$T/got")" -eq $((2 * $(wc -l <"$T/prompts")))
+train-step -m "$T/m.bf16" -o "$T/adc" --loss sft --batch-size 2 --lr 1e-2 \
+    --lora-rank 4 --compute bf16 -J <"$T/sft2" | recs to-tsv loss \
+    >"$T/lc" || fail "train-step --lora-rank --compute bf16"
+check "train-step --compute bf16: not fp32's losses" \
+    sh -c "! cmp -s '$T/lc' '$T/l16'"
+
 # --- errors ---------------------------------------------------------------
 expect_fail 2 'rollout: --weights: "fp8" is none of auto, f32, bf16, f16' \
     rollout -m "$T/m" --weights fp8 "$T/prompts"
@@ -207,5 +248,11 @@ expect_fail 2 'score: --weights does not apply to --exact' \
     score --exact --weights bf16 "$T/text"
 expect_fail 2 'train-step: --weights: "16" is none of' \
     train-step -m "$T/m" -o "$T/x" --loss sft --weights 16 <"$T/text"
+expect_fail 2 'rollout: --compute: "f16" is neither f32 nor bf16' \
+    rollout -m "$T/m" --compute f16 "$T/prompts"
+expect_fail 2 'score: --compute does not apply to --exact' \
+    score --exact --compute bf16 "$T/text"
+expect_fail 2 'train-step: --compute: "x" is neither' \
+    train-step -m "$T/m" -o "$T/x" --loss sft --compute x <"$T/text"
 
 finish

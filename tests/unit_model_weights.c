@@ -323,7 +323,7 @@ test_ckpt(void)
 
 	/* a bf16 checkpoint, auto: its matrices where they lie */
 	c = ckpt_load(p16);
-	lo = (struct model_load_opts){ MODEL_WEIGHTS_AUTO };
+	lo = (struct model_load_opts){ MODEL_WEIGHTS_AUTO, MODEL_COMPUTE_F32 };
 	h = model_from_ckpt_opts(c, &lo);
 	for (int i = 0; i < h->ntensors; i++) {
 		const struct model_tensor *t = &h->tensors[i];
@@ -391,6 +391,100 @@ test_ckpt(void)
 	model_free(f);
 }
 
+/*
+ * --compute bf16 (DT_XBF16): a product with a bf16 weight is the same
+ * product, to the bit, of the weight and x rounded to bf16 first, in
+ * both backends (the few-rows and the gemm paths, and the products that
+ * share x), and the backward product ignores it.  Then a model: its
+ * logits under model_set_compute(BF16) are those of bf16 arithmetic, near
+ * fp32's, and model_set_compute(F32) gives fp32's bits back.
+ */
+static void
+test_compute_bf16(void)
+{
+	enum { I = 72, O = 40, NMAX = 40 };
+	static const int Ns[] = { 1, 5, 40 };
+	float x[NMAX * I], xr[NMAX * I], o1[NMAX * O], o2[NMAX * O];
+	float bias[O], *out1[2], *out2[2];
+	uint16_t w[O * I];
+	const uint16_t *ws[2] = { w, w + (O / 2) * I };
+	const float *bs[2] = { bias, bias + O / 2 };
+	const int Os[2] = { O / 2, O / 2 };
+	const struct backend *be[2] = { &backend_cpu, &backend_cpu_decode };
+
+	for (int i = 0; i < NMAX * I; i++) {
+		x[i] = sinf(0.37f * (float)i) * 1.7f;
+		xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+	}
+	for (int i = 0; i < O * I; i++)
+		w[i] = f32_to_bf16(cosf(0.11f * (float)i) * 0.3f);
+	for (int i = 0; i < O; i++)
+		bias[i] = 0.01f * (float)i;
+	for (int b = 0; b < 2; b++)
+		for (size_t k = 0; k < sizeof Ns / sizeof *Ns; k++) {
+			int N = Ns[k];
+			void *ctx = be[b]->ctx_new();
+			be[b]->matmul_h(ctx, o1, x, w, DT_BF16 | DT_XBF16, bias,
+			    NULL, N, I, O);
+			be[b]->matmul_h(ctx, o2, xr, w, DT_BF16, bias, NULL, N,
+			    I, O);
+			CHECKF(bits_equal(o1, o2, (size_t)N * O), "backend %d "
+			    "N=%d: --compute bf16 is not x rounded: %g", b, N,
+			    err_rel(o1, o2, (size_t)N * O));
+			for (int j = 0; j < 2; j++) {
+				out1[j] = o1 + j * (size_t)N * (O / 2);
+				out2[j] = o2 + j * (size_t)N * (O / 2);
+			}
+			be[b]->matmul_shared_h(ctx, 2, out1, x, ws,
+			    DT_BF16 | DT_XBF16, bs, Os, N, I);
+			be[b]->matmul_shared_h(ctx, 2, out2, xr, ws, DT_BF16,
+			    bs, Os, N, I);
+			CHECKF(bits_equal(o1, o2, (size_t)N * O), "backend %d "
+			    "N=%d: shared products under --compute bf16", b,
+			    N);
+			be[b]->ctx_free(ctx);
+		}
+	/* dx = dout w: the flag changes nothing */
+	backend_cpu.matmul_backward_h(NULL, o1, x, w, DT_BF16 | DT_XBF16, 5,
+	    O, I, 0);
+	backend_cpu.matmul_backward_h(NULL, o2, x, w, DT_BF16, 5, O, I, 0);
+	CHECKF(bits_equal(o1, o2, 5 * O), "backward under --compute bf16");
+
+	/* A model: bf16 arithmetic near fp32's (this model's weights are
+	 * large, its logits spread: 0.05 seen), then fp32's again. */
+	struct model_config cfg = config("qwen2", 1);
+	struct model *a, *b;
+	int V = cfg.vocab_size, N = lens[0] + lens[1] + lens[2];
+	int *tok = xcalloc(N, sizeof(int)), *tgt = xcalloc(N, sizeof(int));
+	float *la = xcalloc(N, sizeof(float)), *lb = xcalloc(N, sizeof(float));
+	float *lc = xcalloc(N, sizeof(float));
+	struct model_batch bt = { NSEQ, lens, tok, tgt };
+	double e = 0;
+
+	pair(&cfg, DT_BF16, &a, &b);
+	model_set_trainable(a, freeze_all, NULL);
+	model_hold(a, DT_BF16);
+	batch(tok, tgt, N, V);
+	model_set_compute(a, MODEL_COMPUTE_BF16);
+	model_forward(a, &bt, la);
+	model_forward(b, &bt, lb);
+	for (int i = 0; i < N; i++)
+		e = fmax(e, fabs((double)la[i] - lb[i]));
+	printf("--compute bf16: token log-probs within %.3g of fp32's\n", e);
+	CHECKF(!bits_equal(la, lb, N) && e < 0.2,
+	    "--compute bf16: log-probs %g from fp32's", e);
+	model_set_compute(a, MODEL_COMPUTE_F32);
+	model_forward(a, &bt, lc);
+	CHECKF(bits_equal(lc, lb, N), "--compute f32 after bf16");
+	free(tok);
+	free(tgt);
+	free(la);
+	free(lb);
+	free(lc);
+	model_free(a);
+	model_free(b);
+}
+
 int
 main(void)
 {
@@ -409,5 +503,6 @@ main(void)
 		test_decode("qwen2", 1, DT_F16, avx2);
 	}
 	test_ckpt();
+	test_compute_bf16();
 	return check_status();
 }

@@ -61,13 +61,15 @@
 	"[--batch B]\n" \
 	"               [--template-arg KEY=VALUE]...\n" \
 	"               [--shard I/K] [--truncate left] [--base CKPT]\n" \
-	"               [--weights TYPE] [--stats] [-qJz] [FILE ...]"
+	"               [--weights TYPE] [--compute f32|bf16] [--stats] [-qJz]\n" \
+	"               [FILE ...]"
 
 /* Options, as parsed. */
 static struct sample_opts sopts = SAMPLE_OPTS_DEFAULT;
 static int nsamples = 1, max_tokens = 256, batch = 64, baseline, truncate_left;
 static int quiet;
-static struct model_load_opts lopts = { MODEL_WEIGHTS_AUTO };
+static struct model_load_opts lopts = { MODEL_WEIGHTS_AUTO,
+    MODEL_COMPUTE_F32 };
 static uint64_t seed;
 static uint64_t shard_i, shard_k = 1;
 static char **stops;
@@ -621,7 +623,7 @@ main(int argc, char **argv)
 {
 	enum { O_TEMP = 256, O_TOPP, O_TOPK, O_MINP, O_MAXTOK, O_STOP, O_SEED,
 	    O_BASE, O_TMPL, O_TARG, O_BATCH, O_SHARD, O_TRUNC, O_LORA_BASE,
-	    O_WEIGHTS, O_STATS };
+	    O_WEIGHTS, O_STATS, O_COMPUTE };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "samples", required_argument, NULL, 'n' },
@@ -641,6 +643,7 @@ main(int argc, char **argv)
 		{ "base", required_argument, NULL, O_LORA_BASE },
 		{ "weights", required_argument, NULL, O_WEIGHTS },
 		{ "stats", no_argument, NULL, O_STATS },
+		{ "compute", required_argument, NULL, O_COMPUTE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "zstd", no_argument, NULL, 'z' },
@@ -737,6 +740,11 @@ main(int argc, char **argv)
 			if (model_weights_parse(optarg, &lopts.weights) != 0)
 				pp_usage("--weights: \"%s\" is none of auto, "
 				    "f32, bf16, f16", optarg);
+			break;
+		case O_COMPUTE:
+			if (model_compute_parse(optarg, &lopts.compute) != 0)
+				pp_usage("--compute: \"%s\" is neither f32 "
+				    "nor bf16", optarg);
 			break;
 		case O_STATS:
 			stats = 1;

@@ -52,7 +52,8 @@
 	"             [--no-cache] [--as FIELD] [-b TOKENS]\n" \
 	"             [--chat-template NAME] [--template-arg KEY=VALUE]...\n" \
 	"             [--weights TYPE] [-qJz] [FILE ...]\n" \
-	"       (with --logprob, --rm, --flr, --value: [--base CKPT] for an adapter)"
+	"       (with --logprob, --rm, --flr, --value: [--base CKPT] for an adapter)\n" \
+	"       (with a model: [--compute f32|bf16])"
 
 enum scorer { S_NONE, S_EXACT, S_CMD, S_LOGPROB, S_RM, S_FLR, S_VALUE,
 	S_JUDGE };
@@ -61,7 +62,7 @@ enum {
 	O_EXACT = 256, O_ANSWER, O_EXTRACT, O_CMD, O_LOGPROB, O_RM, O_FLR,
 	O_POSITIVE, O_NEGATIVE, O_DETAILS, O_AS, O_RETOKENIZE, O_NOCACHE,
 	O_CHAT, O_TARG, O_WINDOW, O_TIMEOUT, O_VALUE, O_JUDGE, O_TEMPLATE,
-	O_PAIRWISE, O_LABELS, O_RATIO_TO, O_BASE, O_WEIGHTS
+	O_PAIRWISE, O_LABELS, O_RATIO_TO, O_BASE, O_WEIGHTS, O_COMPUTE
 };
 
 static const struct option longopts[] = {
@@ -88,6 +89,7 @@ static const struct option longopts[] = {
 	{ "template-arg", required_argument, NULL, O_TARG },
 	{ "base", required_argument, NULL, O_BASE },
 	{ "weights", required_argument, NULL, O_WEIGHTS },
+	{ "compute", required_argument, NULL, O_COMPUTE },
 	{ "window", required_argument, NULL, O_WINDOW },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "batch-tokens", required_argument, NULL, 'b' },
@@ -283,7 +285,7 @@ main(int argc, char **argv)
 	int pairwise = 0;
 	json_t *targs = NULL;	/* --template-arg */
 	int details = 0, retokenize = 0, nocache = 0, flags = REC_AUTO;
-	const char *weights = NULL;
+	const char *weights = NULL, *compute = NULL;
 	long long batch = 0, window = -1;
 	double timeout = -1;
 	int c;
@@ -383,6 +385,12 @@ main(int argc, char **argv)
 				    "f32, bf16, f16", optarg);
 			weights = optarg;
 			break;
+		case O_COMPUTE:
+			if (model_compute_parse(optarg, &(int){ 0 }) != 0)
+				pp_usage("--compute: \"%s\" is neither f32 "
+				    "nor bf16", optarg);
+			compute = optarg;
+			break;
 		case O_WINDOW:
 			window = pp_parse_int("--window", optarg, 1, 1 << 20);
 			break;
@@ -421,11 +429,11 @@ main(int argc, char **argv)
 	only_for(labels != NULL, "--labels", s, S_JUDGE);
 	if (s == S_JUDGE && tmpl == NULL)
 		pp_usage("--judge needs --template FILE");
-	if ((batch != 0 || chat != NULL || targs != NULL || weights != NULL) &&
-	    (s == S_EXACT || s == S_CMD))
+	if ((batch != 0 || chat != NULL || targs != NULL || weights != NULL ||
+	    compute != NULL) && (s == S_EXACT || s == S_CMD))
 		pp_usage("%s does not apply to %s", batch ? "--batch-tokens" :
 		    chat ? "--chat-template" : targs != NULL ? "--template-arg" :
-		    "--weights", scorer_opt[s]);
+		    weights != NULL ? "--weights" : "--compute", scorer_opt[s]);
 	if (base != NULL && (s == S_EXACT || s == S_CMD || s == S_JUDGE))
 		pp_usage("--base does not apply to %s", scorer_opt[s]);
 	if (base != NULL && !lora_path_is_adapter(ckpt))
@@ -466,7 +474,7 @@ main(int argc, char **argv)
 		run_judge(rd, w, ckpt, &(struct judge_opts){ .template_path =
 		    tmpl, .pairwise = pairwise, .labels = labels, .as = as,
 		    .chat = chat, .targs = targs, .batch_tokens = batch,
-		    .weights = weights });
+		    .weights = weights, .compute = compute });
 		break;
 	default:
 		run_model(rd, w, s == S_LOGPROB ? MS_LOGPROB : s == S_RM ?
@@ -476,7 +484,7 @@ main(int argc, char **argv)
 		    .batch_tokens = batch, .retokenize = retokenize,
 		    .ratio_to = ratio_to,
 		    .details = details, .nocache = nocache, .base = base,
-		    .weights = weights });
+		    .weights = weights, .compute = compute });
 	}
 	rec_part_close(part);
 	rec_reader_close(rd);

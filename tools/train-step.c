@@ -47,7 +47,7 @@
 	"[--max-length N] [--truncate]\n" \
 	"           [--ref CKPT] [--reset-optimizer] [--dtype f32|bf16|f16] " \
 	"[--weights TYPE] [-qJz]\n" \
-	"           [--recompute]\n" \
+	"           [--recompute] [--compute f32|bf16]\n" \
 	"           [--beta X] [--dpo-variant sigmoid|hinge|ipo|robust] " \
 	"[--label-smoothing X]\n" \
 	"           [--nll-coef X] [--simpo-gamma X] [--orpo-lambda X] " \
@@ -79,7 +79,7 @@ enum {
 	O_LAMBDA, O_VALUE_CLIP, O_NO_WHITEN,
 	O_LORA_RANK, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS,
 	O_TRAIN_MODULES, O_BASE,
-	O_RECOMPUTE, O_WEIGHTS,
+	O_RECOMPUTE, O_WEIGHTS, O_COMPUTE,
 };
 
 static const struct option longopts[] = {
@@ -125,6 +125,7 @@ static const struct option longopts[] = {
 	{ "base", required_argument, NULL, O_BASE },
 	{ "recompute", no_argument, NULL, O_RECOMPUTE },
 	{ "weights", required_argument, NULL, O_WEIGHTS },
+	{ "compute", required_argument, NULL, O_COMPUTE },
 	{ "simpo-gamma", required_argument, NULL, O_SIMPO_GAMMA },
 	{ "orpo-lambda", required_argument, NULL, O_ORPO_LAMBDA },
 	{ "kto-desirable-weight", required_argument, NULL, O_KTO_WD },
@@ -261,6 +262,12 @@ parse_options(int argc, char **argv, struct train_opts *o, int *out_flags)
 				pp_usage("--weights: \"%s\" is none of auto, "
 				    "f32, bf16, f16", optarg);
 			o->weights = optarg;
+			break;
+		case O_COMPUTE:
+			if (model_compute_parse(optarg, &(int){ 0 }) != 0)
+				pp_usage("--compute: \"%s\" is neither f32 "
+				    "nor bf16", optarg);
+			o->compute = optarg;
 			break;
 		case O_DTYPE:
 			if (dtype_parse(optarg) < 0)

@@ -53,6 +53,15 @@
 #include "tensors/tensor.h"	/* enum dtype: a 16-bit weight's type */
 
 /*
+ * --compute bf16: or'ed into a bf16 weight's wt in the forward products
+ * (matmul_h, matmul_shared_h), it asks for bf16 arithmetic, as the CPU's
+ * bf16 dot-product instructions do it: x rounded to bf16 (to nearest,
+ * ties to even) first, each product of two bf16 values exact in fp32,
+ * the sums in fp32.  The backward product (dx) ignores it.
+ */
+#define DT_XBF16 0x100
+
+/*
  * The keys and values one sequence has seen, for every layer, in fp32.
  * A fork shares the positions its base held when it was made, a prompt
  * read once for all its samples, and holds only its own after.

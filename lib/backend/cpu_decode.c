@@ -61,6 +61,8 @@ struct dec_ctx {
 	int f16c;		/* and F16C's, for f16 weights */
 	int nth;		/* threads a step may use */
 	struct dec_thread *th;	/* (nth) */
+	float *xr;		/* (xrcap) x rounded to bf16 (DT_XBF16) */
+	size_t xrcap;
 };
 
 static void *
@@ -90,6 +92,7 @@ dec_ctx_free(void *p)
 	for (int t = 0; t < c->nth; t++)
 		free(c->th[t].scores);
 	free(c->th);
+	free(c->xr);
 	free(c);
 }
 
@@ -681,12 +684,39 @@ dec_matmul_shared(void *ctx, int n, float *const *out, const float *x,
 	matvec_jobs(ctx, x, N, I, 0, j, n);
 }
 
+/*
+ * --compute bf16 (DT_XBF16 in wt): x (n) rounded to bf16 once, into the
+ * context's scratch, by one thread of the team; the single's barrier
+ * lets the others read it.  The products then take the rounded values
+ * through the usual kernels: a bf16 times a bf16 is exact in fp32, so
+ * each product and every sum are those of the bf16 instructions, whose
+ * sums differ only in their order.
+ */
+static const float *
+dec_round_x(struct dec_ctx *c, const float *x, size_t n)
+{
+#pragma omp single
+	{
+		if (n > c->xrcap) {
+			free(c->xr);
+			c->xr = xmalloc(n * sizeof(float));
+			c->xrcap = n;
+		}
+		for (size_t i = 0; i < n; i++)
+			c->xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+	}
+	return c->xr;
+}
+
 /* The same with 16-bit weights, read as they are. */
 static void
 dec_matmul_h(void *ctx, float *out, const float *x, const uint16_t *w,
     enum dtype wt, const float *bias, const float *res, int N, int I, int O)
 {
-	struct mv_job j = { out, w, bias, O, wt };
+	struct mv_job j = { out, w, bias, O, wt & ~DT_XBF16 };
+
+	if (wt & DT_XBF16)
+		x = dec_round_x(ctx, x, (size_t)N * I);
 
 	if (res != NULL && res != out) {
 #pragma omp single
@@ -705,7 +735,10 @@ dec_matmul_shared_h(void *ctx, int n, float *const *out, const float *x,
 	if (n > MAXJOBS)
 		errx(1, "backend cpu_decode: %d products at once", n);
 	for (int i = 0; i < n; i++)
-		j[i] = (struct mv_job){ out[i], w[i], bias[i], O[i], wt };
+		j[i] = (struct mv_job){ out[i], w[i], bias[i], O[i],
+		    wt & ~DT_XBF16 };
+	if (wt & DT_XBF16)
+		x = dec_round_x(ctx, x, (size_t)N * I);
 	matvec_jobs(ctx, x, N, I, 0, j, n);
 }
 

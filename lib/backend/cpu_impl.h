@@ -311,6 +311,19 @@ widen_all(const uint16_t *w, enum dtype wt, size_t rows, size_t ld)
 	return d;
 }
 
+/* x (n) rounded to bf16 (DT_XBF16), a new allocation: in double (the
+ * gradient checks) through float, so rounded twice. */
+static REAL *
+round_bf16(const REAL *x, size_t n)
+{
+	REAL *r = xmalloc((n > 0 ? n : 1) * sizeof(REAL));
+
+#pragma omp parallel for if (PAR(n))
+	for (size_t i = 0; i < n; i++)
+		r[i] = bf16_to_f32(f32_to_bf16((float)x[i]));
+	return r;
+}
+
 /*
  * gemm with B 16-bit: transb 1, B (N,K) the weight's rows (a forward
  * product); transb 0, B (K,N) the weight itself (dx of the backward).
@@ -1001,10 +1014,16 @@ static void
 cpu_matmul_h(void *ctx, REAL *out, const REAL *x, const uint16_t *w,
     enum dtype wt, const REAL *bias, const REAL *res, int N, int I, int O)
 {
+	REAL *xr = NULL;
+
 	(void)ctx;
+	if (wt & DT_XBF16)
+		x = xr = round_bf16(x, (size_t)N * I);
 	if (res != NULL && res != out)
 		memcpy(out, res, (size_t)N * O * sizeof(REAL));
-	matmul_forward_h(out, x, w, wt, bias, N, I, O, res != NULL);
+	matmul_forward_h(out, x, w, wt & ~DT_XBF16, bias, N, I, O,
+	    res != NULL);
+	free(xr);
 }
 
 static void
@@ -1012,9 +1031,15 @@ cpu_matmul_shared_h(void *ctx, int n, REAL *const *out, const REAL *x,
     const uint16_t *const *w, enum dtype wt, const REAL *const *bias,
     const int *O, int N, int I)
 {
+	REAL *xr = NULL;
+
 	(void)ctx;
+	if (wt & DT_XBF16)
+		x = xr = round_bf16(x, (size_t)N * I);
 	for (int j = 0; j < n; j++)
-		matmul_forward_h(out[j], x, w[j], wt, bias[j], N, I, O[j], 0);
+		matmul_forward_h(out[j], x, w[j], wt & ~DT_XBF16, bias[j], N,
+		    I, O[j], 0);
+	free(xr);
 }
 
 /* dx (N,I) = dout (N,O) w (O,I): gemm(0, 0, N, I, O) with B = w. */
@@ -1023,7 +1048,8 @@ cpu_matmul_backward_h(void *ctx, REAL *dx, const REAL *dout,
     const uint16_t *w, enum dtype wt, int N, int I, int O, int acc)
 {
 	(void)ctx;
-	gemm_h(0, N, I, O, dout, O, w, wt, I, acc ? 1 : 0, dx, I);
+	gemm_h(0, N, I, O, dout, O, w, wt & ~DT_XBF16, I, acc ? 1 : 0, dx,
+	    I);
 }
 
 static void

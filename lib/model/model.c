@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define REAL float
 #include "model/model_impl.h"
@@ -338,6 +339,28 @@ model_hold(struct model *m, int dt)
 	free(d);
 	net_rewire(&m->acts->net, m->tensors, m->ntensors, m->params,
 	    m->grads);
+}
+
+void
+model_set_compute(struct model *m, int compute)
+{
+	if (compute != MODEL_COMPUTE_F32 && compute != MODEL_COMPUTE_BF16)
+		errx(1, "model_set_compute: no such arithmetic %d", compute);
+	m->acts->net.xbf16 = compute == MODEL_COMPUTE_BF16;
+	net_rewire(&m->acts->net, m->tensors, m->ntensors, m->params,
+	    m->grads);
+}
+
+int
+model_compute_parse(const char *s, int *compute)
+{
+	if (strcasecmp(s, "f32") == 0)
+		*compute = MODEL_COMPUTE_F32;
+	else if (strcasecmp(s, "bf16") == 0)
+		*compute = MODEL_COMPUTE_BF16;
+	else
+		return -1;
+	return 0;
 }
 
 size_t

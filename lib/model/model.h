@@ -158,6 +158,20 @@ int model_tensor_holdable(const struct model_tensor *t);
 void model_hold(struct model *m, int dt);
 
 /*
+ * The arithmetic of the products with bf16-held weights: MODEL_COMPUTE_F32
+ * (the default) widens each weight to fp32, so the results are fp32's on
+ * the same values; MODEL_COMPUTE_BF16 (--compute bf16) also rounds the
+ * activations that meet them to bf16, as the CPU's bf16 dot-product
+ * instructions take them (backend.h, DT_XBF16).  f32 and f16 weights, and
+ * every backward product, are unchanged.  It stays through model_hold and
+ * model_set_trainable.
+ */
+enum { MODEL_COMPUTE_F32, MODEL_COMPUTE_BF16 };
+void model_set_compute(struct model *m, int compute);
+/* "f32", "bf16" (any case) into *compute; -1 if neither. */
+int model_compute_parse(const char *s, int *compute);
+
+/*
  * Loading for use, not training: every tensor frozen, the matrices held
  * in weights (DT_F32, DT_BF16, DT_F16), or with MODEL_WEIGHTS_AUTO as the
  * checkpoint stores them (a bf16 or f16 checkpoint's in 16 bits, an fp32
@@ -169,6 +183,7 @@ void model_hold(struct model *m, int dt);
 #define MODEL_WEIGHTS_AUTO (-1)
 struct model_load_opts {
 	int weights;		/* enum dtype, or MODEL_WEIGHTS_AUTO */
+	int compute;		/* MODEL_COMPUTE_F32 (0) or _BF16 */
 };
 struct model *model_from_ckpt_opts(struct ckpt *c,
     const struct model_load_opts *o);

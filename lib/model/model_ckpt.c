@@ -241,6 +241,8 @@ model_from_ckpt_opts(struct ckpt *c, const struct model_load_opts *o)
 	free(ct);
 	free(at);
 	free(dt);
+	if (o->compute != MODEL_COMPUTE_F32)
+		model_set_compute(m, o->compute);
 	return m;
 }
 

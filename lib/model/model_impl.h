@@ -123,7 +123,7 @@ struct weights {
  */
 static void
 weights_point(struct weights *w, const struct model_config *c,
-    const struct model_tensor *t, int nt, REAL *base, int grad)
+    const struct model_tensor *t, int nt, REAL *base, int grad, int xbf16)
 {
 	memset(w, 0, sizeof(*w));
 	w->layer = xcalloc(c->n_layers, sizeof(*w->layer));
@@ -147,7 +147,8 @@ weights_point(struct weights *w, const struct model_config *c,
 		if (t[i].layer >= 0) {
 			w->layer[t[i].layer].p[t[i].role] = p;
 			w->layer[t[i].layer].h[t[i].role] = h;
-			w->layer[t[i].layer].dt[t[i].role] = t[i].dtype;
+			w->layer[t[i].layer].dt[t[i].role] = t[i].dtype |
+			    (xbf16 && t[i].dtype == DT_BF16 ? DT_XBF16 : 0);
 			continue;
 		}
 		switch (t[i].role) {
@@ -162,7 +163,8 @@ weights_point(struct weights *w, const struct model_config *c,
 		case ROLE_LM_HEAD:
 			w->out = p;
 			w->out_h = h;
-			w->out_dt = t[i].dtype;
+			w->out_dt = t[i].dtype |
+			    (xbf16 && t[i].dtype == DT_BF16 ? DT_XBF16 : 0);
 			break;
 		case ROLE_SCORE:
 			w->score = p;
@@ -172,7 +174,8 @@ weights_point(struct weights *w, const struct model_config *c,
 	if (c->lm_head && c->tie_embeddings) {
 		w->out = w->embed;
 		w->out_h = w->embed_h;
-		w->out_dt = w->embed_dt;
+		w->out_dt = w->embed_dt |
+		    (xbf16 && w->embed_dt == DT_BF16 ? DT_XBF16 : 0);
 	}
 }
 
@@ -355,6 +358,7 @@ struct net {
 					 * net_forward, or NULL */
 	int head_rows;		/* rows of logits at once; 0: head_rows_of */
 	int recompute;		/* keep only each layer's input (struct acts) */
+	int xbf16;		/* --compute bf16: DT_XBF16 on bf16 weights */
 	struct acts a;
 };
 
@@ -367,9 +371,9 @@ net_init(struct net *net, const struct model_config *c,
 	net->cfg = *c;
 	net->be = be;
 	net->bx = be->ctx_new();
-	weights_point(&net->w, c, t, nt, params, 0);
+	weights_point(&net->w, c, t, nt, params, 0, 0);
 	if (grads != NULL)
-		weights_point(&net->gw, c, t, nt, grads, 1);
+		weights_point(&net->gw, c, t, nt, grads, 1, 0);
 	net->norm_offset = arch_of(c)->norm == NORM_RMS_PLUS_ONE ? 1 : 0;
 	net->freq = xmalloc(c->head_dim / 2 * sizeof(REAL));
 	rope_freqs(net->freq, c);
@@ -387,9 +391,9 @@ net_rewire(struct net *net, const struct model_tensor *t, int nt,
 	free(net->w.layer);
 	free(net->gw.layer);
 	memset(&net->gw, 0, sizeof(net->gw));
-	weights_point(&net->w, &net->cfg, t, nt, params, 0);
+	weights_point(&net->w, &net->cfg, t, nt, params, 0, net->xbf16);
 	if (grads != NULL)
-		weights_point(&net->gw, &net->cfg, t, nt, grads, 1);
+		weights_point(&net->gw, &net->cfg, t, nt, grads, 1, 0);
 }
 
 static void

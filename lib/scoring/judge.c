@@ -193,7 +193,7 @@ judge_new(const char *path, const struct judge_opts *o)
 {
 	struct judge *j = xcalloc(1, sizeof(*j));
 	struct model_src src;
-	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO };
+	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO, MODEL_COMPUTE_F32 };
 	struct ckpt *c;
 	char e[512];
 
@@ -205,6 +205,9 @@ judge_new(const char *path, const struct judge_opts *o)
 	if (o->weights != NULL && model_weights_parse(o->weights, &lo.weights))
 		pp_usage("--weights: \"%s\" is none of auto, f32, bf16, f16",
 		    o->weights);
+	if (o->compute != NULL && model_compute_parse(o->compute, &lo.compute))
+		pp_usage("--compute: \"%s\" is neither f32 nor bf16",
+		    o->compute);
 	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
 	j->m = model_load_as(path, NULL, &src, &lo);
 	c = src.ckpt;

@@ -57,6 +57,7 @@ struct judge_opts {
 	const struct json_t *targs;	/* --template-arg, or NULL */
 	long batch_tokens;	/* <= 0: 4096 */
 	const char *weights;	/* --weights TYPE (model_from_ckpt_opts), NULL: auto */
+	const char *compute;	/* --compute TYPE (model_set_compute), NULL: f32 */
 };
 
 struct judge;

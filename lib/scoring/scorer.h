@@ -128,6 +128,7 @@ struct ms_opts {
 	int nocache;		/* flr: forward passes, no shared prefix */
 	const char *base;	/* --base: a LoRA adapter's base, or NULL */
 	const char *weights;	/* --weights TYPE (model_from_ckpt_opts), NULL: auto */
+	const char *compute;	/* --compute TYPE (model_set_compute), NULL: f32 */
 };
 
 /* What a scorer did, for benchmarks. */

@@ -225,7 +225,7 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 {
 	struct mscorer *s = xcalloc(1, sizeof(*s));
 	struct model_src src;
-	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO };
+	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO, MODEL_COMPUTE_F32 };
 	struct ckpt *c;
 	char e[512];
 
@@ -237,6 +237,9 @@ ms_new(enum ms_kind kind, const char *path, const struct ms_opts *o)
 	if (o->weights != NULL && model_weights_parse(o->weights, &lo.weights))
 		pp_usage("--weights: \"%s\" is none of auto, f32, bf16, f16",
 		    o->weights);
+	if (o->compute != NULL && model_compute_parse(o->compute, &lo.compute))
+		pp_usage("--compute: \"%s\" is neither f32 nor bf16",
+		    o->compute);
 	/* a checkpoint, or a LoRA adapter on its base (model_lora.h) */
 	s->m = model_load_as(path, o->base, &src, &lo);
 	c = src.ckpt;

@@ -326,12 +326,16 @@ check_modules(struct train_ctx *t)
 static struct model_load_opts
 load_opts(const struct train_ctx *t)
 {
-	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO };
+	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO, MODEL_COMPUTE_F32 };
 
 	if (t->o.weights != NULL &&
 	    model_weights_parse(t->o.weights, &lo.weights) != 0)
 		pp_usage("--weights: \"%s\" is none of auto, f32, bf16, f16",
 		    t->o.weights);
+	if (t->o.compute != NULL &&
+	    model_compute_parse(t->o.compute, &lo.compute) != 0)
+		pp_usage("--compute: \"%s\" is neither f32 nor bf16",
+		    t->o.compute);
 	return lo;
 }
 
@@ -364,6 +368,7 @@ train_new(const struct train_opts *o)
 		if (model_load_dtype(t->ckpt, &lo) != DT_F32 &&
 		    t->m->cfg.lora.rank == 0)
 			model_hold(t->m, model_load_dtype(t->ckpt, &lo));
+		model_set_compute(t->m, lo.compute);
 	}
 	/* A LoRA base is frozen: its matrices as --weights says (a 16-bit
 	 * checkpoint's in 16 bits), the adapters and --train-modules fp32. */
@@ -372,6 +377,7 @@ train_new(const struct train_opts *o)
 		int dt = model_load_dtype(t->ckpt, &lo);
 		if (dt != DT_F32)
 			model_hold(t->m, dt);
+		model_set_compute(t->m, lo.compute);
 	}
 	model_set_recompute(t->m, o->recompute);
 	t->max_len = t->m->cfg.max_seq_len;

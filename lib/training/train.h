@@ -70,6 +70,8 @@ struct train_opts {
 	const char *weights;		/* --weights TYPE (model_from_ckpt_opts) of the
 					 * reference and the frozen tensors;
 					 * NULL: auto */
+	const char *compute;		/* --compute TYPE (model_set_compute)
+					 * of the same; NULL: f32 */
 	long long max_length;		/* <= 0: the model's context */
 	/* dpo */
 	double beta, label_smoothing, nll_coef;
