@@ -420,6 +420,9 @@ test_compute_bf16(void)
 		w[i] = f32_to_bf16(cosf(0.11f * (float)i) * 0.3f);
 	for (int i = 0; i < O; i++)
 		bias[i] = 0.01f * (float)i;
+	/* the portable kernels (a CPU's AVX512_BF16 sums in another order:
+	 * below) */
+	setenv("PREFPIPE_NO_AVX512BF16", "1", 1);
 	for (int b = 0; b < 2; b++)
 		for (size_t k = 0; k < sizeof Ns / sizeof *Ns; k++) {
 			int N = Ns[k];
@@ -444,6 +447,30 @@ test_compute_bf16(void)
 			    N);
 			be[b]->ctx_free(ctx);
 		}
+	unsetenv("PREFPIPE_NO_AVX512BF16");
+
+	/* vdpbf16ps, where the CPU has it: the same products (exact), summed
+	 * in another order, so equal within fp32 rounding of the sums. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+	if (__builtin_cpu_supports("avx512bf16") &&
+	    __builtin_cpu_supports("avx512bw")) {
+		for (size_t k = 0; k < sizeof Ns / sizeof *Ns; k++) {
+			int N = Ns[k];
+			void *ctx = backend_cpu_decode.ctx_new();
+			backend_cpu_decode.matmul_h(ctx, o1, x, w,
+			    DT_BF16 | DT_XBF16, bias, NULL, N, I, O);
+			backend_cpu_decode.matmul_h(ctx, o2, xr, w, DT_BF16,
+			    bias, NULL, N, I, O);
+			CHECKF(err_rel(o1, o2, (size_t)N * O) < 1e-5,
+			    "AVX512_BF16, N=%d: %g from the portable path", N,
+			    err_rel(o1, o2, (size_t)N * O));
+			backend_cpu_decode.ctx_free(ctx);
+		}
+	} else
+#endif
+		printf("--compute bf16: no AVX512_BF16 here, its kernel not "
+		    "run\n");
+
 	/* dx = dout w: the flag changes nothing */
 	backend_cpu.matmul_backward_h(NULL, o1, x, w, DT_BF16 | DT_XBF16, 5,
 	    O, I, 0);

@@ -43,6 +43,12 @@
 #include "tensors/tensor.h"
 #include "util/util.h"
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    __GNUC__ >= 10
+/* --compute bf16's kernel for AVX512_BF16 (chunk_avx512bf16) */
+#define BF16DOT __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#endif
+
 /* The runs of keys attention reads: the shared prefix's and the own
  * cache's (each a ring's tail and head, backend.h), the new token's. */
 #define NRUN 5
@@ -61,6 +67,7 @@ struct dec_ctx {
 	int f16c;		/* and F16C's, for f16 weights */
 	int nth;		/* threads a step may use */
 	struct dec_thread *th;	/* (nth) */
+	int bf16dot;		/* AVX512_BF16's vdpbf16ps, for DT_XBF16 */
 	float *xr;		/* (xrcap) x rounded to bf16 (DT_XBF16) */
 	size_t xrcap;
 };
@@ -78,6 +85,12 @@ dec_ctx_new(void)
 	c->avx2 = pp_cpu_avx2();
 #if defined(__x86_64__) || defined(__i386__)
 	c->f16c = c->avx2 && __builtin_cpu_supports("f16c");
+#endif
+#ifdef BF16DOT
+	c->bf16dot = getenv("PREFPIPE_NO_AVX512BF16") == NULL &&
+	    __builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512bf16");
 #endif
 	return c;
 }
@@ -590,10 +603,61 @@ CHUNK(chunk_generic_f16, , DT_F16)
 #undef AVX2
 #undef CHUNK
 
+#ifdef BF16DOT
+/*
+ * --compute bf16 (DT_XBF16) on a CPU with AVX512_BF16: x, already rounded
+ * to bf16 values (dec_round_x, so converting it again is exact), and the
+ * weight's bf16 as stored go to vdpbf16ps, which adds each pair's two
+ * products (exact) to a lane's fp32 sum: sixteen lanes over i mod 32, the
+ * last I mod 32 elements masked to zeros, then the lanes added.  Each
+ * output is computed alone, the same way whatever B and the threads.
+ * Only where the CPU has the instructions (dec_ctx_new), so it is tested
+ * only there: tests/unit_model_weights.c against the portable path.
+ */
+BF16DOT static void
+chunk_avx512bf16(float *out, const float *x, const void *w,
+    const float *bias, int B, int I, int O, int acc, int o0, int o1)
+{
+	const uint16_t *wh = w;
+	int i32 = I & ~31, n = I - i32;
+	__mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+	__mmask16 m1 = n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+	__mmask32 mw = n > 0 ? (__mmask32)((1ull << n) - 1) : 0;
+
+	for (int o = o0; o < o1; o++) {
+		const uint16_t *wo = wh + (size_t)o * I;
+		for (int b = 0; b < B; b++) {
+			const float *xb = x + (size_t)b * I;
+			__m512 sum = _mm512_setzero_ps();
+			for (int i = 0; i < i32; i += 32)
+				sum = _mm512_dpbf16_ps(sum,
+				    _mm512_cvtne2ps_pbh(
+				    _mm512_loadu_ps(xb + i + 16),
+				    _mm512_loadu_ps(xb + i)),
+				    (__m512bh)_mm512_loadu_si512(wo + i));
+			if (n > 0)
+				sum = _mm512_dpbf16_ps(sum,
+				    _mm512_cvtne2ps_pbh(
+				    _mm512_maskz_loadu_ps(m1, xb + i32 + 16),
+				    _mm512_maskz_loadu_ps(m0, xb + i32)),
+				    (__m512bh)_mm512_maskz_loadu_epi16(mw,
+				    wo + i32));
+			put(out + (size_t)b * O + o, _mm512_reduce_add_ps(sum),
+			    bias ? bias + o : NULL, acc);
+		}
+	}
+}
+#endif
+
 /* The chunk function for weights of type wt. */
 static chunk_fn *
 chunk_for(const struct dec_ctx *s, int wt)
 {
+#ifdef BF16DOT
+	if (wt == (DT_BF16 | DT_XBF16) && s->bf16dot)
+		return chunk_avx512bf16;
+#endif
+	wt &= ~DT_XBF16;
 	if (s->avx2 && !s->f16c && wt == DT_F16)
 		return chunk_generic_f16;
 	if (s->avx2)
@@ -713,7 +777,7 @@ static void
 dec_matmul_h(void *ctx, float *out, const float *x, const uint16_t *w,
     enum dtype wt, const float *bias, const float *res, int N, int I, int O)
 {
-	struct mv_job j = { out, w, bias, O, wt & ~DT_XBF16 };
+	struct mv_job j = { out, w, bias, O, wt };
 
 	if (wt & DT_XBF16)
 		x = dec_round_x(ctx, x, (size_t)N * I);
@@ -735,8 +799,7 @@ dec_matmul_shared_h(void *ctx, int n, float *const *out, const float *x,
 	if (n > MAXJOBS)
 		errx(1, "backend cpu_decode: %d products at once", n);
 	for (int i = 0; i < n; i++)
-		j[i] = (struct mv_job){ out[i], w[i], bias[i], O[i],
-		    wt & ~DT_XBF16 };
+		j[i] = (struct mv_job){ out[i], w[i], bias[i], O[i], wt };
 	if (wt & DT_XBF16)
 		x = dec_round_x(ctx, x, (size_t)N * I);
 	matvec_jobs(ctx, x, N, I, 0, j, n);
