@@ -809,6 +809,25 @@ run_pass(struct model *m, const struct model_batch *b, const float *dlp,
 	memcpy(p->g, m->grads, m->ntrain * sizeof(float));
 }
 
+/* The same with the head's backward in the forward (model_set_head_grad),
+ * as SFT runs. */
+static void
+run_pass_fused(struct model *m, const struct model_batch *b,
+    const float *dlp, struct pass *p)
+{
+	int N = model_batch_tokens(b);
+
+	p->lp = xmalloc(N * sizeof(float));
+	p->lg = xmalloc((size_t)N * m->cfg.vocab_size * sizeof(float));
+	p->g = xmalloc(m->ntrain * sizeof(float));
+	model_zero_grad(m);
+	model_set_head_grad(m, dlp);
+	model_forward(m, b, p->lp);
+	model_backward(m, dlp, NULL);
+	model_logits(m, p->lg);
+	memcpy(p->g, m->grads, m->ntrain * sizeof(float));
+}
+
 static void
 free_pass(struct pass *p)
 {
@@ -833,7 +852,7 @@ test_pieces(const char *name)
 	struct model *m;
 	int len[2] = { 150, 45 }, N = 195, tok[195], tgt[195], nt, V;
 	struct model_batch b = { 2, len, tok, tgt };
-	struct pass ref, pc, pc1, rc, rcpc;
+	struct pass ref, pc, pc1, rc, rcpc, fu, fupc;
 	float *dlp = xmalloc(N * sizeof(float));
 	double e, elp, eg = 0;
 
@@ -867,12 +886,20 @@ test_pieces(const char *name)
 	CHECK(same_pass(&pc, &pc1, N, V, m->ntrain),
 	    "%s: pieces: 1 and %d threads differ", name, nt > 1 ? nt : 2);
 
+	run_pass_fused(m, &b, dlp, &fupc);
+	CHECK(same_pass(&fupc, &pc, N, V, m->ntrain),
+	    "%s: pieces: the head's backward in the forward differs", name);
+
 	model_set_recompute(m, 1);
 	run_pass(m, &b, dlp, &rcpc);
 	model_set_head_rows(m, 0);
 	run_pass(m, &b, dlp, &rc);
 	CHECK(same_pass(&rc, &ref, N, V, m->ntrain),
 	    "%s: recomputed pass differs from the kept one", name);
+	run_pass_fused(m, &b, dlp, &fu);
+	CHECK(same_pass(&fu, &ref, N, V, m->ntrain),
+	    "%s: the head's backward in the forward (one piece) differs",
+	    name);
 	CHECK(same_pass(&rcpc, &pc, N, V, m->ntrain),
 	    "%s: recomputed pass in pieces differs from the kept one", name);
 	printf("%s: in pieces of 64 rows, logprobs %.2g and gradients %.2g "
@@ -882,6 +909,8 @@ test_pieces(const char *name)
 	free_pass(&pc1);
 	free_pass(&rc);
 	free_pass(&rcpc);
+	free_pass(&fu);
+	free_pass(&fupc);
 	free(dlp);
 	model_free(m);
 }

@@ -418,6 +418,14 @@ model_logits(struct model *m, float *logits)
 }
 
 void
+model_set_head_grad(struct model *m, const float *dlogprobs)
+{
+	if (dlogprobs != NULL && m->grads == NULL)
+		errx(1, "model_set_head_grad: call model_zero_grad first");
+	m->acts->net.head_dlp = dlogprobs;
+}
+
+void
 model_set_recompute(struct model *m, int on)
 {
 	m->acts->net.recompute = on != 0;

@@ -262,6 +262,18 @@ void model_logits(struct model *m, float *logits);
  */
 void model_set_recompute(struct model *m, int on);
 /*
+ * For the next model_forward only: dlogprobs (N), d loss / d logprob of
+ * each target token, when the loss knows it before the pass (SFT's mean
+ * NLL: a constant a token).  The classifier's backward then runs in the
+ * forward, a piece at a time while the piece's logits are there, and
+ * model_backward, given the same dlogprobs, starts below it: the logits
+ * are computed once instead of twice, and the gradients are the same
+ * bits.  The head's gradients are added in the forward, so
+ * model_zero_grad comes before it; dlogprobs must stay as it is until
+ * model_backward.
+ */
+void model_set_head_grad(struct model *m, const float *dlogprobs);
+/*
  * Rows of the classifier's logits computed at once (0: the default,
  * about 64M logits; tests cut tiny vocabularies into several pieces).
  */

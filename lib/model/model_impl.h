@@ -309,6 +309,8 @@ struct acts {
 	int caprows;		/* head_rows the buffers were cut for */
 	int recomputed;		/* net->recompute they were cut for */
 	int head_kept;		/* logits hold the forward's last piece */
+	int head_done;		/* the head's backward ran in the forward
+				 * (net->head_dlp): dln holds it */
 	REAL *mem;		/* every activation, one allocation */
 	struct layer_acts *layer;
 	REAL *xf;		/* (N,C) the last layer's output */
@@ -359,6 +361,8 @@ struct net {
 	int head_rows;		/* rows of logits at once; 0: head_rows_of */
 	int recompute;		/* keep only each layer's input (struct acts) */
 	int xbf16;		/* --compute bf16: DT_XBF16 on bf16 weights */
+	const REAL *head_dlp;	/* (N) the next forward's d loss / d logprob,
+				 * known before it (model_set_head_grad) */
 	struct acts a;
 };
 
@@ -976,22 +980,52 @@ head_logits(struct net *net, REAL *logits, int n0, int n)
 		    (size_t)n * V);
 }
 
-/* lse (N) and logprobs (N) (or NULL), piece by piece. */
+/* One piece's d loss / d logits, and at once dlnf (n,C) += dlogits W_out
+ * and d W_out += dlogits^T lnf (none when lm_head is frozen). */
+static void
+head_piece_backward(struct net *net, const REAL *dlogprobs, REAL *dlnf,
+    int n0, int n)
+{
+	const struct model_config *c = &net->cfg;
+	struct acts *a = &net->a;
+	int C = c->dim, V = c->vocab_size;
+
+	net->be->logprob_backward(net->bx, a->logits, a->lse + n0,
+	    dlogprobs + n0, a->targets + n0, n, V, (REAL)c->final_softcap);
+	net_mm_backward(net->be, net->bx, dlnf + (size_t)n0 * C, net->gw.out,
+	    NULL, a->logits, a->lnf + (size_t)n0 * C, net->w.out,
+	    net->w.out_h, net->w.out_dt, n, C, V, 1);
+}
+
+/*
+ * lse (N) and logprobs (N) (or NULL), piece by piece.  With head_dlp
+ * (SFT's gradient, known before the pass), each piece's backward at once,
+ * while its logits are there, into dln: the pieces last first, as
+ * head_backward takes them, so d W_out is summed in the same order.
+ */
 static void
 head_forward(struct net *net, REAL *logprobs)
 {
 	struct acts *a = &net->a;
 	int N = a->N, V = net->cfg.vocab_size;
 	int R = a->caprows, np = head_npieces(N, R);
+	const REAL *dlp = net->head_dlp;
 
-	for (int i = 0; i < np; i++) {
-		int n0, n = head_piece(N, R, np, i, &n0);
+	net->head_dlp = NULL;	/* this pass's only */
+	if (dlp != NULL)
+		memset(a->dln, 0, (size_t)N * net->cfg.dim * sizeof(REAL));
+	for (int k = 0; k < np; k++) {
+		int i = dlp != NULL ? np - 1 - k : k, n0;
+		int n = head_piece(N, R, np, i, &n0);
 
 		head_logits(net, a->logits, n0, n);
 		net->be->logprob(net->bx, logprobs != NULL ? logprobs + n0 :
 		    NULL, a->lse + n0, a->logits, a->targets + n0, n, V);
+		if (dlp != NULL)
+			head_piece_backward(net, dlp, a->dln, n0, n);
 	}
-	a->head_kept = 1;
+	a->head_kept = dlp == NULL;
+	a->head_done = dlp != NULL;
 }
 
 /*
@@ -1004,10 +1038,8 @@ head_forward(struct net *net, REAL *logprobs)
 static void
 head_backward(struct net *net, const REAL *dlogprobs, REAL *dlnf)
 {
-	const struct model_config *c = &net->cfg;
 	struct acts *a = &net->a;
-	int N = a->N, C = c->dim, V = c->vocab_size;
-	int R = a->caprows, np = head_npieces(N, R);
+	int N = a->N, R = a->caprows, np = head_npieces(N, R);
 
 	for (int i = np - 1; i >= 0; i--) {
 		int n0, n = head_piece(N, R, np, i, &n0);
@@ -1015,12 +1047,7 @@ head_backward(struct net *net, const REAL *dlogprobs, REAL *dlnf)
 		if (i < np - 1 || !a->head_kept)
 			head_logits(net, a->logits, n0, n);
 		a->head_kept = 0;
-		net->be->logprob_backward(net->bx, a->logits, a->lse + n0,
-		    dlogprobs + n0, a->targets + n0, n, V,
-		    (REAL)c->final_softcap);
-		net_mm_backward(net->be, net->bx, dlnf + (size_t)n0 * C,
-		    net->gw.out, NULL, a->logits, a->lnf + (size_t)n0 * C,
-		    net->w.out, net->w.out_h, net->w.out_dt, n, C, V, 1);
+		head_piece_backward(net, dlogprobs, dlnf, n0, n);
 	}
 }
 
@@ -1094,6 +1121,7 @@ net_forward(struct net *net, const struct model_batch *b, REAL *logprobs)
 	    N, C, c->norm_eps);
 	/* without targets there is nothing to score nor differentiate */
 	a->head_kept = 0;
+	a->head_done = 0;
 	if (c->lm_head && a->has_targets)
 		head_forward(net, logprobs);
 	else if (logprobs != NULL)
@@ -1113,10 +1141,14 @@ net_backward(struct net *net, const REAL *dlogprobs, const REAL *dscores)
 	struct acts *a = &net->a;
 	int N = a->N, C = c->dim;
 
-	memset(a->dln, 0, (size_t)N * C * sizeof(REAL));
-	/* no gradient from the head without targets or dlogprobs */
-	if (c->lm_head && a->has_targets && dlogprobs != NULL)
-		head_backward(net, dlogprobs, a->dln);
+	/* no gradient from the head without targets or dlogprobs; none
+	 * to take again when the forward took it (head_forward) */
+	if (!a->head_done) {
+		memset(a->dln, 0, (size_t)N * C * sizeof(REAL));
+		if (c->lm_head && a->has_targets && dlogprobs != NULL)
+			head_backward(net, dlogprobs, a->dln);
+	}
+	a->head_done = 0;
 	if (c->num_labels > 0 && dscores != NULL)
 		be->matmul_backward(bx, a->dln, net->gw.score, NULL, dscores,
 		    a->lnf, net->w.score, N, C, c->num_labels, 1);

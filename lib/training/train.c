@@ -908,6 +908,22 @@ kto_reference_point(struct train_ctx *t, const size_t *idx, size_t n,
 	return n > 0 && sum > 0 ? sum / n : 0;
 }
 
+/* SFT's dlp (N): -1 / norm at every scored token, as micro_loss sets it. */
+static void
+sft_dlp(const struct train_ctx *t, const struct packed *pk,
+    struct example **exs, int nexs, double norm, float *dlp)
+{
+	int k = 0;
+
+	for (int i = 0; i < nexs; i++) {
+		struct seq *s0 = &exs[i]->s[0];
+		for (int j = 0; j < s0->len; j++)
+			if (s0->tgt[j] >= 0)
+				dlp[pk->off[k] + j] = (float)(-1 / norm);
+		k += trained_seqs(t, exs[i]);
+	}
+}
+
 /*
  * The loss of the examples of one micro-batch, given the model's output:
  * fills dlp (N) and dscores (N) and adds to *st.
@@ -1235,6 +1251,12 @@ one_step(struct train_ctx *t, const size_t *idx, size_t n, double lr,
 		memset(dscores, 0, pk.N * sizeof(float));
 		int rm = OBJ_IS_HEAD(t->o.objective);
 		struct model_batch b = pack_batch(&pk, !rm);
+		/* SFT's d loss / d logprob needs no forward (micro_loss sets
+		 * the same): the head's backward can run in the forward */
+		if (t->o.objective == OBJ_SFT) {
+			sft_dlp(t, &pk, exs, nexs, norm, dlp);
+			model_set_head_grad(m, dlp);
+		}
 		model_forward(m, &b, rm ? NULL : lp);
 		micro_loss(t, &pk, exs, nexs, lp, rm ? model_scores(m) : NULL,
 		    dlp, dscores, norm, norm_tok, z0, st);
