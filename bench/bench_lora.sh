@@ -7,9 +7,11 @@
 #   projections; one pair per micro-batch) in tokens/s and peak resident
 #   memory, against full fine-tuning of the same step and against eager
 #   PyTorch with a hand-written LoRA of the same shape (bench_lora.py),
-#   one after the other in this run.  LORA_1_5B=1 adds the peak memory of
-#   the LoRA-DPO step on Qwen2.5-1.5B's shape (dim 1536, 28 layers, 12
-#   heads, 2 kv heads, ffn 8960).  The checkpoints are 2 GB and 6 GB.
+#   one after the other in this run; then the LoRA-DPO step on the base
+#   held in bf16 (--weights bf16), without and with --recompute.
+#   LORA_1_5B=1 adds the LoRA-DPO step on Qwen2.5-1.5B's shape (dim 1536,
+#   28 layers, 12 heads, 2 kv heads, ffn 8960), bf16 base, --recompute.
+#   The checkpoints are 2 GB and 6 GB.
 set -eu
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
@@ -84,6 +86,19 @@ if "$PYTHON3" -c 'import torch' 2>/dev/null; then
 else
 	echo "torch: not installed, no baseline"
 fi
+# The same step on the base held in bf16 (--weights bf16: the LoRA base
+# follows it), without and with --recompute (issue 16's goal: peak RSS
+# <= 4 GB with a bf16 base).
+for rc in "" --recompute; do
+	# shellcheck disable=SC2086
+	rss=$(step lorab "$tools/train-step" -m "$T/m05" -o "$T/o" $common \
+	    $lora --weights bf16 $rc)
+	set -- $(fastest "$T/m.lorab")
+	k=qwen05_lora_dpo_bf16${rc:+_recompute}
+	echo "${k}_tokens_per_s=$1"
+	echo "${k}_step_s=$2"
+	echo "${k}_peak_rss_mib=$rss"
+done
 # shellcheck disable=SC2086
 rss=$(step full "$tools/train-step" -m "$T/m05" -o "$T/o" $common)
 set -- $(fastest "$T/m.full")
@@ -96,10 +111,11 @@ rm -rf "$T/m05" "$T/o"
 
 if [ "${LORA_1_5B:-0}" = 1 ]; then
 	bench 1536 28 12 2 8960 m15
+	# On a bf16 base, with --recompute (issue 16: peak RSS <= 8 GB).
 	# shellcheck disable=SC2086
 	rss=$(step lora15 "$tools/train-step" -m "$T/m15" -o "$T/o" \
-	    $common $lora)
+	    $common $lora --weights bf16 --recompute)
 	set -- $(fastest "$T/m.lora15")
-	echo "qwen15_lora_dpo_tokens_per_s=$1"
-	echo "qwen15_lora_dpo_peak_rss_mib=$rss"
+	echo "qwen15_lora_dpo_bf16_recompute_tokens_per_s=$1"
+	echo "qwen15_lora_dpo_bf16_recompute_peak_rss_mib=$rss"
 fi
