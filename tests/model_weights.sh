@@ -198,6 +198,29 @@ score --logprob "$T/ad" --weights bf16 -J "$T/text" >"$T/got" ||
     fail "score adapter --weights bf16"
 same "score: an adapter under --weights bf16" "$T/got" "$T/want"
 
+# A frozen module_to_save of an adapter is held as the base's matrices are:
+# near its fp32 scores, not equal (lm_head, trained, rounded to bf16).
+# shellcheck disable=SC2086
+train-step -m "$T/m.bf16" -o "$T/adm" --loss sft --batch-size 2 --lr 1e-2 \
+    --lora-rank 4 --train-modules lm_head -J <"$T/sft2" >/dev/null ||
+    fail "train-step --lora-rank --train-modules lm_head"
+score --logprob "$T/adm" --weights f32 -J "$T/text" >"$T/want" ||
+    fail "score adapter with lm_head --weights f32"
+score --logprob "$T/adm" -J "$T/text" >"$T/got" ||
+    fail "score adapter with lm_head"
+check "score: an adapter's lm_head held in bf16 is not fp32's" \
+    sh -c "! cmp -s '$T/got' '$T/want'"
+"$PYTHON3" - "$T/want" "$T/got" <<'X' || fail "score: a held lm_head near fp32"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+x = [p for r in a for p in r.get("ref_logprobs", [])]
+y = [p for r in b for p in r.get("ref_logprobs", [])]
+assert len(x) == len(y) > 20, (len(x), len(y))
+d = max(abs(p - q) for p, q in zip(x, y))
+assert 0 < d < 0.05, d
+X
+
 # --- --compute bf16 -------------------------------------------------------
 # bf16 arithmetic on a bf16 checkpoint: not fp32's bits, but near them
 # (the kernels' exact rule is checked in tests/unit_model_weights.c); on

@@ -80,6 +80,55 @@ model_ckpt_check(struct ckpt *c, struct model_config *cfg)
 }
 
 /*
+ * n elements from src (type from) to dst (type to, one of them F32), in
+ * pieces across the threads: a model's worth of conversions takes
+ * seconds in one.
+ */
+static void
+convert(enum dtype from, const void *src, enum dtype to, void *dst, size_t n)
+{
+	size_t piece = 1 << 18, np = (n + piece - 1) / piece;
+
+#pragma omp parallel for schedule(static) if (np > 1)
+	for (size_t k = 0; k < np; k++) {
+		size_t i = k * piece, len = n - i < piece ? n - i : piece;
+
+		if (to == DT_F32)
+			dtype_to_f32(from, (const char *)src + i *
+			    dtype_size(from), (float *)dst + i, len);
+		else
+			dtype_from_f32(to, (const float *)src + i,
+			    (char *)dst + i * dtype_size(to), len);
+	}
+}
+
+/*
+ * Checkpoint tensor ct into model tensor mt, in the type mt is held in:
+ * copied, widened from the bytes, or narrowed, then dropped.
+ */
+static void
+read_tensor(struct ckpt *c, const struct tensor *ct, const struct model *m,
+    const struct model_tensor *mt)
+{
+	if (mt->dtype == DT_F32 && ct->dtype == DT_F32)
+		memcpy(m->params + mt->offset, ckpt_data(c, ct),
+		    mt->n * sizeof(float));
+	else if (mt->dtype == DT_F32)	/* widened from the bytes */
+		convert(ct->dtype, ct->raw, DT_F32, m->params + mt->offset,
+		    mt->n);
+	else if ((int)ct->dtype == mt->dtype)	/* as stored */
+		memcpy((uint16_t *)mt->half, ct->raw,
+		    mt->n * sizeof(uint16_t));
+	else if (ct->dtype == DT_F32)
+		convert(DT_F32, ckpt_data(c, ct), mt->dtype,
+		    (uint16_t *)mt->half, mt->n);
+	else		/* the other 16-bit type, through fp32 */
+		dtype_from_f32(mt->dtype, ckpt_data(c, ct),
+		    (uint16_t *)mt->half, mt->n);
+	ckpt_drop(c, ct);
+}
+
+/*
  * Every tensor the config implies must be there with its exact shape.
  * Tensors are copied into the model's one parameter allocation one at a
  * time and released, so loading needs little more than the model's own
@@ -88,12 +137,13 @@ model_ckpt_check(struct ckpt *c, struct model_config *cfg)
 struct model *
 model_from_ckpt(struct ckpt *c)
 {
-	return model_from_ckpt_with(c, NULL, NULL, NULL);
+	return model_from_ckpt_with(c, NULL, NULL, NULL, DT_F32);
 }
 
 struct model *
 model_from_ckpt_with(struct ckpt *c, const struct model_lora *lc,
-    int (*trainable)(const struct model_tensor *t, void *arg), void *arg)
+    int (*trainable)(const struct model_tensor *t, void *arg), void *arg,
+    int hold)
 {
 	struct model_config cfg;
 	struct model *m;
@@ -106,6 +156,8 @@ model_from_ckpt_with(struct ckpt *c, const struct model_lora *lc,
 	 * pages, so the weights are never held twice. */
 	if (trainable != NULL)
 		model_set_trainable(m, trainable, arg);
+	if (hold != DT_F32)	/* the frozen matrices narrow from the start */
+		model_hold(m, hold);
 	for (int i = 0; i < m->ntensors; i++) {
 		const struct model_tensor *t = &m->tensors[i];
 		const struct tensor *ct;
@@ -115,10 +167,7 @@ model_from_ckpt_with(struct ckpt *c, const struct model_lora *lc,
 			continue;
 		}
 		ct = need(c, &cfg, t);
-
-		memcpy(m->params + t->offset, ckpt_data(c, ct),
-		    t->n * sizeof(float));
-		ckpt_drop(c, ct);
+		read_tensor(c, ct, m, t);
 	}
 	return m;
 }
@@ -151,29 +200,6 @@ model_load_dtype(struct ckpt *c, const struct model_load_opts *o)
 		return DT_F32;
 	t = model_ckpt_tensor(c, &cfg, "model.embed_tokens.weight");
 	return t != NULL ? (int)t->dtype : DT_F32;
-}
-
-/*
- * n elements from src (type from) to dst (type to, one of them F32), in
- * pieces across the threads: a model's worth of conversions takes
- * seconds in one.
- */
-static void
-convert(enum dtype from, const void *src, enum dtype to, void *dst, size_t n)
-{
-	size_t piece = 1 << 18, np = (n + piece - 1) / piece;
-
-#pragma omp parallel for schedule(static) if (np > 1)
-	for (size_t k = 0; k < np; k++) {
-		size_t i = k * piece, len = n - i < piece ? n - i : piece;
-
-		if (to == DT_F32)
-			dtype_to_f32(from, (const char *)src + i *
-			    dtype_size(from), (float *)dst + i, len);
-		else
-			dtype_from_f32(to, (const float *)src + i,
-			    (char *)dst + i * dtype_size(to), len);
-	}
 }
 
 /*
@@ -221,22 +247,7 @@ model_from_ckpt_opts(struct ckpt *c, const struct model_load_opts *o)
 
 		if (at[i] != NULL)
 			continue;
-		if (mt->dtype == DT_F32 && ct[i]->dtype == DT_F32)
-			memcpy(m->params + mt->offset, ckpt_data(c, ct[i]),
-			    mt->n * sizeof(float));
-		else if (mt->dtype == DT_F32)	/* widened from the bytes */
-			convert(ct[i]->dtype, ct[i]->raw, DT_F32,
-			    m->params + mt->offset, mt->n);
-		else if ((int)ct[i]->dtype == mt->dtype)	/* unaligned */
-			memcpy((uint16_t *)mt->half, ct[i]->raw,
-			    mt->n * sizeof(uint16_t));
-		else if (ct[i]->dtype == DT_F32)
-			convert(DT_F32, ckpt_data(c, ct[i]), mt->dtype,
-			    (uint16_t *)mt->half, mt->n);
-		else		/* the other 16-bit type, through fp32 */
-			dtype_from_f32(mt->dtype, ckpt_data(c, ct[i]),
-			    (uint16_t *)mt->half, mt->n);
-		ckpt_drop(c, ct[i]);
+		read_tensor(c, ct[i], m, mt);
 	}
 	free(ct);
 	free(at);

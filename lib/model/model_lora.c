@@ -6,6 +6,7 @@
 #include <err.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,25 +295,32 @@ read_adapter(struct model *m, struct model_src *src)
 			    path, name, tensor_shape_str(a, sizeof a, x->ndim,
 			    x->shape), src->base, tensor_shape_str(b, sizeof b,
 			    mt->ndim, mt->shape));
-		memcpy(m->params + mt->offset, x->data, mt->n * sizeof(float));
+		if (mt->dtype == DT_F32)
+			memcpy(m->params + mt->offset, x->data,
+			    mt->n * sizeof(float));
+		else	/* a frozen modules_to_save matrix, held narrow */
+			dtype_from_f32(mt->dtype, x->data,
+			    (uint16_t *)mt->half, mt->n);
 	}
 }
 
 struct model *
 model_src_load(struct model_src *src, const struct model_lora *lc,
-    int (*trainable)(const struct model_tensor *t, void *arg), void *arg)
+    int (*trainable)(const struct model_tensor *t, void *arg), void *arg,
+    int hold)
 {
 	struct model_lora al;
 	struct model *m;
 	char e[512];
 
 	if (src->adapter == NULL)
-		return model_from_ckpt_with(src->ckpt, lc, trainable, arg);
+		return model_from_ckpt_with(src->ckpt, lc, trainable, arg,
+		    hold);
 	json_t *ac = ckpt_json(src->adapter, "adapter_config.json");
 	if (lora_config_from_json(&al, ac, e, sizeof(e)) != 0)
 		errx(EXIT_DATA, "%s: %s", ckpt_path(src->adapter), e);
 	json_decref(ac);
-	m = model_from_ckpt_with(src->ckpt, &al, trainable, arg);
+	m = model_from_ckpt_with(src->ckpt, &al, trainable, arg, hold);
 	read_adapter(m, src);
 	return m;
 }
@@ -321,7 +329,7 @@ struct model *
 model_load(const char *path, const char *base, struct model_src *src)
 {
 	model_src_open(src, path, base);
-	return model_src_load(src, NULL, NULL, NULL);
+	return model_src_load(src, NULL, NULL, NULL, DT_F32);
 }
 
 static int
@@ -341,12 +349,12 @@ model_load_as(const char *path, const char *base, struct model_src *src,
 	model_src_open(src, path, base);
 	if (src->adapter == NULL)
 		return model_from_ckpt_opts(src->ckpt, o);
-	/* The base's matrices as --weights says (the adapters stay fp32). */
-	m = model_src_load(src, NULL, NULL, NULL);
-	model_set_trainable(m, lora_frozen, NULL);
-	int dt = model_load_dtype(src->ckpt, o);
-	if (dt != DT_F32)
-		model_hold(m, dt);
+	/* The base's matrices as --weights says (the adapters stay fp32),
+	 * narrowed as they are read. */
+	m = model_src_load(src, NULL, lora_frozen, NULL,
+	    model_load_dtype(src->ckpt, o));
+	if (o->compute != MODEL_COMPUTE_F32)
+		model_set_compute(m, o->compute);
 	return m;
 }
 

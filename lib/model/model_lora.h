@@ -59,11 +59,13 @@ void model_src_free(struct model_src *src);
  * on them.  lc, when not NULL and src is no adapter, adds new adapters
  * (uninitialised: model_lora_init).  trainable, when not NULL, lays the
  * tensors out as model_set_trainable would, before any weight is read
- * (so loading never holds the weights twice).
+ * (so loading never holds the weights twice); hold, unless DT_F32, holds
+ * the frozen matrices in that type as they are read (model_from_ckpt_with).
  */
 struct model *model_src_load(struct model_src *src,
     const struct model_lora *lc,
-    int (*trainable)(const struct model_tensor *t, void *arg), void *arg);
+    int (*trainable)(const struct model_tensor *t, void *arg), void *arg,
+    int hold);
 
 /* Open and load in one: what rollout and score do. */
 struct model *model_load(const char *path, const char *base,
@@ -71,8 +73,9 @@ struct model *model_load(const char *path, const char *base,
 /*
  * The same for use, not training (rollout, score, train-step's --ref):
  * every tensor frozen; a checkpoint's matrices held as o says
- * (model_from_ckpt_opts, in place where it can be).  An adapter and its
- * base stay fp32 (o is not applied to them yet).
+ * (model_from_ckpt_opts, in place where it can be).  Under an adapter
+ * the base's matrices are held as o says too, converted as they are read,
+ * and the adapters stay fp32.
  */
 struct model_load_opts;
 struct model *model_load_as(const char *path, const char *base,

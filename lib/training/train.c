@@ -151,6 +151,23 @@ lora_options(struct train_ctx *t, struct model_lora *lc)
 		pp_usage("--lora-targets: %s", e);
 }
 
+/* --weights, parsed (train-step checked it). */
+static struct model_load_opts
+load_opts(const struct train_ctx *t)
+{
+	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO, MODEL_COMPUTE_F32 };
+
+	if (t->o.weights != NULL &&
+	    model_weights_parse(t->o.weights, &lo.weights) != 0)
+		pp_usage("--weights: \"%s\" is none of auto, f32, bf16, f16",
+		    t->o.weights);
+	if (t->o.compute != NULL &&
+	    model_compute_parse(t->o.compute, &lo.compute) != 0)
+		pp_usage("--compute: \"%s\" is neither f32 nor bf16",
+		    t->o.compute);
+	return lo;
+}
+
 /* The policy (or reward model) to train. */
 static struct model *
 load_model(struct train_ctx *t)
@@ -166,8 +183,13 @@ load_model(struct train_ctx *t)
 			t->modules = t->msrc.modules;
 	}
 	if (!o->add_head) {
+		/* A LoRA base is frozen: its matrices as --weights says (a
+		 * 16-bit checkpoint's in 16 bits) from the first read, the
+		 * adapters and --train-modules fp32. */
+		struct model_load_opts lo = load_opts(t);
 		struct model *m = t->lora.rank > 0 ?
-		    model_src_load(&t->msrc, &t->lora, trainable, t) :
+		    model_src_load(&t->msrc, &t->lora, trainable, t,
+		    model_load_dtype(t->ckpt, &lo)) :
 		    model_from_ckpt(t->ckpt);
 		if (t->lora.rank > 0 && t->msrc.adapter == NULL)
 			model_lora_init(m, o->seed);
@@ -322,23 +344,6 @@ check_modules(struct train_ctx *t)
 	}
 }
 
-/* --weights, parsed (train-step checked it). */
-static struct model_load_opts
-load_opts(const struct train_ctx *t)
-{
-	struct model_load_opts lo = { MODEL_WEIGHTS_AUTO, MODEL_COMPUTE_F32 };
-
-	if (t->o.weights != NULL &&
-	    model_weights_parse(t->o.weights, &lo.weights) != 0)
-		pp_usage("--weights: \"%s\" is none of auto, f32, bf16, f16",
-		    t->o.weights);
-	if (t->o.compute != NULL &&
-	    model_compute_parse(t->o.compute, &lo.compute) != 0)
-		pp_usage("--compute: \"%s\" is neither f32 nor bf16",
-		    t->o.compute);
-	return lo;
-}
-
 struct train_ctx *
 train_new(const struct train_opts *o)
 {
@@ -370,15 +375,8 @@ train_new(const struct train_opts *o)
 			model_hold(t->m, model_load_dtype(t->ckpt, &lo));
 		model_set_compute(t->m, lo.compute);
 	}
-	/* A LoRA base is frozen: its matrices as --weights says (a 16-bit
-	 * checkpoint's in 16 bits), the adapters and --train-modules fp32. */
-	if (t->lora.rank > 0) {
-		struct model_load_opts lo = load_opts(t);
-		int dt = model_load_dtype(t->ckpt, &lo);
-		if (dt != DT_F32)
-			model_hold(t->m, dt);
-		model_set_compute(t->m, lo.compute);
-	}
+	if (t->lora.rank > 0)	/* held as it was read (load_model) */
+		model_set_compute(t->m, load_opts(t).compute);
 	model_set_recompute(t->m, o->recompute);
 	t->max_len = t->m->cfg.max_seq_len;
 	if (o->max_length > 0 && o->max_length < t->max_len)
