@@ -64,7 +64,7 @@ model_new_held(const struct model_config *cfg, const int *dt,
 		if (dt[i] == DT_F32) {
 			t->offset = off;
 			off += t->n;
-		} else if (at[i] == NULL)
+		} else if (at == NULL || at[i] == NULL)
 			nh += t->n;
 	}
 	m->nparams = off;
@@ -79,7 +79,7 @@ model_new_held(const struct model_config *cfg, const int *dt,
 		if (dt[i] == DT_F32)
 			continue;
 		t->offset = 0;
-		if (at[i] != NULL)
+		if (at != NULL && at[i] != NULL)
 			t->half = at[i];
 		else {
 			t->half = m->half + nh;

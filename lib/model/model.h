@@ -83,10 +83,10 @@ struct model {
 /* A model with parameters allocated (uninitialised) for cfg. */
 struct model *model_new(const struct model_config *cfg);
 /*
- * For loaders (model_from_ckpt_opts): every tensor frozen, tensor i held in dt[i]
- * (DT_F32, or 16 bits for a holdable matrix); a 16-bit one at at[i] where
- * that is not NULL (set hold and release to keep it alive), else in half,
- * uninitialised like params.
+ * For loaders (model_from_ckpt_opts, model_from_ckpt_with): every tensor
+ * frozen, tensor i held in dt[i] (DT_F32, or 16 bits for a holdable
+ * matrix); a 16-bit one at at[i] where at and at[i] are not NULL (set hold
+ * and release to keep it alive), else in half, uninitialised like params.
  */
 struct model *model_new_held(const struct model_config *cfg, const int *dt,
     const uint16_t *const *at);

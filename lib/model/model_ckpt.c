@@ -151,13 +151,25 @@ model_from_ckpt_with(struct ckpt *c, const struct model_lora *lc,
 	model_ckpt_check(c, &cfg);
 	if (lc != NULL)
 		cfg.lora = *lc;
-	m = model_new(&cfg);
+	if (hold != DT_F32 && trainable != NULL) {
+		/* The frozen matrices narrow from the start: a base is never
+		 * held in fp32 on its way to 16 bits. */
+		int n, *dt;
+		struct model_tensor *t = model_tensors(&cfg, &n);
+
+		dt = xcalloc(n, sizeof(*dt));
+		for (int i = 0; i < n; i++)
+			dt[i] = !trainable(&t[i], arg) &&
+			    model_tensor_holdable(&t[i]) ? hold : DT_F32;
+		m = model_new_held(&cfg, dt, NULL);
+		free(dt);
+		free(t);
+	} else
+		m = model_new(&cfg);
 	/* Laid out before anything is read: the move copies untouched
 	 * pages, so the weights are never held twice. */
 	if (trainable != NULL)
 		model_set_trainable(m, trainable, arg);
-	if (hold != DT_F32)	/* the frozen matrices narrow from the start */
-		model_hold(m, hold);
 	for (int i = 0; i < m->ntensors; i++) {
 		const struct model_tensor *t = &m->tensors[i];
 		const struct tensor *ct;

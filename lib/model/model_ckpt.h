@@ -43,9 +43,9 @@ void model_ckpt_check(struct ckpt *c, struct model_config *cfg);
  * model_from_ckpt with adapters lc (NULL: none; their tensors zero, for
  * the caller to fill) and, when trainable is not NULL, the layout of
  * model_set_trainable(trainable, arg) made before any weight is read.
- * hold (DT_BF16, DT_F16; DT_F32: none) is model_hold's, made before the
- * weights are read too, so a frozen base is never held in fp32 on its way
- * to 16 bits.
+ * hold (DT_BF16, DT_F16; DT_F32: none), with trainable, holds the
+ * matrices trainable leaves frozen in that type (as model_hold would) from
+ * the start, so a frozen base is never held in fp32 on its way to 16 bits.
  */
 struct model *model_from_ckpt_with(struct ckpt *c,
     const struct model_lora *lc,
