@@ -10,7 +10,8 @@
 #   one after the other in this run; then the LoRA-DPO step on the base
 #   held in bf16 (--weights bf16), without and with --recompute.
 #   LORA_1_5B=1 adds the LoRA-DPO step on Qwen2.5-1.5B's shape (dim 1536,
-#   28 layers, 12 heads, 2 kv heads, ffn 8960), bf16 base, --recompute.
+#   28 layers, 12 heads, 2 kv heads, ffn 8960), bf16 base, --recompute
+#   (issue 16: peak RSS <= 8 GB).
 #   The checkpoints are 2 GB and 6 GB.
 set -eu
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
