@@ -24,13 +24,13 @@ bad() {
 	sed "s/\"$1\": [0-9]*/\"$1\": $2/" m/config.json >bad/config.json
 }
 bad num_hidden_layers 0
-expect_fail 1 "^ckpt: bad/config.json: config.json: \"num_hidden_layers\" = 0 is out of range" ckpt info bad
+expect_fail 1 "^ckpt: bad/config.json: \"num_hidden_layers\" = 0 is out of range" ckpt info bad
 expect_fail 1 "\"num_hidden_layers\" = 0 is out of range" rollout -m bad p.jsonl
 bad num_key_value_heads 3
 expect_fail 1 "^ckpt: bad/config.json: model config: num_attention_heads 4 is not a multiple of num_key_value_heads 3" ckpt info bad
 expect_fail 1 "num_attention_heads 4 is not a multiple" rollout -m bad p.jsonl
 bad vocab_size 0
-expect_fail 1 "^ckpt: bad/config.json: config.json: \"vocab_size\" = 0 is out of range" ckpt info -J bad
+expect_fail 1 "^ckpt: bad/config.json: \"vocab_size\" = 0 is out of range" ckpt info -J bad
 bad head_dim 7
 expect_fail 1 "^ckpt: bad/config.json: model config: head_dim 7 is odd" ckpt info bad
 check "info of a good config" ckpt info m

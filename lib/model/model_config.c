@@ -83,9 +83,9 @@ get_bool(const json_t *o, const char *key, int def, int *out)
 #define INT(o, key, def, dst, lo, hi) do {				\
 	long long v_;							\
 	if (get_int((o), (key), (def), &v_) != 0)			\
-		return pp_errf(err, errsz, "config.json: \"%s\" is not an integer", (key)); \
+		return pp_errf(err, errsz, "\"%s\" is not an integer", (key)); \
 	if (v_ < (lo) || v_ > (hi))					\
-		return pp_errf(err, errsz, "config.json: \"%s\" = %lld is out of range [%lld, %lld]", \
+		return pp_errf(err, errsz, "\"%s\" = %lld is out of range [%lld, %lld]", \
 		    (key), v_, (long long)(lo), (long long)(hi));	\
 	(dst) = v_;							\
 } while (0)
@@ -93,13 +93,13 @@ get_bool(const json_t *o, const char *key, int def, int *out)
 #define NUM(o, key, def, dst) do {					\
 	double v_;							\
 	if (get_num((o), (key), (def), &v_) != 0)			\
-		return pp_errf(err, errsz, "config.json: \"%s\" is not a number", (key)); \
+		return pp_errf(err, errsz, "\"%s\" is not a number", (key)); \
 	(dst) = v_;							\
 } while (0)
 
 #define BOOL(o, key, def, dst) do {					\
 	if (get_bool((o), (key), (def), &(dst)) != 0)			\
-		return pp_errf(err, errsz, "config.json: \"%s\" is not a boolean", (key)); \
+		return pp_errf(err, errsz, "\"%s\" is not a boolean", (key)); \
 } while (0)
 
 #define IS_GEMMA(a) ((a) == MODEL_GEMMA2 || (a) == MODEL_GEMMA3)
@@ -124,19 +124,19 @@ read_rope(struct model_config *cfg, const json_t *config, char *err,
 	cfg->rope_scaling = ROPE_NONE;
 	if (rp != NULL && !json_is_null(rp)) {
 		if (!json_is_object(rp))
-			return pp_errf(err, errsz, "config.json: \"rope_parameters\" is not an object");
+			return pp_errf(err, errsz, "\"rope_parameters\" is not an object");
 		if (json_object_get(rp, "full_attention") != NULL)
-			return pp_errf(err, errsz, "config.json: per-layer-type \"rope_parameters\" is not supported");
+			return pp_errf(err, errsz, "per-layer-type \"rope_parameters\" is not supported");
 		NUM(rp, "rope_theta", cfg->rope_theta, cfg->rope_theta);
 		src = rp;
 	} else if (rs != NULL && !json_is_null(rs)) {
 		if (!json_is_object(rs))
-			return pp_errf(err, errsz, "config.json: \"rope_scaling\" is not an object");
+			return pp_errf(err, errsz, "\"rope_scaling\" is not an object");
 		src = rs;
 	} else
 		src = NULL;
 	if (cfg->rope_theta <= 0)
-		return pp_errf(err, errsz, "config.json: \"rope_theta\" must be positive");
+		return pp_errf(err, errsz, "\"rope_theta\" must be positive");
 	if (src == NULL)
 		return 0;
 	if ((tv = json_object_get(src, "rope_type")) == NULL)
@@ -149,11 +149,11 @@ read_rope(struct model_config *cfg, const json_t *config, char *err,
 		cfg->rope_scaling = ROPE_LINEAR;
 		NUM(src, "factor", -1, cfg->rope_factor);
 		if (cfg->rope_factor <= 0)
-			return pp_errf(err, errsz, "config.json: linear rope scaling needs a positive factor");
+			return pp_errf(err, errsz, "linear rope scaling needs a positive factor");
 		return 0;
 	}
 	if (strcmp(type, "llama3") != 0)
-		return pp_errf(err, errsz, "config.json: rope scaling type \"%s\" is not supported (supported: default, llama3)", type);
+		return pp_errf(err, errsz, "rope scaling type \"%s\" is not supported (supported: default, llama3)", type);
 	cfg->rope_scaling = ROPE_LLAMA3;
 	NUM(src, "factor", -1, cfg->rope_factor);
 	NUM(src, "low_freq_factor", -1, cfg->rope_low_freq_factor);
@@ -163,7 +163,7 @@ read_rope(struct model_config *cfg, const json_t *config, char *err,
 	if (cfg->rope_factor <= 0 || cfg->rope_low_freq_factor <= 0 ||
 	    cfg->rope_high_freq_factor <= cfg->rope_low_freq_factor ||
 	    cfg->rope_orig_max_pos <= 0)
-		return pp_errf(err, errsz, "config.json: llama3 rope scaling needs factor, low_freq_factor < high_freq_factor and original_max_position_embeddings, all positive");
+		return pp_errf(err, errsz, "llama3 rope scaling needs factor, low_freq_factor < high_freq_factor and original_max_position_embeddings, all positive");
 	return 0;
 }
 
@@ -185,11 +185,11 @@ read_special(struct model_config *cfg, const json_t *config, char *err,
 		return 0;
 	}
 	if (!json_is_array(e) || json_array_size(e) > MODEL_MAX_EOS)
-		return pp_errf(err, errsz, "config.json: \"eos_token_id\" must be an integer or a list of at most %d", MODEL_MAX_EOS);
+		return pp_errf(err, errsz, "\"eos_token_id\" must be an integer or a list of at most %d", MODEL_MAX_EOS);
 	for (i = 0; i < json_array_size(e); i++) {
 		json_t *x = json_array_get(e, i);
 		if (!json_is_integer(x))
-			return pp_errf(err, errsz, "config.json: \"eos_token_id\" holds a non-integer");
+			return pp_errf(err, errsz, "\"eos_token_id\" holds a non-integer");
 		cfg->eos_ids[cfg->n_eos++] = json_integer_value(x);
 	}
 	return 0;
@@ -210,28 +210,28 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 		act = json_is_string(v) ? json_string_value(v) :
 		    "gelu_pytorch_tanh";
 		if (strcmp(act, "gelu_pytorch_tanh") != 0)
-			return pp_errf(err, errsz, "config.json: hidden_activation \"%s\" is not supported for gemma (only gelu_pytorch_tanh)", act);
+			return pp_errf(err, errsz, "hidden_activation \"%s\" is not supported for gemma (only gelu_pytorch_tanh)", act);
 		BOOL(config, "use_bidirectional_attention", 0, b);
 		if (b)
-			return pp_errf(err, errsz, "config.json: use_bidirectional_attention is not supported");
+			return pp_errf(err, errsz, "use_bidirectional_attention is not supported");
 	} else {
 		v = json_object_get(config, "hidden_act");
 		act = json_is_string(v) ? json_string_value(v) : "silu";
 		if (strcmp(act, "silu") != 0 && strcmp(act, "swish") != 0)
-			return pp_errf(err, errsz, "config.json: hidden_act \"%s\" is not supported (only silu)", act);
+			return pp_errf(err, errsz, "hidden_act \"%s\" is not supported (only silu)", act);
 	}
 	BOOL(config, "attention_bias", 0, b);
 	if (b && (arch == MODEL_LLAMA || arch == MODEL_MISTRAL))
-		return pp_errf(err, errsz, "config.json: attention_bias is not supported for %s", arch == MODEL_LLAMA ? "llama" : "mistral");
+		return pp_errf(err, errsz, "attention_bias is not supported for %s", arch == MODEL_LLAMA ? "llama" : "mistral");
 	BOOL(config, "mlp_bias", 0, b);
 	if (b)
-		return pp_errf(err, errsz, "config.json: mlp_bias is not supported");
+		return pp_errf(err, errsz, "mlp_bias is not supported");
 	NUM(config, "attention_dropout", 0, d);
 	if (d != 0)
-		return pp_errf(err, errsz, "config.json: attention_dropout %g is not supported", d);
+		return pp_errf(err, errsz, "attention_dropout %g is not supported", d);
 	if ((v = json_object_get(config, "quantization_config")) != NULL &&
 	    !json_is_null(v))
-		return pp_errf(err, errsz, "config.json: quantized models (quantization_config) are not supported");
+		return pp_errf(err, errsz, "quantized models (quantization_config) are not supported");
 	if (!IS_GEMMA(arch) &&
 	    (v = json_object_get(config, "layer_types")) != NULL &&
 	    json_is_array(v)) {
@@ -240,7 +240,7 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 			json_t *x = json_array_get(v, i);
 			if (!json_is_string(x) ||
 			    strcmp(json_string_value(x), "full_attention") != 0)
-				return pp_errf(err, errsz, "config.json: layer_types other than full_attention (sliding windows) are not supported");
+				return pp_errf(err, errsz, "layer_types other than full_attention (sliding windows) are not supported");
 		}
 	}
 	/* Sliding windows: Mistral's sliding_window is read in
@@ -250,11 +250,11 @@ refuse_options(const json_t *config, int arch, char *err, size_t errsz)
 	if (arch == MODEL_QWEN2 || arch == MODEL_QWEN3) {
 		BOOL(config, "use_sliding_window", 0, b);
 		if (b)
-			return pp_errf(err, errsz, "config.json: use_sliding_window is not supported");
+			return pp_errf(err, errsz, "use_sliding_window is not supported");
 	} else if (arch != MODEL_MISTRAL && !IS_GEMMA(arch)) {
 		v = json_object_get(config, "sliding_window");
 		if (v != NULL && !json_is_null(v))
-			return pp_errf(err, errsz, "config.json: sliding_window is not supported for llama (MistralForCausalLM reads it)");
+			return pp_errf(err, errsz, "sliding_window is not supported for llama (MistralForCausalLM reads it)");
 	}
 	return 0;
 }
@@ -275,7 +275,7 @@ read_gemma(struct model_config *cfg, const json_t *config, char *err,
 
 	NUM(config, "query_pre_attn_scalar", 256, cfg->query_pre_attn_scalar);
 	if (cfg->query_pre_attn_scalar <= 0)
-		return pp_errf(err, errsz, "config.json: query_pre_attn_scalar must be positive");
+		return pp_errf(err, errsz, "query_pre_attn_scalar must be positive");
 	v = json_object_get(config, "attn_logit_softcapping");
 	if (v == NULL)
 		cfg->attn_softcap = g3 ? 0 : 50;
@@ -287,12 +287,12 @@ read_gemma(struct model_config *cfg, const json_t *config, char *err,
 	else
 		NUM(config, "final_logit_softcapping", 0, cfg->final_softcap);
 	if (cfg->attn_softcap < 0 || cfg->final_softcap < 0)
-		return pp_errf(err, errsz, "config.json: a negative logit softcapping");
+		return pp_errf(err, errsz, "a negative logit softcapping");
 	v = json_object_get(config, "sliding_window");
 	if (v == NULL)
 		cfg->sliding_window = 4096;
 	else if (json_is_null(v))
-		return pp_errf(err, errsz, "config.json: gemma without sliding_window is not supported");
+		return pp_errf(err, errsz, "gemma without sliding_window is not supported");
 	else
 		INT(config, "sliding_window", 4096, cfg->sliding_window, 1,
 		    1 << 30);
@@ -303,20 +303,20 @@ read_gemma(struct model_config *cfg, const json_t *config, char *err,
 		NUM(config, "rope_local_base_freq", 10000,
 		    cfg->rope_local_theta);
 		if (cfg->rope_local_theta <= 0)
-			return pp_errf(err, errsz, "config.json: rope_local_base_freq must be positive");
+			return pp_errf(err, errsz, "rope_local_base_freq must be positive");
 	}
 	if ((v = json_object_get(config, "layer_types")) != NULL &&
 	    !json_is_null(v)) {
 		if (!json_is_array(v) ||
 		    (int)json_array_size(v) != cfg->n_layers)
-			return pp_errf(err, errsz, "config.json: layer_types must list num_hidden_layers layer types");
+			return pp_errf(err, errsz, "layer_types must list num_hidden_layers layer types");
 		for (int l = 0; l < cfg->n_layers; l++) {
 			json_t *x = json_array_get(v, l);
 			const char *want = (l + 1) % cfg->sliding_pattern != 0 ?
 			    "sliding_attention" : "full_attention";
 			if (!json_is_string(x) ||
 			    strcmp(json_string_value(x), want) != 0)
-				return pp_errf(err, errsz, "config.json: gemma layer_types other than sliding_attention but on every layer l with (l + 1) %% %d == 0 are not supported", cfg->sliding_pattern);
+				return pp_errf(err, errsz, "gemma layer_types other than sliding_attention but on every layer l with (l + 1) %% %d == 0 are not supported", cfg->sliding_pattern);
 		}
 	}
 	return 0;
@@ -350,13 +350,13 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (!json_is_object(config))
-		return pp_errf(err, errsz, "config.json: not a JSON object");
+		return pp_errf(err, errsz, "not a JSON object");
 	a = json_object_get(config, "architectures");
 	if (json_is_array(a) && json_array_size(a) > 0) {
 		if (json_array_size(a) > 1)
-			return pp_errf(err, errsz, "config.json: several architectures are listed; expected one");
+			return pp_errf(err, errsz, "several architectures are listed; expected one");
 		if (!json_is_string(json_array_get(a, 0)))
-			return pp_errf(err, errsz, "config.json: \"architectures\" holds a non-string");
+			return pp_errf(err, errsz, "\"architectures\" holds a non-string");
 		name = json_string_value(json_array_get(a, 0));
 	}
 	mt = json_object_get(config, "model_type");
@@ -370,7 +370,7 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 				found = 1;
 			}
 		if (!found)
-			return pp_errf(err, errsz, "config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and their ForSequenceClassification, Gemma2ForCausalLM, Gemma3ForCausalLM)", name);
+			return pp_errf(err, errsz, "architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and their ForSequenceClassification, Gemma2ForCausalLM, Gemma3ForCausalLM)", name);
 	} else if (type != NULL) {
 		if (strcmp(type, "llama") == 0)
 			cfg->arch = MODEL_LLAMA;
@@ -385,10 +385,10 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 		else if (strcmp(type, "gemma3_text") == 0)
 			cfg->arch = MODEL_GEMMA3;
 		else
-			return pp_errf(err, errsz, "config.json: model_type %s is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text)", type);
+			return pp_errf(err, errsz, "model_type %s is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text)", type);
 		cfg->lm_head = 1;
 	} else
-		return pp_errf(err, errsz, "config.json: neither \"architectures\" nor \"model_type\" says what the model is");
+		return pp_errf(err, errsz, "neither \"architectures\" nor \"model_type\" says what the model is");
 	if (refuse_options(config, cfg->arch, err, errsz) != 0)
 		return -1;
 
@@ -425,7 +425,7 @@ model_config_from_json(struct model_config *cfg, const json_t *config,
 		NUM(config, "rms_norm_eps", 1e-6, eps);
 		/* Kept as a float: 1e306 would become inf and zero every norm. */
 		if (!(eps > 0 && eps <= FLT_MAX))
-			return pp_errf(err, errsz, "config.json: \"rms_norm_eps\" = %g is out of range (0, %g]", eps, (double)FLT_MAX);
+			return pp_errf(err, errsz, "\"rms_norm_eps\" = %g is out of range (0, %g]", eps, (double)FLT_MAX);
 		cfg->norm_eps = eps;
 	}
 	BOOL(config, "tie_word_embeddings", IS_GEMMA(cfg->arch),

@@ -213,10 +213,11 @@ load_model(struct train_ctx *t)
 	/* A causal LM's body under a fresh reward head: HF's
 	 * ForSequenceClassification drops lm_head and adds score. */
 	struct model_config cfg;
-	char e[512];
+	char e[512], w[4096];
 	if (model_config_from_json(&cfg, ckpt_config(t->ckpt), e,
 	    sizeof(e)) != 0)
-		errx(EXIT_DATA, "%s: %s", o->model, e);
+		errx(EXIT_DATA, "%s: %s", ckpt_where(t->ckpt, "config.json", w,
+		    sizeof w), e);
 	if (!cfg.lm_head)
 		errx(EXIT_DATA, "%s: --add-head: the model already has a "
 		    "classification head", o->model);
