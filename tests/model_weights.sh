@@ -179,6 +179,26 @@ ckpt diff -J "$T/m.bf16.f32" "$T/s2" | recs to-tsv name max_abs |
 check "train-step --freeze: a frozen bf16 tensor written exactly" \
     test "$(cat "$T/emb")" = 1
 
+# near WANT GOT: every reference log-prob of GOT (a pair's chosen and
+# rejected too) within 0.05 of WANT's, and not all equal.
+near() {
+	"$PYTHON3" - "$1" "$2" <<'X'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+def lps(r):	# every ref_logprobs, a pair's chosen and rejected too
+    for k, v in sorted(r.items()):
+        if k == "ref_logprobs":
+            yield from v
+        elif isinstance(v, dict):
+            yield from lps(v)
+x, y = [list(lps(r)) for r in a], [list(lps(r)) for r in b]
+assert [len(v) for v in x] == [len(v) for v in y] and sum(map(len, x)) > 20
+d = max(abs(p - q) for u, v in zip(x, y) for p, q in zip(u, v))
+assert 0 < d < 0.05, d
+X
+}
+
 # A LoRA adapter on the bf16 checkpoint: its base held in 16 bits (the
 # adapters in fp32) trains and scores as the same base widened to fp32.
 # shellcheck disable=SC2086
@@ -210,16 +230,7 @@ score --logprob "$T/adm" -J "$T/text" >"$T/got" ||
     fail "score adapter with lm_head"
 check "score: an adapter's lm_head held in bf16 is not fp32's" \
     sh -c "! cmp -s '$T/got' '$T/want'"
-"$PYTHON3" - "$T/want" "$T/got" <<'X' || fail "score: a held lm_head near fp32"
-import json, sys
-a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
-x = [p for r in a for p in r.get("ref_logprobs", [])]
-y = [p for r in b for p in r.get("ref_logprobs", [])]
-assert len(x) == len(y) > 20, (len(x), len(y))
-d = max(abs(p - q) for p, q in zip(x, y))
-assert 0 < d < 0.05, d
-X
+near "$T/want" "$T/got" || fail "score: a held lm_head near fp32"
 
 # --- --compute bf16 -------------------------------------------------------
 # bf16 arithmetic on a bf16 checkpoint: not fp32's bits, but near them
@@ -231,21 +242,7 @@ score --logprob "$T/m.bf16" --compute bf16 -J "$T/text" >"$T/got" ||
     fail "score --compute bf16"
 check "score: --compute bf16 is not fp32 arithmetic" \
     sh -c "! cmp -s '$T/got' '$T/want'"
-"$PYTHON3" - "$T/want" "$T/got" <<'X' || fail "score: --compute bf16 near fp32"
-import json, sys
-a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
-def lps(r):	# every ref_logprobs, a pair's chosen and rejected too
-    for k, v in sorted(r.items()):
-        if k == "ref_logprobs":
-            yield from v
-        elif isinstance(v, dict):
-            yield from lps(v)
-x, y = [list(lps(r)) for r in a], [list(lps(r)) for r in b]
-assert [len(v) for v in x] == [len(v) for v in y] and sum(map(len, x)) > 20
-d = max(abs(p - q) for u, v in zip(x, y) for p, q in zip(u, v))
-assert 0 < d < 0.05, d
-X
+near "$T/want" "$T/got" || fail "score: --compute bf16 near fp32"
 score --logprob "$T/m.bf16" --compute f32 -J "$T/text" >"$T/got" ||
     fail "score --compute f32"
 same "score: --compute f32 is the default" "$T/got" "$T/want"

@@ -191,6 +191,8 @@ load_model(struct train_ctx *t)
 		    model_src_load(&t->msrc, &t->lora, trainable, t,
 		    model_load_dtype(t->ckpt, &lo)) :
 		    model_from_ckpt(t->ckpt);
+		if (t->lora.rank > 0)
+			model_set_compute(m, lo.compute);
 		if (t->lora.rank > 0 && t->msrc.adapter == NULL)
 			model_lora_init(m, o->seed);
 		if (t->msrc.adapter != NULL)	/* --lora-dropout */
@@ -376,8 +378,6 @@ train_new(const struct train_opts *o)
 			model_hold(t->m, model_load_dtype(t->ckpt, &lo));
 		model_set_compute(t->m, lo.compute);
 	}
-	if (t->lora.rank > 0)	/* held as it was read (load_model) */
-		model_set_compute(t->m, load_opts(t).compute);
 	model_set_recompute(t->m, o->recompute);
 	t->max_len = t->m->cfg.max_seq_len;
 	if (o->max_length > 0 && o->max_length < t->max_len)
