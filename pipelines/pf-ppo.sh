@@ -6,18 +6,27 @@
 #        MODEL=path/to/hf-dir PROMPTS=prompts.jsonl EVAL=heldout.jsonl \
 #            pipelines/pf-ppo.sh
 #
-# 1. A deliberately imperfect reward model: train-step --loss rm --add-head
-#    on RM_PAIRS verifier-labelled pairs of the SFT model's samples.
+# 1. An imperfect reward model, by RM:
+#      head        (default) train-step --loss rm --add-head on RM_PAIRS
+#                  verifier-labelled pairs of the SFT model's samples;
+#      confidence  the frozen SFT model's summed log-probability of the
+#                  response (score --logprob, handed to the reward field
+#                  through score --cmd): a model is mostly right where it
+#                  is sure, so this one is reliable at the top of its
+#                  range, as PF-PPO's premise has it.
 # 2. N = 5 samples per prompt scored by it (reward) and by the verifier
 #    (correct); filter --r2 correct prints the R^2 table for the strategies
 #    all, best, best-random, best-worst (as PF-PPO's Table 1).
 # 3. PG_ROUNDS rounds of policy gradient (train-step --loss pg --advantage
-#    rloo, PPO clipping, two PPO epochs), on best-random-filtered samples
-#    versus unfiltered ones, both rewarded by the reward model only.
+#    rloo, PPO clipping, two PPO epochs), on KEEP-filtered samples versus
+#    unfiltered ones, both rewarded by the reward model only.  KEEP=auto
+#    (the default) takes the strategy of higher per-sample R^2 of
+#    best-random and best-worst, as PF-PPO selects by R^2 (best keeps one
+#    sample a prompt, which has no leave-one-out baseline).
 # Writes OUT (default out/pf-ppo): r2.tsv, results.tsv, results.md.
-# Overrides: RM_PAIRS (default 3000), PG_ROUNDS (3), PG_PROMPTS (512),
-# PG_LR (3e-5), KEEP (best-random), SFT_DIR (out/sft: the cached SFT model),
-# and those of pipelines/lib.sh.
+# Overrides: RM (head), RM_PAIRS (default 3000), PG_ROUNDS (3), PG_PROMPTS
+# (512), PG_LR (3e-5), KEEP (auto), SFT_DIR (out/sft: the cached SFT
+# model), and those of pipelines/lib.sh.
 . "$(dirname "$0")/lib.sh"
 
 OUT=${OUT:-out/pf-ppo}
@@ -26,29 +35,44 @@ RM_PAIRS=${RM_PAIRS:-3000}
 PG_ROUNDS=${PG_ROUNDS:-3}
 PG_PROMPTS=${PG_PROMPTS:-512}
 PG_LR=${PG_LR:-3e-5}
-KEEP=${KEEP:-best-random}
+KEEP=${KEEP:-auto}
+RM=${RM:-head}
 N=5
 mkdir -p "$OUT"
 sft=$(pp_default_sft "$SFT_DIR")
 PP_EVAL=$SFT_DIR/data/eval.mpk
 prompts=$SFT_DIR/data/prompts.mpk
 
-# 1. The reward model, from few pairs.
-if [ ! -d "$OUT/rm" ]; then
-	pp_log "reward model: $RM_PAIRS verifier pairs"
-	recs gen arith -n $((RM_PAIRS * 4)) --seed 777 --digits "$DIGITS" |
-	    rollout -m "$sft" -n 4 --max-tokens "$MAXTOK" --seed 7 |
-	    score --exact | pair --sorted | recs head -n "$RM_PAIRS" \
-	    >"$OUT/rm.pairs"
-	train-step -m "$sft" -o "$OUT/rm" --loss rm --add-head --lr 3e-4 \
-	    --batch-size 16 --epochs 2 <"$OUT/rm.pairs" >"$OUT/rm.metrics"
-fi
+# 1. The reward model: reward_model scores records on stdin (reward).
+case $RM in
+head)
+	reward_model() { score --rm "$OUT/rm"; }
+	if [ ! -d "$OUT/rm" ]; then
+		pp_log "reward model: $RM_PAIRS verifier pairs"
+		recs gen arith -n $((RM_PAIRS * 4)) --seed 777 --digits "$DIGITS" |
+		    rollout -m "$sft" -n 4 --max-tokens "$MAXTOK" --seed 7 |
+		    score --exact | pair --sorted | recs head -n "$RM_PAIRS" \
+		    >"$OUT/rm.pairs"
+		train-step -m "$sft" -o "$OUT/rm" --loss rm --add-head --lr 3e-4 \
+		    --batch-size 16 --epochs 2 <"$OUT/rm.pairs" >"$OUT/rm.metrics"
+	fi ;;
+confidence)
+	# shellcheck disable=SC2016
+	reward_model() {
+		score -q --logprob "$sft" --as conf |
+		    score --cmd 'awk '\''{ match($0, /"conf_logprob":[-0-9.eE+]+/)
+			print substr($0, RSTART + 15, RLENGTH - 15); fflush() }'\'
+	} ;;
+*)
+	echo "pf-ppo.sh: RM=$RM: not head or confidence" >&2
+	exit 2 ;;
+esac
 
 # 2. The R^2 table on N samples per prompt.
 pp_log "R^2 of the reward model against the verifier, N=$N"
 recs head -n "$PG_PROMPTS" "$prompts" |
     rollout -m "$sft" -n "$N" --max-tokens "$MAXTOK" --seed 3 |
-    score --exact --as correct | score --rm "$OUT/rm" >"$OUT/samples.mpk"
+    score --exact --as correct | reward_model >"$OUT/samples.mpk"
 printf 'strategy\tn\tr2_binned\tr2_samples\n' >"$OUT/r2.tsv"
 for k in all best best-random best-worst; do
 	filter --keep "$k" --r2 correct --report "$OUT/r2.$k" "$OUT/samples.mpk" \
@@ -56,6 +80,11 @@ for k in all best best-random best-worst; do
 	recs to-tsv strategy n r2_binned r2_samples <"$OUT/r2.$k" >>"$OUT/r2.tsv"
 done
 column -t "$OUT/r2.tsv" >&2 2>/dev/null || cat "$OUT/r2.tsv" >&2
+if [ "$KEEP" = auto ]; then
+	KEEP=$(awk -F'\t' '$1 == "best-random" || $1 == "best-worst" {
+		if (k == "" || $4 > r) { k = $1; r = $4 } } END { print k }' "$OUT/r2.tsv")
+	pp_log "KEEP=auto: $KEEP (the higher per-sample R^2 of best-random and best-worst)"
+fi
 
 # 3. Policy gradient, filtered versus not.
 # pg_run NAME KEEP: PG_ROUNDS rounds from the SFT model.
@@ -67,7 +96,7 @@ pg_run() {
 		if [ ! -d "$o" ]; then
 			recs head -n "$PG_PROMPTS" "$prompts" |
 			    rollout -m "$m" -n "$N" --max-tokens "$MAXTOK" --seed $((100 + i)) |
-			    score --rm "$OUT/rm" | filter --sorted --keep "$2" |
+			    reward_model | filter --sorted --keep "$2" |
 			    train-step -m "$m" -o "$o" --loss pg --advantage rloo \
 			    --clip 0.2 --ppo-epochs 2 --reset-optimizer --lr "$PG_LR" \
 			    --batch-size 64 >"$o.metrics"
@@ -89,7 +118,7 @@ wait "$p1"; wait "$p2"
 	cat "$OUT/pg-$KEEP.acc" "$OUT/pg-all.acc"
 } >"$OUT/results.tsv"
 pp_table "$OUT/results.tsv" >"$OUT/results.md"
-{ echo; echo "R^2 of the reward model against the verifier (N=$N):"; echo
+{ echo; echo "RM=$RM; R^2 of the reward model against the verifier (N=$N), KEEP=$KEEP:"; echo
   awk -F'\t' 'NR == 1 { print "| strategy | n | R² (binned) | R² (samples) |"; print "| --- | ---: | ---: | ---: |"; next }
 	{ printf "| %s | %s | %.3f | %.3f |\n", $1, $2, $3, $4 }' "$OUT/r2.tsv"; } >>"$OUT/results.md"
 pp_log "done: $OUT/results.md"
