@@ -446,6 +446,8 @@ rmsnorm_forward(REAL *out, REAL *rstd, const REAL *x, const REAL *w,
  *   dx = r * (W*dy - xhat * mean(W*dy*xhat)),  dw = sum over rows dy*xhat.
  * dx is added (it is the residual stream's gradient); dw NULL: frozen.
  */
+#define NORM_COLS 64
+
 static void
 rmsnorm_backward(REAL *dx, REAL *dw, const REAL *dout, const REAL *x,
     const REAL *w, REAL wofs, const REAL *rstd, int N, int C)
@@ -463,14 +465,26 @@ rmsnorm_backward(REAL *dx, REAL *dw, const REAL *dout, const REAL *x,
 	}
 	if (dw == NULL)
 		return;
-	/* Columns in parallel, rows in order: deterministic. */
+	/* Columns in parallel, rows in order: deterministic.  A block of
+	 * NORM_COLS columns walks the rows together, so that each row's
+	 * stretch is read once, in order, rather than a column at a time
+	 * down the rows (the same sums, in the same order). */
+	int nb = (C + NORM_COLS - 1) / NORM_COLS;
 #pragma omp parallel for if (PAR((size_t)N * C))
-	for (int c = 0; c < C; c++) {
-		REAL s = 0;
-		for (int n = 0; n < N; n++)
-			s += dout[(size_t)n * C + c] * x[(size_t)n * C + c] *
-			    rstd[n];
-		dw[c] += s;
+	for (int b = 0; b < nb; b++) {
+		int c0 = b * NORM_COLS;
+		int m = C - c0 < NORM_COLS ? C - c0 : NORM_COLS;
+		REAL s[NORM_COLS] = { 0 };
+
+		for (int n = 0; n < N; n++) {
+			const REAL *dn = dout + (size_t)n * C + c0;
+			const REAL *xn = x + (size_t)n * C + c0;
+
+			for (int c = 0; c < m; c++)
+				s[c] += dn[c] * xn[c] * rstd[n];
+		}
+		for (int c = 0; c < m; c++)
+			dw[c0 + c] += s[c];
 	}
 }
 
@@ -709,12 +723,18 @@ attention_backward(REAL *dq, REAL *dk, REAL *dv, const REAL *dout,
 						d[j] = 0;
 					for (int j = lo; j <= last; j++)
 						d[j] = p[j] * (d[j] - rs) * scale;
-					if (cap > 0)
+					if (cap > 0) {
+						/* t = tanh(s / cap), eight at a
+						 * time (softcap_seq) */
+						REAL *sc = S + (size_t)i * Lc;
+
+						softcap_seq(sc + lo, cap,
+						    (size_t)(last - lo + 1));
 						for (int j = lo; j <= last; j++) {
-							REAL t = tanh(S[(size_t)i *
-							    Lc + j] / cap);
+							REAL t = sc[j] / cap;
 							d[j] *= 1 - t * t;
 						}
+					}
 					for (int j = last + 1; j < Lc; j++)
 						d[j] = 0;
 				}
@@ -780,20 +800,50 @@ geglu_forward(REAL *h, const REAL *g, const REAL *u, size_t n)
 }
 
 /* gelu'(g) = (1 + t)/2 + g/2 (1 - t^2) k (1 + 3 a g^2). */
+static inline REAL
+gelu_arg(REAL x)
+{
+	return (REAL)GELU_K * (x + (REAL)GELU_A * x * x * x);
+}
+
+/* Element i's gradients, given t = tanh(gelu_arg(g[i])).  dh[i] is read
+ * before dg[i] is written (dg may be dh). */
+static inline void
+geglu_grad1(REAL *dg, REAL *du, const REAL *dh, const REAL *g,
+    const REAL *u, size_t i, REAL t)
+{
+	REAL x = g[i], d = dh[i];
+	REAL gl = (REAL)0.5 * x * (1 + t);
+	REAL dgl = (REAL)0.5 * (1 + t) + (REAL)0.5 * x * (1 - t * t) *
+	    (REAL)GELU_K * (1 + 3 * (REAL)GELU_A * x * x);
+
+	du[i] = d * gl;
+	dg[i] = d * u[i] * dgl;
+}
+
 static void
 geglu_backward(REAL *dg, REAL *du, const REAL *dh, const REAL *g,
     const REAL *u, size_t n)
 {
+	if (sizeof(REAL) == sizeof(float)) {
+		/* the tanh of a block at once: softcap_seq with cap 1 is
+		 * tanh (x / 1 and 1 * t are exact) */
 #pragma omp parallel for if (PAR(n))
-	for (size_t i = 0; i < n; i++) {
-		REAL x = g[i], d = dh[i];
-		REAL t = tanh((REAL)GELU_K * (x + (REAL)GELU_A * x * x * x));
-		REAL gl = (REAL)0.5 * x * (1 + t);
-		REAL dgl = (REAL)0.5 * (1 + t) + (REAL)0.5 * x * (1 - t * t) *
-		    (REAL)GELU_K * (1 + 3 * (REAL)GELU_A * x * x);
-		du[i] = d * gl;
-		dg[i] = d * u[i] * dgl;
+		for (size_t b = 0; b < n; b += TANH_BLOCK) {
+			size_t m = n - b < TANH_BLOCK ? n - b : TANH_BLOCK;
+			REAL t[TANH_BLOCK];
+
+			for (size_t i = 0; i < m; i++)
+				t[i] = gelu_arg(g[b + i]);
+			softcap_seq(t, 1, m);
+			for (size_t i = 0; i < m; i++)
+				geglu_grad1(dg, du, dh, g, u, b + i, t[i]);
+		}
+		return;
 	}
+#pragma omp parallel for if (PAR(n))
+	for (size_t i = 0; i < n; i++)
+		geglu_grad1(dg, du, dh, g, u, i, tanh(gelu_arg(g[i])));
 }
 
 /* ------------------------------------------------------------------------ */
