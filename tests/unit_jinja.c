@@ -110,6 +110,15 @@ test_python_semantics(void)
 	CHECK(fails("{{ 'a' + nothing }}", NULL, "'nothing' is undefined"));
 	CHECK(fails("{{ d.x.y }}", "{\"d\": {}}",
 	    "'dict object' has no attribute 'x'"));
+	/* dict.setdefault, update and pop, as Python's (an attribute
+	 * read of setdefault crashed before they were built in: found by
+	 * the fuzzer) */
+	CHECK(renders("[{% if m.setdefault %}x{% endif %}]"
+	    "{% set _ = m.setdefault('a', 2) %}{% set _ = m.setdefault('p', 9) %}"
+	    "{% set _ = m.update({'b': 3}, c=4) %}{{ m.pop('p') }}"
+	    "{{ m.pop('zz', 'd') }}{{ m }}",
+	    "{\"m\": {\"p\": 1}}", "[x]1d{'a': 2, 'b': 3, 'c': 4}"));
+	CHECK(fails("{{ m.pop('zz') }}", "{\"m\": {}}", "pop: no key 'zz'"));
 	/* {%+ keeps the indentation lstrip_blocks would remove; raw */
 	CHECK(renders("line\n    {%+ if true %}kept{% endif %}\n", NULL,
 	    "line\n    kept"));

@@ -539,6 +539,71 @@ m_get(struct jctx *c, struct jv *self, struct jargs *a)
 	return v ? v : d ? d : &jv_none_v;
 }
 
+/* dict.setdefault(key, default=None): the value, set to default if the
+ * key is missing */
+static struct jv *
+m_setdefault(struct jctx *c, struct jv *self, struct jargs *a)
+{
+	struct jv *k = jarg(a, 0, "key"), *d = jarg(a, 1, "default"), *v;
+
+	if (k == NULL || k->t != JV_STR)
+		jfail_raw(c, "setdefault: the key is not a string");
+	if ((v = jv_dict_get(self, k->u.s.p, k->u.s.n)) != NULL)
+		return v;
+	v = d ? d : &jv_none_v;
+	jv_dict_set(c, self, k->u.s.p, k->u.s.n, v);
+	return v;
+}
+
+/* dict.update(other, key=value...): other's items, then the keywords */
+static struct jv *
+m_update(struct jctx *c, struct jv *self, struct jargs *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		struct jv *o = a->v[i];
+
+		if (a->name[i] != NULL)
+			jv_dict_set(c, self, a->name[i], strlen(a->name[i]), o);
+		else if (o->t == JV_DICT)
+			for (size_t j = 0; j < o->u.d.n; j++)
+				jv_dict_set(c, self, o->u.d.k[j],
+				    strlen(o->u.d.k[j]), o->u.d.v[j]);
+		else
+			jfail_raw(c, "update: the argument is not a dict");
+	}
+	return &jv_none_v;
+}
+
+/* dict.pop(key[, default]): the value, removed; a missing key without a
+ * default is an error, as Python's KeyError */
+static struct jv *
+m_pop(struct jctx *c, struct jv *self, struct jargs *a)
+{
+	struct jv *k = jarg(a, 0, "key"), *d = jarg(a, 1, "default");
+
+	if (k == NULL || k->t != JV_STR)
+		jfail_raw(c, "pop: the key is not a string");
+	for (size_t i = 0; i < self->u.d.n; i++)
+		if (strlen(self->u.d.k[i]) == k->u.s.n &&
+		    memcmp(self->u.d.k[i], k->u.s.p, k->u.s.n) == 0) {
+			struct jv *v = self->u.d.v[i];
+
+			memmove(self->u.d.k + i, self->u.d.k + i + 1,
+			    (self->u.d.n - i - 1) * sizeof(*self->u.d.k));
+			memmove(self->u.d.v + i, self->u.d.v + i + 1,
+			    (self->u.d.n - i - 1) * sizeof(*self->u.d.v));
+			self->u.d.n--;
+			return v;
+		}
+	if (d == NULL) {
+		char *why = ja_alloc(&c->arena, k->u.s.n + 32);
+		snprintf(why, k->u.s.n + 32, "pop: no key '%.*s'",
+		    (int)k->u.s.n, k->u.s.p);
+		jfail_raw(c, why);
+	}
+	return d;
+}
+
 static struct jv *
 m_items(struct jctx *c, struct jv *self, struct jargs *a)
 {
@@ -589,6 +654,8 @@ static const struct method {
 	{ JV_STR, "format", m_format }, { JV_STR, "isdigit", m_isdigit },
 	{ JV_DICT, "get", m_get }, { JV_DICT, "items", m_items },
 	{ JV_DICT, "keys", m_keys }, { JV_DICT, "values", m_values },
+	{ JV_DICT, "setdefault", m_setdefault }, { JV_DICT, "update", m_update },
+	{ JV_DICT, "pop", m_pop },
 	{ JV_LIST, "index", m_index }, { JV_LIST, "count", m_count },
 };
 

@@ -351,9 +351,12 @@ get_item(struct jctx *c, const struct jnode *n, struct jv *o, struct jv *k,
 		    "an undefined value");
 	if ((o->t == JV_DICT || o->t == JV_NS) && k->t == JV_STR) {
 		struct jv *v;
+		/* (a method named here without a built-in would fall back
+		 * to the key, then to undefined: the fuzzer's crash) */
 		if (attr_first && o->t == JV_DICT &&
-		    is_dict_method(k->u.s.p, k->u.s.n))
-			return jinja_method(c, o, k->u.s.p, k->u.s.n);
+		    is_dict_method(k->u.s.p, k->u.s.n) &&
+		    (v = jinja_method(c, o, k->u.s.p, k->u.s.n)) != NULL)
+			return v;
 		if ((v = jv_dict_get(o, k->u.s.p, k->u.s.n)) != NULL)
 			return v;
 		if (o->t == JV_DICT && (v = jinja_method(c, o, k->u.s.p,
