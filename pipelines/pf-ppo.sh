@@ -24,7 +24,8 @@
 #    best-random and best-worst, as PF-PPO selects by R^2 (best keeps one
 #    sample a prompt, which has no leave-one-out baseline).
 # Writes OUT (default out/pf-ppo): r2.tsv, results.tsv, results.md.
-# Overrides: RM (head), RM_PAIRS (default 3000), PG_ROUNDS (3), PG_PROMPTS
+# PG=ppo trains by PPO with a critic, as the paper, instead of RLOO.
+# Overrides: RM (head), PG (rloo), RM_PAIRS (default 3000), PG_ROUNDS (3), PG_PROMPTS
 # (512), PG_LR (3e-5), KEEP (auto), SFT_DIR (out/sft: the cached SFT
 # model), and those of pipelines/lib.sh.
 . "$(dirname "$0")/lib.sh"
@@ -37,7 +38,13 @@ PG_PROMPTS=${PG_PROMPTS:-512}
 PG_LR=${PG_LR:-3e-5}
 KEEP=${KEEP:-auto}
 RM=${RM:-head}
+PG=${PG:-rloo}
 N=5
+case $PG in
+rloo|ppo) ;;
+*)	echo "pf-ppo.sh: PG=$PG: not rloo or ppo" >&2
+	exit 2 ;;
+esac
 mkdir -p "$OUT"
 sft=$(pp_default_sft "$SFT_DIR")
 PP_EVAL=$SFT_DIR/data/eval.mpk
@@ -87,9 +94,38 @@ if [ "$KEEP" = auto ]; then
 fi
 
 # 3. Policy gradient, filtered versus not.
+# PG=ppo: the paper's PPO, with a critic (score --value, GAE, a KL to the
+# SFT model, train-step --loss value on the same filtered samples); a
+# critic starts at 0 on the SFT model's trunk, one for each arm.
+if [ "$PG" = ppo ] && [ ! -d "$OUT/critic0" ]; then
+	printf '%s\n' '{"prompt_tokens":[1],"response_tokens":[2],"reward":0,"values":[0],"logprobs":[0],"ref_logprobs":[0]}' |
+	    train-step -q -m "$sft" -o "$OUT/critic0" --loss value --add-head \
+	    --max-steps 0 >/dev/null
+fi
+gae="--kl-coef 0.05 --gamma 1 --lambda 0.95"
+# pg_step POLICY OUT CRITIC: one update of POLICY into OUT on the filtered
+# samples on stdin (and with PG=ppo, of CRITIC into OUT.critic).
+pg_step() {
+	if [ "$PG" = rloo ]; then
+		train-step -m "$1" -o "$2" --loss pg --advantage rloo \
+		    --clip 0.2 --ppo-epochs 2 --reset-optimizer --lr "$PG_LR" \
+		    --batch-size 64 >"$2.metrics"
+		return
+	fi
+	score -q --logprob "$sft" --as ref | score -q --value "$3" >"$2.samples"
+	# shellcheck disable=SC2086
+	train-step -q -m "$1" -o "$2" --loss ppo --reset-optimizer \
+	    --lr "$PG_LR" --batch-size 64 --clip 0.2 --ppo-epochs 2 $gae \
+	    <"$2.samples" >"$2.metrics"
+	# shellcheck disable=SC2086
+	train-step -q -m "$3" -o "$2.critic" --loss value --lr 1e-4 \
+	    --batch-size 64 --value-clip 0.2 --ppo-epochs 2 $gae \
+	    <"$2.samples" >"$2.critic.metrics"
+	rm -f "$2.samples"
+}
 # pg_run NAME KEEP: PG_ROUNDS rounds from the SFT model.
 pg_run() {
-	m=$sft i=1
+	m=$sft c=$OUT/critic0 i=1
 	while [ "$i" -le "$PG_ROUNDS" ]; do
 		o=$OUT/$1/round$i
 		mkdir -p "$OUT/$1"
@@ -97,12 +133,10 @@ pg_run() {
 			recs head -n "$PG_PROMPTS" "$prompts" |
 			    rollout -m "$m" -n "$N" --max-tokens "$MAXTOK" --seed $((100 + i)) |
 			    reward_model | filter --sorted --keep "$2" |
-			    train-step -m "$m" -o "$o" --loss pg --advantage rloo \
-			    --clip 0.2 --ppo-epochs 2 --reset-optimizer --lr "$PG_LR" \
-			    --batch-size 64 >"$o.metrics"
+			    pg_step "$m" "$o" "$c"
 		fi
 		pp_log "$1: round $i: reward $(recs stats reward_mean <"$o.metrics" | recs to-tsv reward_mean.mean)"
-		m=$o i=$((i + 1))
+		m=$o c=$o.critic i=$((i + 1))
 	done
 	pp_acc_row "$1" "$PG_ROUNDS" "$m" >"$OUT/$1.acc"
 }
@@ -118,7 +152,7 @@ wait "$p1"; wait "$p2"
 	cat "$OUT/pg-$KEEP.acc" "$OUT/pg-all.acc"
 } >"$OUT/results.tsv"
 pp_table "$OUT/results.tsv" >"$OUT/results.md"
-{ echo; echo "RM=$RM; R^2 of the reward model against the verifier (N=$N), KEEP=$KEEP:"; echo
+{ echo; echo "RM=$RM, PG=$PG; R^2 of the reward model against the verifier (N=$N), KEEP=$KEEP:"; echo
   awk -F'\t' 'NR == 1 { print "| strategy | n | R² (binned) | R² (samples) |"; print "| --- | ---: | ---: | ---: |"; next }
 	{ printf "| %s | %s | %.3f | %.3f |\n", $1, $2, $3, $4 }' "$OUT/r2.tsv"; } >>"$OUT/results.md"
 pp_log "done: $OUT/results.md"
