@@ -26,7 +26,7 @@
 #              model the pipeline trains (skips SFT)
 #   PROMPTS    prompt records with an answer field (mining), EVAL held-out
 #              prompt records with an answer (evaluation)
-#   DIGITS NOISE N_SFT N_SFT2 N_EVAL N_PROMPTS   the embedded task
+#   DIGITS NOISE SYSTEMATIC N_SFT N_SFT2 N_EVAL N_PROMPTS   the embedded task
 #   SAMPLES LR BETA NLL ROUNDS SEED MAXTOK  hyper-parameters
 #   OMP_NUM_THREADS   threads per tool, or per rank (default 1: the
 #              pipelines run independent runs side by side instead)
@@ -60,9 +60,12 @@ esac
 
 # The embedded task: 2-digit sums, SFT answers corrupted with probability
 # NOISE (one digit off by one), so the SFT model is far from perfect when
-# sampled.
+# sampled.  SYSTEMATIC=1: always the last digit one up (recs gen arith
+# --systematic), so that with NOISE above 1/2 the SFT model's commonest,
+# greedy, answer is wrong while its samples still hold the right one.
 : "${DIGITS:=2}"
 : "${NOISE:=0.3}"
+: "${SYSTEMATIC:=}"
 : "${N_SFT:=15000}"          # common SFT phase
 : "${N_SFT2:=15000}"         # per-seed SFT phase
 : "${N_EVAL:=500}"
@@ -132,10 +135,12 @@ pp_gen_data() {
 	mkdir -p "$1"
 	if [ ! -s "$1/sft.mpk" ]; then
 		recs gen arith -n "$N_SFT" --seed "$SEED" --digits "$DIGITS" \
-		    --sft --noise "$NOISE" >"$1/sft.mpk.tmp"
+		    --sft --noise "$NOISE" ${SYSTEMATIC:+--systematic} \
+		    >"$1/sft.mpk.tmp"
 		mv "$1/sft.mpk.tmp" "$1/sft.mpk"
 		recs gen arith -n "$N_SFT2" --seed $((SEED + 50)) \
-		    --digits "$DIGITS" --sft --noise "$NOISE" >"$1/sft2.mpk"
+		    --digits "$DIGITS" --sft --noise "$NOISE" \
+		    ${SYSTEMATIC:+--systematic} >"$1/sft2.mpk"
 	fi
 	if [ -n "${EVAL:-}" ]; then
 		recs cat "$EVAL" >"$1/eval.mpk"

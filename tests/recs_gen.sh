@@ -1,7 +1,8 @@
 #!/bin/sh
 # recs gen arith --sft --noise P: exactly the fraction P of responses is
 # wrong in expectation, every wrong one differs from the answer, and
-# --noise without --sft (no response to corrupt) is a usage error.
+# --noise without --sft (no response to corrupt) is a usage error;
+# --systematic puts every miss on the last digit, one up.
 . "${top_srcdir:-.}/tests/lib.sh"
 
 # wrong FILE: how many responses differ from their answer.
@@ -34,6 +35,28 @@ for digits in 1 3; do
 	[ "$n" -ge 1080 ] && [ "$n" -le 1320 ] ||
 		fail "noise 0.3, $digits digits: $n of 4000 wrong, want about 1200"
 done
+
+# --systematic: every wrong response is the answer with its last digit
+# one up (9 to 0); the prompts, and which responses miss, are those of
+# the same seed without it.
+recs gen arith -n 2000 --seed 5 --digits 2 --sft --noise 0.55 --systematic >"$T/sys"
+n=$(wrong "$T/sys")
+# sd 22: 1100 +- 100 fails by chance about once in 10^5
+[ "$n" -ge 1000 ] && [ "$n" -le 1200 ] ||
+	fail "systematic 0.55: $n of 2000 wrong, want about 1100"
+bad=$(recs to-tsv answer response <"$T/sys" | awk -F '\t' '
+	$1 != $2 {
+		l = length($1); d = substr($1, l, 1) + 0
+		if (substr($2, 1, l - 1) != substr($1, 1, l - 1) ||
+		    substr($2, l, 1) + 0 != (d + 1) % 10) bad++
+	}
+	END { print bad + 0 }')
+check "systematic: the last digit one up" test "$bad" = 0
+miss() { recs to-tsv prompt answer response | awk -F '\t' '{ print $1, $2, $2 != $3 }'; }
+recs gen arith -n 200 --seed 5 --sft --noise 0.3 | miss >"$T/a"
+recs gen arith -n 200 --seed 5 --sft --noise 0.3 --systematic | miss >"$T/b"
+check "systematic: the same prompts and misses" cmp -s "$T/a" "$T/b"
+expect_fail 2 '^recs: gen: --systematic needs --noise$' recs gen arith --sft --systematic
 
 expect_fail 2 '^recs: gen: --noise needs --sft$' recs gen arith --noise 0.3
 expect_fail 2 '^usage: recs' recs gen arith --noise 0.3

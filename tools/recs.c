@@ -40,7 +40,7 @@
 	"[FILE ...]\n" \
 	"       recs gen arith [-Jz] [-n N] [--seed S] [--digits D] " \
 	"[--split train|eval]\n" \
-	"                      [--sft] [--noise P]"
+	"                      [--sft] [--noise P [--systematic]]"
 
 /* Output options shared by the subcommands that write records. */
 static int out_flags = REC_AUTO;
@@ -432,12 +432,13 @@ cmd_gen(int argc, char **argv)
 		{ "split", required_argument, NULL, 'p' },
 		{ "sft", no_argument, NULL, 'f' },
 		{ "noise", required_argument, NULL, 'e' },
+		{ "systematic", no_argument, NULL, 'y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	long long n = 1000, seed = 0, digits = 3;
 	double noise = 0;
-	int eval = 0, sft = 0, have_noise = 0, c;
+	int eval = 0, sft = 0, have_noise = 0, systematic = 0, c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "Jzn:", opts, NULL)) != -1) {
@@ -469,6 +470,9 @@ cmd_gen(int argc, char **argv)
 			noise = pp_parse_num("--noise", optarg, 0, 1);
 			have_noise = 1;
 			break;
+		case 'y':
+			systematic = 1;
+			break;
 		case 'h':
 			pp_help();
 		default:
@@ -480,6 +484,8 @@ cmd_gen(int argc, char **argv)
 	/* The noise is in the response, which only --sft writes. */
 	if (have_noise && !sft)
 		pp_usage("gen: --noise needs --sft");
+	if (systematic && !have_noise)
+		pp_usage("gen: --systematic needs --noise");
 
 	uint64_t range = 1;
 	for (int i = 0; i < digits; i++)
@@ -510,15 +516,24 @@ cmd_gen(int argc, char **argv)
 			 * A near miss: one digit of the sum one up or down
 			 * (9 and 0 wrap).  A leading digit may not become 0,
 			 * so from 1 it goes up and from 9 down: every near
-			 * miss differs from the answer.
+			 * miss differs from the answer.  --systematic: always
+			 * the last digit, always up (9 to 0), so that with
+			 * P > 1/2 the commonest response is wrong.
 			 */
 			char resp[32];
 			snprintf(resp, sizeof(resp), "%s", answer);
 			if (rng_uniform(&g) < noise) {
 				size_t len = strlen(resp);
+				/* (drawn either way: --systematic changes
+				 * which digit, not the prompts or which
+				 * responses miss) */
 				size_t k = (size_t)rng_below(&g, len);
-				int d = resp[k] - '0';
 				int up = (int)rng_below(&g, 2);
+				if (systematic) {
+					k = len - 1;
+					up = 1;
+				}
+				int d = resp[k] - '0';
 				if (k == 0 && len > 1 && d == 1)
 					up = 1;
 				else if (k == 0 && len > 1 && d == 9)
