@@ -119,6 +119,13 @@ test_python_semantics(void)
 	    "{{ m.pop('zz', 'd') }}{{ m }}",
 	    "{\"m\": {\"p\": 1}}", "[x]1d{'a': 2, 'b': 3, 'c': 4}"));
 	CHECK(fails("{{ m.pop('zz') }}", "{\"m\": {}}", "pop: no key 'zz'"));
+	/* widths no template needs are refused, not spent on spaces (a
+	 * fuzzer timeout); json.dumps takes a negative indent as 0 */
+	CHECK(fails("{{ 'a\nb' | indent(4444444444444) }}", NULL,
+	    "indent: width 4444444444444 is too wide"));
+	CHECK(fails("{{ [1] | tojson(indent=4294967297) }}", NULL,
+	    "tojson: indent 4294967297 is too wide"));
+	CHECK(renders("{{ [1, 2] | tojson(indent=-3) }}", NULL, "[\n1,\n2\n]"));
 	/* {%+ keeps the indentation lstrip_blocks would remove; raw */
 	CHECK(renders("line\n    {%+ if true %}kept{% endif %}\n", NULL,
 	    "line\n    kept"));

@@ -939,9 +939,15 @@ f_indent(struct jctx *c, struct jv *v, struct jargs *a)
 		sb_adds(&pad, "    ");
 	else if (w->t == JV_STR)
 		sb_add(&pad, w->u.s.p, w->u.s.n);
-	else
-		for (long long i = need_int(c, w, "indent"); i > 0; i--)
+	else {
+		/* as tojson's indent, a width no template needs is refused
+		 * (the fuzzer's indent(4444...) spent minutes on spaces) */
+		long long n = need_int(c, w, "indent");
+		if (n > 1024)
+			jfail(c, NULL, "indent: width %lld is too wide", n);
+		for (long long i = n; i > 0; i--)
 			sb_addc(&pad, ' ');
+	}
 	sb_start(&b);
 	const char *p = v->u.s.p, *e = p + v->u.s.n;
 	int line = 0;
@@ -1104,10 +1110,13 @@ jinja_filter(struct jctx *c, const struct jnode *at, const char *name,
 		struct jv *seps = jarg(a, 2, "separators");
 		struct jv *sk = jarg(a, 3, "sort_keys");
 		struct jjson_opts o = { .indent = -1 };
-		if (ind && ind->t != JV_NONE)
-			o.indent = (int)need_int(c, ind, "tojson indent");
-		if (o.indent > 64)
-			jfail(c, at, "tojson: indent %d is too wide", o.indent);
+		if (ind && ind->t != JV_NONE) {
+			long long n = need_int(c, ind, "tojson indent");
+			if (n > 64)
+				jfail(c, at, "tojson: indent %lld is too wide", n);
+			/* json.dumps: a negative indent is 0 (newlines only) */
+			o.indent = n < 0 ? 0 : (int)n;
+		}
 		o.ascii = asc && jv_truthy(asc);
 		o.sort = sk && jv_truthy(sk);
 		if (seps && seps->t != JV_NONE) {
