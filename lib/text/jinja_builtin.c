@@ -579,22 +579,12 @@ m_update(struct jctx *c, struct jv *self, struct jargs *a)
 static struct jv *
 m_pop(struct jctx *c, struct jv *self, struct jargs *a)
 {
-	struct jv *k = jarg(a, 0, "key"), *d = jarg(a, 1, "default");
+	struct jv *k = jarg(a, 0, "key"), *d = jarg(a, 1, "default"), *v;
 
 	if (k == NULL || k->t != JV_STR)
 		jfail_raw(c, "pop: the key is not a string");
-	for (size_t i = 0; i < self->u.d.n; i++)
-		if (strlen(self->u.d.k[i]) == k->u.s.n &&
-		    memcmp(self->u.d.k[i], k->u.s.p, k->u.s.n) == 0) {
-			struct jv *v = self->u.d.v[i];
-
-			memmove(self->u.d.k + i, self->u.d.k + i + 1,
-			    (self->u.d.n - i - 1) * sizeof(*self->u.d.k));
-			memmove(self->u.d.v + i, self->u.d.v + i + 1,
-			    (self->u.d.n - i - 1) * sizeof(*self->u.d.v));
-			self->u.d.n--;
-			return v;
-		}
+	if ((v = jv_dict_del(self, k->u.s.p, k->u.s.n)) != NULL)
+		return v;
 	if (d == NULL) {
 		char *why = ja_alloc(&c->arena, k->u.s.n + 32);
 		snprintf(why, k->u.s.n + 32, "pop: no key '%.*s'",

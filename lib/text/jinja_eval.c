@@ -304,19 +304,6 @@ binop(struct jctx *c, const struct jnode *n, struct jv *a, struct jv *b)
 	}
 }
 
-static const char *const dict_methods[] = { "get", "items", "keys",
-    "values", "update", "pop", "setdefault", NULL };
-
-static int
-is_dict_method(const char *s, size_t n)
-{
-	for (size_t i = 0; dict_methods[i]; i++)
-		if (strlen(dict_methods[i]) == n && memcmp(dict_methods[i], s,
-		    n) == 0)
-			return 1;
-	return 0;
-}
-
 /* The i-th code point's byte offset in s (i may equal the length). */
 static size_t
 cp_offset(const struct jv *s, size_t i)
@@ -351,10 +338,9 @@ get_item(struct jctx *c, const struct jnode *n, struct jv *o, struct jv *k,
 		    "an undefined value");
 	if ((o->t == JV_DICT || o->t == JV_NS) && k->t == JV_STR) {
 		struct jv *v;
-		/* (a method named here without a built-in would fall back
-		 * to the key, then to undefined: the fuzzer's crash) */
+		/* o.name: a dict's built-in method before its key, as
+		 * jinja2's getattr; o[name]: the key first */
 		if (attr_first && o->t == JV_DICT &&
-		    is_dict_method(k->u.s.p, k->u.s.n) &&
 		    (v = jinja_method(c, o, k->u.s.p, k->u.s.n)) != NULL)
 			return v;
 		if ((v = jv_dict_get(o, k->u.s.p, k->u.s.n)) != NULL)

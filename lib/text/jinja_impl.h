@@ -88,6 +88,8 @@ struct jv *jv_dict(struct jctx *c, enum jv_type t);
 void jv_dict_set(struct jctx *c, struct jv *d, const char *k, size_t kn,
     struct jv *v);
 struct jv *jv_dict_get(const struct jv *d, const char *k, size_t kn);
+/* Remove key k from d: its value, or NULL when d has none. */
+struct jv *jv_dict_del(struct jv *d, const char *k, size_t kn);
 struct jv *jv_func(struct jctx *c, jfunc fn, struct jv *self,
     const char *name);
 struct jv *jv_from_json(struct jctx *c, const json_t *j);

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,25 +162,51 @@ jv_dict(struct jctx *c, enum jv_type t)
 	return jv_new(c, t);
 }
 
-struct jv *
-jv_dict_get(const struct jv *d, const char *k, size_t kn)
+/* The index of key k in d, or -1. */
+static ptrdiff_t
+dict_find(const struct jv *d, const char *k, size_t kn)
 {
 	for (size_t i = 0; i < d->u.d.n; i++)
 		if (strlen(d->u.d.k[i]) == kn && memcmp(d->u.d.k[i], k, kn) == 0)
-			return d->u.d.v[i];
-	return NULL;
+			return (ptrdiff_t)i;
+	return -1;
+}
+
+struct jv *
+jv_dict_get(const struct jv *d, const char *k, size_t kn)
+{
+	ptrdiff_t i = dict_find(d, k, kn);
+
+	return i < 0 ? NULL : d->u.d.v[i];
+}
+
+struct jv *
+jv_dict_del(struct jv *d, const char *k, size_t kn)
+{
+	ptrdiff_t i = dict_find(d, k, kn);
+	size_t after;
+	struct jv *v;
+
+	if (i < 0)
+		return NULL;
+	v = d->u.d.v[i];
+	after = d->u.d.n - (size_t)i - 1;
+	memmove(d->u.d.k + i, d->u.d.k + i + 1, after * sizeof(*d->u.d.k));
+	memmove(d->u.d.v + i, d->u.d.v + i + 1, after * sizeof(*d->u.d.v));
+	d->u.d.n--;
+	return v;
 }
 
 void
 jv_dict_set(struct jctx *c, struct jv *d, const char *k, size_t kn,
     struct jv *v)
 {
-	for (size_t i = 0; i < d->u.d.n; i++)
-		if (strlen(d->u.d.k[i]) == kn && memcmp(d->u.d.k[i], k, kn) ==
-		    0) {
-			d->u.d.v[i] = v;
-			return;
-		}
+	ptrdiff_t i = dict_find(d, k, kn);
+
+	if (i >= 0) {
+		d->u.d.v[i] = v;
+		return;
+	}
 	if (d->u.d.n == d->u.d.cap) {
 		size_t cap = d->u.d.cap ? 2 * d->u.d.cap : 8;
 		const char **nk = ja_alloc(&c->arena, cap * sizeof(*nk));
