@@ -26,9 +26,9 @@
 # the judge can tell apart; with the demo's two digits (DIGITS=2
 # SFT_DIR=out/sft) it cannot (about 63 % of held-out pairs), and DPO on
 # its pairs lowers the accuracy (README).
-# Writes OUT (default out/flr-dpo): task (the DIGITS and SFT_DIR it was
-# run for: another in the same OUT, whose cached judge and rounds it would
-# reuse, is refused), results.tsv, judge.tsv (the judge's
+# Writes OUT (default out/flr-dpo): task (the settings it was run with:
+# other settings in the same OUT, whose cached judge and rounds it would
+# reuse, are refused; pp_task), results.tsv, judge.tsv (the judge's
 # own pairwise accuracy on held-out right and off-by-one sums), results.md.
 # Overrides: JUDGE, JUDGE_N (dialogues, 40000), JUDGE_SUMS (20000),
 # JUDGE_LR (3e-4), JUDGE_CTX (48), FLR_PROMPTS, FLR_ROUNDS, FLR_MIN_MARGIN,
@@ -49,16 +49,7 @@ JUDGE_CTX=${JUDGE_CTX:-48}
 FLR_PROMPTS=${FLR_PROMPTS:-512}
 FLR_ROUNDS=${FLR_ROUNDS:-2}
 FLR_MIN_MARGIN=${FLR_MIN_MARGIN:-0}
-mkdir -p "$OUT"
-# What OUT's cached judge, pairs and rounds were made for: another task
-# in the same OUT would reuse them silently.
-task="digits=$DIGITS sft=$SFT_DIR"
-if [ -s "$OUT/task" ] && [ "$(cat "$OUT/task")" != "$task" ]; then
-	echo "flr-dpo.sh: $OUT holds a run of $(cat "$OUT/task"), not $task: give another OUT" >&2
-	exit 2
-fi
-printf '%s\n' "$task" >"$OUT/task"
-
+pp_task "$OUT" "model=${MODEL:-$SFT_DIR} digits=$DIGITS judge=${JUDGE:-n=$JUDGE_N,sums=$JUDGE_SUMS,lr=${JUDGE_LR:-3e-4},ctx=$JUDGE_CTX} prompts=$FLR_PROMPTS margin=$FLR_MIN_MARGIN lr=$LR beta=$BETA nll=$NLL"
 sft=$(pp_default_sft "$SFT_DIR")
 PP_EVAL=$SFT_DIR/data/eval.mpk
 prompts=$SFT_DIR/data/prompts.mpk

@@ -6,6 +6,7 @@
 # the defaults of the embedded arithmetic task and model, and defines:
 #
 #   pp_log MSG...                  progress line on stderr
+#   pp_task DIR DESC               DIR's cached outputs are of DESC
 #   pp_run NAME CMD...             run CMD with a progress line and timing
 #   pp_gen_data DIR                SFT set, held-out set, round prompts
 #   pp_init_sft SEED OUT DATA      ckpt init + train-step --loss sft
@@ -91,6 +92,19 @@ pp_log() {
 	printf '[%4ds] %s\n' "$(($(date +%s) - pp_t0))" "$*" >&2
 }
 
+# pp_task DIR DESC: the pipelines reuse what a directory already holds (a
+# resumed run), so DIR/task records the settings DESC that shaped it, and
+# a run of other settings into the same DIR is refused rather than handed
+# the first one's data, models or rounds.
+pp_task() {
+	mkdir -p "$1"
+	if [ -s "$1/task" ] && [ "$(cat "$1/task")" != "$2" ]; then
+		echo "pipelines: $1 holds a run of $(cat "$1/task"), not $2: give another OUT (or SFT_DIR), or remove it" >&2
+		exit 2
+	fi
+	printf '%s\n' "$2" >"$1/task"
+}
+
 # pp_run NAME CMD...: run CMD (a shell command string) with timing.
 pp_run() {
 	pp_name=$1; shift
@@ -132,7 +146,7 @@ pp_par() {
 # pp_gen_data DIR: DIR/sft.mpk (noisy SFT set), DIR/eval.mpk (held out),
 # DIR/prompts.mpk (training prompts for mining; or $PROMPTS).
 pp_gen_data() {
-	mkdir -p "$1"
+	pp_task "$1" "digits=$DIGITS noise=$NOISE systematic=$SYSTEMATIC n_sft=$N_SFT n_sft2=$N_SFT2 seed=$SEED n_eval=$N_EVAL n_prompts=$N_PROMPTS"
 	if [ ! -s "$1/sft.mpk" ]; then
 		recs gen arith -n "$N_SFT" --seed "$SEED" --digits "$DIGITS" \
 		    --sft --noise "$NOISE" ${SYSTEMATIC:+--systematic} \

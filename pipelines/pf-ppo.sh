@@ -23,11 +23,12 @@
 #    (the default) takes the strategy of higher per-sample R^2 of
 #    best-random and best-worst, as PF-PPO selects by R^2 (best keeps one
 #    sample a prompt, which has no leave-one-out baseline).
-# Writes OUT (default out/pf-ppo): r2.tsv, results.tsv, results.md.
 # PG=ppo trains by PPO with a critic, as the paper, instead of RLOO.
-# Overrides: RM (head), PG (rloo), RM_PAIRS (default 3000), PG_ROUNDS (3), PG_PROMPTS
-# (512), PG_LR (3e-5), KEEP (auto), SFT_DIR (out/sft: the cached SFT
-# model), and those of pipelines/lib.sh.
+# Writes OUT (default out/pf-ppo): task (the settings, pp_task: other
+# settings in the same OUT are refused), r2.tsv, results.tsv, results.md.
+# Overrides: RM (head), PG (rloo), RM_PAIRS (default 3000), PG_ROUNDS (3),
+# PG_PROMPTS (512), PG_LR (3e-5), KEEP (auto), SFT_DIR (out/sft: the
+# cached SFT model), and those of pipelines/lib.sh.
 . "$(dirname "$0")/lib.sh"
 
 OUT=${OUT:-out/pf-ppo}
@@ -45,7 +46,7 @@ rloo|ppo) ;;
 *)	echo "pf-ppo.sh: PG=$PG: not rloo or ppo" >&2
 	exit 2 ;;
 esac
-mkdir -p "$OUT"
+pp_task "$OUT" "model=${MODEL:-$SFT_DIR} digits=$DIGITS rm=$RM rm_pairs=$RM_PAIRS pg=$PG lr=$PG_LR prompts=$PG_PROMPTS keep=$KEEP"
 sft=$(pp_default_sft "$SFT_DIR")
 PP_EVAL=$SFT_DIR/data/eval.mpk
 prompts=$SFT_DIR/data/prompts.mpk

@@ -77,6 +77,18 @@ awk -v a="$acc" 'BEGIN { exit !(a >= 0 && a <= 1) }' ||
 ) >"$d/row" 2>"$d/err" || fail "lib.sh pp_acc_row: $(cat "$d/err")"
 awk -F'\t' 'NF != 4 { exit 1 }' "$d/row" || fail "lib.sh row: $(cat "$d/row")"
 
+# pp_gen_data (pp_task): a data directory made with other settings is
+# refused, not reused; the same settings reuse it.
+lib() { (cd "$d" && PP_DIR=$top_srcdir/pipelines N_SFT=20 N_SFT2=20 N_EVAL=5 \
+    N_PROMPTS=5 "$@" sh -c '. "$PP_DIR/lib.sh" && pp_gen_data data') 2>"$d/err"; }
+lib env NOISE=0.3 || fail "pp_gen_data: $(cat "$d/err")"
+lib env NOISE=0.3 || fail "pp_gen_data again: $(cat "$d/err")"
+check "pp_gen_data: the same settings reuse it" test ! -s "$d/err"
+lib env NOISE=0.5 SYSTEMATIC=1
+check "pp_gen_data: other settings exit 2" test $? -eq 2
+grep -q 'data holds a run of digits=2 noise=0.3 systematic= .*, not digits=2 noise=0.5 systematic=1' "$d/err" ||
+    fail "pp_gen_data: the refusal says $(cat "$d/err")"
+
 # The plot script, where gnuplot is installed.
 if command -v gnuplot >/dev/null 2>&1; then
 	{ printf 'model\tround\tgreedy\tt1\n'; cat "$d/row"
