@@ -544,10 +544,9 @@ m_get(struct jctx *c, struct jv *self, struct jargs *a)
 static struct jv *
 m_setdefault(struct jctx *c, struct jv *self, struct jargs *a)
 {
-	struct jv *k = jarg(a, 0, "key"), *d = jarg(a, 1, "default"), *v;
+	struct jv *k = need_str(c, jarg(a, 0, "key"), "setdefault");
+	struct jv *d = jarg(a, 1, "default"), *v;
 
-	if (k == NULL || k->t != JV_STR)
-		jfail_raw(c, "setdefault: the key is not a string");
 	if ((v = jv_dict_get(self, k->u.s.p, k->u.s.n)) != NULL)
 		return v;
 	v = d ? d : &jv_none_v;
@@ -569,7 +568,8 @@ m_update(struct jctx *c, struct jv *self, struct jargs *a)
 				jv_dict_set(c, self, o->u.d.k[j],
 				    strlen(o->u.d.k[j]), o->u.d.v[j]);
 		else
-			jfail_raw(c, "update: the argument is not a dict");
+			jfail(c, NULL, "update: expected a dict, got %s",
+			    jv_type_name(o));
 	}
 	return &jv_none_v;
 }
@@ -579,18 +579,13 @@ m_update(struct jctx *c, struct jv *self, struct jargs *a)
 static struct jv *
 m_pop(struct jctx *c, struct jv *self, struct jargs *a)
 {
-	struct jv *k = jarg(a, 0, "key"), *d = jarg(a, 1, "default"), *v;
+	struct jv *k = need_str(c, jarg(a, 0, "key"), "pop");
+	struct jv *d = jarg(a, 1, "default"), *v;
 
-	if (k == NULL || k->t != JV_STR)
-		jfail_raw(c, "pop: the key is not a string");
 	if ((v = jv_dict_del(self, k->u.s.p, k->u.s.n)) != NULL)
 		return v;
-	if (d == NULL) {
-		char *why = ja_alloc(&c->arena, k->u.s.n + 32);
-		snprintf(why, k->u.s.n + 32, "pop: no key '%.*s'",
-		    (int)k->u.s.n, k->u.s.p);
-		jfail_raw(c, why);
-	}
+	if (d == NULL)
+		jfail(c, NULL, "pop: no key '%.*s'", (int)k->u.s.n, k->u.s.p);
 	return d;
 }
 
