@@ -18,7 +18,7 @@
 #          score --logprob POLICY | train-step --loss dpo
 #    and beside them, the baseline: the same rounds with the pairs chosen
 #    by the verifier (score --exact).  In the FLR arm the verifier's
-#    verdict (correct) only measures: the FLR pairwise accuracy (the
+#    verdict (reward) only measures: the FLR pairwise accuracy (the
 #    fraction of mined pairs whose verdicts differ where FLR chose the
 #    correct side); both arms' held-out accuracy is in results.md.
 #    FLR_MIN_MARGIN (default 0) keeps only the FLR pairs of a wider margin.
@@ -107,27 +107,23 @@ pp_log "judge: FLR ranks the right sum above a wrong one in $(cut -f2 "$OUT/judg
 # dpo_run ARM: FLR_ROUNDS rounds of on-policy DPO from the SFT model, the
 # pairs chosen by ARM: flr (the judge's follow-ups) or exact (the
 # verifier, the baseline FLR stands in for); ARM.acc the accuracy rows.
-# Each round's samples carry the verifier's verdict as correct, which
-# only the report reads in the flr arm.
+# The samples of pp_mine carry the verifier's verdict as reward, which in
+# the flr arm only the report reads.
+recs head -n "$FLR_PROMPTS" "$prompts" >"$OUT/prompts.mpk"
 dpo_run() {
 	m=$sft i=1
 	: >"$OUT/$1.acc"
 	while [ "$i" -le "$FLR_ROUNDS" ]; do
 		o=$OUT/$1-round$i
 		if [ ! -d "$o" ]; then
-			recs head -n "$FLR_PROMPTS" "$prompts" |
-			    rollout -m "$m" -n "$SAMPLES" --max-tokens "$MAXTOK" \
-			    --seed $((500 + i)) | score --exact --as correct |
+			pp_mine "$m" $((500 + i)) "$OUT/prompts.mpk" |
 			    if [ "$1" = flr ]; then
 				flr --as flr | filter --sorted --keep best-worst --by flr |
 				    pair --sorted --by flr --min-margin "$FLR_MIN_MARGIN"
 			    else
-				filter --sorted --keep best-worst --by correct |
-				    pair --sorted --by correct
-			    fi | score --logprob "$m" >"$o.pairs"
-			train-step -m "$m" -o "$o" --loss dpo --reset-optimizer \
-			    --lr "$LR" --beta "$BETA" --nll-coef "$NLL" \
-			    --batch-size "$DPO_BATCH" <"$o.pairs" >"$o.metrics"
+				filter --sorted --keep best-worst | pair --sorted
+			    fi | pp_par score --logprob "$m" >"$o.pairs"
+			pp_dpo_train "$m" "$o" 0
 		fi
 		pp_acc_row "$1-dpo" "$i" "$o" >>"$OUT/$1.acc"
 		pp_log "$1 round $i: $(recs count "$o.pairs") pairs | acc $(tail -n 1 "$OUT/$1.acc" | cut -f3-)"
@@ -149,7 +145,7 @@ wait "$p1"; wait "$p2"
 printf 'round\tpairs\tdecided\tflr_pair_acc\n' >"$OUT/flr.tsv"
 i=1
 while [ "$i" -le "$FLR_ROUNDS" ]; do
-	recs to-tsv chosen.correct rejected.correct <"$OUT/flr-round$i.pairs" |
+	recs to-tsv chosen.reward rejected.reward <"$OUT/flr-round$i.pairs" |
 	    awk -F'\t' -v i="$i" '{ n++ } $1 != $2 { d++; ok += ($1 > $2) }
 		END { printf "%s\t%d\t%d\t%.3f\n", i, n, d, d ? ok / d : 0 }' >>"$OUT/flr.tsv"
 	i=$((i + 1))
