@@ -21,6 +21,9 @@
 #   pp_mine_shard POLICY REF SEED PROMPTS I N
 #                                  shard I/N of a round's mining (pairs)
 #   pp_union DIR N                 recs cat DIR/part.0 ... part.(N-1)
+#   pp_ppo_update POLICY REF CRITIC OUT CRITIC_OUT SEED
+#                                  one PPO update of policy and critic
+#   pp_critic0 POLICY OUT          a critic that starts at 0
 #
 # Environment overrides (all optional):
 #   MODEL      a Hugging Face checkpoint to start from instead of the SFT
@@ -252,6 +255,41 @@ pp_dpo_train() {
 	    --lr "$LR" --beta "$BETA" --nll-coef "$NLL" \
 	    --batch-size "$DPO_BATCH" --epochs "$DPO_EPOCHS" --seed "$3" \
 	    <"$2.pairs" >"$2.metrics"
+}
+
+# pp_ppo_update POLICY REF CRITIC OUT CRITIC_OUT SEED: one PPO update of
+# POLICY into OUT (train-step --loss ppo, GAE, a KL to REF) and of CRITIC
+# into CRITIC_OUT (--loss value), on the rewarded samples on stdin, which
+# it scores with REF's log-probs and CRITIC's values first (OUT.samples,
+# removed after); OUT.metrics and CRITIC_OUT.metrics the metrics.
+: "${PPO_KL:=0.05}"
+: "${PPO_GAMMA:=1}"
+: "${PPO_LAMBDA:=0.95}"
+: "${PPO_EPOCHS:=2}"
+: "${VALUE_LR:=1e-4}"
+pp_ppo_update() {
+	pp_gae="--kl-coef $PPO_KL --gamma $PPO_GAMMA --lambda $PPO_LAMBDA"
+	score -q --logprob "$2" --as ref | score -q --value "$3" >"$4.samples"
+	# shellcheck disable=SC2086
+	train-step -q -m "$1" -o "$4" --loss ppo --reset-optimizer \
+	    --lr "$PG_LR" --batch-size "$PG_BATCH" --clip 0.2 \
+	    --ppo-epochs "$PPO_EPOCHS" --seed "$6" $pp_gae \
+	    <"$4.samples" >"$4.metrics"
+	# shellcheck disable=SC2086
+	train-step -q -m "$3" -o "$5" --loss value \
+	    --lr "$VALUE_LR" --batch-size "$PG_BATCH" --value-clip 0.2 \
+	    --ppo-epochs "$PPO_EPOCHS" --seed "$6" $pp_gae \
+	    <"$4.samples" >"$5.metrics"
+	rm -f "$4.samples"
+}
+
+# pp_critic0 POLICY OUT: a critic that starts at 0: POLICY's trunk with a
+# new scalar head (train-step --loss value --add-head, no step).
+pp_critic0() {
+	[ -d "$2" ] && return 0
+	printf '%s\n' '{"prompt_tokens":[1],"response_tokens":[2],"reward":0,"values":[0],"logprobs":[0],"ref_logprobs":[0]}' |
+	    train-step -q -m "$1" -o "$2" --loss value --add-head \
+	    --max-steps 0 >/dev/null
 }
 
 # pp_union DIR N: the outputs DIR/part.0 ... DIR/part.(N-1) of N shard

@@ -98,31 +98,19 @@ fi
 # PG=ppo: the paper's PPO, with a critic (score --value, GAE, a KL to the
 # SFT model, train-step --loss value on the same filtered samples); a
 # critic starts at 0 on the SFT model's trunk, one for each arm.
-if [ "$PG" = ppo ] && [ ! -d "$OUT/critic0" ]; then
-	printf '%s\n' '{"prompt_tokens":[1],"response_tokens":[2],"reward":0,"values":[0],"logprobs":[0],"ref_logprobs":[0]}' |
-	    train-step -q -m "$sft" -o "$OUT/critic0" --loss value --add-head \
-	    --max-steps 0 >/dev/null
+if [ "$PG" = ppo ]; then
+	pp_critic0 "$sft" "$OUT/critic0"
 fi
-gae="--kl-coef 0.05 --gamma 1 --lambda 0.95"
 # pg_step POLICY OUT CRITIC: one update of POLICY into OUT on the filtered
 # samples on stdin (and with PG=ppo, of CRITIC into OUT.critic).
 pg_step() {
-	if [ "$PG" = rloo ]; then
-		train-step -m "$1" -o "$2" --loss pg --advantage rloo \
-		    --clip 0.2 --ppo-epochs 2 --reset-optimizer --lr "$PG_LR" \
-		    --batch-size 64 >"$2.metrics"
+	if [ "$PG" = ppo ]; then
+		pp_ppo_update "$1" "$sft" "$3" "$2" "$2.critic" 0
 		return
 	fi
-	score -q --logprob "$sft" --as ref | score -q --value "$3" >"$2.samples"
-	# shellcheck disable=SC2086
-	train-step -q -m "$1" -o "$2" --loss ppo --reset-optimizer \
-	    --lr "$PG_LR" --batch-size 64 --clip 0.2 --ppo-epochs 2 $gae \
-	    <"$2.samples" >"$2.metrics"
-	# shellcheck disable=SC2086
-	train-step -q -m "$3" -o "$2.critic" --loss value --lr 1e-4 \
-	    --batch-size 64 --value-clip 0.2 --ppo-epochs 2 $gae \
-	    <"$2.samples" >"$2.critic.metrics"
-	rm -f "$2.samples"
+	train-step -m "$1" -o "$2" --loss pg --advantage rloo \
+	    --clip 0.2 --ppo-epochs 2 --reset-optimizer --lr "$PG_LR" \
+	    --batch-size 64 >"$2.metrics"
 }
 # pg_run NAME KEEP: PG_ROUNDS rounds from the SFT model.
 pg_run() {

@@ -22,42 +22,16 @@
 # those of pipelines/lib.sh.
 . "$(dirname "$0")/lib.sh"
 
-: "${PPO_KL:=0.05}"
-: "${PPO_GAMMA:=1}"
-: "${PPO_LAMBDA:=0.95}"
-: "${PPO_EPOCHS:=2}"
-: "${VALUE_LR:=1e-4}"
 pp_rounds_start ppo
 sft=$pp_sft
-gae="--kl-coef $PPO_KL --gamma $PPO_GAMMA --lambda $PPO_LAMBDA"
+pp_critic0 "$sft" "$OUT/critic0"
 
-# The first critic: the SFT body under a zero head, no step taken (a
-# record is read all the same: one of token ids stands in).
-if [ ! -d "$OUT/critic0" ]; then
-	printf '%s\n' '{"prompt_tokens":[1],"response_tokens":[2],"reward":0,"values":[0],"logprobs":[0],"ref_logprobs":[0]}' |
-	    train-step -q -m "$sft" -o "$OUT/critic0" --loss value --add-head \
-	    --max-steps 0 >/dev/null
-fi
-
-# round POLICY CRITIC I PROMPTS: samples, then the policy's and the
-# critic's updates on them (OUT/roundI, OUT/criticI).
 round() {
 	o=$OUT/round$3
 	[ -d "$o" ] && [ -d "$OUT/critic$3" ] && return 0
 	rollout -m "$1" -n "$SAMPLES" --max-tokens "$MAXTOK" --seed $((800 + $3)) \
-	    "$4" | score --exact | score --logprob "$sft" --as ref |
-	    score --value "$2" >"$o.samples"
-	# shellcheck disable=SC2086
-	train-step -q -m "$1" -o "$o" --loss ppo --reset-optimizer \
-	    --lr "$PG_LR" --batch-size "$PG_BATCH" --clip 0.2 \
-	    --ppo-epochs "$PPO_EPOCHS" --seed $((800 + $3)) $gae \
-	    <"$o.samples" >"$o.metrics"
-	# shellcheck disable=SC2086
-	train-step -q -m "$2" -o "$OUT/critic$3" --loss value \
-	    --lr "$VALUE_LR" --batch-size "$PG_BATCH" --value-clip 0.2 \
-	    --ppo-epochs "$PPO_EPOCHS" --seed $((800 + $3)) $gae \
-	    <"$o.samples" >"$OUT/critic$3.metrics"
-	rm -f "$o.samples"
+	    "$4" | score --exact |
+	    pp_ppo_update "$1" "$sft" "$2" "$o" "$OUT/critic$3" $((800 + $3))
 }
 
 printf 'model\tround\tgreedy\tt1\treward\n' >"$OUT/results.tsv"
