@@ -110,7 +110,7 @@ pg_step() {
 	fi
 	train-step -m "$1" -o "$2" --loss pg --advantage rloo \
 	    --clip 0.2 --ppo-epochs 2 --reset-optimizer --lr "$PG_LR" \
-	    --batch-size 64 >"$2.metrics"
+	    --batch-size "$PG_BATCH" >"$2.metrics"
 }
 # pg_run NAME KEEP: PG_ROUNDS rounds from the SFT model.
 pg_run() {
