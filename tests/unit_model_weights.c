@@ -512,6 +512,73 @@ test_compute_bf16(void)
 	model_free(b);
 }
 
+/*
+ * The AVX-512 products (eight and four rows by four outputs a kernel) give
+ * the AVX2 kernels' bits, for every weight type, batch size, and tail of
+ * rows, outputs and inputs: a sample does not depend on the CPU's vector
+ * width.  Only where the CPU has AVX-512.
+ */
+static void
+test_avx512_same(void)
+{
+	enum { IMAX = 77, OMAX = 43, NMAX = 13 };
+	static const int Ns[] = { 1, 4, 5, 8, 12, 13 }, Is[] = { 72, 77 };
+	static const int Os[] = { 40, 43 }, dts[] = { DT_F32, DT_BF16,
+	    DT_F16 };
+	float x[NMAX * IMAX], wf[OMAX * IMAX], bias[OMAX];
+	float o1[NMAX * OMAX], o2[NMAX * OMAX];
+	uint16_t wh[OMAX * IMAX];
+	int cases = 0;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+	if (!__builtin_cpu_supports("avx512f") ||
+	    !__builtin_cpu_supports("avx512bw") ||
+	    !__builtin_cpu_supports("f16c"))
+#endif
+	{
+		printf("AVX-512 products: no AVX-512 here, not run\n");
+		return;
+	}
+	for (int i = 0; i < NMAX * IMAX; i++)
+		x[i] = sinf(0.37f * (float)i) * 1.7f;
+	for (int i = 0; i < OMAX; i++)
+		bias[i] = 0.01f * (float)i;
+	for (size_t d = 0; d < sizeof dts / sizeof *dts; d++)
+		for (size_t a = 0; a < sizeof Is / sizeof *Is; a++)
+			for (size_t c = 0; c < sizeof Os / sizeof *Os; c++)
+				for (size_t k = 0; k < sizeof Ns / sizeof *Ns;
+				    k++) {
+		int dt = dts[d], I = Is[a], O = Os[c], N = Ns[k];
+		float *out[2] = { o2, o1 };
+		for (int i = 0; i < O * I; i++) {
+			wf[i] = cosf(0.11f * (float)i) * 0.3f;
+			wh[i] = dt == DT_BF16 ? f32_to_bf16(wf[i]) :
+			    f32_to_f16(wf[i]);
+		}
+		/* o2 on the AVX2 kernels, then o1 on AVX-512's */
+		for (int v = 0; v < 2; v++) {
+			if (v == 0)
+				setenv("PREFPIPE_NO_AVX512", "1", 1);
+			else
+				unsetenv("PREFPIPE_NO_AVX512");
+			void *ctx = backend_cpu_decode.ctx_new();
+			if (dt == DT_F32)
+				backend_cpu_decode.matmul(ctx, out[v], x, wf,
+				    bias, NULL, N, I, O);
+			else
+				backend_cpu_decode.matmul_h(ctx, out[v], x,
+				    wh, dt, bias, NULL, N, I, O);
+			backend_cpu_decode.ctx_free(ctx);
+		}
+		CHECKF(bits_equal(o1, o2, (size_t)N * O), "AVX-512 %s N=%d "
+		    "I=%d O=%d: %g from AVX2's", dtype_name(dt), N, I, O,
+		    err_rel(o1, o2, (size_t)N * O));
+		cases++;
+				}
+	printf("AVX-512 products: %d cases, the AVX2 kernels' bits\n",
+	    cases);
+}
+
 int
 main(void)
 {
@@ -531,5 +598,6 @@ main(void)
 	}
 	test_ckpt();
 	test_compute_bf16();
+	test_avx512_same();
 	return check_status();
 }

@@ -23,7 +23,9 @@
  * threads wait at a barrier there instead of being woken for every
  * product.  A step too small to pay for even that (a tiny model, one
  * sequence) runs in the calling thread.  The AVX2 paths are chosen at run
- * time (pp_cpu_avx2: the CPU, and PREFPIPE_NO_AVX2 unset).
+ * time (pp_cpu_avx2: the CPU, and PREFPIPE_NO_AVX2 unset), and for the
+ * products of a batch AVX-512's where the CPU has it (PREFPIPE_NO_AVX512
+ * unset), which give the same bits.
  * tests/unit_model.c checks a step against PyTorch's numbers and
  * tests/rollout_basic.sh against model_forward.
  */
@@ -65,6 +67,7 @@ struct dec_thread {
 struct dec_ctx {
 	int avx2;		/* the AVX2 and FMA paths */
 	int f16c;		/* and F16C's, for f16 weights */
+	int avx512;		/* the AVX-512 products (chunk512_body) */
 	int nth;		/* threads a step may use */
 	struct dec_thread *th;	/* (nth) */
 	int bf16dot;		/* AVX512_BF16's vdpbf16ps, for DT_XBF16 */
@@ -85,6 +88,11 @@ dec_ctx_new(void)
 	c->avx2 = pp_cpu_avx2();
 #if defined(__x86_64__) || defined(__i386__)
 	c->f16c = c->avx2 && __builtin_cpu_supports("f16c");
+#endif
+#if defined(__x86_64__)
+	c->avx512 = c->f16c && getenv("PREFPIPE_NO_AVX512") == NULL &&
+	    __builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("avx512bw");
 #endif
 #ifdef BF16DOT
 	c->bf16dot = getenv("PREFPIPE_NO_AVX512BF16") == NULL &&
@@ -412,6 +420,36 @@ put(float *o, float v, const float *bias, int acc)
 	*o = acc ? *o + v : v;
 }
 
+/* Outputs o0..o1 of rows b0..B one row at a time, eight outputs at once
+ * (the rows past a batch's last block of four). */
+AI void
+rows_alone(float *out, const float *x, const void *w, int wt,
+    const float *bias, int b0, int B, int I, int O, int acc, int o0, int o1)
+{
+	float r[8];
+
+	for (int b = b0; b < B; b++) {
+		const float *xb = x + (size_t)b * I;
+		float *ob = out + (size_t)b * O;
+		int o = o0;
+		for (; o + 8 <= o1; o += 8) {
+			k1x8(xb, I, wrow(w, (size_t)o * I, wt), wt, I, r);
+			for (int k = 0; k < 8; k++)
+				put(ob + o + k, r[k], bias ? bias + o + k :
+				    NULL, acc);
+		}
+		for (; o + 4 <= o1; o += 4) {
+			k1x4(xb, I, wrow(w, (size_t)o * I, wt), wt, r);
+			for (int k = 0; k < 4; k++)
+				put(ob + o + k, r[k], bias ? bias + o + k :
+				    NULL, acc);
+		}
+		for (; o < o1; o++)
+			put(ob + o, k1x1(xb, I, wrow(w, (size_t)o * I, wt),
+			    wt), bias ? bias + o : NULL, acc);
+	}
+}
+
 /* Outputs o0..o1 for every row of the batch: each weight row comes from
  * memory once and serves all the rows while it is in cache. */
 AI void
@@ -449,28 +487,131 @@ chunk_body(float *out, const float *x, const void *w, int wt,
 		for (b = 0; b < B4; b++)
 			put(out + (size_t)b * O + o, k1x1(x + (size_t)b * I, I,
 			    wrow(w, (size_t)o * I, wt), wt), bias ? bias + o : NULL, acc);
-	b = B4;
-	for (; b < B; b++) {
-		const float *xb = x + (size_t)b * I;
-		float *ob = out + (size_t)b * O;
-		o = o0;
-		for (; o + 8 <= o1; o += 8) {
-			k1x8(xb, I, wrow(w, (size_t)o * I, wt), wt, I, r);
-			for (int k = 0; k < 8; k++)
-				put(ob + o + k, r[k], bias ? bias + o + k :
-				    NULL, acc);
+	rows_alone(out, x, w, wt, bias, B4, B, I, O, acc, o0, o1);
+}
+
+/*
+ * The same outputs on AVX-512, twice the work an instruction.  A v16
+ * holds two v8 side by side: lanes 0-7 the running sums of one (row,
+ * output), lanes 8-15 those of the next output, each lane adding the
+ * same products in the same order as the AVX2 kernels' v8 would.  The
+ * weights of two rows go in one v16 (wload8 twice, then put together),
+ * a row of the batch in both halves; the halves are then taken apart and
+ * added by reduce8.  So every output is, bit for bit, the one the AVX2
+ * kernels give (tests/unit_model_weights.c checks it), and the choice of
+ * kernel by the CPU changes no sample.
+ */
+typedef float v16 __attribute__((vector_size(64)));
+
+AI v16
+join8(v8 a, v8 b)
+{
+	return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+	    10, 11, 12, 13, 14, 15);
+}
+
+AI v8
+half8(v16 a, int hi)
+{
+	return hi ? __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14,
+	    15) : __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+/* Eight floats at p, in both halves: one vbroadcastf64x4 from memory
+ * (putting two loads together took a shuffle more). */
+AI v16
+dup8(const float *p)
+{
+#ifdef X86_BUILTINS
+	typedef double v4df __attribute__((vector_size(32)));
+	typedef double v8df __attribute__((vector_size(64)));
+	v4df d;
+	v8df r;
+	v16 f;
+
+	memcpy(&d, p, sizeof d);
+	r = __builtin_ia32_broadcastf64x4_512(d, (v8df){ 0 },
+	    (unsigned char)-1);
+	memcpy(&f, &r, sizeof f);
+	return f;
+#else
+	v8 x = load8(p);
+	return join8(x, x);
+#endif
+}
+
+/* R rows (4 or 8) by four outputs: r[4 * row + output].  R * 2 running
+ * v16s: sixteen for R = 8, in AVX-512's 32 registers with room for the
+ * weights; each pair of weight rows serves all R rows. */
+AI void
+kRx4(const float *x, int R, int I, const void *w, int wt, float *r)
+{
+	v16 a[8][2];
+	int i8 = I & ~7;
+
+#pragma GCC unroll 8
+	for (int b = 0; b < R; b++)
+		a[b][0] = a[b][1] = (v16){ 0 };
+	for (int i = 0; i < i8; i += 8) {
+		v16 w01 = join8(wload8(w, i, wt), wload8(w, I + i, wt));
+		v16 w23 = join8(wload8(w, 2 * (size_t)I + i, wt),
+		    wload8(w, 3 * (size_t)I + i, wt));
+		/* the next four weight rows, from memory meanwhile */
+#pragma GCC unroll 4
+		for (int k = 4; k < 8; k++)
+			wprefetch(w, k * (size_t)I + i, wt);
+#pragma GCC unroll 8
+		for (int b = 0; b < R; b++) {
+			v16 xx = dup8(x + (size_t)b * I + i);
+			a[b][0] += xx * w01;
+			a[b][1] += xx * w23;
 		}
-		for (; o + 4 <= o1; o += 4) {
-			k1x4(xb, I, wrow(w, (size_t)o * I, wt), wt, r);
-			for (int k = 0; k < 4; k++)
-				put(ob + o + k, r[k], bias ? bias + o + k :
-				    NULL, acc);
-		}
-		for (; o < o1; o++)
-			put(ob + o, k1x1(xb, I, wrow(w, (size_t)o * I, wt),
-			    wt),
-			    bias ? bias + o : NULL, acc);
 	}
+#pragma GCC unroll 4
+	for (int b = 0; b < R; b += 2) {
+		v8 v = reduce8(half8(a[b][0], 0), half8(a[b][0], 1),
+		    half8(a[b][1], 0), half8(a[b][1], 1),
+		    half8(a[b + 1][0], 0), half8(a[b + 1][0], 1),
+		    half8(a[b + 1][1], 0), half8(a[b + 1][1], 1));
+		memcpy(r + 4 * b, &v, sizeof v);
+	}
+	for (int i = i8; i < I; i++)
+		for (int k = 0; k < 4 * R; k++)
+			r[k] += x[(size_t)(k / 4) * I + i] *
+			    wload1(w, (size_t)(k % 4) * I + i, wt);
+}
+
+/* chunk_body's outputs, the blocks of rows by kRx4: eight rows, then
+ * four, by four outputs; what is left as chunk_body leaves it. */
+AI void
+chunk512_body(float *out, const float *x, const void *w, int wt,
+    const float *bias, int B, int I, int O, int acc, int o0, int o1)
+{
+	float r[32];
+	int B8 = B & ~7, B4 = B & ~3, o = o0, b;
+
+	if (B4 > 0)
+		for (; o + 4 <= o1; o += 4)
+			for (b = 0; b < B4; b += b < B8 ? 8 : 4) {
+				int R = b < B8 ? 8 : 4;
+				float *ob = out + (size_t)b * O;
+				if (R == 8)
+					kRx4(x + (size_t)b * I, 8, I, wrow(w,
+					    (size_t)o * I, wt), wt, r);
+				else
+					kRx4(x + (size_t)b * I, 4, I, wrow(w,
+					    (size_t)o * I, wt), wt, r);
+				for (int k = 0; k < 4 * R; k++)
+					put(ob + (size_t)(k / 4) * O + o +
+					    k % 4, r[k], bias ? bias + o +
+					    k % 4 : NULL, acc);
+			}
+	for (; o < o1; o++)
+		for (b = 0; b < B4; b++)
+			put(out + (size_t)b * O + o, k1x1(x + (size_t)b * I, I,
+			    wrow(w, (size_t)o * I, wt), wt), bias ? bias + o :
+			    NULL, acc);
+	rows_alone(out, x, w, wt, bias, B4, B, I, O, acc, o0, o1);
 }
 
 /*
@@ -603,6 +744,20 @@ CHUNK(chunk_generic_f16, , DT_F16)
 #undef AVX2
 #undef CHUNK
 
+#ifdef X86_BUILTINS
+#define CHUNK512(name, wt)						\
+__attribute__((target("avx2,fma,f16c,avx512f,avx512bw"))) static void	\
+name(float *out, const float *x, const void *w, const float *bias,	\
+    int B, int I, int O, int acc, int o0, int o1)			\
+{									\
+	chunk512_body(out, x, w, wt, bias, B, I, O, acc, o0, o1);	\
+}
+CHUNK512(chunk_avx512, DT_F32)
+CHUNK512(chunk_avx512_bf16, DT_BF16 | W_AVX2)
+CHUNK512(chunk_avx512_f16, DT_F16 | W_AVX2)
+#undef CHUNK512
+#endif
+
 #ifdef BF16DOT
 /*
  * --compute bf16 (DT_XBF16) on a CPU with AVX512_BF16: x, already rounded
@@ -660,6 +815,11 @@ chunk_for(const struct dec_ctx *s, int wt)
 	wt &= ~DT_XBF16;
 	if (s->avx2 && !s->f16c && wt == DT_F16)
 		return chunk_generic_f16;
+#ifdef X86_BUILTINS
+	if (s->avx512)
+		return wt == DT_BF16 ? chunk_avx512_bf16 : wt == DT_F16 ?
+		    chunk_avx512_f16 : chunk_avx512;
+#endif
 	if (s->avx2)
 		return wt == DT_BF16 ? chunk_avx2_bf16 : wt == DT_F16 ?
 		    chunk_avx2_f16 : chunk_avx2;
