@@ -13,7 +13,10 @@
 #include <unistd.h>
 
 #ifdef HAVE_MPI
-#include <mpi.h>
+#include <dlfcn.h>
+#include <stdio.h>
+
+#include "util/mpi_ops.h"
 #endif
 
 #include "util/dist.h"
@@ -109,12 +112,12 @@ pp_dist_gather_bytes(const void *p, size_t n, size_t *count)
 
 #else
 
-static int dist_on;		/* MPI_Init was called */
+static const struct pp_mpi_ops *mpi;	/* the module, once MPI_Init ran */
 
 int
 pp_dist_active(void)
 {
-	return dist_on;
+	return mpi != NULL;
 }
 
 /*
@@ -125,16 +128,13 @@ pp_dist_active(void)
 static void
 dist_exit(int status, void *arg)
 {
-	int fin = 0;
-
 	(void)arg;
-	MPI_Finalized(&fin);
-	if (fin)
+	if (mpi->finalized())
 		return;
 	if (status == 0)
-		MPI_Finalize();
+		mpi->finalize();
 	else
-		MPI_Abort(MPI_COMM_WORLD, status);
+		mpi->abort(status);
 }
 
 /* Whether a launcher that speaks MPI's wire-up started this process. */
@@ -149,20 +149,69 @@ launched(void)
 	return 0;
 }
 
+/*
+ * The module (mpi_ops.h): $PREFPIPE_MPI_MODULE, else lib/prefpipe-mpi.so
+ * beside the tools' directory (the build tree: tools/ and lib/), else
+ * where make install put it.  RTLD_GLOBAL: Open MPI opens components of
+ * its own that look for libmpi's symbols in the global scope.
+ */
+static const struct pp_mpi_ops *
+load_module(void)
+{
+	char exe[4096], path[4096 + 64], tried[3 * 4160] = "";
+	const char *cand[3];
+	int n = 0;
+	ssize_t len;
+
+	if ((cand[n] = getenv("PREFPIPE_MPI_MODULE")) != NULL)
+		n++;
+	else {
+		len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (len > 0) {
+			exe[len] = '\0';
+			char *slash = strrchr(exe, '/');
+			if (slash != NULL) {
+				*slash = '\0';
+				snprintf(path, sizeof(path),
+				    "%s/../lib/prefpipe-mpi.so", exe);
+				cand[n++] = path;
+			}
+		}
+		cand[n++] = PP_PKGLIBDIR "/prefpipe-mpi.so";
+	}
+	for (int i = 0; i < n; i++) {
+		void *h = dlopen(cand[i], RTLD_NOW | RTLD_GLOBAL);
+		if (h == NULL) {
+			size_t k = strlen(tried);
+			snprintf(tried + k, sizeof(tried) - k, "%s%s",
+			    k ? "; " : "", dlerror());
+			continue;
+		}
+		const struct pp_mpi_ops *o = dlsym(h, "pp_mpi_ops");
+		if (o == NULL || o->abi != PP_MPI_ABI)
+			errx(EXIT_DATA, "MPI: %s is not this build's module "
+			    "(%s)", cand[i], o == NULL ? "no pp_mpi_ops" :
+			    "another version");
+		return o;
+	}
+	errx(EXIT_DATA, "MPI: started by mpirun, but prefpipe's MPI module "
+	    "does not load: %s", tried);
+}
+
 void
 pp_dist_init(int *argc, char ***argv)
 {
+	const struct pp_mpi_ops *o;
+
 	/* A plain start stays a plain process: no singleton MPI start-up,
-	 * which costs time and wants a runtime around it. */
-	if (dist_on || !launched())
+	 * which costs time and wants a runtime around it, and no Open MPI
+	 * libraries in its memory. */
+	if (mpi != NULL || !launched())
 		return;
-	if (MPI_Init(argc, argv) != MPI_SUCCESS)
+	o = load_module();
+	if (o->init(argc, argv, &dist_rank, &dist_size) != 0)
 		errx(EXIT_DATA, "MPI_Init failed");
-	dist_on = 1;
-	MPI_Comm_rank(MPI_COMM_WORLD, &dist_rank);
-	MPI_Comm_size(MPI_COMM_WORLD, &dist_size);
-	/* MPI's own errors end the run with a message, as ours do. */
-	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+	mpi = o;
 	if (on_exit(dist_exit, NULL) != 0)
 		errx(EXIT_DATA, "on_exit failed");
 }
@@ -175,7 +224,7 @@ bcast_bytes(void *p, size_t n)
 {
 	for (size_t o = 0; o < n; o += DIST_CHUNK) {
 		size_t k = n - o < DIST_CHUNK ? n - o : DIST_CHUNK;
-		MPI_Bcast((char *)p + o, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD);
+		mpi->bcast((char *)p + o, (int)k, PP_MPI_BYTE);
 	}
 }
 
@@ -192,7 +241,7 @@ pp_dist_share_stdin(void)
 		data = pp_dist_read_all(0, "stdin", &len);
 		n = len;
 	}
-	MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+	mpi->bcast(&n, 1, PP_MPI_U64);
 	if (dist_rank != 0)
 		data = xmalloc(n + 1);
 	bcast_bytes(data, n);
@@ -242,8 +291,7 @@ name(type *x, size_t n)							\
 			rc[r] = mine;					\
 			rd[r] = r * mine;				\
 		}							\
-		MPI_Alltoallv(x + o, sc, sd, mpitype, buf, rc, rd,	\
-		    mpitype, MPI_COMM_WORLD);				\
+		mpi->alltoallv(x + o, sc, sd, buf, rc, rd, mpitype);	\
 		type *dst = x + o + sd[dist_rank];			\
 		for (int j = 0; j < mine; j++) {			\
 			type s = buf[j];				\
@@ -251,16 +299,15 @@ name(type *x, size_t n)							\
 				s += buf[(size_t)r * mine + j];		\
 			dst[j] = s;					\
 		}							\
-		MPI_Allgatherv(MPI_IN_PLACE, 0, mpitype, x + o, sc, sd,	\
-		    mpitype, MPI_COMM_WORLD);				\
+		mpi->allgatherv(x + o, sc, sd, mpitype);		\
 	}								\
 	free(sc);							\
 	free(buf);							\
 	dist_sum_seconds += pp_now() - t0;				\
 }
 
-SUM_IMPL(pp_dist_sum_float, float, MPI_FLOAT)
-SUM_IMPL(pp_dist_sum_double, double, MPI_DOUBLE)
+SUM_IMPL(pp_dist_sum_float, float, PP_MPI_FLOAT)
+SUM_IMPL(pp_dist_sum_double, double, PP_MPI_DOUBLE)
 
 void
 pp_dist_allgather_float(float *x, const size_t *count)
@@ -279,8 +326,7 @@ pp_dist_allgather_float(float *x, const size_t *count)
 		rd[r] = (int)off;
 		off += count[r];
 	}
-	MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, x, rc, rd, MPI_FLOAT,
-	    MPI_COMM_WORLD);
+	mpi->allgatherv(x, rc, rd, PP_MPI_FLOAT);
 	free(rc);
 }
 
@@ -290,8 +336,7 @@ pp_dist_gather_bytes(const void *p, size_t n, size_t *count)
 	int K = dist_size;
 	uint64_t mine = n, *all_n = xreallocarray(NULL, K, sizeof(*all_n));
 
-	MPI_Gather(&mine, 1, MPI_UINT64_T, all_n, 1, MPI_UINT64_T, 0,
-	    MPI_COMM_WORLD);
+	mpi->gather(&mine, all_n, PP_MPI_U64);
 	if (n > INT32_MAX)
 		errx(EXIT_DATA, "MPI: %zu bytes are too many to gather at "
 		    "once", n);
@@ -312,8 +357,7 @@ pp_dist_gather_bytes(const void *p, size_t n, size_t *count)
 		}
 		all = xmalloc(tot + 1);
 	}
-	MPI_Gatherv(p, (int)n, MPI_BYTE, all, rc, rd, MPI_BYTE, 0,
-	    MPI_COMM_WORLD);
+	mpi->gatherv(p, (int)n, all, rc, rd, PP_MPI_BYTE);
 	free(rc);
 	free(all_n);
 	return all;
