@@ -33,9 +33,11 @@ for a in llama qwen3 gemma2; do
 	    $w --seed 1 >/dev/null
 	# No EOS: every sample decodes the full length, so the batch stays
 	# at 8 (a sample that stopped early cost its family up to a tenth
-	# of its tokens/s).  The configs name none, and the tokenizer's
-	# <|eos|>, which the tokenizer would take for the EOS by its name,
-	# is renamed.
+	# of its tokens/s, and left 7 rows, which run slower than 8).  The
+	# configs name none; the tokenizer's <|eos|>, which the tokenizer
+	# would take for the EOS by its name, is renamed, and
+	# tokenizer_config.json's eos_token, which names it, dropped (until
+	# 2026-12-07 it was renamed with it, and stayed the EOS).
 	for f in config.json generation_config.json; do
 		"$PYTHON3" -c 'import json, sys
 c = json.load(open(sys.argv[1])); c["eos_token_id"] = []
@@ -43,6 +45,9 @@ json.dump(c, open(sys.argv[1], "w"))' "$T/$a/$f"
 	done
 	sed -i 's/<|eos|>/<|unused|>/g' "$T/$a/tokenizer.json" \
 	    "$T/$a/tokenizer_config.json"
+	"$PYTHON3" -c 'import json, sys
+c = json.load(open(sys.argv[1])); c.pop("eos_token", None)
+json.dump(c, open(sys.argv[1], "w"))' "$T/$a/tokenizer_config.json"
 done
 echo '{"id":"p","prompt":"Once upon a time"}' >"$T/one.jsonl"
 awk -v kind=pairs -f "$top_srcdir/bench/records.awk" >"$T/pairs.jsonl"
@@ -68,11 +73,14 @@ def decode(fam):
                               "%s/%s" % (T, fam), "-n", "8", "--max-tokens",
                               str(M)], stdin=f, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, check=True).stderr
-    m = re.search(r"decode [0-9.]+ s, [0-9]+ tokens, ([0-9.]+) tok/s",
+    m = re.search(r"decode [0-9.]+ s, ([0-9]+) tokens, ([0-9.]+) tok/s",
                   err.decode())
     if m is None:
         sys.exit("rollout: no --stats line")
-    return float(m.group(1))
+    if int(m.group(1)) != 8 * (M - 1):
+        sys.exit("%s: %s tokens decoded, not 8 x %d: a sample stopped "
+                 "early" % (fam, m.group(1), M - 1))
+    return float(m.group(2))
 
 def train(fam):
     """The fastest of 3 DPO steps (after one to warm up), in tokens/s."""
