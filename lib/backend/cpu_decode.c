@@ -540,13 +540,13 @@ dup8(const float *p)
 #endif
 }
 
-/* R rows (4 or 8) by four outputs: r[4 * row + output].  R * 2 running
- * v16s: sixteen for R = 8, in AVX-512's 32 registers with room for the
- * weights; each pair of weight rows serves all R rows. */
+/* R rows (2 to 8, a constant) by four outputs: r[4 * row + output].
+ * R * 2 running v16s: sixteen for R = 8, in AVX-512's 32 registers with
+ * room for the weights; each pair of weight rows serves all R rows. */
 AI void
 kRx4(const float *x, int R, int I, const void *w, int wt, float *r)
 {
-	v16 a[8][2];
+	v16 a[9][2];
 	int i8 = I & ~7;
 
 #pragma GCC unroll 8
@@ -567,13 +567,16 @@ kRx4(const float *x, int R, int I, const void *w, int wt, float *r)
 			a[b][1] += xx * w23;
 		}
 	}
+	/* two rows a reduce8; an odd R's last with zeros for a partner */
+	if (R & 1)
+		a[R][0] = a[R][1] = (v16){ 0 };
 #pragma GCC unroll 4
 	for (int b = 0; b < R; b += 2) {
 		v8 v = reduce8(half8(a[b][0], 0), half8(a[b][0], 1),
 		    half8(a[b][1], 0), half8(a[b][1], 1),
 		    half8(a[b + 1][0], 0), half8(a[b + 1][0], 1),
 		    half8(a[b + 1][1], 0), half8(a[b + 1][1], 1));
-		memcpy(r + 4 * b, &v, sizeof v);
+		memcpy(r + 4 * b, &v, (b + 1 < R ? 8 : 4) * sizeof(float));
 	}
 	for (int i = i8; i < I; i++)
 		for (int k = 0; k < 4 * R; k++)
@@ -581,37 +584,55 @@ kRx4(const float *x, int R, int I, const void *w, int wt, float *r)
 			    wload1(w, (size_t)(k % 4) * I + i, wt);
 }
 
-/* chunk_body's outputs, the blocks of rows by kRx4: eight rows, then
- * four, by four outputs; what is left as chunk_body leaves it. */
+/* The rows of the next block when rem are left (rem >= 2): 8 while that
+ * leaves two or more, else 4, 3 or 2 so that none is left alone (a
+ * lone row would read every weight once more, from memory). */
+AI int
+block_rows(int rem)
+{
+	if (rem >= 10 || rem == 8)
+		return 8;
+	if (rem == 9 || rem == 7 || rem == 6 || rem == 4)
+		return 4;
+	return rem == 5 ? 3 : rem;
+}
+
+/* chunk_body's outputs, the blocks of rows by kRx4: eight rows, four,
+ * three or two (block_rows), by four outputs, since a batch whose samples
+ * end one by one passes through every size; one row alone, and the
+ * outputs past the last four, as chunk_body does them. */
 AI void
 chunk512_body(float *out, const float *x, const void *w, int wt,
     const float *bias, int B, int I, int O, int acc, int o0, int o1)
 {
 	float r[32];
-	int B8 = B & ~7, B4 = B & ~3, o = o0, b;
+	int o = o0, b, R;
+	int Bk = B >= 2 ? B : 0;	/* rows in blocks: all but a lone one */
 
-	if (B4 > 0)
+	if (Bk > 0)
 		for (; o + 4 <= o1; o += 4)
-			for (b = 0; b < B4; b += b < B8 ? 8 : 4) {
-				int R = b < B8 ? 8 : 4;
+			for (b = 0; b < Bk; b += R) {
+				const float *xb = x + (size_t)b * I;
+				const void *wo = wrow(w, (size_t)o * I, wt);
 				float *ob = out + (size_t)b * O;
-				if (R == 8)
-					kRx4(x + (size_t)b * I, 8, I, wrow(w,
-					    (size_t)o * I, wt), wt, r);
-				else
-					kRx4(x + (size_t)b * I, 4, I, wrow(w,
-					    (size_t)o * I, wt), wt, r);
+				R = block_rows(Bk - b);
+				switch (R) {
+				case 8: kRx4(xb, 8, I, wo, wt, r); break;
+				case 4: kRx4(xb, 4, I, wo, wt, r); break;
+				case 3: kRx4(xb, 3, I, wo, wt, r); break;
+				default: kRx4(xb, 2, I, wo, wt, r); break;
+				}
 				for (int k = 0; k < 4 * R; k++)
 					put(ob + (size_t)(k / 4) * O + o +
 					    k % 4, r[k], bias ? bias + o +
 					    k % 4 : NULL, acc);
 			}
 	for (; o < o1; o++)
-		for (b = 0; b < B4; b++)
+		for (b = 0; b < Bk; b++)
 			put(out + (size_t)b * O + o, k1x1(x + (size_t)b * I, I,
 			    wrow(w, (size_t)o * I, wt), wt), bias ? bias + o :
 			    NULL, acc);
-	rows_alone(out, x, w, wt, bias, B4, B, I, O, acc, o0, o1);
+	rows_alone(out, x, w, wt, bias, Bk, B, I, O, acc, o0, o1);
 }
 
 /*
