@@ -464,6 +464,25 @@ test_compute_bf16(void)
 			CHECKF(err_rel(o1, o2, (size_t)N * O) < 1e-5,
 			    "AVX512_BF16, N=%d: %g from the portable path", N,
 			    err_rel(o1, o2, (size_t)N * O));
+			/* each row alone gives its bits in the batch: the
+			 * kernel's blocks of rows change no sum */
+			for (int b = 0; b < N; b++) {
+				float one[O];
+				backend_cpu_decode.matmul_h(ctx, one,
+				    x + (size_t)b * I, w, DT_BF16 | DT_XBF16,
+				    bias, NULL, 1, I, O);
+				CHECKF(bits_equal(one, o1 + (size_t)b * O, O),
+				    "AVX512_BF16, N=%d: row %d alone differs",
+				    N, b);
+			}
+			/* and 37 outputs (blocks of four, then one at a
+			 * time) the first 37 of the 40 */
+			backend_cpu_decode.matmul_h(ctx, o2, x, w,
+			    DT_BF16 | DT_XBF16, bias, NULL, N, I, O - 3);
+			for (int b = 0; b < N; b++)
+				CHECKF(bits_equal(o2 + (size_t)b * (O - 3),
+				    o1 + (size_t)b * O, O - 3), "AVX512_BF16, "
+				    "N=%d: row %d of 37 outputs", N, b);
 			backend_cpu_decode.ctx_free(ctx);
 		}
 	} else

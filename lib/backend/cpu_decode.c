@@ -786,43 +786,100 @@ CHUNK512(chunk_avx512_f16, DT_F16 | W_AVX2)
  * weight's bf16 as stored go to vdpbf16ps, which adds each pair's two
  * products (exact) to a lane's fp32 sum: sixteen lanes over i mod 32, the
  * last I mod 32 elements masked to zeros, then the lanes added.  Each
- * output is computed alone, the same way whatever B and the threads.
+ * output is computed the same way whatever B, its block and the threads.
  * Only where the CPU has the instructions (dec_ctx_new), so it is tested
  * only there: tests/unit_model_weights.c against the portable path.
  */
+/* Rows b0..b0+R of x by weight rows o..o+NO (R <= 4, NO <= 4, both
+ * constants where it is inlined): each pair's sum as above, the R x NO
+ * of them side by side so that a weight load and a conversion of x to
+ * bf16 serve several (one output alone converted x once a weight row,
+ * and ran three times slower than --compute f32 at n = 8). */
+BF16DOT static inline __attribute__((always_inline)) void
+bf16dot_block(float *out, const float *x, const uint16_t *wh,
+    const float *bias, int R, int NO, int I, int O, int acc, int b0, int o)
+{
+	__m512 s[4][4];
+	int i32 = I & ~31, n = I - i32;
+
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int k = 0; k < NO; k++)
+			s[r][k] = _mm512_setzero_ps();
+	for (int i = 0; i < i32; i += 32) {
+		__m512bh wv[4];
+#pragma GCC unroll 4
+		for (int k = 0; k < NO; k++)
+			wv[k] = (__m512bh)_mm512_loadu_si512(wh +
+			    (size_t)(o + k) * I + i);
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const float *xb = x + (size_t)(b0 + r) * I + i;
+			__m512bh xv = _mm512_cvtne2ps_pbh(
+			    _mm512_loadu_ps(xb + 16), _mm512_loadu_ps(xb));
+#pragma GCC unroll 4
+			for (int k = 0; k < NO; k++)
+				s[r][k] = _mm512_dpbf16_ps(s[r][k], xv, wv[k]);
+		}
+	}
+	if (n > 0) {
+		__mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+		__mmask16 m1 = n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+		__mmask32 mw = (__mmask32)((1ull << n) - 1);
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const float *xb = x + (size_t)(b0 + r) * I + i32;
+			__m512bh xv = _mm512_cvtne2ps_pbh(
+			    _mm512_maskz_loadu_ps(m1, xb + 16),
+			    _mm512_maskz_loadu_ps(m0, xb));
+#pragma GCC unroll 4
+			for (int k = 0; k < NO; k++)
+				s[r][k] = _mm512_dpbf16_ps(s[r][k], xv,
+				    (__m512bh)_mm512_maskz_loadu_epi16(mw, wh +
+				    (size_t)(o + k) * I + i32));
+		}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int k = 0; k < NO; k++)
+			put(out + (size_t)(b0 + r) * O + o + k,
+			    _mm512_reduce_add_ps(s[r][k]),
+			    bias ? bias + o + k : NULL, acc);
+}
+
+/* One output's or four's block of rows, R of them (a constant each). */
+#define BF16DOT_ROWS(NO)						\
+	switch (R) {							\
+	case 4: bf16dot_block(out, x, wh, bias, 4, NO, I, O, acc, b, o); \
+		break;							\
+	case 3: bf16dot_block(out, x, wh, bias, 3, NO, I, O, acc, b, o); \
+		break;							\
+	case 2: bf16dot_block(out, x, wh, bias, 2, NO, I, O, acc, b, o); \
+		break;							\
+	default: bf16dot_block(out, x, wh, bias, 1, NO, I, O, acc, b, o); \
+	}
+
 BF16DOT static void
 chunk_avx512bf16(float *out, const float *x, const void *w,
     const float *bias, int B, int I, int O, int acc, int o0, int o1)
 {
 	const uint16_t *wh = w;
-	int i32 = I & ~31, n = I - i32;
-	__mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
-	__mmask16 m1 = n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
-	__mmask32 mw = n > 0 ? (__mmask32)((1ull << n) - 1) : 0;
+	int o = o0;
 
-	for (int o = o0; o < o1; o++) {
-		const uint16_t *wo = wh + (size_t)o * I;
-		for (int b = 0; b < B; b++) {
-			const float *xb = x + (size_t)b * I;
-			__m512 sum = _mm512_setzero_ps();
-			for (int i = 0; i < i32; i += 32)
-				sum = _mm512_dpbf16_ps(sum,
-				    _mm512_cvtne2ps_pbh(
-				    _mm512_loadu_ps(xb + i + 16),
-				    _mm512_loadu_ps(xb + i)),
-				    (__m512bh)_mm512_loadu_si512(wo + i));
-			if (n > 0)
-				sum = _mm512_dpbf16_ps(sum,
-				    _mm512_cvtne2ps_pbh(
-				    _mm512_maskz_loadu_ps(m1, xb + i32 + 16),
-				    _mm512_maskz_loadu_ps(m0, xb + i32)),
-				    (__m512bh)_mm512_maskz_loadu_epi16(mw,
-				    wo + i32));
-			put(out + (size_t)b * O + o, _mm512_reduce_add_ps(sum),
-			    bias ? bias + o : NULL, acc);
+	for (; o + 4 <= o1; o += 4)
+		for (int b = 0, R; b < B; b += R) {
+			R = B - b < 4 ? B - b : 4;
+			BF16DOT_ROWS(4)
 		}
-	}
+	for (; o < o1; o++)
+		for (int b = 0, R; b < B; b += R) {
+			R = B - b < 4 ? B - b : 4;
+			BF16DOT_ROWS(1)
+		}
 }
+#undef BF16DOT_ROWS
 #endif
 
 /* The chunk function for weights of type wt. */
