@@ -501,6 +501,7 @@ chunk_body(float *out, const float *x, const void *w, int wt,
  * kernels give (tests/unit_model_weights.c checks it), and the choice of
  * kernel by the CPU changes no sample.
  */
+#ifdef X86_BUILTINS
 typedef float v16 __attribute__((vector_size(64)));
 
 AI v16
@@ -522,7 +523,6 @@ half8(v16 a, int hi)
 AI v16
 dup8(const float *p)
 {
-#ifdef X86_BUILTINS
 	typedef double v4df __attribute__((vector_size(32)));
 	typedef double v8df __attribute__((vector_size(64)));
 	v4df d;
@@ -534,10 +534,6 @@ dup8(const float *p)
 	    (unsigned char)-1);
 	memcpy(&f, &r, sizeof f);
 	return f;
-#else
-	v8 x = load8(p);
-	return join8(x, x);
-#endif
 }
 
 /* R rows (2 to 8, a constant) by four outputs: r[4 * row + output].
@@ -634,6 +630,7 @@ chunk512_body(float *out, const float *x, const void *w, int wt,
 			    NULL, acc);
 	rows_alone(out, x, w, wt, bias, Bk, B, I, O, acc, o0, o1);
 }
+#endif
 
 /*
  * Attention of query heads h0..h1 of one sequence over its keys, which lie
@@ -790,6 +787,7 @@ CHUNK512(chunk_avx512_f16, DT_F16 | W_AVX2)
  * Only where the CPU has the instructions (dec_ctx_new), so it is tested
  * only there: tests/unit_model_weights.c against the portable path.
  */
+
 /* Rows b0..b0+R of x by weight rows o..o+NO (R <= 4, NO <= 4, both
  * constants where it is inlined): each pair's sum as above, the R x NO
  * of them side by side so that a weight load and a conversion of x to
